@@ -1,0 +1,288 @@
+//! AdmissionReview JSON <-> engine. The request is parsed once: the envelope with the object
+//! left raw, then the object straight into its typed struct when it is a kind the engine
+//! judges. Every readable review gets a review back with its uid, whatever goes wrong
+//! inside; a body that cannot be read as a review gets HTTP 400 and a message.
+
+use crate::engine::policy::Policy;
+use crate::engine::review::{GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User};
+use crate::engine::view::ClusterView;
+use crate::engine::{self, Decision};
+use kube::core::admission::AdmissionResponse;
+use kube::core::response::Status;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const KIND: &str = "AdmissionReview";
+
+/// Which webhook endpoint a review arrived at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// Why a body could not be read as an AdmissionReview (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("request body is empty; expected an admission.k8s.io/v1 AdmissionReview")]
+    Empty,
+    #[error("request body is not a JSON AdmissionReview: {0}")]
+    NotJson(serde_json::Error),
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    #[error("AdmissionReview request has no uid")]
+    NoUid,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawReview<'a> {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(borrow)]
+    request: Option<RawRequest<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawUser {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest<'a> {
+    #[serde(default)]
+    uid: Option<String>,
+    kind: Option<GroupVersionKind>,
+    resource: Option<GroupVersionResource>,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: Option<Operation>,
+    #[serde(default)]
+    user_info: Option<RawUser>,
+    #[serde(default, borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// What the server logs and counts about one review.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub kind: String,
+    pub operation: String,
+    pub dry_run: bool,
+    /// `allowed`, `denied`, `skipped`, `invalid`, `error`
+    pub result: &'static str,
+    pub mutated: bool,
+    pub mode: Option<&'static str>,
+    pub violations: Vec<&'static str>,
+    pub error: Option<String>,
+}
+
+/// The answer to one HTTP body.
+#[derive(Debug)]
+pub struct Outcome {
+    /// 200 for every readable review, 400 for a body that is not one.
+    pub http_status: u16,
+    pub body: Vec<u8>,
+    pub summary: Summary,
+}
+
+/// A response that starts from the request: uid kept, allowed until decided otherwise.
+fn response_for(uid: &str) -> AdmissionResponse {
+    let mut r = AdmissionResponse::invalid("");
+    r.uid = uid.to_string();
+    r.allowed = true;
+    r.result = Status::default();
+    r
+}
+
+fn review_bytes(resp: AdmissionResponse) -> Vec<u8> {
+    // A response holds only strings, bools and maps; serialization cannot fail, but if it
+    // ever did, the fallback is still a readable review that refuses.
+    serde_json::to_vec(&resp.into_review()).unwrap_or_else(|e| {
+        format!(
+            r#"{{"apiVersion":"{API_VERSION}","kind":"{KIND}","response":{{"uid":"","allowed":false,"status":{{"code":500,"message":"cannot serialize response: {}"}}}}}}"#,
+            e.to_string().replace('"', "'")
+        )
+        .into_bytes()
+    })
+}
+
+/// Answers a body that is not a readable review.
+pub fn invalid(err: &ReviewError) -> Outcome {
+    let mut r = AdmissionResponse::invalid(err.to_string());
+    r.result.code = 400;
+    Outcome {
+        http_status: 400,
+        body: review_bytes(r),
+        summary: Summary { result: "invalid", error: Some(err.to_string()), ..Default::default() },
+    }
+}
+
+/// Parses a body into a typed review. Errors that still leave a uid come back as
+/// `Ok(Err((uid, message)))` so that the caller can answer them with a review.
+pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ReviewError::Empty);
+    }
+    let raw: RawReview<'_> = serde_json::from_slice(body).map_err(ReviewError::NotJson)?;
+    let req = raw.request.ok_or(ReviewError::NoRequest)?;
+    let uid = req.uid.clone().filter(|u| !u.is_empty()).ok_or(ReviewError::NoUid)?;
+    let mut summary = Summary {
+        uid: uid.clone(),
+        namespace: req.namespace.clone().unwrap_or_default(),
+        name: req.name.clone().unwrap_or_default(),
+        kind: req.kind.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
+        operation: req.operation.as_ref().map(|o| format!("{o:?}").to_uppercase()).unwrap_or_default(),
+        dry_run: req.dry_run.unwrap_or(false),
+        ..Default::default()
+    };
+    if raw.api_version != API_VERSION || raw.kind != KIND {
+        return Ok(Err((
+            summary,
+            format!(
+                "unsupported review {}/{}; this webhook answers {API_VERSION} {KIND} (admissionReviewVersions: [v1])",
+                if raw.api_version.is_empty() { "<none>" } else { &raw.api_version },
+                if raw.kind.is_empty() { "<none>" } else { &raw.kind }
+            ),
+        )));
+    }
+    let (Some(kind), Some(resource), Some(operation)) = (req.kind, req.resource, req.operation) else {
+        return Ok(Err((summary, "AdmissionReview request lacks kind, resource or operation".into())));
+    };
+    let parse_obj = |raw: Option<&RawValue>, which: &str| -> Result<Subject, String> {
+        match raw {
+            None => Ok(Subject::None),
+            Some(r) if r.get() == "null" => Ok(Subject::None),
+            Some(r) => Subject::parse(&kind.kind, r.get())
+                .map_err(|e| format!("cannot read the {} in request.{which}: {e}", kind.kind)),
+        }
+    };
+    let object = match parse_obj(req.object, "object") {
+        Ok(o) => o,
+        Err(m) => return Ok(Err((summary, m))),
+    };
+    let old_object = match parse_obj(req.old_object, "oldObject") {
+        Ok(o) => o,
+        Err(m) => return Ok(Err((summary, m))),
+    };
+    let user = req.user_info.unwrap_or_default();
+    let mut namespace = req.namespace.unwrap_or_default();
+    if namespace.is_empty() {
+        if let Subject::Pod(p) = &object {
+            namespace = p.metadata.namespace.clone().unwrap_or_default();
+        }
+        summary.namespace = namespace.clone();
+    }
+    Ok(Ok(Review {
+        uid,
+        kind,
+        resource,
+        sub_resource: req.sub_resource.filter(|s| !s.is_empty()),
+        operation,
+        namespace,
+        name: req.name.unwrap_or_default(),
+        user: User { username: user.username.unwrap_or_default(), groups: user.groups.unwrap_or_default() },
+        dry_run: req.dry_run.unwrap_or(false),
+        object,
+        old_object,
+    }))
+}
+
+/// Turns a decision into the review sent back.
+pub fn respond(review: &Review, decision: &Decision) -> Result<AdmissionResponse, serde_json::Error> {
+    let mut r = response_for(&review.uid);
+    r.allowed = decision.allowed;
+    if !decision.allowed {
+        r.result.code = 403;
+        r.result.reason = "Forbidden".into();
+        r.result.message = decision.message.clone().unwrap_or_default();
+    }
+    if !decision.warnings.is_empty() {
+        r.warnings = Some(decision.warnings.clone());
+    }
+    r.audit_annotations = decision.audit_annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(p) = &decision.patch {
+        r = r.with_patch(p.clone()).map_err(|e| serde_json::Error::io(std::io::Error::other(e.to_string())))?;
+    }
+    Ok(r)
+}
+
+/// Refuses a readable review that cannot be judged, keeping its uid.
+fn refuse(summary: Summary, message: String, code: u16) -> Outcome {
+    let mut r = response_for(&summary.uid);
+    r.allowed = false;
+    r.result.code = code;
+    r.result.message = message.clone();
+    r.result.reason = if code == 400 { "BadRequest".into() } else { "InternalError".into() };
+    Outcome {
+        http_status: 200,
+        body: review_bytes(r),
+        summary: Summary { result: "error", error: Some(message), ..summary },
+    }
+}
+
+/// Answers one HTTP body at one endpoint: parse once, decide, serialize.
+pub fn handle(body: &[u8], endpoint: Endpoint, policy: &Policy, view: &impl ClusterView) -> Outcome {
+    let review = match parse(body) {
+        Err(e) => return invalid(&e),
+        Ok(Err((summary, message))) => return refuse(summary, message, 400),
+        Ok(Ok(r)) => r,
+    };
+    let mut summary = Summary {
+        uid: review.uid.clone(),
+        namespace: review.namespace.clone(),
+        name: review.name.clone(),
+        kind: review.kind.kind.clone(),
+        operation: format!("{:?}", review.operation).to_uppercase(),
+        dry_run: review.dry_run,
+        ..Default::default()
+    };
+    let decision = match endpoint {
+        Endpoint::Validate => engine::evaluate(&review, policy, view),
+        Endpoint::Mutate => match engine::mutate(&review, policy, view) {
+            Ok(d) => d,
+            Err(e) => return refuse(summary, format!("openclaw-admission could not mutate: {e}"), 500),
+        },
+    };
+    summary.result = if decision.skipped.is_some() {
+        "skipped"
+    } else if decision.allowed {
+        "allowed"
+    } else {
+        "denied"
+    };
+    summary.mutated = decision.patch.is_some();
+    summary.mode = decision.mode.map(|m| m.as_str());
+    summary.violations = decision.violations.iter().map(|j| j.violation.check).collect();
+    match respond(&review, &decision) {
+        Ok(r) => Outcome { http_status: 200, body: review_bytes(r), summary },
+        Err(e) => refuse(summary, format!("openclaw-admission could not encode its answer: {e}"), 500),
+    }
+}

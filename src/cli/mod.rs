@@ -1,0 +1,43 @@
+//! The binary's subcommands: `serve` (the webhook), `check` (offline verdicts on manifests),
+//! `certs` (development and small-cluster certificates). `anyhow` lives here, at the edge.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod certs;
+pub mod check;
+pub mod serve;
+
+#[derive(Debug, Parser)]
+#[command(name = "openclaw-admission", version, about = "Admission webhook guarding OpenClaw AI-agent pods")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the mutating and validating webhook over TLS.
+    Serve(serve::Args),
+    /// Judge manifests offline, with the same engine as the webhook.
+    Check(check::Args),
+    /// Make a CA and a serving certificate (PEM) and print the caBundle.
+    Certs(certs::Args),
+}
+
+/// Parses arguments and runs the chosen subcommand. Exit codes are the subcommand's.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Certs(a) => certs::run(a),
+    }
+}

@@ -1,0 +1,1 @@
+//! Live cluster view over kube-runtime reflectors (later issue).

@@ -1,0 +1,10 @@
+//! `dedicated-service-account`: TODO(helper) rule from DESIGN.md.
+
+use super::CheckInput;
+use crate::engine::violation::Violation;
+
+pub const ID: &str = "dedicated-service-account";
+
+pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
+    Vec::new()
+}

@@ -1,0 +1,1 @@
+//! Test fixtures: small chainable builders.

@@ -1,0 +1,10 @@
+//! `least-privilege-rbac`: TODO(helper) rule from DESIGN.md.
+
+use super::CheckInput;
+use crate::engine::violation::Violation;
+
+pub const ID: &str = "least-privilege-rbac";
+
+pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
+    Vec::new()
+}

@@ -1,0 +1,10 @@
+//! `no-plaintext-credentials`: TODO(helper) rule from DESIGN.md.
+
+use super::CheckInput;
+use crate::engine::violation::Violation;
+
+pub const ID: &str = "no-plaintext-credentials";
+
+pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
+    Vec::new()
+}

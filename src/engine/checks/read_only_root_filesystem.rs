@@ -1,0 +1,10 @@
+//! `read-only-root-filesystem`: TODO(helper) rule from DESIGN.md.
+
+use super::CheckInput;
+use crate::engine::violation::Violation;
+
+pub const ID: &str = "read-only-root-filesystem";
+
+pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
+    Vec::new()
+}

@@ -1,0 +1,10 @@
+//! `seccomp-profile`: TODO(helper) rule from DESIGN.md.
+
+use super::CheckInput;
+use crate::engine::violation::Violation;
+
+pub const ID: &str = "seccomp-profile";
+
+pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
+    Vec::new()
+}

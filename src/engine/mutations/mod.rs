@@ -1,0 +1,61 @@
+//! One mutation per file: `fn apply(&mut Pod, &MutationInput) -> bool`, true when it
+//! changed the pod. Each is idempotent by content: applied to its own output it changes
+//! nothing, so reinvocation yields no second patch.
+
+use super::policy::Policy;
+use k8s_openapi::api::core::v1::Pod;
+
+pub mod otel_env;
+pub mod secrets_store;
+pub mod short_lived_token;
+
+/// The annotation recording what was injected, a comma-separated list of mutation names.
+pub const INJECTED_ANNOTATION: &str = "openclaw.io/injected";
+
+/// What every mutation receives besides the pod.
+pub struct MutationInput<'a> {
+    pub policy: &'a Policy,
+    pub namespace: &'a str,
+}
+
+/// A registered mutation.
+pub struct Mutation {
+    pub name: &'static str,
+    pub enabled: fn(&Policy) -> bool,
+    pub apply: fn(&mut Pod, &MutationInput<'_>) -> bool,
+}
+
+pub static MUTATIONS: &[Mutation] = &[
+    Mutation { name: short_lived_token::NAME, enabled: |p| p.mutations.token.enabled, apply: short_lived_token::apply },
+    Mutation { name: secrets_store::NAME, enabled: |p| p.mutations.secrets_store.enabled, apply: secrets_store::apply },
+    Mutation { name: otel_env::NAME, enabled: |p| p.mutations.otel.enabled, apply: otel_env::apply },
+];
+
+/// Applies every enabled mutation and records them in [`INJECTED_ANNOTATION`]. Returns the
+/// names of the mutations that changed the pod in this call.
+pub fn apply_all(pod: &mut Pod, input: &MutationInput<'_>) -> Vec<&'static str> {
+    let mut applied = Vec::new();
+    for m in MUTATIONS {
+        if (m.enabled)(input.policy) && (m.apply)(pod, input) {
+            applied.push(m.name);
+        }
+    }
+    if !applied.is_empty() {
+        record(pod, &applied);
+    }
+    applied
+}
+
+/// Merges `applied` into the annotation, keeping earlier entries, sorted and deduplicated,
+/// so that a reinvocation that applies nothing new leaves it byte-equal.
+fn record(pod: &mut Pod, applied: &[&str]) {
+    let annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+    let mut names: Vec<String> = annotations
+        .get(INJECTED_ANNOTATION)
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    names.extend(applied.iter().map(|s| s.to_string()));
+    names.sort();
+    names.dedup();
+    annotations.insert(INJECTED_ANNOTATION.to_string(), names.join(","));
+}

@@ -1,0 +1,695 @@
+//! The policy file: what counts as an agent, what each check allows, what each mutation
+//! injects, and how violations turn into decisions. Parsed strictly and validated once at
+//! load, so a typo is an error naming the key and the line instead of a silent default.
+
+use super::selector::Labels;
+use super::violation::Tier;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Every check id the engine knows, in report order.
+pub const CHECK_IDS: &[&str] = &[
+    "run-as-non-root",
+    "read-only-root-filesystem",
+    "drop-all-capabilities",
+    "no-privilege-escalation",
+    "seccomp-profile",
+    "no-host-access",
+    "dedicated-service-account",
+    "least-privilege-rbac",
+    "default-deny-egress",
+    "no-plaintext-credentials",
+    "short-lived-token",
+    "in-cluster-inference",
+    "exec-requires-approval",
+];
+
+/// Errors found while loading a policy. Each names the place and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("policy file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("policy file {path}: {key}: {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// How violations are answered, per the rollout path audit -> warn -> enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Violations at denying tiers refuse the request.
+    #[default]
+    Enforce,
+    /// Everything is allowed; each violation becomes a warning kubectl prints.
+    Warn,
+    /// Everything is allowed; violations go to audit annotations, logs and metrics.
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "warn" => Some(Mode::Warn),
+            "audit" => Some(Mode::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// What a tier's violations do in enforce mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Deny,
+    Warn,
+    Audit,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Warn => "warn",
+            Action::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TierActions {
+    #[serde(default = "deny")]
+    pub high: Action,
+    #[serde(default = "deny")]
+    pub medium: Action,
+    #[serde(default = "warn")]
+    pub low: Action,
+}
+
+fn deny() -> Action {
+    Action::Deny
+}
+fn warn() -> Action {
+    Action::Warn
+}
+
+impl Default for TierActions {
+    fn default() -> Self {
+        TierActions { high: Action::Deny, medium: Action::Deny, low: Action::Warn }
+    }
+}
+
+impl TierActions {
+    pub fn for_tier(&self, tier: Tier) -> Action {
+        match tier {
+            Tier::High => self.high,
+            Tier::Medium => self.medium,
+            Tier::Low => self.low,
+        }
+    }
+}
+
+/// The whole policy file. Every field has a default, so no file at all is a valid policy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Policy {
+    /// Global mode; a namespace label (`modeLabel`) overrides it per namespace.
+    pub mode: Mode,
+    /// Namespace label whose value (`enforce`, `warn`, `audit`) overrides `mode`.
+    pub mode_label: String,
+    /// What each tier's violations do in enforce mode.
+    pub tiers: TierActions,
+    /// A pod is an agent when any of these selectors matches its labels.
+    pub agent_selectors: Vec<LabelSelector>,
+    /// Pods running an OpenClaw image without any agent label.
+    pub catch_all: CatchAll,
+    /// Policy-file exemptions.
+    pub exemptions: Vec<Exemption>,
+    /// Groups whose members may approve exemptions by pod annotation.
+    pub approver_groups: Vec<String>,
+    /// Pod annotation listing check ids to exempt (comma separated); honoured only when the
+    /// requesting user is in an approver group.
+    pub exemption_annotation: String,
+    /// Check ids switched off everywhere.
+    pub disabled_checks: Vec<String>,
+    pub checks: CheckSettings,
+    pub mutations: MutationSettings,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mode: Mode::Enforce,
+            mode_label: "openclaw.io/mode".into(),
+            tiers: TierActions::default(),
+            agent_selectors: default_agent_selectors(),
+            catch_all: CatchAll::default(),
+            exemptions: Vec::new(),
+            approver_groups: vec!["openclaw:approvers".into()],
+            exemption_annotation: "openclaw.io/exempt".into(),
+            disabled_checks: Vec::new(),
+            checks: CheckSettings::default(),
+            mutations: MutationSettings::default(),
+        }
+    }
+}
+
+/// The labels public OpenClaw deployments carry.
+pub fn default_agent_selectors() -> Vec<LabelSelector> {
+    [("app", "openclaw"), ("app.kubernetes.io/name", "openclaw"), ("app", "openclaw-gateway")]
+        .iter()
+        .map(|(k, v)| LabelSelector {
+            match_labels: Some(BTreeMap::from([(k.to_string(), v.to_string())])),
+            match_expressions: None,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CatchAll {
+    /// Judge pods with an OpenClaw image but no agent label.
+    pub enabled: bool,
+    /// Image name prefixes (registry/repository, no tag) that mark an OpenClaw agent.
+    pub images: Vec<String>,
+    /// `warn` (default) or `deny`.
+    pub action: Action,
+}
+
+impl Default for CatchAll {
+    fn default() -> Self {
+        CatchAll {
+            enabled: false,
+            images: vec!["ghcr.io/openclaw/openclaw".into(), "openclaw/openclaw".into()],
+            action: Action::Warn,
+        }
+    }
+}
+
+/// One exemption rule. Every field that is set must match; `checks` empty means all checks.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Exemption {
+    /// Why this exemption exists (recorded in the audit annotation).
+    pub reason: String,
+    pub namespaces: Vec<String>,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub checks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CheckSettings {
+    pub capabilities: CapabilitySettings,
+    pub rbac: RbacSettings,
+    pub egress: EgressSettings,
+    pub credentials: CredentialSettings,
+    pub token: TokenSettings,
+    pub inference: InferenceSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CapabilitySettings {
+    /// Capabilities a container may add back after dropping ALL (exact names, no `CAP_`).
+    pub allowed_add: Vec<String>,
+}
+
+impl Default for CapabilitySettings {
+    fn default() -> Self {
+        CapabilitySettings { allowed_add: vec!["NET_BIND_SERVICE".into()] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RbacSettings {
+    /// Roles (Role or ClusterRole names) the agent's ServiceAccount must never be bound to.
+    pub forbidden_roles: Vec<String>,
+    /// Verbs that must never be granted on any resource.
+    pub forbidden_verbs: Vec<String>,
+    /// Refuse rules with `*` verbs or `*` resources.
+    pub forbid_wildcards: bool,
+    /// Refuse reading Secrets across the cluster (ClusterRoleBinding granting get/list/watch).
+    pub forbid_cluster_secret_read: bool,
+}
+
+impl Default for RbacSettings {
+    fn default() -> Self {
+        RbacSettings {
+            forbidden_roles: vec!["cluster-admin".into(), "admin".into(), "edit".into()],
+            forbidden_verbs: vec!["escalate".into(), "bind".into(), "impersonate".into()],
+            forbid_wildcards: true,
+            forbid_cluster_secret_read: true,
+        }
+    }
+}
+
+/// One egress destination the agent may reach without breaking `default-deny-egress`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EgressAllow {
+    /// Free text shown in messages (`DNS`, `HTTPS`, `OTel collector`).
+    #[serde(default)]
+    pub name: String,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    pub port: i32,
+    /// Highest port of a range; absent means a single port.
+    #[serde(default)]
+    pub end_port: Option<i32>,
+    /// When set, only rules whose peers are all within these namespaces (by the
+    /// `kubernetes.io/metadata.name` label of a namespaceSelector) are covered; when empty,
+    /// any destination on this port is covered.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct EgressSettings {
+    pub allow: Vec<EgressAllow>,
+}
+
+impl Default for EgressSettings {
+    fn default() -> Self {
+        let a = |name: &str, protocol: &str, port| EgressAllow {
+            name: name.into(),
+            protocol: protocol.into(),
+            port,
+            end_port: None,
+            namespaces: Vec::new(),
+        };
+        EgressSettings { allow: vec![a("DNS", "UDP", 53), a("DNS", "TCP", 53), a("HTTPS", "TCP", 443)] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CredentialSettings {
+    /// Env var names that hold credentials. `*` matches any run of characters; matching is
+    /// exact otherwise (case sensitive, as env var names are).
+    pub name_patterns: Vec<String>,
+    /// Env var names that match a pattern but never hold a credential (`*_TOKEN_URL`).
+    pub name_exceptions: Vec<String>,
+    /// Value prefixes of known provider keys (`sk-ant-`, `ghp_`, ...).
+    pub value_prefixes: Vec<String>,
+}
+
+impl Default for CredentialSettings {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        CredentialSettings {
+            name_patterns: s(&[
+                "*_API_KEY",
+                "*_APIKEY",
+                "API_KEY",
+                "*_TOKEN",
+                "TOKEN",
+                "*_SECRET",
+                "SECRET",
+                "*_SECRET_KEY",
+                "*_PASSWORD",
+                "PASSWORD",
+                "*_PASSWD",
+                "*_PRIVATE_KEY",
+                "*_ACCESS_KEY",
+                "*_CREDENTIALS",
+                "*_AUTH",
+            ]),
+            name_exceptions: s(&["*_TOKEN_URL", "*_TOKEN_PATH", "*_TOKEN_FILE", "*_SECRET_FILE", "*_PASSWORD_FILE", "*_KEY_FILE"]),
+            value_prefixes: s(&[
+                "sk-ant-", "sk-proj-", "sk-", "ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "AKIA",
+                "ASIA", "AIza", "hf_", "gsk_", "pplx-", "r8_", "SG.",
+            ]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TokenSettings {
+    /// Longest ServiceAccount token lifetime a pod may mount, in seconds.
+    pub max_expiration_seconds: i64,
+    /// Look for volumes and env vars drawing on legacy token Secrets. Needs list/watch on
+    /// Secrets (metadata only), so it is off by default.
+    pub legacy_secret_check: bool,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings { max_expiration_seconds: 3600, legacy_secret_check: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct InferenceSettings {
+    /// Hosts the agent's LLM endpoints may point at. Empty turns `in-cluster-inference` off.
+    pub allowed_hosts: Vec<String>,
+    /// Env var names that carry an LLM endpoint (`*` as in credential patterns).
+    pub endpoint_variables: Vec<String>,
+}
+
+impl Default for InferenceSettings {
+    fn default() -> Self {
+        InferenceSettings {
+            allowed_hosts: Vec::new(),
+            endpoint_variables: vec![
+                "OPENAI_BASE_URL".into(),
+                "OPENAI_API_BASE".into(),
+                "ANTHROPIC_BASE_URL".into(),
+                "OLLAMA_HOST".into(),
+                "OPENCLAW_*_BASE_URL".into(),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct MutationSettings {
+    pub token: TokenMutation,
+    pub secrets_store: SecretsStoreMutation,
+    pub otel: OtelMutation,
+}
+
+/// The mount path of ServiceAccount tokens that Kubernetes clients look in.
+pub const SA_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TokenMutation {
+    pub enabled: bool,
+    /// Token audience; empty means the API server's default audience.
+    pub audience: String,
+    /// Token lifetime: at least 600, at most `checks.token.maxExpirationSeconds`, never 3607.
+    pub expiration_seconds: i64,
+    /// Name of the injected projected volume (never `kube-api-access-*`).
+    pub volume_name: String,
+}
+
+impl Default for TokenMutation {
+    fn default() -> Self {
+        TokenMutation {
+            enabled: true,
+            audience: String::new(),
+            expiration_seconds: 3600,
+            volume_name: "openclaw-sa-token".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SecretsStoreMutation {
+    pub enabled: bool,
+    /// Pod annotation naming the SecretProviderClass.
+    pub annotation: String,
+    /// SecretProviderClass per namespace when the pod does not name one.
+    pub namespace_defaults: BTreeMap<String, String>,
+    pub mount_path: String,
+    pub volume_name: String,
+}
+
+impl Default for SecretsStoreMutation {
+    fn default() -> Self {
+        SecretsStoreMutation {
+            enabled: true,
+            annotation: "openclaw.io/secret-provider-class".into(),
+            namespace_defaults: BTreeMap::new(),
+            mount_path: "/mnt/secrets-store".into(),
+            volume_name: "openclaw-secrets-store".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct OtelMutation {
+    pub enabled: bool,
+    /// OTLP endpoint of the collector.
+    pub endpoint: String,
+    pub protocol: String,
+    /// Workload labels tried, in order, for the service name when the annotation is absent.
+    pub service_name_labels: Vec<String>,
+}
+
+impl Default for OtelMutation {
+    fn default() -> Self {
+        OtelMutation {
+            enabled: true,
+            endpoint: "http://otel-collector.observability.svc:4318".into(),
+            protocol: "http/protobuf".into(),
+            service_name_labels: vec!["app.kubernetes.io/instance".into(), "app.kubernetes.io/name".into(), "app".into()],
+        }
+    }
+}
+
+impl Policy {
+    /// Load a policy from a YAML file.
+    pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
+        Policy::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate a policy. `origin` names the source in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = if text.trim().is_empty() {
+            Policy::default()
+        } else {
+            serde_yaml::from_str(text)
+                .map_err(|e| PolicyError::Parse { path: origin.to_string(), message: e.to_string() })?
+        };
+        policy.validate(origin)?;
+        Ok(policy)
+    }
+
+    /// Semantic checks that the types cannot express.
+    pub fn validate(&self, origin: &str) -> Result<(), PolicyError> {
+        let bad = |key: &str, message: String| PolicyError::Invalid {
+            path: origin.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let known = CHECK_IDS.join(", ");
+        for (i, id) in self.disabled_checks.iter().enumerate() {
+            if !CHECK_IDS.contains(&id.as_str()) {
+                return Err(bad(&format!("disabledChecks[{i}]"), format!("unknown check id {id:?}; known: {known}")));
+            }
+        }
+        for (i, ex) in self.exemptions.iter().enumerate() {
+            for (j, id) in ex.checks.iter().enumerate() {
+                if !CHECK_IDS.contains(&id.as_str()) {
+                    return Err(bad(
+                        &format!("exemptions[{i}].checks[{j}]"),
+                        format!("unknown check id {id:?}; known: {known}"),
+                    ));
+                }
+            }
+            if ex.namespaces.is_empty() && ex.users.is_empty() && ex.groups.is_empty() {
+                return Err(bad(
+                    &format!("exemptions[{i}]"),
+                    "an exemption must name at least one of namespaces, users or groups".into(),
+                ));
+            }
+        }
+        if self.agent_selectors.is_empty() {
+            return Err(bad("agentSelectors", "at least one selector is needed to find agent pods".into()));
+        }
+        for (i, sel) in self.agent_selectors.iter().enumerate() {
+            if super::selector::is_empty(sel) {
+                return Err(bad(
+                    &format!("agentSelectors[{i}]"),
+                    "an empty selector would make every pod an agent; name at least one label".into(),
+                ));
+            }
+            for (j, e) in sel.match_expressions.iter().flatten().enumerate() {
+                check_operator(&e.operator, e.values.as_deref().unwrap_or(&[]))
+                    .map_err(|m| bad(&format!("agentSelectors[{i}].matchExpressions[{j}]"), m))?;
+            }
+        }
+        if self.catch_all.action == Action::Audit {
+            return Err(bad("catchAll.action", "allowed values: warn, deny".into()));
+        }
+        for (i, cap) in self.checks.capabilities.allowed_add.iter().enumerate() {
+            if cap.starts_with("CAP_") || cap.is_empty() || cap != &cap.to_uppercase() {
+                return Err(bad(
+                    &format!("checks.capabilities.allowedAdd[{i}]"),
+                    format!("{cap:?} is not a capability name as Kubernetes spells it (upper case, no CAP_ prefix, e.g. NET_BIND_SERVICE)"),
+                ));
+            }
+        }
+        for (i, a) in self.checks.egress.allow.iter().enumerate() {
+            if !matches!(a.protocol.as_str(), "TCP" | "UDP" | "SCTP") {
+                return Err(bad(
+                    &format!("checks.egress.allow[{i}].protocol"),
+                    format!("{:?}; allowed values: TCP, UDP, SCTP", a.protocol),
+                ));
+            }
+            if !(1..=65535).contains(&a.port) || a.end_port.is_some_and(|e| e < a.port || e > 65535) {
+                return Err(bad(
+                    &format!("checks.egress.allow[{i}].port"),
+                    "ports are 1-65535 and endPort is not below port".into(),
+                ));
+            }
+        }
+        let max = self.checks.token.max_expiration_seconds;
+        if max < 600 {
+            return Err(bad("checks.token.maxExpirationSeconds", format!("{max} is below the API minimum of 600")));
+        }
+        let exp = self.mutations.token.expiration_seconds;
+        if exp < 600 || exp > max || exp == 3607 {
+            return Err(bad(
+                "mutations.token.expirationSeconds",
+                format!(
+                    "{exp}; allowed: 600 to checks.token.maxExpirationSeconds ({max}), never 3607 (API servers may extend a 3607 s token to a year)"
+                ),
+            ));
+        }
+        if self.mutations.token.volume_name.starts_with("kube-api-access-") {
+            return Err(bad(
+                "mutations.token.volumeName",
+                "must not start with kube-api-access- (the ServiceAccount admission plugin owns those names)".into(),
+            ));
+        }
+        if !self.mutations.secrets_store.mount_path.starts_with('/') {
+            return Err(bad("mutations.secretsStore.mountPath", "must be an absolute path".into()));
+        }
+        if self.mutations.otel.enabled && self.mutations.otel.endpoint.is_empty() {
+            return Err(bad("mutations.otel.endpoint", "must be set when the OTel mutation is enabled".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether a check runs at all under this policy.
+    pub fn check_enabled(&self, id: &str) -> bool {
+        if self.disabled_checks.iter().any(|d| d == id) {
+            return false;
+        }
+        match id {
+            "in-cluster-inference" => !self.checks.inference.allowed_hosts.is_empty(),
+            _ => true,
+        }
+    }
+
+    /// The mode for a namespace: its label when valid, else the global mode.
+    pub fn mode_for(&self, namespace_labels: Option<&Labels>) -> Mode {
+        namespace_labels
+            .and_then(|l| l.get(&self.mode_label))
+            .and_then(|v| Mode::parse(v))
+            .unwrap_or(self.mode)
+    }
+}
+
+fn check_operator(op: &str, values: &[String]) -> Result<(), String> {
+    match op {
+        "In" | "NotIn" if values.is_empty() => Err(format!("operator {op} needs values")),
+        "In" | "NotIn" => Ok(()),
+        "Exists" | "DoesNotExist" if !values.is_empty() => Err(format!("operator {op} takes no values")),
+        "Exists" | "DoesNotExist" => Ok(()),
+        other => Err(format!("unknown operator {other:?}; allowed: In, NotIn, Exists, DoesNotExist")),
+    }
+}
+
+/// `*` glob match used for env var name patterns: `*` matches any run of characters.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, rest)) => {
+            if !name.starts_with(prefix) {
+                return false;
+            }
+            let tail = &name[prefix.len()..];
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && glob_match(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let p = Policy::from_yaml("", "p.yaml").unwrap();
+        assert_eq!(p, Policy::default());
+        assert_eq!(p.agent_selectors.len(), 3);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Policy::from_yaml("mode: warn\nchecks:\n  tokn: {}\n", "p.yaml").unwrap_err().to_string();
+        assert!(err.contains("tokn"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("expected one of"), "{err}");
+    }
+
+    #[test]
+    fn bad_mode_lists_allowed_values() {
+        let err = Policy::from_yaml("mode: block\n", "p.yaml").unwrap_err().to_string();
+        assert!(err.contains("enforce") && err.contains("audit"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn token_lifetime_3607_is_refused() {
+        let err = Policy::from_yaml("mutations:\n  token:\n    expirationSeconds: 3607\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mutations.token.expirationSeconds"), "{err}");
+    }
+
+    #[test]
+    fn unknown_check_in_exemption_is_refused() {
+        let err = Policy::from_yaml("exemptions:\n- namespaces: [a]\n  checks: [run-as-root]\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exemptions[0].checks[0]"), "{err}");
+    }
+
+    #[test]
+    fn namespace_label_overrides_mode() {
+        let p = Policy::default();
+        let l: Labels = [("openclaw.io/mode".to_string(), "audit".to_string())].into();
+        assert_eq!(p.mode_for(Some(&l)), Mode::Audit);
+        let bad: Labels = [("openclaw.io/mode".to_string(), "nope".to_string())].into();
+        assert_eq!(p.mode_for(Some(&bad)), Mode::Enforce);
+        assert_eq!(p.mode_for(None), Mode::Enforce);
+    }
+
+    #[test]
+    fn glob_matches_env_names() {
+        assert!(glob_match("*_API_KEY", "OPENAI_API_KEY"));
+        assert!(!glob_match("*_API_KEY", "API_KEY"));
+        assert!(glob_match("OPENCLAW_*_BASE_URL", "OPENCLAW_LLM_BASE_URL"));
+        assert!(!glob_match("OPENCLAW_*_BASE_URL", "OPENCLAW_BASE"));
+        assert!(glob_match("PASSWORD", "PASSWORD"));
+    }
+}

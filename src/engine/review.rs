@@ -1,0 +1,177 @@
+//! The engine's view of one admission request: who asks, what operation, and the pod (or pod
+//! template) under review, parsed once into typed structs.
+
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+pub use kube::core::admission::Operation;
+pub use kube::core::{GroupVersionKind, GroupVersionResource};
+use serde::Deserialize;
+
+/// The requesting user, as the API server authenticated them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    pub username: String,
+    pub groups: Vec<String>,
+}
+
+/// Workload kinds whose pod template is judged like a pod.
+pub const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+
+/// A workload's pod template, with where it sits in the object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub template: PodTemplateSpec,
+    /// `spec.template` or `spec.jobTemplate.spec.template`.
+    pub template_path: &'static str,
+}
+
+/// The object under review.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    /// DELETE and CONNECT carry no object.
+    None,
+    Pod(Box<Pod>),
+    Template(Box<Template>),
+    /// A kind the engine does not judge.
+    Other,
+}
+
+/// One admission request, typed.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    pub resource: GroupVersionResource,
+    pub sub_resource: Option<String>,
+    pub operation: Operation,
+    pub namespace: String,
+    pub name: String,
+    pub user: User,
+    pub dry_run: bool,
+    pub object: Subject,
+    pub old_object: Subject,
+}
+
+#[derive(Deserialize)]
+struct TemplateSpec {
+    template: PodTemplateSpec,
+}
+#[derive(Deserialize)]
+struct WithTemplate {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    spec: TemplateSpec,
+}
+#[derive(Deserialize)]
+struct JobTemplate {
+    spec: TemplateSpec,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CronSpec {
+    job_template: JobTemplate,
+}
+#[derive(Deserialize)]
+struct WithJobTemplate {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    spec: CronSpec,
+}
+
+impl Subject {
+    /// Parses an object of `kind` from raw JSON, reading only what the engine needs.
+    pub fn parse(kind: &str, json: &str) -> Result<Subject, serde_json::Error> {
+        Ok(match kind {
+            "Pod" => Subject::Pod(Box::new(serde_json::from_str(json)?)),
+            "CronJob" => {
+                let w: WithJobTemplate = serde_json::from_str(json)?;
+                Subject::Template(Box::new(Template {
+                    kind: kind.to_string(),
+                    metadata: w.metadata,
+                    template: w.spec.job_template.spec.template,
+                    template_path: "spec.jobTemplate.spec.template",
+                }))
+            }
+            k if WORKLOAD_KINDS.contains(&k) => {
+                let w: WithTemplate = serde_json::from_str(json)?;
+                Subject::Template(Box::new(Template {
+                    kind: kind.to_string(),
+                    metadata: w.metadata,
+                    template: w.spec.template,
+                    template_path: "spec.template",
+                }))
+            }
+            _ => Subject::Other,
+        })
+    }
+
+    /// Same as [`Subject::parse`] from an already parsed value (manifests read by `check`).
+    pub fn from_value(kind: &str, value: serde_json::Value) -> Result<Subject, serde_json::Error> {
+        Ok(match kind {
+            "Pod" => Subject::Pod(Box::new(serde_json::from_value(value)?)),
+            "CronJob" => {
+                let w: WithJobTemplate = serde_json::from_value(value)?;
+                Subject::Template(Box::new(Template {
+                    kind: kind.to_string(),
+                    metadata: w.metadata,
+                    template: w.spec.job_template.spec.template,
+                    template_path: "spec.jobTemplate.spec.template",
+                }))
+            }
+            k if WORKLOAD_KINDS.contains(&k) => {
+                let w: WithTemplate = serde_json::from_value(value)?;
+                Subject::Template(Box::new(Template {
+                    kind: kind.to_string(),
+                    metadata: w.metadata,
+                    template: w.spec.template,
+                    template_path: "spec.template",
+                }))
+            }
+            _ => Subject::Other,
+        })
+    }
+}
+
+static EMPTY_SPEC: std::sync::LazyLock<PodSpec> = std::sync::LazyLock::new(PodSpec::default);
+static EMPTY_META: std::sync::LazyLock<ObjectMeta> = std::sync::LazyLock::new(ObjectMeta::default);
+
+/// The pod under review as the checks see it: metadata (labels, annotations), spec, and the
+/// path of the spec inside the reviewed object, so violations name exact paths.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub namespace: &'a str,
+    pub meta: &'a ObjectMeta,
+    pub spec: &'a PodSpec,
+    /// `spec` for a Pod, `spec.template.spec` for a Deployment, ...
+    pub spec_path: &'a str,
+}
+
+impl<'a> Target<'a> {
+    pub fn of_pod(pod: &'a Pod, namespace: &'a str) -> Target<'a> {
+        Target { namespace, meta: &pod.metadata, spec: pod.spec.as_ref().unwrap_or(&EMPTY_SPEC), spec_path: "spec" }
+    }
+
+    pub fn of_template(t: &'a Template, namespace: &'a str, spec_path: &'a str) -> Target<'a> {
+        Target {
+            namespace,
+            meta: t.template.metadata.as_ref().unwrap_or(&EMPTY_META),
+            spec: t.template.spec.as_ref().unwrap_or(&EMPTY_SPEC),
+            spec_path,
+        }
+    }
+
+    /// `spec.containers[0]`-style path below the spec.
+    pub fn path(&self, rest: &str) -> String {
+        format!("{}.{}", self.spec_path, rest)
+    }
+
+    pub fn service_account(&self) -> Option<&'a str> {
+        self.spec
+            .service_account_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(self.spec.service_account.as_deref().filter(|s| !s.is_empty()))
+    }
+}

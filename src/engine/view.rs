@@ -1,0 +1,436 @@
+//! What the engine may ask of the cluster, and an indexed in-memory answer to it.
+//!
+//! `ClusterView` is the only door from the pure engine to cluster state. `Index` holds the
+//! objects the checks need, keyed for direct lookup (never a scan of the cluster), and is
+//! shared by `StaticView` (manifests, for tests and `check`) and the live reflector-fed view.
+
+use super::selector::Labels;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// A role granted to a ServiceAccount, with how it is granted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundRole {
+    /// `RoleBinding agents/read-config` or `ClusterRoleBinding agents-admin`.
+    pub binding: String,
+    /// Whether the grant holds across the cluster (a ClusterRoleBinding).
+    pub cluster_wide: bool,
+    /// How the subject was matched: `ServiceAccount`, `Group system:serviceaccounts:agents`, ...
+    pub via: String,
+    /// `Role` or `ClusterRole`.
+    pub role_kind: String,
+    pub role_name: String,
+    /// The role's rules; `None` when the role is not (yet) known.
+    pub rules: Option<Arc<Vec<PolicyRule>>>,
+}
+
+/// Cluster state the checks consult. Implementations answer from indexed caches.
+pub trait ClusterView {
+    /// Labels of a namespace, `None` when it is not known.
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels>;
+    /// Whether the ServiceAccount exists.
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool;
+    /// Every role bound to the ServiceAccount, directly or through its groups.
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole>;
+    /// The NetworkPolicies of a namespace.
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>>;
+    /// Whether the named Secret is a legacy ServiceAccount token (by its type only).
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool;
+}
+
+/// The Secret type of legacy, non-expiring ServiceAccount tokens.
+pub const LEGACY_TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum SubjectKey {
+    ServiceAccount(String, String),
+    Group(String),
+    User(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct BindingKey {
+    /// Empty for ClusterRoleBindings.
+    namespace: String,
+    name: String,
+}
+
+#[derive(Debug, Clone)]
+struct Binding {
+    subjects: Vec<SubjectKey>,
+    role_ref: RoleRef,
+}
+
+/// Indexed cluster state. Every lookup is a hash or tree lookup by key.
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    namespaces: HashMap<String, Labels>,
+    service_accounts: HashSet<(String, String)>,
+    network_policies: HashMap<String, BTreeMap<String, Arc<NetworkPolicy>>>,
+    roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
+    cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
+    role_bindings: HashMap<BindingKey, Binding>,
+    cluster_role_bindings: HashMap<BindingKey, Binding>,
+    /// subject -> bindings naming it; `true` marks ClusterRoleBindings.
+    by_subject: HashMap<SubjectKey, BTreeSet<(bool, BindingKey)>>,
+    legacy_token_secrets: HashSet<(String, String)>,
+}
+
+fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+fn subject_keys(subjects: Option<&Vec<Subject>>, binding_namespace: &str) -> Vec<SubjectKey> {
+    subjects
+        .into_iter()
+        .flatten()
+        .filter_map(|s| match s.kind.as_str() {
+            "ServiceAccount" => {
+                let ns = s.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| binding_namespace.to_string());
+                Some(SubjectKey::ServiceAccount(ns, s.name.clone()))
+            }
+            "Group" => Some(SubjectKey::Group(s.name.clone())),
+            "User" => Some(SubjectKey::User(s.name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn apply_namespace(&mut self, ns: &Namespace) {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        self.namespaces.insert(name, ns.metadata.labels.clone().unwrap_or_default());
+    }
+    pub fn delete_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    pub fn apply_service_account(&mut self, sa: &ServiceAccount) {
+        self.service_accounts.insert(ns_name(&sa.metadata));
+    }
+    /// For metadata-only watches, which give the name without the typed object.
+    pub fn apply_service_account_name(&mut self, namespace: &str, name: &str) {
+        self.service_accounts.insert((namespace.to_string(), name.to_string()));
+    }
+    pub fn delete_service_account(&mut self, namespace: &str, name: &str) {
+        self.service_accounts.remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    pub fn apply_network_policy(&mut self, np: NetworkPolicy) {
+        let (ns, name) = ns_name(&np.metadata);
+        self.network_policies.entry(ns).or_default().insert(name, Arc::new(np));
+    }
+    pub fn delete_network_policy(&mut self, namespace: &str, name: &str) {
+        if let Some(m) = self.network_policies.get_mut(namespace) {
+            m.remove(name);
+            if m.is_empty() {
+                self.network_policies.remove(namespace);
+            }
+        }
+    }
+
+    pub fn apply_role(&mut self, role: &Role) {
+        self.roles.insert(ns_name(&role.metadata), Arc::new(role.rules.clone().unwrap_or_default()));
+    }
+    pub fn delete_role(&mut self, namespace: &str, name: &str) {
+        self.roles.remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    pub fn apply_cluster_role(&mut self, role: &ClusterRole) {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        self.cluster_roles.insert(name, Arc::new(role.rules.clone().unwrap_or_default()));
+    }
+    pub fn delete_cluster_role(&mut self, name: &str) {
+        self.cluster_roles.remove(name);
+    }
+
+    pub fn apply_role_binding(&mut self, rb: &RoleBinding) {
+        let (namespace, name) = ns_name(&rb.metadata);
+        let key = BindingKey { namespace: namespace.clone(), name };
+        self.unlink(false, &key);
+        let binding = Binding { subjects: subject_keys(rb.subjects.as_ref(), &namespace), role_ref: rb.role_ref.clone() };
+        self.link(false, &key, &binding);
+        self.role_bindings.insert(key, binding);
+    }
+    pub fn delete_role_binding(&mut self, namespace: &str, name: &str) {
+        let key = BindingKey { namespace: namespace.to_string(), name: name.to_string() };
+        self.unlink(false, &key);
+        self.role_bindings.remove(&key);
+    }
+
+    pub fn apply_cluster_role_binding(&mut self, crb: &ClusterRoleBinding) {
+        let key = BindingKey { namespace: String::new(), name: crb.metadata.name.clone().unwrap_or_default() };
+        self.unlink(true, &key);
+        let binding = Binding { subjects: subject_keys(crb.subjects.as_ref(), ""), role_ref: crb.role_ref.clone() };
+        self.link(true, &key, &binding);
+        self.cluster_role_bindings.insert(key, binding);
+    }
+    pub fn delete_cluster_role_binding(&mut self, name: &str) {
+        let key = BindingKey { namespace: String::new(), name: name.to_string() };
+        self.unlink(true, &key);
+        self.cluster_role_bindings.remove(&key);
+    }
+
+    /// Records a Secret by its type only; its data is never looked at or kept.
+    pub fn apply_secret(&mut self, secret: &Secret) {
+        self.apply_secret_type(&secret.metadata, secret.type_.as_deref());
+    }
+    pub fn apply_secret_type(
+        &mut self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        type_: Option<&str>,
+    ) {
+        let key = ns_name(meta);
+        if type_ == Some(LEGACY_TOKEN_SECRET_TYPE) {
+            self.legacy_token_secrets.insert(key);
+        } else {
+            self.legacy_token_secrets.remove(&key);
+        }
+    }
+    pub fn delete_secret(&mut self, namespace: &str, name: &str) {
+        self.legacy_token_secrets.remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// Counts, for readiness output and metrics.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        BTreeMap::from([
+            ("namespaces", self.namespaces.len()),
+            ("serviceaccounts", self.service_accounts.len()),
+            ("networkpolicies", self.network_policies.values().map(|m| m.len()).sum()),
+            ("roles", self.roles.len()),
+            ("clusterroles", self.cluster_roles.len()),
+            ("rolebindings", self.role_bindings.len()),
+            ("clusterrolebindings", self.cluster_role_bindings.len()),
+            ("legacytokensecrets", self.legacy_token_secrets.len()),
+        ])
+    }
+
+    fn link(&mut self, cluster: bool, key: &BindingKey, binding: &Binding) {
+        for s in &binding.subjects {
+            self.by_subject.entry(s.clone()).or_default().insert((cluster, key.clone()));
+        }
+    }
+
+    fn unlink(&mut self, cluster: bool, key: &BindingKey) {
+        let old = if cluster { self.cluster_role_bindings.get(key) } else { self.role_bindings.get(key) };
+        let Some(old) = old.cloned() else { return };
+        for s in &old.subjects {
+            if let Some(set) = self.by_subject.get_mut(s) {
+                set.remove(&(cluster, key.clone()));
+                if set.is_empty() {
+                    self.by_subject.remove(s);
+                }
+            }
+        }
+    }
+
+    fn rules_for(&self, binding_namespace: &str, role_ref: &RoleRef) -> Option<Arc<Vec<PolicyRule>>> {
+        match role_ref.kind.as_str() {
+            "ClusterRole" => self.cluster_roles.get(&role_ref.name).cloned(),
+            "Role" => self.roles.get(&(binding_namespace.to_string(), role_ref.name.clone())).cloned(),
+            _ => None,
+        }
+    }
+}
+
+impl ClusterView for Index {
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        self.namespaces.get(namespace).cloned()
+    }
+
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
+        self.service_accounts.contains(&(namespace.to_string(), name.to_string()))
+    }
+
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
+        let keys = [
+            (SubjectKey::ServiceAccount(namespace.into(), service_account.into()), "ServiceAccount".to_string()),
+            (
+                SubjectKey::User(format!("system:serviceaccount:{namespace}:{service_account}")),
+                format!("User system:serviceaccount:{namespace}:{service_account}"),
+            ),
+            (SubjectKey::Group("system:serviceaccounts".into()), "Group system:serviceaccounts".into()),
+            (
+                SubjectKey::Group(format!("system:serviceaccounts:{namespace}")),
+                format!("Group system:serviceaccounts:{namespace}"),
+            ),
+            (SubjectKey::Group("system:authenticated".into()), "Group system:authenticated".into()),
+        ];
+        let mut out = Vec::new();
+        for (key, via) in keys {
+            for (cluster, bkey) in self.by_subject.get(&key).into_iter().flatten() {
+                let binding = if *cluster { self.cluster_role_bindings.get(bkey) } else { self.role_bindings.get(bkey) };
+                let Some(binding) = binding else { continue };
+                out.push(BoundRole {
+                    binding: if *cluster {
+                        format!("ClusterRoleBinding {}", bkey.name)
+                    } else {
+                        format!("RoleBinding {}/{}", bkey.namespace, bkey.name)
+                    },
+                    cluster_wide: *cluster,
+                    via: via.clone(),
+                    role_kind: binding.role_ref.kind.clone(),
+                    role_name: binding.role_ref.name.clone(),
+                    rules: self.rules_for(&bkey.namespace, &binding.role_ref),
+                });
+            }
+        }
+        out
+    }
+
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
+        self.network_policies.get(namespace).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
+        self.legacy_token_secrets.contains(&(namespace.to_string(), name.to_string()))
+    }
+}
+
+/// A cluster view built from manifests: the objects given to `check`, or a test's fixtures.
+#[derive(Debug, Default, Clone)]
+pub struct StaticView {
+    pub index: Index,
+}
+
+/// Kinds a `StaticView` takes from manifests.
+pub const VIEW_KINDS: &[&str] = &[
+    "Namespace",
+    "ServiceAccount",
+    "NetworkPolicy",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "Secret",
+];
+
+impl StaticView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one manifest when its kind is one the view keeps. Returns `Ok(true)` when taken,
+    /// `Ok(false)` when the kind is not one the view keeps, and an error when the object does
+    /// not fit its kind's schema. `default_namespace` fills objects that name none.
+    pub fn add(&mut self, object: &serde_json::Value, default_namespace: &str) -> Result<bool, serde_json::Error> {
+        let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        let mut object = object.clone();
+        if kind != "Namespace" && !kind.starts_with("Cluster") {
+            if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                if !meta.contains_key("namespace") {
+                    meta.insert("namespace".into(), default_namespace.into());
+                }
+            }
+        }
+        let idx = &mut self.index;
+        match kind {
+            "Namespace" => idx.apply_namespace(&serde_json::from_value(object)?),
+            "ServiceAccount" => idx.apply_service_account(&serde_json::from_value(object)?),
+            "NetworkPolicy" => idx.apply_network_policy(serde_json::from_value(object)?),
+            "Role" => idx.apply_role(&serde_json::from_value(object)?),
+            "ClusterRole" => idx.apply_cluster_role(&serde_json::from_value(object)?),
+            "RoleBinding" => idx.apply_role_binding(&serde_json::from_value(object)?),
+            "ClusterRoleBinding" => idx.apply_cluster_role_binding(&serde_json::from_value(object)?),
+            "Secret" => {
+                // Only the type is kept; data is dropped before it is parsed.
+                if let Some(m) = object.as_object_mut() {
+                    m.remove("data");
+                    m.remove("stringData");
+                }
+                idx.apply_secret(&serde_json::from_value(object)?)
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A view where every namespace in `namespaces` exists with no labels.
+    pub fn with_namespaces(namespaces: &[&str]) -> Self {
+        let mut v = Self::new();
+        for n in namespaces {
+            v.index.namespaces.insert(n.to_string(), Labels::new());
+        }
+        v
+    }
+}
+
+impl ClusterView for StaticView {
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        self.index.namespace_labels(namespace)
+    }
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
+        self.index.service_account_exists(namespace, name)
+    }
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
+        self.index.bound_roles(namespace, service_account)
+    }
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
+        self.index.network_policies(namespace)
+    }
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
+        self.index.is_legacy_token_secret(namespace, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn binding_through_namespace_group_is_found_and_removed() {
+        let mut v = StaticView::new();
+        v.add(
+            &json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding",
+                "metadata":{"name":"everyone-edit","namespace":"agents"},
+                "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"edit"},
+                "subjects":[{"kind":"Group","name":"system:serviceaccounts:agents"}]}),
+            "default",
+        )
+        .unwrap();
+        let roles = v.bound_roles("agents", "claw");
+        assert_eq!(roles.len(), 1);
+        assert_eq!(roles[0].role_name, "edit");
+        assert_eq!(roles[0].via, "Group system:serviceaccounts:agents");
+        assert!(v.bound_roles("other", "claw").is_empty());
+        v.index.delete_role_binding("agents", "everyone-edit");
+        assert!(v.bound_roles("agents", "claw").is_empty());
+    }
+
+    #[test]
+    fn rebinding_replaces_old_subjects() {
+        let mut idx = Index::new();
+        let rb = |sa: &str| -> RoleBinding {
+            serde_json::from_value(json!({"metadata":{"name":"b","namespace":"agents"},
+                "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"r"},
+                "subjects":[{"kind":"ServiceAccount","name":sa,"namespace":"agents"}]}))
+            .unwrap()
+        };
+        idx.apply_role_binding(&rb("one"));
+        idx.apply_role_binding(&rb("two"));
+        assert!(idx.bound_roles("agents", "one").is_empty());
+        assert_eq!(idx.bound_roles("agents", "two").len(), 1);
+    }
+
+    #[test]
+    fn secret_data_is_never_kept_and_type_is() {
+        let mut v = StaticView::new();
+        v.add(
+            &json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"old","namespace":"agents"},
+                "type":"kubernetes.io/service-account-token","data":{"token":"c2VjcmV0"}}),
+            "default",
+        )
+        .unwrap();
+        assert!(v.is_legacy_token_secret("agents", "old"));
+        assert!(!v.is_legacy_token_secret("agents", "other"));
+        assert!(!format!("{:?}", v.index).contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,33 @@
+//! # openclaw-admission
+//!
+//! A Kubernetes admission webhook that keeps OpenClaw AI-agent pods in a small, locked,
+//! observable box: non-root, read-only root filesystem, no capabilities, a dedicated
+//! least-privilege ServiceAccount, default-deny egress, no plaintext credentials and
+//! short-lived tokens; and patches in projected tokens, a Secrets Store CSI volume and the
+//! OpenTelemetry env.
+//!
+//! ```text
+//!   HTTP (axum + rustls)            JSON <-> types               pure decisions
+//!  ┌──────────────────┐   bytes   ┌───────────────┐  Review   ┌────────────────────────┐
+//!  │ server::router   │ ────────▶ │ admission     │ ────────▶ │ engine::evaluate/mutate│
+//!  │ TLS, limits,     │ ◀──────── │ (uid kept)    │ ◀──────── │ checks/, mutations/    │
+//!  │ metrics, logs    │  review   └───────────────┘  Decision └───────────┬────────────┘
+//!  └──────────────────┘                                                   │ &impl ClusterView
+//!                                       cluster (reflectors) / StaticView ┘
+//! ```
+//!
+//! The engine, the policy and the admission JSON layer build without the `server` feature
+//! (`cargo build --no-default-features --lib`): no tokio, axum, rustls or kube client.
+
+pub mod admission;
+pub mod engine;
+pub mod patch;
+
+#[cfg(feature = "server")]
+pub mod certs;
+#[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
+pub mod cluster;
+#[cfg(feature = "server")]
+pub mod server;

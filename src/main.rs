@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    openclaw_admission::cli::main()
+}
