@@ -122,16 +122,46 @@ fn response_for(uid: &str) -> AdmissionResponse {
     r
 }
 
-fn review_bytes(resp: AdmissionResponse) -> Vec<u8> {
+fn review_bytes(mut resp: AdmissionResponse) -> Vec<u8> {
+    // kube-core serializes `patch` (a Vec<u8>) as an array of numbers; the API documents a
+    // base64 string (Go's []byte), so the patch is put back in that form.
+    let patch = resp.patch.take();
+    let encoded = match patch {
+        None => serde_json::to_vec(&resp.into_review()),
+        Some(p) => serde_json::to_value(resp.into_review()).and_then(|mut v| {
+            if let Some(r) = v.get_mut("response").and_then(|r| r.as_object_mut()) {
+                r.insert("patch".into(), serde_json::Value::String(base64_encode(&p)));
+            }
+            serde_json::to_vec(&v)
+        }),
+    };
     // A response holds only strings, bools and maps; serialization cannot fail, but if it
     // ever did, the fallback is still a readable review that refuses.
-    serde_json::to_vec(&resp.into_review()).unwrap_or_else(|e| {
+    encoded.unwrap_or_else(|e| {
         format!(
             r#"{{"apiVersion":"{API_VERSION}","kind":"{KIND}","response":{{"uid":"","allowed":false,"status":{{"code":500,"message":"cannot serialize response: {}"}}}}}}"#,
             e.to_string().replace('"', "'")
         )
         .into_bytes()
     })
+}
+
+/// Standard base64 with padding (the engine stays free of server-side dependencies).
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Answers a body that is not a readable review.
@@ -250,11 +280,25 @@ fn refuse(summary: Summary, message: String, code: u16) -> Outcome {
 
 /// Answers one HTTP body at one endpoint: parse once, decide, serialize.
 pub fn handle(body: &[u8], endpoint: Endpoint, policy: &Policy, view: &impl ClusterView) -> Outcome {
-    let review = match parse(body) {
-        Err(e) => return invalid(&e),
-        Ok(Err((summary, message))) => return refuse(summary, message, 400),
-        Ok(Ok(r)) => r,
-    };
+    match read(body) {
+        Ok(review) => answer(&review, endpoint, policy, view),
+        Err(outcome) => *outcome,
+    }
+}
+
+/// The review in a body, or the finished answer for a body that cannot be judged. With
+/// [`answer`], for callers that prepare the view between reading and judging (the live
+/// view confirms cache misses with the API server).
+pub fn read(body: &[u8]) -> Result<Review, Box<Outcome>> {
+    match parse(body) {
+        Ok(Ok(review)) => Ok(review),
+        Err(e) => Err(Box::new(invalid(&e))),
+        Ok(Err((summary, message))) => Err(Box::new(refuse(summary, message, 400))),
+    }
+}
+
+/// Decides and serializes a review [`read`] from a body.
+pub fn answer(review: &Review, endpoint: Endpoint, policy: &Policy, view: &impl ClusterView) -> Outcome {
     let mut summary = Summary {
         uid: review.uid.clone(),
         namespace: review.namespace.clone(),
@@ -265,8 +309,8 @@ pub fn handle(body: &[u8], endpoint: Endpoint, policy: &Policy, view: &impl Clus
         ..Default::default()
     };
     let decision = match endpoint {
-        Endpoint::Validate => engine::evaluate(&review, policy, view),
-        Endpoint::Mutate => match engine::mutate(&review, policy, view) {
+        Endpoint::Validate => engine::evaluate(review, policy, view),
+        Endpoint::Mutate => match engine::mutate(review, policy, view) {
             Ok(d) => d,
             Err(e) => return refuse(summary, format!("openclaw-admission could not mutate: {e}"), 500),
         },
@@ -281,7 +325,7 @@ pub fn handle(body: &[u8], endpoint: Endpoint, policy: &Policy, view: &impl Clus
     summary.mutated = decision.patch.is_some();
     summary.mode = decision.mode.map(|m| m.as_str());
     summary.violations = decision.violations.iter().map(|j| j.violation.check).collect();
-    match respond(&review, &decision) {
+    match respond(review, &decision) {
         Ok(r) => Outcome { http_status: 200, body: review_bytes(r), summary },
         Err(e) => refuse(summary, format!("openclaw-admission could not encode its answer: {e}"), 500),
     }

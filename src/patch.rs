@@ -1,13 +1,389 @@
 //! Typed diff to JSON Patch. The patch always comes from comparing the typed original with
 //! the typed mutated pod, never raw request JSON against a typed round-trip (which would
 //! invent `remove` ops for fields the types do not know).
+//!
+//! The API server applies the patch to the object it sent, which may carry fields our types
+//! do not know. So lists of named things (containers, volumes, env, mounts) are diffed by
+//! name: a removed volume is one `remove` of that element and an added one is one `add`,
+//! where a positional diff (`json_patch::diff`) would rewrite every later element field by
+//! field and turn the plugin's `kube-api-access-*` volume into ours. Parts the typed
+//! comparison finds equal are not serialized at all.
 
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{
+    AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation,
+};
 use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
 
 /// The JSON Patch turning `original` into `mutated`; `None` when they serialize equal.
-pub fn diff(original: &Pod, mutated: &Pod) -> Result<Option<json_patch::Patch>, serde_json::Error> {
-    let a = serde_json::to_value(original)?;
-    let b = serde_json::to_value(mutated)?;
-    let patch = json_patch::diff(&a, &b);
-    Ok(if patch.0.is_empty() { None } else { Some(patch) })
+pub fn diff(original: &Pod, mutated: &Pod) -> Result<Option<Patch>, serde_json::Error> {
+    let mut ops = Vec::new();
+    if original.metadata != mutated.metadata {
+        diff_part(
+            Some(&original.metadata),
+            Some(&mutated.metadata),
+            "metadata",
+            &mut ops,
+        )?;
+    }
+    if original.spec != mutated.spec {
+        diff_part(
+            original.spec.as_ref(),
+            mutated.spec.as_ref(),
+            "spec",
+            &mut ops,
+        )?;
+    }
+    if original.status != mutated.status {
+        diff_part(
+            original.status.as_ref(),
+            mutated.status.as_ref(),
+            "status",
+            &mut ops,
+        )?;
+    }
+    Ok(if ops.is_empty() {
+        None
+    } else {
+        Some(Patch(ops))
+    })
+}
+
+/// The JSON Patch turning one JSON document into another, diffing named lists by name.
+pub fn diff_values(original: &Value, mutated: &Value) -> Patch {
+    let mut ops = Vec::new();
+    diff_value(original, mutated, &mut PointerBuf::new(), &mut ops);
+    Patch(ops)
+}
+
+/// Diffs one top-level field of the pod; an absent field serializes as absent.
+fn diff_part<T: Serialize>(
+    a: Option<&T>,
+    b: Option<&T>,
+    key: &str,
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), serde_json::Error> {
+    let mut path = PointerBuf::new();
+    path.push_back(key);
+    match (a, b) {
+        (None, None) => {}
+        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path })),
+        (None, Some(b)) => ops.push(PatchOperation::Add(AddOperation {
+            path,
+            value: serde_json::to_value(b)?,
+        })),
+        (Some(a), Some(b)) => {
+            diff_value(
+                &serde_json::to_value(a)?,
+                &serde_json::to_value(b)?,
+                &mut path,
+                ops,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn diff_value(a: &Value, b: &Value, path: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, bv) in b {
+                path.push_back(k);
+                match a.get(k) {
+                    Some(av) => diff_value(av, bv, path, ops),
+                    None => ops.push(PatchOperation::Add(AddOperation {
+                        path: path.clone(),
+                        value: bv.clone(),
+                    })),
+                }
+                path.pop_back();
+            }
+            for k in a.keys().filter(|k| !b.contains_key(*k)) {
+                path.push_back(k);
+                ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: path.clone(),
+                }));
+                path.pop_back();
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a != b => match list_key(a, b) {
+            Some(key) => diff_keyed(a, b, key, path, ops),
+            None => diff_positional(a, b, path, ops),
+        },
+        _ if a == b => {}
+        _ => ops.push(PatchOperation::Replace(ReplaceOperation {
+            path: path.clone(),
+            value: b.clone(),
+        })),
+    }
+}
+
+/// The field that identifies the elements of both lists, if there is one: every element an
+/// object with a distinct string under it (`name` for containers, volumes and env;
+/// `mountPath` for mounts, where one volume may be mounted twice).
+fn list_key(a: &[Value], b: &[Value]) -> Option<&'static str> {
+    ["name", "mountPath"]
+        .into_iter()
+        .find(|key| unique_keys(a, key) && unique_keys(b, key))
+}
+
+fn unique_keys(list: &[Value], key: &str) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    list.iter().all(|v| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|k| seen.insert(k))
+    })
+}
+
+fn key_of<'v>(v: &'v Value, key: &str) -> &'v str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Three steps, each keeping the indices of the next valid: remove the elements of `a` that
+/// `b` lacks (highest index first); `move` the fewest of the rest into `b`'s order (those off
+/// the longest run already in order), so that a reordered element is moved, never removed
+/// and re-added; then walk `b`, diffing each kept element in place and adding the new ones.
+fn diff_keyed(
+    a: &[Value],
+    b: &[Value],
+    key: &str,
+    path: &mut PointerBuf,
+    ops: &mut Vec<PatchOperation>,
+) {
+    let in_b: HashMap<&str, usize> = b
+        .iter()
+        .enumerate()
+        .map(|(j, v)| (key_of(v, key), j))
+        .collect();
+    let mut from_a: Vec<Option<usize>> = vec![None; b.len()];
+    for (i, v) in a.iter().enumerate().rev() {
+        match in_b.get(key_of(v, key)) {
+            Some(&j) => from_a[j] = Some(i),
+            None => push_op(ops, path, i, |p| {
+                PatchOperation::Remove(RemoveOperation { path: p })
+            }),
+        }
+    }
+    // What is left, as indices into `b`, in its current order.
+    let mut order: Vec<usize> = a
+        .iter()
+        .filter_map(|v| in_b.get(key_of(v, key)).copied())
+        .collect();
+    let mut settled = vec![false; b.len()];
+    for j in longest_increasing(&order) {
+        settled[j] = true;
+    }
+    let unsettled: Vec<usize> = order.iter().copied().filter(|&j| !settled[j]).collect();
+    for j in unsettled {
+        let Some(from) = order.iter().position(|&x| x == j) else {
+            continue;
+        };
+        order.remove(from);
+        // Right after the settled element that comes last before it in `b`.
+        let to = order
+            .iter()
+            .rposition(|&x| settled[x] && x < j)
+            .map_or(0, |p| p + 1);
+        order.insert(to, j);
+        settled[j] = true;
+        if from != to {
+            let mut from_path = path.clone();
+            from_path.push_back(from);
+            push_op(ops, path, to, |p| {
+                PatchOperation::Move(MoveOperation {
+                    from: from_path,
+                    path: p,
+                })
+            });
+        }
+    }
+    for (j, bv) in b.iter().enumerate() {
+        path.push_back(j);
+        match from_a[j] {
+            Some(i) => diff_value(&a[i], bv, path, ops),
+            None => ops.push(PatchOperation::Add(AddOperation {
+                path: path.clone(),
+                value: bv.clone(),
+            })),
+        }
+        path.pop_back();
+    }
+}
+
+fn push_op(
+    ops: &mut Vec<PatchOperation>,
+    path: &mut PointerBuf,
+    index: usize,
+    op: impl FnOnce(PointerBuf) -> PatchOperation,
+) {
+    path.push_back(index);
+    ops.push(op(path.clone()));
+    path.pop_back();
+}
+
+/// The longest increasing subsequence of `seq`: the elements that can stay where they are.
+fn longest_increasing(seq: &[usize]) -> Vec<usize> {
+    // Already in order is the usual case (a list that only gained or lost elements).
+    if seq.windows(2).all(|w| w[0] < w[1]) {
+        return seq.to_vec();
+    }
+    // Patience sorting: tails[k] is the position in `seq` ending the best run of length k + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut prev: Vec<Option<usize>> = vec![None; seq.len()];
+    for (n, &x) in seq.iter().enumerate() {
+        let k = tails.partition_point(|&t| seq[t] < x);
+        prev[n] = k.checked_sub(1).map(|p| tails[p]);
+        if k == tails.len() {
+            tails.push(n);
+        } else {
+            tails[k] = n;
+        }
+    }
+    let mut out = Vec::with_capacity(tails.len());
+    let mut at = tails.last().copied();
+    while let Some(n) = at {
+        out.push(seq[n]);
+        at = prev[n];
+    }
+    out.reverse();
+    out
+}
+
+/// Index by index, as `json_patch::diff` does: for lists without a key.
+fn diff_positional(a: &[Value], b: &[Value], path: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
+    for (i, (av, bv)) in a.iter().zip(b).enumerate() {
+        path.push_back(i);
+        diff_value(av, bv, path, ops);
+        path.pop_back();
+    }
+    // Surplus elements go from the end backwards; missing ones are appended in order.
+    for i in (b.len()..a.len()).rev() {
+        path.push_back(i);
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: path.clone(),
+        }));
+        path.pop_back();
+    }
+    for (i, bv) in b.iter().enumerate().skip(a.len()) {
+        path.push_back(i);
+        ops.push(PatchOperation::Add(AddOperation {
+            path: path.clone(),
+            value: bv.clone(),
+        }));
+        path.pop_back();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn applied(a: &Value, p: &Patch) -> Value {
+        let mut doc = a.clone();
+        json_patch::patch(&mut doc, &p.0).unwrap();
+        doc
+    }
+
+    fn paths(p: &Patch, op: &str) -> Vec<String> {
+        let v = serde_json::to_value(p).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["op"] == op)
+            .map(|o| o["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn equal_pods_give_no_patch() {
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c"}]}}),
+        )
+        .unwrap();
+        assert_eq!(diff(&pod, &pod.clone()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_removed_named_element_is_one_remove_and_the_rest_stay_put() {
+        let a = json!({"volumes": [{"name": "data", "emptyDir": {}}, {"name": "kube-api-access-x", "projected": {}},
+            {"name": "cfg", "configMap": {"name": "c"}}]});
+        let b = json!({"volumes": [{"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "c"}},
+            {"name": "ours", "projected": {}}]});
+        let p = diff_values(&a, &b);
+        assert_eq!(paths(&p, "remove"), ["/volumes/1"]);
+        assert_eq!(paths(&p, "add"), ["/volumes/2"]);
+        assert_eq!(paths(&p, "replace"), Vec::<String>::new());
+        assert_eq!(applied(&a, &p), b);
+    }
+
+    #[test]
+    fn a_reordered_element_is_moved_not_removed() {
+        let a = json!({"env": [{"name": "ATTRS", "value": "x=1"}, {"name": "A"}, {"name": "B"}, {"name": "C"}]});
+        let b = json!({"env": [{"name": "A"}, {"name": "B"}, {"name": "C"}, {"name": "NEW"},
+            {"name": "ATTRS", "value": "x=1,y=2"}]});
+        let p = diff_values(&a, &b);
+        assert_eq!(applied(&a, &p), b);
+        assert!(paths(&p, "remove").is_empty());
+        assert_eq!(paths(&p, "move"), ["/env/3"]);
+    }
+
+    #[test]
+    fn lists_without_a_key_are_diffed_by_index() {
+        let a = json!({"args": ["a", "b", "c"], "m": [{"name": "x"}, {"name": "x"}]});
+        let b =
+            json!({"args": ["a", "c"], "m": [{"name": "x"}, {"name": "x", "v": 1}, {"name": "y"}]});
+        assert_eq!(applied(&a, &diff_values(&a, &b)), b);
+    }
+
+    #[test]
+    fn reordered_lists_round_trip() {
+        let names = |v: &[&str]| json!(v.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+        let cases: [(&[&str], &[&str]); 5] = [
+            (&["a", "b", "c", "d"], &["d", "c", "b", "a"]),
+            (&["a", "b", "c"], &["c", "a", "x", "b"]),
+            (&["a"], &[]),
+            (&[], &["a", "b"]),
+            (&["a", "b", "c", "d", "e"], &["b", "e", "a", "c", "f"]),
+        ];
+        let cases = cases.into_iter().chain([
+            (
+                &["e", "d", "x", "a", "c", "b"][..],
+                &["a", "b", "y", "c", "d", "e"][..],
+            ),
+            (
+                &["a", "b", "c", "d", "e", "f"],
+                &["f", "a", "e", "b", "d", "c"],
+            ),
+        ]);
+        for (x, y) in cases {
+            let (a, b) = (names(x), names(y));
+            assert_eq!(applied(&a, &diff_values(&a, &b)), b, "{x:?} -> {y:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_fields_the_types_do_not_know_in_the_raw_object() {
+        let raw = json!({"metadata": {"name": "a"}, "spec": {"futureField": {"x": 1}, "containers": [
+            {"name": "c", "futureContainerField": true}]}});
+        let original: Pod = serde_json::from_value(raw.clone()).unwrap();
+        let mut mutated = original.clone();
+        mutated.spec.as_mut().unwrap().containers[0].env =
+            Some(vec![k8s_openapi::api::core::v1::EnvVar {
+                name: "X".into(),
+                value: Some("1".into()),
+                value_from: None,
+            }]);
+        let p = diff(&original, &mutated).unwrap().unwrap();
+        assert!(paths(&p, "remove").is_empty());
+        let out = applied(&raw, &p);
+        assert_eq!(out["spec"]["futureField"], json!({"x": 1}));
+        assert_eq!(out["spec"]["containers"][0]["futureContainerField"], true);
+        assert_eq!(out["spec"]["containers"][0]["env"][0]["name"], "X");
+    }
 }

@@ -1,10 +1,728 @@
-//! `check` subcommand (being written).
+//! `check`: offline verdicts on manifests, from the same engine the webhook runs.
+//!
+//! Every input is read first, so the ServiceAccounts, bindings, roles, NetworkPolicies,
+//! Namespaces and Secrets found anywhere in them form one `StaticView`; only then is each Pod
+//! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
+//! honoured). Every violation is shown whatever its action, because the point of running this
+//! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad
+//! usage or unreadable input.
 
+use crate::engine::policy::Policy;
+use crate::engine::review::{
+    GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User, WORKLOAD_KINDS,
+};
+use crate::engine::view::{StaticView, VIEW_KINDS};
+use crate::engine::{self, Decision, Judged, Skip};
+use k8s_openapi::api::core::v1::{Capabilities, PodSpec, SeccompProfile, SecurityContext};
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// The user the offline check judges as: no groups, so no approver-only exemption applies.
+const CHECK_USER: &str = "openclaw-admission-check";
+/// A UID from the range OpenShift gives a new project (`openshift.io/sa.scc.uid-range`).
+const OPENSHIFT_UID: i64 = 1_000_680_000;
 
-pub fn run(_args: Args) -> ExitCode {
-    ExitCode::from(2)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Manifest file or directory (searched recursively for *.yaml, *.yml, *.json); `-` reads
+    /// stdin. Repeat to combine inputs: all of them form one cluster view.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+    /// Policy file (YAML); the built-in defaults without one.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Namespace for objects whose metadata names none (as `kubectl apply -n`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Apply what OpenShift's restricted-v2 SCC sets on admission (non-root UID, drop ALL,
+    /// no privilege escalation, RuntimeDefault seccomp) before judging, so verdicts match an
+    /// OpenShift cluster.
+    #[arg(long)]
+    pub assume_openshift: bool,
+}
+
+/// One Kubernetes object read from the inputs, with where it came from.
+pub struct Manifest {
+    /// File it was read from (`<stdin>` for `-`).
+    pub file: String,
+    /// Human-readable place inside the file: `document 2`, `document 1, items[3]`.
+    pub place: String,
+    /// First line of its document, when known.
+    pub line: Option<usize>,
+    pub value: Value,
+}
+
+impl Manifest {
+    fn kind(&self) -> &str {
+        self.value.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    fn api_version(&self) -> &str {
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    fn meta_str(&self, key: &str) -> Option<&str> {
+        self.value
+            .get("metadata")
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+    fn name(&self) -> &str {
+        self.meta_str("name")
+            .or_else(|| self.meta_str("generateName"))
+            .unwrap_or("<unnamed>")
+    }
+    /// `file: document N (line L)`, for messages about this object.
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}: {} (line {l})", self.file, self.place),
+            None => format!("{}: {}", self.file, self.place),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    objects: Vec<Judgement>,
+    skipped: Vec<Skipped>,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct Judgement {
+    kind: String,
+    namespace: String,
+    name: String,
+    file: String,
+    /// What the webhook would answer under this policy.
+    allowed: bool,
+    mode: &'static str,
+    violations: Vec<Judged>,
+    exempted: Vec<Exempted>,
+}
+
+#[derive(Serialize)]
+struct Exempted {
+    check: String,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Skipped {
+    kind: String,
+    name: String,
+    file: String,
+    reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    judged: usize,
+    violations: usize,
+    refused: usize,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let policy = match &args.policy {
+        None => Policy::default(),
+        Some(p) => match Policy::from_file(p) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+
+    let (objects, mut errors) = read_manifests(&args.files);
+
+    // The whole view first: a ServiceAccount may come after the pod that uses it.
+    let mut view = StaticView::new();
+    for o in objects.iter().filter(|o| VIEW_KINDS.contains(&o.kind())) {
+        if let Err(e) = view.add(&o.value, &args.namespace) {
+            errors.push(format!(
+                "{}: {} {} does not fit the {0} schema: {e}",
+                o.location(),
+                o.kind(),
+                o.name()
+            ));
+        }
+    }
+
+    let mut report = Report {
+        objects: Vec::new(),
+        skipped: Vec::new(),
+        summary: Summary {
+            judged: 0,
+            violations: 0,
+            refused: 0,
+        },
+    };
+    for o in &objects {
+        let kind = o.kind();
+        if kind.is_empty() {
+            eprintln!("skipped: {} (no kind)", o.location());
+            continue;
+        }
+        if VIEW_KINDS.contains(&kind) {
+            continue;
+        }
+        if kind != "Pod" && !WORKLOAD_KINDS.contains(&kind) {
+            eprintln!("skipped: {kind} {} in {} (not judged)", o.name(), o.file);
+            report.skipped.push(skipped(o, "not judged"));
+            continue;
+        }
+        let review = match review_of(o, &args) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!(
+                    "{}: {kind} {} does not fit the {kind} schema: {e}",
+                    o.location(),
+                    o.name()
+                ));
+                continue;
+            }
+        };
+        let decision = engine::evaluate(&review, &policy, &view);
+        if decision.skipped == Some(Skip::NotAnAgent) {
+            eprintln!(
+                "skipped: {kind} {}/{} in {} (not an agent: no selector matches)",
+                review.namespace,
+                o.name(),
+                o.file
+            );
+            report
+                .skipped
+                .push(skipped(o, "not an agent (no selector matches)"));
+            continue;
+        }
+        report.objects.push(judgement(o, &review, decision));
+    }
+
+    report.summary.judged = report.objects.len();
+    report.summary.violations = report.objects.iter().map(|j| j.violations.len()).sum();
+    report.summary.refused = report.objects.iter().filter(|j| !j.allowed).count();
+
+    match args.output {
+        Output::Table => print!("{}", table(&report)),
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => errors.push(format!("cannot write the JSON report: {e}")),
+        },
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() {
+        ExitCode::from(2)
+    } else if report.summary.violations > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn skipped(o: &Manifest, reason: &'static str) -> Skipped {
+    Skipped {
+        kind: o.kind().to_string(),
+        name: o.name().to_string(),
+        file: o.file.clone(),
+        reason,
+    }
+}
+
+fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
+    Judgement {
+        kind: o.kind().to_string(),
+        namespace: review.namespace.clone(),
+        name: o.name().to_string(),
+        file: o.file.clone(),
+        allowed: d.allowed,
+        mode: d.mode.unwrap_or_default().as_str(),
+        violations: d.violations,
+        exempted: d
+            .exempted
+            .into_iter()
+            .map(|(check, reason)| Exempted { check, reason })
+            .collect(),
+    }
+}
+
+/// The review the API server would send for `kubectl apply` of this object.
+fn review_of(o: &Manifest, args: &Args) -> Result<Review, serde_json::Error> {
+    let kind = o.kind();
+    let (group, version) = match o.api_version().split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", o.api_version()),
+    };
+    let mut subject = Subject::from_value(kind, o.value.clone())?;
+    if args.assume_openshift {
+        match &mut subject {
+            Subject::Pod(p) => assume_openshift(p.spec.get_or_insert_with(Default::default)),
+            Subject::Template(t) => {
+                assume_openshift(t.template.spec.get_or_insert_with(Default::default))
+            }
+            Subject::None | Subject::Other => {}
+        }
+    }
+    Ok(Review {
+        uid: String::new(),
+        kind: GroupVersionKind::gvk(group, version, kind),
+        resource: GroupVersionResource::gvr(group, version, &format!("{}s", kind.to_lowercase())),
+        sub_resource: None,
+        operation: Operation::Create,
+        namespace: o
+            .meta_str("namespace")
+            .unwrap_or(&args.namespace)
+            .to_string(),
+        name: o.meta_str("name").unwrap_or_default().to_string(),
+        user: User {
+            username: CHECK_USER.to_string(),
+            groups: Vec::new(),
+        },
+        // Nothing is stored: the engine answers a dry run exactly like a real request.
+        dry_run: true,
+        object: subject,
+        old_object: Subject::None,
+    })
+}
+
+/// What the restricted-v2 SCC admission fills in where the manifest is silent. Explicit
+/// settings are kept: the checks still judge them as written.
+fn assume_openshift(spec: &mut PodSpec) {
+    let pod = spec.security_context.get_or_insert_with(Default::default);
+    if pod.seccomp_profile.is_none() {
+        pod.seccomp_profile = Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        });
+    }
+    let pod_uid = pod.run_as_user;
+    let contexts = spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .map(|c| &mut c.security_context)
+        .chain(spec.containers.iter_mut().map(|c| &mut c.security_context))
+        .chain(
+            spec.ephemeral_containers
+                .iter_mut()
+                .flatten()
+                .map(|c| &mut c.security_context),
+        );
+    for sc in contexts {
+        let sc: &mut SecurityContext = sc.get_or_insert_with(Default::default);
+        let caps = sc.capabilities.get_or_insert_with(Capabilities::default);
+        let drop = caps.drop.get_or_insert_with(Vec::new);
+        if !drop.iter().any(|c| c == "ALL") {
+            drop.push("ALL".into());
+        }
+        sc.allow_privilege_escalation.get_or_insert(false);
+        if sc.run_as_user.is_none() && pod_uid.is_none() {
+            sc.run_as_user = Some(OPENSHIFT_UID);
+        }
+        sc.run_as_non_root.get_or_insert(true);
+    }
+}
+
+// --- reading inputs ---
+
+/// Reads every object from files, directories (recursively: *.yaml, *.yml, *.json, sorted)
+/// and `-` (stdin), expanding Lists. Returns what could be read and one message per input
+/// that could not (with its file and, for parse errors, its line); one bad file does not
+/// stop the others from being read.
+pub fn read_manifests(paths: &[PathBuf]) -> (Vec<Manifest>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut objects = Vec::new();
+    for source in collect_sources(paths, &mut errors) {
+        read_source(&source, &mut objects, &mut errors);
+    }
+    (objects, errors)
+}
+
+enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+/// Expands the `-f` arguments into files: directories recursively, sorted, keeping only
+/// manifest extensions; a named file is read whatever its extension.
+fn collect_sources(args: &[PathBuf], errors: &mut Vec<String>) -> Vec<Source> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.as_os_str() == "-" {
+            out.push(Source::Stdin);
+            continue;
+        }
+        match std::fs::metadata(a) {
+            Ok(m) if m.is_dir() => walk(a, &mut out, errors),
+            Ok(_) => out.push(Source::File(a.clone())),
+            Err(e) => errors.push(format!("{}: {}", a.display(), io_reason(&e))),
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<Source>, errors: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(format!("{}: {}", dir.display(), io_reason(&e)));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        // Hidden entries are skipped: `.git`, and the `..data` links of a mounted ConfigMap.
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
+            continue;
+        }
+        let is_link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        match std::fs::metadata(&p) {
+            // Symlinked directories are not followed, so a link loop cannot recurse forever.
+            Ok(m) if m.is_dir() && !is_link => walk(&p, out, errors),
+            Ok(m) if m.is_file() && is_manifest(&p) => out.push(Source::File(p)),
+            _ => {}
+        }
+    }
+}
+
+fn is_manifest(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn read_source(source: &Source, objects: &mut Vec<Manifest>, errors: &mut Vec<String>) {
+    let (name, text, json) = match source {
+        Source::Stdin => {
+            let mut s = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                errors.push(format!("<stdin>: {e}"));
+                return;
+            }
+            ("<stdin>".to_string(), s, false)
+        }
+        Source::File(p) => match std::fs::read_to_string(p) {
+            Ok(s) => (
+                p.display().to_string(),
+                s,
+                p.extension().is_some_and(|e| e == "json"),
+            ),
+            Err(e) => {
+                errors.push(format!("{}: {}", p.display(), io_reason(&e)));
+                return;
+            }
+        },
+    };
+    let docs = if json {
+        parse_json(&text)
+    } else {
+        parse_yaml(&text)
+    };
+    match docs {
+        Ok(docs) => {
+            for (i, (line, value)) in docs.into_iter().enumerate() {
+                let place = format!("document {}", i + 1);
+                expand(value, &name, place, line, objects);
+            }
+        }
+        Err(e) => errors.push(format!("{name}: {e}")),
+    }
+}
+
+/// A parse error with its place, without the parser's own `at line L column C` suffix.
+fn located(kind: &str, line: usize, column: usize, message: &str) -> String {
+    let suffix = format!(" at line {line} column {column}");
+    let message = message.strip_suffix(&suffix).unwrap_or(message);
+    format!("line {line}, column {column}: invalid {kind}: {message}")
+}
+
+/// Every document of a YAML stream, with the line it starts on; empty documents are dropped.
+fn parse_yaml(text: &str) -> Result<Vec<(Option<usize>, Value)>, String> {
+    use serde::Deserialize;
+    let starts = document_starts(text);
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(doc) {
+            Ok(Value::Null) => {}
+            Ok(v) => out.push((starts.get(i).copied(), v)),
+            Err(e) => {
+                return Err(match e.location() {
+                    Some(l) => located("YAML", l.line(), l.column(), &e.to_string()),
+                    None => {
+                        let line = starts
+                            .get(i)
+                            .map_or(String::new(), |l| format!(" (line {l})"));
+                        format!("document {}{line}: invalid YAML: {e}", i + 1)
+                    }
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// First line of each YAML document: line 1, then the line after each `---` marker (a
+/// leading marker opens the first document rather than a second one).
+fn document_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut opened = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") {
+            starts.push(i + 2);
+            opened = true;
+        } else if !opened && !t.is_empty() && !t.starts_with('#') {
+            starts.push(i + 1);
+            opened = true;
+        }
+    }
+    starts
+}
+
+/// A JSON file: one object, or several one after the other.
+fn parse_json(text: &str) -> Result<Vec<(Option<usize>, Value)>, String> {
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => return Ok(out),
+            Some(Ok(v)) => {
+                let line = text[..start].matches('\n').count() + 1;
+                let skipped_ws = text[start..].len() - text[start..].trim_start().len();
+                let extra = text[start..start + skipped_ws].matches('\n').count();
+                out.push((Some(line + extra), v));
+            }
+            Some(Err(e)) => return Err(located("JSON", e.line(), e.column(), &e.to_string())),
+        }
+    }
+}
+
+/// Adds an object, or each item of a `List` (`kind: List`, or a typed list such as
+/// `PodList` whose items may omit their kind).
+fn expand(
+    mut value: Value,
+    file: &str,
+    place: String,
+    line: Option<usize>,
+    objects: &mut Vec<Manifest>,
+) {
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let is_list = kind.ends_with("List") && value.get("items").is_some_and(Value::is_array);
+    if !is_list {
+        objects.push(Manifest {
+            file: file.to_string(),
+            place,
+            line,
+            value,
+        });
+        return;
+    }
+    let item_kind = kind
+        .strip_suffix("List")
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
+    let api_version = value.get("apiVersion").cloned();
+    let items = match value.get_mut("items").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    for (i, mut item) in items.into_iter().enumerate() {
+        if let (Some(k), Some(m)) = (&item_kind, item.as_object_mut()) {
+            if !m.contains_key("kind") {
+                m.insert("kind".into(), Value::String(k.clone()));
+                if let Some(av) = &api_version {
+                    m.entry("apiVersion").or_insert_with(|| av.clone());
+                }
+            }
+        }
+        expand(item, file, format!("{place}, items[{i}]"), line, objects);
+    }
+}
+
+// --- table output ---
+
+/// Per object with violations: a heading, then one aligned row per violation (check, tier,
+/// action, path) with what is wrong and the fix on the lines below. Clean objects get one
+/// line each; the summary closes.
+fn table(report: &Report) -> String {
+    let mut out = String::new();
+    let all = report.objects.iter().flat_map(|o| o.violations.iter());
+    let w_check = all
+        .clone()
+        .map(|j| j.violation.check.len())
+        .max()
+        .unwrap_or(0)
+        .max("CHECK".len());
+    let w_path = all
+        .map(|j| j.violation.path.len())
+        .max()
+        .unwrap_or(0)
+        .max("PATH".len());
+    let indent = " ".repeat(2 + w_check + 2);
+    for o in report.objects.iter().filter(|o| !o.violations.is_empty()) {
+        let n = o.violations.len();
+        let verdict = if o.allowed {
+            "would be allowed"
+        } else {
+            "would be refused"
+        };
+        out.push_str(&format!(
+            "{} {}/{} ({}): {n} violation{}, {verdict} in {} mode\n",
+            o.kind,
+            o.namespace,
+            o.name,
+            o.file,
+            plural(n),
+            o.mode
+        ));
+        out.push_str(
+            &format!(
+                "  {:<w_check$}  {:<6}  {:<6}  {:<w_path$}\n",
+                "CHECK", "TIER", "ACTION", "PATH"
+            )
+            .trim_end()
+            .to_string(),
+        );
+        out.push('\n');
+        for j in &o.violations {
+            let v = &j.violation;
+            out.push_str(&format!(
+                "  {:<w_check$}  {:<6}  {:<6}  {}\n",
+                v.check,
+                v.tier.as_str(),
+                j.action.as_str(),
+                v.path
+            ));
+            out.push_str(&format!("{indent}{}\n{indent}fix: {}\n", v.message, v.fix));
+        }
+        out.push('\n');
+    }
+    for o in report.objects.iter().filter(|o| o.violations.is_empty()) {
+        out.push_str(&format!(
+            "passed: {} {}/{} ({})\n",
+            o.kind, o.namespace, o.name, o.file
+        ));
+        for e in &o.exempted {
+            out.push_str(&format!("  exempted {}: {}\n", e.check, e.reason));
+        }
+    }
+    let s = &report.summary;
+    out.push_str(&format!(
+        "{} object{} judged, {} violation{}",
+        s.judged,
+        plural(s.judged),
+        s.violations,
+        plural(s.violations)
+    ));
+    if s.refused > 0 {
+        out.push_str(&format!(
+            ", {} object{} would be refused",
+            s.refused,
+            plural(s.refused)
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_starts_follow_markers() {
+        assert_eq!(document_starts("a: 1\n---\nb: 2\n"), vec![1, 3]);
+        assert_eq!(document_starts("# c\n---\na: 1\n---\nb: 2\n"), vec![3, 5]);
+        assert_eq!(document_starts("\n\nkind: Pod\n"), vec![3]);
+    }
+
+    #[test]
+    fn yaml_error_names_line_and_column_once() {
+        let err = parse_yaml("a: 1\nb: [\n").unwrap_err();
+        assert!(err.starts_with("line 2, column "), "{err}");
+        assert!(!err.contains(" at line "), "{err}");
+    }
+
+    #[test]
+    fn typed_list_items_get_their_kind() {
+        let mut objects = Vec::new();
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
+        expand(list, "f.json", "document 1".into(), Some(1), &mut objects);
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].kind(), "Pod");
+        assert_eq!(objects[0].place, "document 1, items[0]");
+    }
+
+    #[test]
+    fn json_stream_reports_the_line_of_each_object() {
+        let docs = parse_json("{\"a\": 1}\n\n{\"b\": 2}\n").unwrap();
+        assert_eq!(
+            docs.iter().map(|d| d.0).collect::<Vec<_>>(),
+            vec![Some(1), Some(3)]
+        );
+    }
+
+    #[test]
+    fn openshift_defaults_fill_only_what_is_missing() {
+        let mut spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "a", "securityContext": {"runAsNonRoot": false}}]
+        }))
+        .unwrap();
+        assume_openshift(&mut spec);
+        let sc = spec.containers[0].security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(false));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
+        let pod = spec.security_context.as_ref().unwrap();
+        assert_eq!(
+            pod.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+    }
 }

@@ -1,10 +1,302 @@
-//! `serve` subcommand (being written).
+//! `serve`: the webhook over TLS. Loads the policy, the serving certificate and the cluster
+//! view, then runs until SIGTERM or SIGINT and drains.
+//!
+//! The view is built from `--manifests` for now (a static snapshot, ready at once). The live
+//! view fed by the API server plugs in at [`serve_with`], which takes any view and a
+//! readiness handle, so that a cluster sync can hold `/readyz` until it has caught up.
 
+use crate::engine::policy::Policy;
+use crate::engine::view::{ClusterView, StaticView};
+use crate::server::listen::ListenOptions;
+use crate::server::metrics::Metrics;
+use crate::server::tls::ReloadingCert;
+use crate::server::{self, AppState, Readiness};
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// PEM certificate chain to serve (re-read when its content changes).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the certificate.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// Policy file (YAML); the built-in defaults without it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// How often the certificate files are compared with the pair being served
+    /// (e.g. `10s`, `500ms`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub cert_reload_interval: Duration,
+    /// After SIGTERM, how long reviews in flight get to finish.
+    #[arg(long, default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Manifests (files or directories, YAML or JSON) whose ServiceAccounts, Namespaces,
+    /// NetworkPolicies, roles and bindings make the cluster view.
+    #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
+    pub manifests: Vec<PathBuf>,
+}
 
-pub fn run(_args: Args) -> ExitCode {
-    ExitCode::from(2)
+/// `10s`, `250ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 10s, 500ms, 1m)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    if d.is_zero() {
+        return Err("duration must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// JSON lines on stdout, level from `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+fn manifest_files(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read directory {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if p.is_dir() || matches!(ext, "yaml" | "yml" | "json") {
+                manifest_files(&p, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn add_object(view: &mut StaticView, obj: &serde_json::Value, file: &Path) -> anyhow::Result<()> {
+    if obj.get("kind").and_then(|k| k.as_str()) == Some("List") {
+        for item in obj
+            .get("items")
+            .and_then(|i| i.as_array())
+            .into_iter()
+            .flatten()
+        {
+            add_object(view, item, file)?;
+        }
+        return Ok(());
+    }
+    view.add(obj, "default").with_context(|| {
+        let kind = obj.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("?");
+        format!("{}: {kind} {name} does not fit its schema", file.display())
+    })?;
+    Ok(())
+}
+
+/// Builds a static view from manifest files and directories (multi-document YAML or JSON).
+/// Kinds the view does not keep are skipped.
+pub fn load_view(paths: &[PathBuf]) -> anyhow::Result<StaticView> {
+    let mut files = Vec::new();
+    for p in paths {
+        manifest_files(p, &mut files)?;
+    }
+    let mut view = StaticView::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = <serde_json::Value as serde::Deserialize>::deserialize(doc)
+                .with_context(|| format!("{}: not valid YAML or JSON", file.display()))?;
+            if !value.is_null() {
+                add_object(&mut view, &value, &file)?;
+            }
+        }
+    }
+    Ok(view)
+}
+
+/// Waits for SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Everything `serve` needs, whatever the view.
+pub struct ServeSetup<V> {
+    pub listen: SocketAddr,
+    pub policy: Arc<Policy>,
+    pub view: Arc<V>,
+    pub readiness: Readiness,
+    pub certs: Arc<ReloadingCert>,
+    pub metrics: Arc<Metrics>,
+    pub reload_interval: Duration,
+    pub listen_options: ListenOptions,
+}
+
+/// Binds and serves until a signal; the part shared by every kind of view.
+pub async fn serve_with<V: ClusterView + Send + Sync + 'static>(
+    setup: ServeSetup<V>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(setup.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", setup.listen))?;
+    tracing::info!(listen = %setup.listen, "serving /validate, /mutate, /healthz, /readyz, /metrics over TLS");
+    let state = AppState {
+        policy: setup.policy,
+        view: setup.view,
+        metrics: setup.metrics,
+        readiness: setup.readiness,
+    };
+    server::run(
+        listener,
+        state,
+        setup.certs,
+        setup.reload_interval,
+        setup.listen_options,
+        shutdown_signal(),
+    )
+    .await
+    .context("cannot build the TLS configuration")?;
+    Ok(())
+}
+
+pub fn run(args: Args) -> ExitCode {
+    // Before anything touches rustls: one provider for the process, ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_logging();
+
+    let policy = match &args.policy {
+        Some(p) => match Policy::from_file(p) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Policy::default(),
+    };
+    let view = match load_view(&args.manifests) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let certs = match ReloadingCert::load(&args.tls_cert, &args.tls_key, metrics.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let setup = ServeSetup {
+        listen: args.listen,
+        policy: Arc::new(policy),
+        view: Arc::new(view),
+        // A static view is complete from the start.
+        readiness: Readiness::new(true),
+        certs,
+        metrics,
+        reload_interval: args.cert_reload_interval,
+        listen_options: ListenOptions {
+            shutdown_grace: args.shutdown_grace,
+            ..ListenOptions::default()
+        },
+    };
+    match runtime.block_on(serve_with(setup)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "serve failed");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_milliseconds_seconds_and_minutes() {
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn view_takes_service_accounts_from_multi_document_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: claw, namespace: agents}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        )
+        .unwrap();
+        let view = load_view(&[dir.path().to_path_buf()]).unwrap();
+        assert!(view.service_account_exists("agents", "claw"));
+    }
 }

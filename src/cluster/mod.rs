@@ -1,1 +1,316 @@
-//! Live cluster view over kube-runtime reflectors (later issue).
+//! The live cluster view behind `serve`: kube-runtime watchers keep an [`Index`] of the few
+//! kinds the checks consult, and [`LiveView`] answers the engine's lookups from it under a
+//! short read lock, so a lookup never goes to the API server on the hot path.
+//!
+//! - `feed`: how each watched kind lands in the index, including relists that replace a kind
+//!   wholesale so objects deleted while the watch was down disappear.
+//! - `confirm`: before judging an agent pod, a live GET for what the cache misses and may have
+//!   been created a moment ago (namespace, ServiceAccount and NetworkPolicy in one apply).
+//!
+//! Readiness ([`Readiness`]) turns true once every watcher has finished its first list and
+//! stays true afterwards: the webhook keeps serving from cache while the API server is away.
+//!
+//! # RBAC the webhook needs
+//!
+//! Read-only, cluster-wide; nothing else:
+//!
+//! ```yaml
+//! apiVersion: rbac.authorization.k8s.io/v1
+//! kind: ClusterRole
+//! metadata:
+//!   name: openclaw-admission
+//! rules:
+//!   - apiGroups: [""]
+//!     resources: [namespaces, serviceaccounts]
+//!     verbs: [get, list, watch]
+//!   - apiGroups: [networking.k8s.io]
+//!     resources: [networkpolicies]
+//!     verbs: [get, list, watch]
+//!   - apiGroups: [rbac.authorization.k8s.io]
+//!     resources: [roles, clusterroles, rolebindings, clusterrolebindings]
+//!     verbs: [get, list, watch]
+//!   # Only when policy checks.token.legacySecretCheck is true. The webhook watches Secret
+//!   # metadata with the field selector type=kubernetes.io/service-account-token; it never
+//!   # reads or keeps secret data, but list/watch on Secrets is still a privilege to grant
+//!   # only when asked.
+//!   # - apiGroups: [""]
+//!   #   resources: [secrets]
+//!   #   verbs: [list, watch]
+//! ```
+
+mod confirm;
+mod feed;
+
+pub use confirm::{CONFIRM_TIMEOUT, Confirm, Confirmed};
+
+use crate::engine::policy::Policy;
+use crate::engine::selector::Labels;
+use crate::engine::view::{BoundRole, ClusterView, Index};
+use feed::Feed;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
+use kube::{Client, Resource};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use tokio::sync::watch;
+
+/// Field selector of the Secret watch: only legacy ServiceAccount token Secrets are listed.
+const LEGACY_TOKEN_SELECTOR: &str = "type=kubernetes.io/service-account-token";
+
+/// A client from `--kubeconfig PATH` when given, else the usual places (`KUBECONFIG`,
+/// `~/.kube/config`, then the in-cluster service account).
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
+    let Some(path) = kubeconfig else {
+        return Client::try_default().await;
+    };
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(kube::Error::InferKubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(kube::Error::InferKubeconfig)?;
+    Client::try_from(config)
+}
+
+/// Cluster state kept current by watchers; implements [`ClusterView`].
+pub struct LiveView {
+    index: Arc<RwLock<Index>>,
+    /// `None` for a view with no API server behind it (tests): confirm steps do nothing.
+    client: Option<Client>,
+}
+
+impl LiveView {
+    /// A view over a fixed index, with no API server behind it.
+    pub fn from_index(index: Index) -> LiveView {
+        LiveView {
+            index: Arc::new(RwLock::new(index)),
+            client: None,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Index> {
+        // A panic while holding the lock leaves at worst one half-applied event, which the
+        // next event or relist repairs; refusing every later request would be worse.
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Objects held per kind, for readiness output and metrics.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        self.read().counts()
+    }
+}
+
+impl ClusterView for LiveView {
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        self.read().namespace_labels(namespace)
+    }
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
+        self.read().service_account_exists(namespace, name)
+    }
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
+        self.read().bound_roles(namespace, service_account)
+    }
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
+        self.read().network_policies(namespace)
+    }
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
+        self.read().is_legacy_token_secret(namespace, name)
+    }
+}
+
+struct ReadyState {
+    /// Kinds whose first list has not completed yet.
+    pending: Mutex<BTreeSet<&'static str>>,
+    tx: watch::Sender<bool>,
+}
+
+impl ReadyState {
+    fn synced(&self, kind: &'static str) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.remove(kind) {
+            tracing::info!(kind, "initial list complete");
+        }
+        if pending.is_empty() {
+            self.tx.send_replace(true);
+        }
+    }
+}
+
+/// Whether every watcher has completed its first list. Cheap to clone and to ask.
+#[derive(Clone)]
+pub struct Readiness {
+    state: Arc<ReadyState>,
+}
+
+impl Readiness {
+    fn new(kinds: impl IntoIterator<Item = &'static str>) -> Readiness {
+        let pending: BTreeSet<_> = kinds.into_iter().collect();
+        let (tx, _) = watch::channel(pending.is_empty());
+        Readiness {
+            state: Arc::new(ReadyState {
+                pending: Mutex::new(pending),
+                tx,
+            }),
+        }
+    }
+
+    /// Ready from the start: for `serve --no-cluster`, which judges against manifests only.
+    pub fn always() -> Readiness {
+        Readiness::new([])
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.state.tx.borrow()
+    }
+
+    /// Kinds still waiting for their first list (for `/readyz` bodies and logs).
+    pub fn pending(&self) -> Vec<&'static str> {
+        self.state
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Resolves once ready.
+    pub async fn wait(&self) {
+        let mut rx = self.state.tx.subscribe();
+        // The sender lives in `self.state`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+}
+
+/// Starts the watchers (inside a tokio runtime) and returns the view they feed and its
+/// readiness. The Secret watch runs only when the policy's legacy token check asks for it.
+pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
+    let legacy = policy.checks.token.legacy_secret_check;
+    let mut kinds = vec![
+        feed::Namespaces::KIND,
+        feed::ServiceAccounts::KIND,
+        feed::NetworkPolicies::KIND,
+        feed::Roles::KIND,
+        feed::ClusterRoles::KIND,
+        feed::RoleBindings::KIND,
+        feed::ClusterRoleBindings::KIND,
+    ];
+    if legacy {
+        kinds.push(feed::LegacyTokenSecrets::KIND);
+    }
+    let ready = Readiness::new(kinds);
+    let view = Arc::new(LiveView {
+        index: Arc::new(RwLock::new(Index::new())),
+        client: Some(client.clone()),
+    });
+
+    // The cache may be a moment behind the API server, which the confirm step covers;
+    // listing from the watch cache spares etcd on every (re)list.
+    let cfg = || watcher::Config::default().any_semantic();
+    let c = &client;
+    spawn::<feed::Namespaces, _>(watcher(metadata::<Namespace>(c), cfg()), &view, &ready);
+    spawn::<feed::ServiceAccounts, _>(watcher(metadata::<ServiceAccount>(c), cfg()), &view, &ready);
+    spawn::<feed::NetworkPolicies, _>(watcher(dynamic::<NetworkPolicy>(c), cfg()), &view, &ready);
+    spawn::<feed::Roles, _>(watcher(dynamic::<Role>(c), cfg()), &view, &ready);
+    spawn::<feed::ClusterRoles, _>(watcher(dynamic::<ClusterRole>(c), cfg()), &view, &ready);
+    spawn::<feed::RoleBindings, _>(watcher(dynamic::<RoleBinding>(c), cfg()), &view, &ready);
+    spawn::<feed::ClusterRoleBindings, _>(
+        watcher(dynamic::<ClusterRoleBinding>(c), cfg()),
+        &view,
+        &ready,
+    );
+    if legacy {
+        // Metadata only: every object this selector yields is a legacy token, and no secret
+        // data ever crosses the wire.
+        let secrets = watcher(metadata::<Secret>(c), cfg().fields(LEGACY_TOKEN_SELECTOR));
+        spawn::<feed::LegacyTokenSecrets, _>(secrets, &view, &ready);
+    }
+    (view, ready)
+}
+
+/// Kinds whose metadata is all the index needs are watched metadata-only: less to transfer
+/// and hold, and for Secrets no data ever crosses the wire.
+fn metadata<K: Resource<DynamicType = ()>>(client: &Client) -> Api<PartialObjectMeta<K>> {
+    Api::all(client.clone())
+}
+
+/// Kinds with a spec the checks read are watched untyped and parsed one object at a time, so
+/// one object that does not fit its schema is logged and skipped instead of failing the list.
+fn dynamic<K: Resource<DynamicType = ()>>(client: &Client) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &ApiResource::erase::<K>(&()))
+}
+
+fn spawn<F, S>(stream: S, view: &LiveView, ready: &Readiness)
+where
+    F: Feed,
+    S: Stream<Item = watcher::Result<watcher::Event<F::Raw>>> + Send + 'static,
+{
+    let index = Arc::clone(&view.index);
+    let state = Arc::clone(&ready.state);
+    tokio::spawn(async move {
+        let mut applier = feed::Applier::<F>::default();
+        let mut stream = std::pin::pin!(stream.default_backoff());
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    if applier.handle(&index, event) {
+                        state.synced(F::KIND);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(kind = F::KIND, error = %e, "watch failed; retrying after backoff")
+                }
+            }
+        }
+        tracing::error!(
+            kind = F::KIND,
+            "watch stream ended; this kind is no longer kept current"
+        );
+    });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_waits_for_the_first_list_of_every_kind() {
+        let ready = Readiness::new(["Namespace", "Role"]);
+        assert!(!ready.is_ready());
+        ready.state.synced("Namespace");
+        assert!(!ready.is_ready());
+        assert_eq!(ready.pending(), ["Role"]);
+        ready.state.synced("Role");
+        assert!(ready.is_ready());
+        assert!(ready.pending().is_empty());
+        ready.wait().await;
+    }
+
+    #[test]
+    fn a_view_without_a_cluster_is_ready_at_once() {
+        assert!(Readiness::always().is_ready());
+    }
+
+    #[tokio::test]
+    async fn client_comes_from_an_explicit_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+             clusters: [{name: test, cluster: {server: 'https://127.0.0.1:6443', insecure-skip-tls-verify: true}}]\n\
+             users: [{name: test, user: {token: abc}}]\n\
+             contexts: [{name: test, context: {cluster: test, user: test}}]\n",
+        )
+        .unwrap();
+        let client = client(Some(&path)).await.unwrap();
+        assert_eq!(client.default_namespace(), "default");
+        assert!(client(Some(&dir.path().join("missing"))).await.is_err());
+    }
+}

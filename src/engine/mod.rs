@@ -9,6 +9,8 @@ pub mod review;
 pub mod selector;
 pub mod view;
 pub mod violation;
+#[cfg(test)]
+mod tests;
 
 use k8s_openapi::api::core::v1::Pod;
 use policy::{Action, Mode, Policy};
@@ -103,6 +105,13 @@ fn agent_match(policy: &Policy, target: &Target<'_>) -> Option<Option<Action>> {
     None
 }
 
+/// Whether the review carries a pod or pod template the policy treats as an agent. For callers
+/// that prepare cluster state before judging (the live view's confirm step).
+pub fn is_agent(review: &Review, policy: &Policy) -> bool {
+    let mut spec_path = String::new();
+    target_of(review, &mut spec_path).is_some_and(|t| agent_match(policy, &t).is_some())
+}
+
 /// `registry/repo:tag@digest` -> `registry/repo`.
 fn image_repository(image: &str) -> &str {
     let no_digest = image.split('@').next().unwrap_or(image);
@@ -125,14 +134,16 @@ fn target_of<'a>(review: &'a Review, spec_path: &'a mut String) -> Option<Target
     }
 }
 
-/// A Pod UPDATE (not a subresource) whose spec is unchanged needs no judging: the spec of a
-/// running pod is largely immutable, and metadata-only updates must not be blocked.
-fn unchanged_pod_update(review: &Review) -> bool {
+/// An UPDATE (not a subresource) that leaves the pod spec, or the workload's pod template,
+/// as it was needs no judging: metadata-only updates (finalizer removal by the garbage
+/// collector, labels, replicas) must not be blocked for an object admitted earlier.
+fn unchanged_update(review: &Review) -> bool {
     if review.operation != Operation::Update || review.sub_resource.is_some() {
         return false;
     }
     match (&review.object, &review.old_object) {
         (Subject::Pod(new), Subject::Pod(old)) => new.spec == old.spec,
+        (Subject::Template(new), Subject::Template(old)) => new.template == old.template,
         _ => false,
     }
 }
@@ -149,7 +160,7 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
     let Some(catch_all_action) = agent_match(policy, &target) else {
         return Decision::allow(Skip::NotAnAgent);
     };
-    if unchanged_pod_update(review) {
+    if unchanged_update(review) {
         return Decision::allow(Skip::Unchanged);
     }
 

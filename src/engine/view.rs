@@ -198,6 +198,28 @@ impl Index {
         self.legacy_token_secrets.remove(&(namespace.to_string(), name.to_string()));
     }
 
+    /// Forgets every object of one kind (a name from [`VIEW_KINDS`]), so that a watcher's
+    /// relist can replace the kind wholesale and objects deleted meanwhile disappear.
+    pub fn clear_kind(&mut self, kind: &str) {
+        match kind {
+            "Namespace" => self.namespaces.clear(),
+            "ServiceAccount" => self.service_accounts.clear(),
+            "NetworkPolicy" => self.network_policies.clear(),
+            "Role" => self.roles.clear(),
+            "ClusterRole" => self.cluster_roles.clear(),
+            "RoleBinding" | "ClusterRoleBinding" => {
+                let cluster = kind == "ClusterRoleBinding";
+                if cluster { self.cluster_role_bindings.clear() } else { self.role_bindings.clear() }
+                self.by_subject.retain(|_, set| {
+                    set.retain(|(c, _)| *c != cluster);
+                    !set.is_empty()
+                });
+            }
+            "Secret" => self.legacy_token_secrets.clear(),
+            _ => {}
+        }
+    }
+
     /// Counts, for readiness output and metrics.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         BTreeMap::from([

@@ -1,1 +1,364 @@
-//! HTTP server.
+//! The webhook's HTTP side: an axum router whose review handlers are thin (read the body
+//! within the limit, call [`admission::handle`], count, log, answer), health and readiness
+//! probes, Prometheus metrics, and the TLS listener with certificate reload
+//! ([`tls`], [`listen`]).
+//!
+//! # Endpoints
+//!
+//! | method and path   | answer |
+//! |-------------------|--------|
+//! | `POST /validate`  | the validating webhook: an AdmissionReview back |
+//! | `POST /mutate`    | the mutating webhook: an AdmissionReview back, with a JSONPatch for agent Pod CREATE |
+//! | `GET /healthz`    | `200 ok` while the process serves |
+//! | `GET /readyz`     | `200 ready` once the cluster view is ready, `503 not ready` before |
+//! | `GET /metrics`    | Prometheus text format |
+//!
+//! # Request body limit
+//!
+//! A review body may be at most **6 MiB** ([`BODY_LIMIT`]). The API server caps a stored
+//! object at about 1.5 MiB and a review carries the object and the old object, plus
+//! envelope; 6 MiB leaves room for both with margin and still bounds the memory one
+//! request can take.
+//!
+//! # What each kind of input gets
+//!
+//! Every body that can be read as an AdmissionReview with a uid gets HTTP 200 and a review
+//! with that uid, whatever goes wrong inside (the API server reads `response.status`).
+//! Bodies that cannot get an HTTP error status and an AdmissionReview-shaped JSON body with
+//! `response.uid` empty and `response.status.{code,message}` set:
+//!
+//! | input | HTTP | review answer | `status.message` (start) |
+//! |-------|------|---------------|--------------------------|
+//! | agent Pod violating checks, enforce mode | 200 | `allowed: false`, `status.code` 403 | `openclaw-admission refused pod NS/NAME: N violations` then one line per violation |
+//! | agent Pod passing every check | 200 | `allowed: true` | - |
+//! | DELETE (object `null`), a kind that is not judged, a pod no selector matches | 200 | `allowed: true`, no patch | - |
+//! | agent Pod CREATE at `/mutate` | 200 | `allowed: true`, `patchType: JSONPatch`, base64 `patch` | - |
+//! | `dryRun: true` | 200 | the same answer as without it | - |
+//! | a pod with 5,000 containers | 200 | answered like any pod | - |
+//! | empty body | 400 | `allowed: false`, code 400 | `request body is empty; expected an admission.k8s.io/v1 AdmissionReview` |
+//! | not JSON | 400 | code 400 | `request body is not a JSON AdmissionReview: <serde error, line, column>` |
+//! | a body nested 10,000 deep (`[[[[...`) | 400 | code 400 | `request body is not a JSON AdmissionReview: invalid type: ...` |
+//! | free-form JSON in the object (`managedFields[].fieldsV1`) nested past 128 levels, uid present | 200 | uid kept, `allowed: false`, code 400 | `cannot read the Pod in request.object: recursion limit exceeded ...` |
+//! | unknown fields nested 10,000 deep | 200 | skipped without recursion; the review is answered as if they were absent | - |
+//! | JSON without `request` | 400 | code 400 | `AdmissionReview has no request` |
+//! | `request` without `uid` (or empty) | 400 | code 400 | `AdmissionReview request has no uid` |
+//! | wrong `apiVersion` or `kind` (uid present) | 200 | uid kept, `allowed: false`, code 400 | `unsupported review <apiVersion>/<kind>; this webhook answers admission.k8s.io/v1 AdmissionReview ...` |
+//! | object that does not fit its kind's schema (uid present) | 200 | uid kept, `allowed: false`, code 400 | `cannot read the <Kind> in request.object: ...` |
+//! | body over 6 MiB | 413 | code 413 | `request body exceeds the 6 MiB limit (6291456 bytes)` |
+//! | body that breaks off mid-stream | 400 | code 400 | `cannot read request body: ...` |
+//! | other paths / methods | 404 / 405 | (empty body) | - |
+//!
+//! Content-Type is not checked: the API server sends `application/json`, and a strict check
+//! would only turn a harmless header difference into a refused pod.
+
+pub mod listen;
+pub mod metrics;
+pub mod tls;
+
+use crate::admission::{self, Endpoint, Summary};
+use crate::engine::policy::Policy;
+use crate::engine::view::ClusterView;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt as _;
+use metrics::Metrics;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Largest request body accepted, in bytes (6 MiB). See the module docs for why.
+pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Whether the server should receive traffic: set by whoever owns the cluster view (true
+/// at once for a static view; after the initial sync for a live one). Either a flag the
+/// owner sets, or a function the probe asks.
+#[derive(Clone)]
+pub struct Readiness(ReadySource);
+
+#[derive(Clone)]
+enum ReadySource {
+    Flag(Arc<AtomicBool>),
+    Probe(Arc<dyn Fn() -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Readiness").field(&self.is_ready()).finish()
+    }
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness::new(false)
+    }
+}
+
+impl Readiness {
+    /// A flag, set with [`Readiness::set`].
+    pub fn new(ready: bool) -> Self {
+        Readiness(ReadySource::Flag(Arc::new(AtomicBool::new(ready))))
+    }
+    /// Asks `probe` on every `/readyz` (e.g. a live view's own readiness).
+    pub fn from_fn(probe: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Readiness(ReadySource::Probe(Arc::new(probe)))
+    }
+    /// Sets the flag; no effect on a probe.
+    pub fn set(&self, ready: bool) {
+        if let ReadySource::Flag(f) = &self.0 {
+            f.store(ready, Ordering::Release);
+        }
+    }
+    pub fn is_ready(&self) -> bool {
+        match &self.0 {
+            ReadySource::Flag(f) => f.load(Ordering::Acquire),
+            ReadySource::Probe(p) => p(),
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct AppState<V> {
+    pub policy: Arc<Policy>,
+    pub view: Arc<V>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Readiness,
+}
+
+impl<V> Clone for AppState<V> {
+    fn clone(&self) -> Self {
+        AppState {
+            policy: self.policy.clone(),
+            view: self.view.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+        }
+    }
+}
+
+impl<V> AppState<V> {
+    /// State with fresh metrics and the given readiness.
+    pub fn new(policy: Arc<Policy>, view: Arc<V>, readiness: Readiness) -> Self {
+        AppState {
+            policy,
+            view,
+            metrics: Arc::new(Metrics::new()),
+            readiness,
+        }
+    }
+}
+
+/// The router: review endpoints, probes and metrics.
+pub fn router<V: ClusterView + Send + Sync + 'static>(state: AppState<V>) -> Router {
+    Router::new()
+        .route("/validate", post(validate::<V>))
+        .route("/mutate", post(mutate::<V>))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<V>))
+        .route("/metrics", get(metrics_text::<V>))
+        .with_state(state)
+}
+
+async fn validate<V: ClusterView + Send + Sync + 'static>(
+    State(st): State<AppState<V>>,
+    req: Request,
+) -> Response {
+    review(&st, Endpoint::Validate, req).await
+}
+
+async fn mutate<V: ClusterView + Send + Sync + 'static>(
+    State(st): State<AppState<V>>,
+    req: Request,
+) -> Response {
+    review(&st, Endpoint::Mutate, req).await
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz<V>(State(st): State<AppState<V>>) -> Response {
+    if st.readiness.is_ready() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn metrics_text<V>(State(st): State<AppState<V>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads the body, refusing it as soon as it is known to pass the limit.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let capacity = declared.map_or(0, |n| n as usize);
+    let mut buf = Vec::with_capacity(capacity);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if buf.len() + chunk.len() > BODY_LIMIT {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A review-shaped refusal for a body that was never read as a review.
+fn refused_body(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "apiVersion": admission::API_VERSION,
+        "kind": admission::KIND,
+        "response": {
+            "uid": "",
+            "allowed": false,
+            "status": { "code": status.as_u16(), "message": message },
+        },
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn review<V: ClusterView + Send + Sync + 'static>(
+    st: &AppState<V>,
+    endpoint: Endpoint,
+    req: Request,
+) -> Response {
+    let _in_flight = st.metrics.in_flight();
+    let start = Instant::now();
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(&parts.headers, body).await {
+        Ok(b) => b,
+        Err(err) => {
+            st.metrics.observe_rejected_body();
+            let (status, message) = match err {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body exceeds the 6 MiB limit ({BODY_LIMIT} bytes)"),
+                ),
+                BodyError::Read(e) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read request body: {e}"),
+                ),
+            };
+            tracing::warn!(endpoint = endpoint.as_str(), status = status.as_u16(), error = %message, "request body refused");
+            return refused_body(status, &message);
+        }
+    };
+    // The engine is synchronous and answers in microseconds: no spawn_blocking.
+    let outcome = admission::handle(&bytes, endpoint, &st.policy, st.view.as_ref());
+    let elapsed = start.elapsed();
+    st.metrics
+        .observe_review(endpoint, &outcome.summary, elapsed);
+    log_review(endpoint, &outcome.summary, elapsed);
+    let status =
+        StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        outcome.body,
+    )
+        .into_response()
+}
+
+/// Parse errors can quote a fragment of the request (serde names the value it did not
+/// expect); quoted text is dropped so that no object content reaches the log.
+fn redact_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut inside = false;
+    for c in s.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One line per review: who, what, the decision and how long it took; never the object.
+fn log_review(endpoint: Endpoint, s: &Summary, elapsed: Duration) {
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let violations = s.violations.join(",");
+    let error = s.error.as_deref().map(redact_quoted).unwrap_or_default();
+    let mode = s.mode.unwrap_or("");
+    if matches!(s.result, "invalid" | "error") {
+        tracing::warn!(
+            endpoint = endpoint.as_str(), uid = %s.uid, namespace = %s.namespace, name = %s.name, kind = %s.kind,
+            operation = %s.operation, dry_run = s.dry_run, decision = s.result, mutated = s.mutated, mode,
+            violations = %violations, duration_ms, error = %error, "review"
+        );
+    } else {
+        tracing::info!(
+            endpoint = endpoint.as_str(), uid = %s.uid, namespace = %s.namespace, name = %s.name, kind = %s.kind,
+            operation = %s.operation, dry_run = s.dry_run, decision = s.result, mutated = s.mutated, mode,
+            violations = %violations, duration_ms, "review"
+        );
+    }
+}
+
+/// Runs the webhook on `listener` until `shutdown` resolves: TLS from `certs` (re-read
+/// every `reload_interval`), the router over `state`, then a graceful drain.
+pub async fn run<V: ClusterView + Send + Sync + 'static>(
+    listener: tokio::net::TcpListener,
+    state: AppState<V>,
+    certs: Arc<tls::ReloadingCert>,
+    reload_interval: Duration,
+    opts: listen::ListenOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), rustls::Error> {
+    let config = certs.server_config()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let reloader = tokio::spawn(certs.watch(reload_interval, async move {
+        let _ = stop_rx.await;
+    }));
+    listen::serve_tls(listener, config, router(state), opts, shutdown).await;
+    let _ = stop_tx.send(());
+    let _ = reloader.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_drops_quoted_values_from_parse_errors() {
+        let e = r#"invalid type: string "sk-live-123", expected i64 at line 3"#;
+        let r = redact_quoted(e);
+        assert!(!r.contains("sk-live"), "{r}");
+        assert!(r.contains("expected i64 at line 3"), "{r}");
+    }
+}

@@ -1,1 +1,608 @@
-//! Test fixtures: small chainable builders.
+//! Test fixtures shared by the checks' and the mutations' unit tests: a chainable pod builder
+//! (`pod("agent").label("app", "openclaw").container("agent").run_as_non_root(true)`), a
+//! `hardened_pod()` that passes every check, a cluster view that goes with it, and helpers to
+//! run one check against a pod as a Pod or as a Deployment's template.
+//!
+//! Container-level setters act on the container added (or picked with `with_container`) last;
+//! pod-level setters carry a `pod_` prefix where the API has the same field at both levels.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use super::CheckInput;
+use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
+use crate::engine::review::{Target, Template};
+use crate::engine::view::StaticView;
+use crate::engine::violation::Violation;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, EphemeralContainer, HostPathVolumeSource, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ProjectedVolumeSource, SeccompProfile, SecretEnvSource, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
+
+/// Namespace every fixture pod lives in unless told otherwise.
+pub const NS: &str = "agents";
+/// ServiceAccount of `hardened_pod()`, present in `hardened_view()`.
+pub const SA: &str = "openclaw-agent";
+pub const IMAGE: &str = "ghcr.io/openclaw/openclaw:2026.1";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum List {
+    Init,
+    Main,
+    Ephemeral,
+}
+
+/// Chainable pod builder; `build()` gives the `Pod`.
+#[derive(Clone)]
+pub struct PodBuilder {
+    meta: ObjectMeta,
+    spec: PodSpec,
+    init: Vec<Container>,
+    main: Vec<Container>,
+    ephemeral: Vec<Container>,
+    current: Option<(List, usize)>,
+}
+
+/// A pod named `name` in [`NS`] with no containers yet.
+pub fn pod(name: &str) -> PodBuilder {
+    PodBuilder {
+        meta: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        spec: PodSpec::default(),
+        init: Vec::new(),
+        main: Vec::new(),
+        ephemeral: Vec::new(),
+        current: None,
+    }
+}
+
+/// The pod every check passes: agent label, dedicated SA, no automounted token but a
+/// projected one of 3600 s, pod-level non-root and seccomp, one locked-down container.
+pub fn hardened() -> PodBuilder {
+    pod("agent")
+        .label("app", "openclaw")
+        .service_account(SA)
+        .automount_service_account_token(false)
+        .pod_run_as_non_root(true)
+        .pod_run_as_user(1000)
+        .pod_seccomp("RuntimeDefault")
+        .projected_token_volume("openclaw-sa-token", Some(3600))
+        .empty_dir_volume("tmp")
+        .container("agent")
+        .hardened()
+        .mount("openclaw-sa-token", SA_TOKEN_MOUNT_PATH)
+        .mount("tmp", "/tmp")
+        .env_secret("OPENAI_API_KEY", "openai", "key")
+}
+
+pub fn hardened_pod() -> Pod {
+    hardened().build()
+}
+
+impl PodBuilder {
+    pub fn build(self) -> Pod {
+        let mut spec = self.spec;
+        spec.containers = self.main;
+        if !self.init.is_empty() {
+            spec.init_containers = Some(self.init);
+        }
+        if !self.ephemeral.is_empty() {
+            spec.ephemeral_containers = Some(self.ephemeral.into_iter().map(ephemeral).collect());
+        }
+        Pod {
+            metadata: self.meta,
+            spec: Some(spec),
+            status: None,
+        }
+    }
+
+    // --- metadata ---
+
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.meta.namespace = Some(ns.into());
+        self
+    }
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.meta
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(k.into(), v.into());
+        self
+    }
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
+        self.meta
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(k.into(), v.into());
+        self
+    }
+
+    // --- pod spec ---
+
+    /// Gives direct access to the spec for fields the builder does not cover.
+    pub fn spec(mut self, f: impl FnOnce(&mut PodSpec)) -> Self {
+        f(&mut self.spec);
+        self
+    }
+    pub fn service_account(mut self, name: &str) -> Self {
+        self.spec.service_account_name = Some(name.into());
+        self
+    }
+    pub fn automount_service_account_token(mut self, on: bool) -> Self {
+        self.spec.automount_service_account_token = Some(on);
+        self
+    }
+    pub fn host_network(mut self) -> Self {
+        self.spec.host_network = Some(true);
+        self
+    }
+    pub fn host_pid(mut self) -> Self {
+        self.spec.host_pid = Some(true);
+        self
+    }
+    pub fn host_ipc(mut self) -> Self {
+        self.spec.host_ipc = Some(true);
+        self
+    }
+    fn pod_sc(&mut self) -> &mut PodSecurityContext {
+        self.spec
+            .security_context
+            .get_or_insert_with(Default::default)
+    }
+    pub fn pod_run_as_non_root(mut self, v: bool) -> Self {
+        self.pod_sc().run_as_non_root = Some(v);
+        self
+    }
+    pub fn pod_run_as_user(mut self, uid: i64) -> Self {
+        self.pod_sc().run_as_user = Some(uid);
+        self
+    }
+    pub fn pod_seccomp(mut self, type_: &str) -> Self {
+        self.pod_sc().seccomp_profile = Some(SeccompProfile {
+            type_: type_.into(),
+            localhost_profile: None,
+        });
+        self
+    }
+    pub fn volume(mut self, v: Volume) -> Self {
+        self.spec.volumes.get_or_insert_with(Vec::new).push(v);
+        self
+    }
+    pub fn empty_dir_volume(self, name: &str) -> Self {
+        self.volume(Volume {
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        })
+    }
+    pub fn host_path_volume(self, name: &str, path: &str) -> Self {
+        self.volume(Volume {
+            name: name.into(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.into(),
+                type_: None,
+            }),
+            ..Default::default()
+        })
+    }
+    pub fn secret_volume(self, name: &str, secret: &str) -> Self {
+        self.volume(Volume {
+            name: name.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+    /// A projected volume holding only a ServiceAccount token (`None`: expirationSeconds absent).
+    pub fn projected_token_volume(self, name: &str, expiration_seconds: Option<i64>) -> Self {
+        self.volume(token_volume(name, expiration_seconds))
+    }
+
+    // --- containers ---
+
+    fn add(mut self, list: List, name: &str) -> Self {
+        let c = Container {
+            name: name.into(),
+            image: Some(IMAGE.into()),
+            ..Default::default()
+        };
+        let v = self.list_mut(list);
+        v.push(c);
+        let i = v.len() - 1;
+        self.current = Some((list, i));
+        self
+    }
+    fn list_mut(&mut self, list: List) -> &mut Vec<Container> {
+        match list {
+            List::Init => &mut self.init,
+            List::Main => &mut self.main,
+            List::Ephemeral => &mut self.ephemeral,
+        }
+    }
+    /// Adds a regular container; container setters now act on it.
+    pub fn container(self, name: &str) -> Self {
+        self.add(List::Main, name)
+    }
+    pub fn init_container(self, name: &str) -> Self {
+        self.add(List::Init, name)
+    }
+    pub fn ephemeral_container(self, name: &str) -> Self {
+        self.add(List::Ephemeral, name)
+    }
+    /// Makes an existing container (of any list) the one container setters act on.
+    pub fn with_container(mut self, name: &str) -> Self {
+        for list in [List::Init, List::Main, List::Ephemeral] {
+            if let Some(i) = self.list_mut(list).iter().position(|c| c.name == name) {
+                self.current = Some((list, i));
+                return self;
+            }
+        }
+        panic!("fixture has no container {name}");
+    }
+    fn cur(&mut self) -> &mut Container {
+        let (list, i) = self
+            .current
+            .expect("add a container before setting container fields");
+        &mut self.list_mut(list)[i]
+    }
+    fn sc(&mut self) -> &mut SecurityContext {
+        self.cur()
+            .security_context
+            .get_or_insert_with(Default::default)
+    }
+    /// Direct access to the current container.
+    pub fn edit(mut self, f: impl FnOnce(&mut Container)) -> Self {
+        f(self.cur());
+        self
+    }
+    pub fn image(mut self, image: &str) -> Self {
+        self.cur().image = Some(image.into());
+        self
+    }
+    /// Every container-level setting the checks ask for.
+    pub fn hardened(self) -> Self {
+        self.run_as_non_root(true)
+            .read_only_root_filesystem(true)
+            .allow_privilege_escalation(false)
+            .drop_caps(&["ALL"])
+            .seccomp("RuntimeDefault")
+    }
+    pub fn no_security_context(mut self) -> Self {
+        self.cur().security_context = None;
+        self
+    }
+    pub fn run_as_non_root(mut self, v: bool) -> Self {
+        self.sc().run_as_non_root = Some(v);
+        self
+    }
+    pub fn run_as_user(mut self, uid: i64) -> Self {
+        self.sc().run_as_user = Some(uid);
+        self
+    }
+    pub fn read_only_root_filesystem(mut self, v: bool) -> Self {
+        self.sc().read_only_root_filesystem = Some(v);
+        self
+    }
+    pub fn allow_privilege_escalation(mut self, v: bool) -> Self {
+        self.sc().allow_privilege_escalation = Some(v);
+        self
+    }
+    pub fn privileged(mut self, v: bool) -> Self {
+        self.sc().privileged = Some(v);
+        self
+    }
+    pub fn seccomp(mut self, type_: &str) -> Self {
+        self.sc().seccomp_profile = Some(SeccompProfile {
+            type_: type_.into(),
+            localhost_profile: None,
+        });
+        self
+    }
+    pub fn seccomp_localhost(mut self, profile: Option<&str>) -> Self {
+        self.sc().seccomp_profile = Some(SeccompProfile {
+            type_: "Localhost".into(),
+            localhost_profile: profile.map(Into::into),
+        });
+        self
+    }
+    /// Replaces `capabilities.drop`.
+    pub fn drop_caps(mut self, caps: &[&str]) -> Self {
+        self.sc()
+            .capabilities
+            .get_or_insert_with(Capabilities::default)
+            .drop = Some(caps.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    /// Replaces `capabilities.add`.
+    pub fn add_caps(mut self, caps: &[&str]) -> Self {
+        self.sc()
+            .capabilities
+            .get_or_insert_with(Capabilities::default)
+            .add = Some(caps.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.cur().env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        });
+        self
+    }
+    pub fn env_secret(mut self, name: &str, secret: &str, key: &str) -> Self {
+        self.cur().env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.into(),
+                    key: key.into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+        });
+        self
+    }
+    pub fn env_from_secret(mut self, secret: &str) -> Self {
+        self.cur()
+            .env_from
+            .get_or_insert_with(Vec::new)
+            .push(EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: secret.into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            });
+        self
+    }
+    pub fn mount(mut self, volume: &str, path: &str) -> Self {
+        self.cur()
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: volume.into(),
+                mount_path: path.into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        self
+    }
+    pub fn port(mut self, container_port: i32, host_port: Option<i32>) -> Self {
+        self.cur()
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(ContainerPort {
+                container_port,
+                host_port,
+                ..Default::default()
+            });
+        self
+    }
+}
+
+/// A projected volume with a ServiceAccount token source.
+pub fn token_volume(name: &str, expiration_seconds: Option<i64>) -> Volume {
+    Volume {
+        name: name.into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    expiration_seconds,
+                    path: "token".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn ephemeral(c: Container) -> EphemeralContainer {
+    EphemeralContainer {
+        name: c.name,
+        image: c.image,
+        command: c.command,
+        args: c.args,
+        env: c.env,
+        env_from: c.env_from,
+        ports: c.ports,
+        security_context: c.security_context,
+        volume_mounts: c.volume_mounts,
+        ..Default::default()
+    }
+}
+
+// --- cluster view ---
+
+pub fn service_account_json(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}})
+}
+
+/// `podSelector: {}`, `policyTypes: [Egress]`, no rules: nothing may leave the namespace.
+pub fn deny_all_egress_json(ns: &str) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny-egress", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})
+}
+
+/// A NetworkPolicy in `ns` with the given spec.
+pub fn network_policy_json(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+/// A view holding the given manifests (namespace [`NS`] when they name none).
+pub fn view_of(objects: &[Value]) -> StaticView {
+    let mut v = StaticView::with_namespaces(&[NS]);
+    for o in objects {
+        assert!(
+            v.add(o, NS).unwrap(),
+            "fixture kind not kept by StaticView: {o}"
+        );
+    }
+    v
+}
+
+/// The cluster `hardened_pod()` passes in: its ServiceAccount and a deny-all egress policy.
+pub fn hardened_view() -> StaticView {
+    view_of(&[service_account_json(NS, SA), deny_all_egress_json(NS)])
+}
+
+// --- running checks ---
+
+pub type CheckFn = fn(&CheckInput<'_>) -> Vec<Violation>;
+
+fn namespace_of(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or(NS)
+}
+
+/// Runs one check on a Pod.
+pub fn run(check: CheckFn, pod: &Pod, policy: &Policy, view: &StaticView) -> Vec<Violation> {
+    let input = CheckInput {
+        target: Target::of_pod(pod, namespace_of(pod)),
+        policy,
+        view,
+    };
+    check(&input)
+}
+
+/// Runs one check on a Pod with the default policy and `hardened_view()`.
+pub fn run_default(check: CheckFn, pod: &Pod) -> Vec<Violation> {
+    run(check, pod, &Policy::default(), &hardened_view())
+}
+
+/// The pod as a Deployment's template, the way the engine parses one.
+pub fn as_deployment(pod: &Pod) -> Template {
+    Template {
+        kind: "Deployment".into(),
+        metadata: ObjectMeta {
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            ..Default::default()
+        },
+        template: PodTemplateSpec {
+            metadata: Some(pod.metadata.clone()),
+            spec: pod.spec.clone(),
+        },
+        template_path: "spec.template",
+    }
+}
+
+/// Runs one check on the pod as a Deployment's template (paths start `spec.template.spec`).
+pub fn run_on_deployment(
+    check: CheckFn,
+    pod: &Pod,
+    policy: &Policy,
+    view: &StaticView,
+) -> Vec<Violation> {
+    let t = as_deployment(pod);
+    let input = CheckInput {
+        target: Target::of_template(&t, namespace_of(pod), "spec.template.spec"),
+        policy,
+        view,
+    };
+    check(&input)
+}
+
+/// Runs every check, as the engine does.
+pub fn run_all(pod: &Pod, policy: &Policy, view: &StaticView) -> Vec<Violation> {
+    let input = CheckInput {
+        target: Target::of_pod(pod, namespace_of(pod)),
+        policy,
+        view,
+    };
+    super::run_all(&input)
+}
+
+/// The paths of a list of violations, for compact assertions.
+pub fn paths(v: &[Violation]) -> Vec<&str> {
+    v.iter().map(|x| x.path.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_puts_setters_on_the_last_container_of_each_list() {
+        let p = hardened()
+            .init_container("setup")
+            .run_as_user(0)
+            .ephemeral_container("debug")
+            .privileged(true)
+            .build();
+        let spec = p.spec.unwrap();
+        assert_eq!(spec.containers.len(), 1);
+        let init = &spec.init_containers.unwrap()[0];
+        assert_eq!(init.security_context.as_ref().unwrap().run_as_user, Some(0));
+        let eph = &spec.ephemeral_containers.unwrap()[0];
+        assert_eq!(
+            eph.security_context.as_ref().unwrap().privileged,
+            Some(true)
+        );
+        assert!(
+            spec.containers[0]
+                .security_context
+                .as_ref()
+                .unwrap()
+                .privileged
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn hardened_pod_passes_every_check() {
+        let v = run_all(&hardened_pod(), &Policy::default(), &hardened_view());
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn hardened_pod_passes_every_check_as_a_deployment_template() {
+        let pod = hardened_pod();
+        let t = as_deployment(&pod);
+        let view = hardened_view();
+        let policy = Policy::default();
+        let input = CheckInput {
+            target: Target::of_template(&t, NS, "spec.template.spec"),
+            policy: &policy,
+            view: &view,
+        };
+        let v = super::super::run_all(&input);
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn bare_pod_breaks_every_check() {
+        let p = pod("bare")
+            .label("app", "openclaw")
+            .host_network()
+            .container("agent")
+            .privileged(true)
+            .add_caps(&["SYS_ADMIN"])
+            .env("OPENAI_API_KEY", "literal-value-here")
+            .build();
+        let view = view_of(&[
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "default-edit", "namespace": NS},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}]}),
+        ]);
+        let v = run_all(&p, &Policy::default(), &view);
+        let mut ids: Vec<&str> = v.iter().map(|x| x.check).collect();
+        ids.dedup();
+        let all: Vec<&str> = super::super::CHECKS.iter().map(|c| c.id).collect();
+        assert_eq!(ids, all);
+    }
+}

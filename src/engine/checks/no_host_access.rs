@@ -1,10 +1,122 @@
-//! `no-host-access`: TODO(helper) rule from DESIGN.md.
+//! `no-host-access` (high): the agent shares nothing with its node: no host network, PID or
+//! IPC namespace, no hostPath volume, no port bound on the node.
 
-use super::CheckInput;
-use crate::engine::violation::Violation;
+use super::{CheckInput, containers};
+use crate::engine::violation::{Tier, Violation};
 
 pub const ID: &str = "no-host-access";
+const TIER: Tier = Tier::High;
 
-pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
-    Vec::new()
+pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+    let t = &input.target;
+    let s = t.spec;
+    let mut out = Vec::new();
+    for (field, on, what) in [
+        (
+            "hostNetwork",
+            s.host_network,
+            "the node's network namespace",
+        ),
+        ("hostPID", s.host_pid, "the node's process namespace"),
+        ("hostIPC", s.host_ipc, "the node's IPC namespace"),
+    ] {
+        if on == Some(true) {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                t.path(field),
+                format!("the pod shares {what} ({field}: true)"),
+                format!("remove {field} (or set it to false)"),
+            ));
+        }
+    }
+    for (i, v) in s.volumes.iter().flatten().enumerate() {
+        if let Some(hp) = &v.host_path {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                t.path(&format!("volumes[{i}].hostPath")),
+                format!("volume {} mounts the node's path {}", v.name, hp.path),
+                "use an emptyDir, a ConfigMap, a Secret or a PersistentVolumeClaim instead of hostPath",
+            ));
+        }
+    }
+    for c in containers(s, t.spec_path) {
+        for (j, p) in c.ports.iter().enumerate() {
+            if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
+                out.push(Violation::new(
+                    ID,
+                    TIER,
+                    format!("{}.ports[{j}].hostPort", c.path),
+                    format!("container {} binds port {hp} on the node", c.name),
+                    "remove hostPort and expose the port through a Service",
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::*;
+
+    #[test]
+    fn passes_hardened_pod_with_plain_container_port() {
+        let p = hardened()
+            .with_container("agent")
+            .port(8080, None)
+            .port(8081, Some(0))
+            .build();
+        assert!(run_default(check, &p).is_empty());
+    }
+
+    #[test]
+    fn rejects_host_namespaces() {
+        let p = hardened().host_network().host_pid().host_ipc().build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.hostNetwork", "spec.hostPID", "spec.hostIPC"]
+        );
+        assert_eq!(v[0].tier, Tier::High);
+    }
+
+    #[test]
+    fn rejects_host_path_volume() {
+        let p = hardened()
+            .host_path_volume("docker", "/var/run/docker.sock")
+            .build();
+        let v = run_default(check, &p);
+        // hardened() declares two volumes before this one.
+        assert_eq!(paths(&v), ["spec.volumes[2].hostPath"]);
+        assert!(v[0].message.contains("/var/run/docker.sock"));
+    }
+
+    #[test]
+    fn rejects_host_port_on_init_and_ephemeral_containers() {
+        let p = hardened()
+            .init_container("setup")
+            .port(80, Some(80))
+            .ephemeral_container("debug")
+            .port(9000, Some(9000))
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.initContainers[0].ports[0].hostPort",
+                "spec.ephemeralContainers[0].ports[0].hostPort"
+            ]
+        );
+    }
+
+    #[test]
+    fn deployment_template_paths_start_at_the_template_spec() {
+        let p = hardened().host_network().build();
+        let v = run_on_deployment(check, &p, &Default::default(), &hardened_view());
+        assert_eq!(paths(&v), ["spec.template.spec.hostNetwork"]);
+    }
 }

@@ -1,10 +1,93 @@
-//! `no-privilege-escalation`: TODO(helper) rule from DESIGN.md.
+//! `no-privilege-escalation` (high): no process in the pod can gain more privileges than it
+//! started with (setuid binaries, file capabilities), and no container is privileged.
 
-use super::CheckInput;
-use crate::engine::violation::Violation;
+use super::{CheckInput, containers};
+use crate::engine::violation::{Tier, Violation};
 
 pub const ID: &str = "no-privilege-escalation";
+const TIER: Tier = Tier::High;
 
-pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
-    Vec::new()
+pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+    let t = &input.target;
+    let mut out = Vec::new();
+    for c in containers(t.spec, t.spec_path) {
+        let sc = c.security_context;
+        // Unset means true for most runtimes, so only an explicit false passes.
+        if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.allowPrivilegeEscalation", c.path),
+                format!("container {} may escalate privileges", c.name),
+                "set securityContext.allowPrivilegeEscalation: false",
+            ));
+        }
+        if sc.and_then(|s| s.privileged) == Some(true) {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.privileged", c.path),
+                format!("container {} is privileged", c.name),
+                "remove securityContext.privileged (or set it to false)",
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::*;
+
+    #[test]
+    fn passes_hardened_pod() {
+        assert!(run_default(check, &hardened_pod()).is_empty());
+    }
+
+    #[test]
+    fn rejects_container_that_leaves_escalation_unset() {
+        let p = pod("a").container("agent").build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.containers[0].securityContext.allowPrivilegeEscalation"]
+        );
+        assert_eq!(v[0].tier, Tier::High);
+    }
+
+    #[test]
+    fn rejects_privileged_container_even_without_escalation() {
+        let p = hardened().with_container("agent").privileged(true).build();
+        let v = run_default(check, &p);
+        assert_eq!(paths(&v), ["spec.containers[0].securityContext.privileged"]);
+    }
+
+    #[test]
+    fn rejects_unhardened_init_container_in_otherwise_clean_pod() {
+        let p = hardened()
+            .init_container("setup")
+            .allow_privilege_escalation(true)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.initContainers[0].securityContext.allowPrivilegeEscalation"]
+        );
+    }
+
+    #[test]
+    fn rejects_privileged_ephemeral_container() {
+        let p = hardened()
+            .ephemeral_container("debug")
+            .hardened()
+            .privileged(true)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.ephemeralContainers[0].securityContext.privileged"]
+        );
+    }
 }

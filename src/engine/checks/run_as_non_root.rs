@@ -1,10 +1,180 @@
-//! `run-as-non-root`: TODO(helper) rule from DESIGN.md.
+//! `run-as-non-root` (high): the pod's processes never run as root, with Pod Security
+//! Admission `restricted` semantics: `runAsNonRoot: true` at pod level or on every container,
+//! an explicit container `false` overrides the pod's `true` and fails, and `runAsUser: 0`
+//! fails wherever it is set (the kubelet would refuse it anyway, but only at start time).
 
-use super::CheckInput;
-use crate::engine::violation::Violation;
+use super::{CheckInput, containers};
+use crate::engine::violation::{Tier, Violation};
 
 pub const ID: &str = "run-as-non-root";
+const TIER: Tier = Tier::High;
 
-pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
-    Vec::new()
+pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+    let t = &input.target;
+    let mut out = Vec::new();
+    let pod_sc = t.spec.security_context.as_ref();
+    let pod_non_root = pod_sc.and_then(|s| s.run_as_non_root);
+    if pod_non_root == Some(false) {
+        out.push(Violation::new(
+            ID,
+            TIER,
+            t.path("securityContext.runAsNonRoot"),
+            "the pod sets runAsNonRoot: false",
+            "set securityContext.runAsNonRoot: true",
+        ));
+    }
+    if pod_sc.and_then(|s| s.run_as_user) == Some(0) {
+        out.push(Violation::new(
+            ID,
+            TIER,
+            t.path("securityContext.runAsUser"),
+            "the pod sets runAsUser: 0 (root)",
+            "set securityContext.runAsUser to a non-zero UID, e.g. 1000",
+        ));
+    }
+    for c in containers(t.spec, t.spec_path) {
+        let sc = c.security_context;
+        match sc.and_then(|s| s.run_as_non_root) {
+            Some(true) => {}
+            Some(false) => out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.runAsNonRoot", c.path),
+                format!("container {} sets runAsNonRoot: false", c.name),
+                "set runAsNonRoot: true on the container, or remove it to inherit the pod's true",
+            )),
+            None if pod_non_root != Some(true) => out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.runAsNonRoot", c.path),
+                format!("container {} may run as root: runAsNonRoot: true is set neither on it nor on the pod", c.name),
+                "set securityContext.runAsNonRoot: true at pod level (or on every container)",
+            )),
+            None => {}
+        }
+        if sc.and_then(|s| s.run_as_user) == Some(0) {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.runAsUser", c.path),
+                format!("container {} sets runAsUser: 0 (root)", c.name),
+                "set runAsUser to a non-zero UID, e.g. 1000, or remove it",
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::*;
+
+    #[test]
+    fn passes_hardened_pod() {
+        assert!(run_default(check, &hardened_pod()).is_empty());
+    }
+
+    #[test]
+    fn passes_when_every_container_sets_it_without_pod_level() {
+        let p = pod("a")
+            .container("one")
+            .run_as_non_root(true)
+            .init_container("two")
+            .run_as_non_root(true)
+            .build();
+        assert!(run_default(check, &p).is_empty());
+    }
+
+    #[test]
+    fn rejects_pod_that_sets_nothing() {
+        let p = pod("a").container("agent").build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.containers[0].securityContext.runAsNonRoot"]
+        );
+        assert_eq!(v[0].tier, Tier::High);
+    }
+
+    #[test]
+    fn rejects_container_false_overriding_pod_true() {
+        let p = hardened()
+            .with_container("agent")
+            .run_as_non_root(false)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.containers[0].securityContext.runAsNonRoot"]
+        );
+        assert!(v[0].message.contains("false"), "{}", v[0].message);
+    }
+
+    #[test]
+    fn rejects_pod_level_false() {
+        let p = hardened().pod_run_as_non_root(false).build();
+        let v = run_default(check, &p);
+        assert_eq!(paths(&v), ["spec.securityContext.runAsNonRoot"]);
+    }
+
+    #[test]
+    fn rejects_run_as_user_zero_at_pod_and_container_level_even_with_non_root_true() {
+        let p = hardened()
+            .pod_run_as_user(0)
+            .with_container("agent")
+            .run_as_user(0)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.securityContext.runAsUser",
+                "spec.containers[0].securityContext.runAsUser"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_pod_whose_init_container_runs_as_root() {
+        let p = hardened()
+            .init_container("setup")
+            .hardened()
+            .run_as_non_root(false)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.initContainers[0].securityContext.runAsNonRoot"]
+        );
+    }
+
+    #[test]
+    fn rejects_ephemeral_container_running_as_root() {
+        let p = pod("a")
+            .container("agent")
+            .run_as_non_root(true)
+            .ephemeral_container("debug")
+            .run_as_user(0)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.ephemeralContainers[0].securityContext.runAsNonRoot",
+                "spec.ephemeralContainers[0].securityContext.runAsUser"
+            ]
+        );
+    }
+
+    #[test]
+    fn deployment_template_paths_start_at_the_template_spec() {
+        let p = pod("a").container("agent").build();
+        let v = run_on_deployment(check, &p, &Default::default(), &hardened_view());
+        assert_eq!(
+            paths(&v),
+            ["spec.template.spec.containers[0].securityContext.runAsNonRoot"]
+        );
+    }
 }

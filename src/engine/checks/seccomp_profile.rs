@@ -1,10 +1,177 @@
-//! `seccomp-profile`: TODO(helper) rule from DESIGN.md.
+//! `seccomp-profile` (medium): every container runs under a seccomp filter, `RuntimeDefault`
+//! or a `Localhost` profile. A pod-level profile covers containers that set none; an
+//! explicit `Unconfined` anywhere fails, as in Pod Security Admission `restricted`.
 
-use super::CheckInput;
-use crate::engine::violation::Violation;
+use super::{CheckInput, containers};
+use crate::engine::violation::{Tier, Violation};
+use k8s_openapi::api::core::v1::SeccompProfile;
 
 pub const ID: &str = "seccomp-profile";
+const TIER: Tier = Tier::Medium;
+const FIX: &str =
+    "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost with localhostProfile)";
 
-pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
-    Vec::new()
+/// What is wrong with a profile that is set, if anything: (path suffix, message).
+fn problem(p: &SeccompProfile) -> Option<(&'static str, String)> {
+    match p.type_.as_str() {
+        "RuntimeDefault" => None,
+        "Localhost"
+            if p.localhost_profile
+                .as_deref()
+                .is_some_and(|s| !s.is_empty()) =>
+        {
+            None
+        }
+        "Localhost" => Some((
+            "seccompProfile.localhostProfile",
+            "is Localhost without a localhostProfile".into(),
+        )),
+        "Unconfined" => Some(("seccompProfile.type", "is Unconfined".into())),
+        other => Some(("seccompProfile.type", format!("has unknown type {other:?}"))),
+    }
+}
+
+pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+    let t = &input.target;
+    let mut out = Vec::new();
+    let pod_profile = t
+        .spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref());
+    if let Some((suffix, what)) = pod_profile.and_then(problem) {
+        out.push(Violation::new(
+            ID,
+            TIER,
+            t.path(&format!("securityContext.{suffix}")),
+            format!("the pod's seccomp profile {what}"),
+            FIX,
+        ));
+    }
+    for c in containers(t.spec, t.spec_path) {
+        match c.security_context.and_then(|s| s.seccomp_profile.as_ref()) {
+            Some(p) => {
+                if let Some((suffix, what)) = problem(p) {
+                    out.push(Violation::new(
+                        ID,
+                        TIER,
+                        format!("{}.securityContext.{suffix}", c.path),
+                        format!("container {}'s seccomp profile {what}", c.name),
+                        FIX,
+                    ));
+                }
+            }
+            // A bad pod-level profile is reported once, at the pod, where the fix goes.
+            None if pod_profile.is_none() => out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.seccompProfile", c.path),
+                format!(
+                    "container {} runs without a seccomp profile and the pod sets none",
+                    c.name
+                ),
+                "set securityContext.seccompProfile.type: RuntimeDefault at pod level",
+            )),
+            None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::*;
+
+    #[test]
+    fn passes_hardened_pod() {
+        assert!(run_default(check, &hardened_pod()).is_empty());
+    }
+
+    #[test]
+    fn pod_level_profile_covers_containers_that_set_none() {
+        let p = pod("a")
+            .pod_seccomp("RuntimeDefault")
+            .container("one")
+            .init_container("two")
+            .build();
+        assert!(run_default(check, &p).is_empty());
+    }
+
+    #[test]
+    fn container_profiles_pass_without_pod_level() {
+        let p = pod("a")
+            .container("one")
+            .seccomp("RuntimeDefault")
+            .container("two")
+            .seccomp_localhost(Some("agent.json"))
+            .build();
+        assert!(run_default(check, &p).is_empty());
+    }
+
+    #[test]
+    fn rejects_container_without_profile_when_pod_sets_none() {
+        let p = pod("a").container("agent").build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.containers[0].securityContext.seccompProfile"]
+        );
+        assert_eq!(v[0].tier, Tier::Medium);
+    }
+
+    #[test]
+    fn rejects_unconfined_container_under_runtime_default_pod() {
+        let p = hardened()
+            .with_container("agent")
+            .seccomp("Unconfined")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.containers[0].securityContext.seccompProfile.type"]
+        );
+    }
+
+    #[test]
+    fn rejects_unconfined_pod_once_at_pod_level() {
+        let p = pod("a")
+            .pod_seccomp("Unconfined")
+            .container("agent")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(paths(&v), ["spec.securityContext.seccompProfile.type"]);
+    }
+
+    #[test]
+    fn rejects_localhost_without_profile_name() {
+        let p = hardened()
+            .with_container("agent")
+            .seccomp_localhost(None)
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.containers[0].securityContext.seccompProfile.localhostProfile"]
+        );
+    }
+
+    #[test]
+    fn rejects_unconfined_init_and_ephemeral_containers() {
+        let p = hardened()
+            .init_container("setup")
+            .seccomp("Unconfined")
+            .ephemeral_container("debug")
+            .seccomp("Unconfined")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.initContainers[0].securityContext.seccompProfile.type",
+                "spec.ephemeralContainers[0].securityContext.seccompProfile.type"
+            ]
+        );
+    }
 }

@@ -1,10 +1,342 @@
-//! `short-lived-token`: TODO(helper) rule from DESIGN.md.
+//! `short-lived-token` (medium): a ServiceAccount token stolen from the agent stops working
+//! soon. Three ways a pod gets a long-lived token, each reported where it is fixed:
+//! - the ServiceAccount admission plugin mounts the default token (3607 s, which API servers
+//!   may extend to a year) into every container that does not mount the token path itself,
+//!   unless `automountServiceAccountToken` is false;
+//! - a projected `serviceAccountToken` source asks for more than the maximum (or for 3607);
+//! - when enabled, a volume or env var draws on a legacy token Secret, which never expires.
+//!
+//! The validating webhook sees pods after the mutating one, which has already replaced the
+//! plugin's `kube-api-access-*` volume; when it has not (mutation off, or audit mode), that
+//! volume is the plugin's work and is reported once, as the automount it comes from.
 
-use super::CheckInput;
-use crate::engine::violation::Violation;
+use super::{CheckInput, containers};
+use crate::engine::policy::SA_TOKEN_MOUNT_PATH;
+use crate::engine::violation::{Tier, Violation};
 
 pub const ID: &str = "short-lived-token";
+const TIER: Tier = Tier::Medium;
 
-pub fn check(_input: &CheckInput<'_>) -> Vec<Violation> {
-    Vec::new()
+/// The lifetime of the token the ServiceAccount plugin injects.
+const DEFAULT_TOKEN_SECONDS: i64 = 3607;
+/// `expirationSeconds` when absent, per the API.
+const PROJECTED_DEFAULT_SECONDS: i64 = 3600;
+const PLUGIN_VOLUME_PREFIX: &str = "kube-api-access-";
+
+fn is_token_path(p: &str) -> bool {
+    p.trim_end_matches('/') == SA_TOKEN_MOUNT_PATH
+}
+
+pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+    let t = &input.target;
+    let max = input.policy.checks.token.max_expiration_seconds;
+    let volumes = t.spec.volumes.as_deref().unwrap_or(&[]);
+    let all = containers(t.spec, t.spec_path);
+    let mut out = Vec::new();
+
+    // (a) The plugin's default token, for containers that do not mount the path themselves.
+    let automount = t.spec.automount_service_account_token != Some(false);
+    let exposed: Vec<&str> = all
+        .iter()
+        .filter(|c| {
+            !c.volume_mounts
+                .iter()
+                .any(|m| is_token_path(&m.mount_path) && !m.name.starts_with(PLUGIN_VOLUME_PREFIX))
+        })
+        .map(|c| c.name)
+        .collect();
+    let default_token = automount && !exposed.is_empty();
+    if default_token {
+        out.push(Violation::new(
+            ID,
+            TIER,
+            t.path("automountServiceAccountToken"),
+            format!(
+                "automountServiceAccountToken is not false: container(s) {} get the default token ({DEFAULT_TOKEN_SECONDS} s, which API servers may extend to a year)",
+                exposed.join(", ")
+            ),
+            format!(
+                "set automountServiceAccountToken: false and mount a projected token with expirationSeconds <= {max} (the mutating webhook does this)"
+            ),
+        ));
+    }
+
+    // (b) Projected tokens asking for too long a life.
+    for (i, v) in volumes.iter().enumerate() {
+        if default_token && v.name.starts_with(PLUGIN_VOLUME_PREFIX) {
+            continue;
+        }
+        let sources = v
+            .projected
+            .as_ref()
+            .and_then(|p| p.sources.as_deref())
+            .unwrap_or(&[]);
+        for (j, src) in sources.iter().enumerate() {
+            let Some(tok) = &src.service_account_token else {
+                continue;
+            };
+            let secs = tok.expiration_seconds.unwrap_or(PROJECTED_DEFAULT_SECONDS);
+            let why = if secs == DEFAULT_TOKEN_SECONDS {
+                format!(
+                    "lives {secs} s, the default-token lifetime that API servers may extend to a year"
+                )
+            } else if secs > max {
+                format!("lives {secs} s, longer than the {max} s maximum")
+            } else {
+                continue;
+            };
+            out.push(Violation::new(
+                ID,
+                TIER,
+                t.path(&format!(
+                    "volumes[{i}].projected.sources[{j}].serviceAccountToken.expirationSeconds"
+                )),
+                format!("the ServiceAccount token in volume {} {why}", v.name),
+                format!("set expirationSeconds to at most {max} (and never 3607)"),
+            ));
+        }
+    }
+
+    // (c) Legacy token Secrets, known by type only.
+    if input.policy.checks.token.legacy_secret_check {
+        let legacy = |name: &str| input.view.is_legacy_token_secret(t.namespace, name);
+        let fix = format!(
+            "use a projected serviceAccountToken volume with expirationSeconds <= {max} instead of a legacy token Secret"
+        );
+        let mut flag = |path: String, what: String, secret: &str| {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                path,
+                format!("{what} draws on Secret {secret}, a legacy ServiceAccount token that never expires"),
+                fix.clone(),
+            ));
+        };
+        for (i, v) in volumes.iter().enumerate() {
+            if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.as_deref())
+                && legacy(name)
+            {
+                flag(
+                    t.path(&format!("volumes[{i}].secret.secretName")),
+                    format!("volume {}", v.name),
+                    name,
+                );
+            }
+            let sources = v
+                .projected
+                .as_ref()
+                .and_then(|p| p.sources.as_deref())
+                .unwrap_or(&[]);
+            for (j, src) in sources.iter().enumerate() {
+                if let Some(s) = &src.secret
+                    && legacy(&s.name)
+                {
+                    flag(
+                        t.path(&format!("volumes[{i}].projected.sources[{j}].secret.name")),
+                        format!("volume {}", v.name),
+                        &s.name,
+                    );
+                }
+            }
+        }
+        for c in &all {
+            for (k, e) in c.env.iter().enumerate() {
+                if let Some(r) = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|f| f.secret_key_ref.as_ref())
+                    && legacy(&r.name)
+                {
+                    flag(
+                        format!("{}.env[{k}].valueFrom.secretKeyRef.name", c.path),
+                        format!("env var {} of container {}", e.name, c.name),
+                        &r.name,
+                    );
+                }
+            }
+            for (k, e) in c.env_from.iter().enumerate() {
+                if let Some(r) = &e.secret_ref
+                    && legacy(&r.name)
+                {
+                    flag(
+                        format!("{}.envFrom[{k}].secretRef.name", c.path),
+                        format!("container {}", c.name),
+                        &r.name,
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::*;
+    use crate::engine::policy::Policy;
+    use serde_json::json;
+
+    fn legacy_policy() -> Policy {
+        let mut p = Policy::default();
+        p.checks.token.legacy_secret_check = true;
+        p
+    }
+
+    fn legacy_view() -> crate::engine::view::StaticView {
+        let mut v = hardened_view();
+        v.add(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "old-token", "namespace": NS},
+                "type": "kubernetes.io/service-account-token"}),
+            NS,
+        )
+        .unwrap();
+        v
+    }
+
+    /// What the ServiceAccount admission plugin adds when automount is on.
+    fn with_plugin_volume(b: PodBuilder) -> PodBuilder {
+        b.volume(token_volume("kube-api-access-x7k2p", Some(3607)))
+            .with_container("agent")
+            .mount("kube-api-access-x7k2p", SA_TOKEN_MOUNT_PATH)
+    }
+
+    #[test]
+    fn passes_hardened_pod() {
+        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run(check, &hardened_pod(), &legacy_policy(), &legacy_view()).is_empty());
+    }
+
+    #[test]
+    fn rejects_pod_that_leaves_automount_on() {
+        let p = pod("a").container("agent").build();
+        let v = run_default(check, &p);
+        assert_eq!(paths(&v), ["spec.automountServiceAccountToken"]);
+        assert_eq!(v[0].tier, Tier::Medium);
+        assert!(v[0].message.contains("agent") && v[0].message.contains("3607"));
+        assert!(v[0].fix.contains("automountServiceAccountToken: false"));
+    }
+
+    #[test]
+    fn automount_on_is_fine_when_every_container_mounts_its_own_short_token() {
+        let p = hardened()
+            .spec(|s| s.automount_service_account_token = None)
+            .build();
+        assert!(run_default(check, &p).is_empty());
+    }
+
+    #[test]
+    fn automount_on_names_the_init_container_that_would_get_the_default_token() {
+        let p = hardened()
+            .spec(|s| s.automount_service_account_token = None)
+            .init_container("setup")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(paths(&v), ["spec.automountServiceAccountToken"]);
+        assert!(
+            v[0].message.contains("setup") && !v[0].message.contains("agent"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn plugin_volume_under_automount_is_reported_once_as_the_automount() {
+        let p = with_plugin_volume(pod("a").container("agent")).build();
+        let v = run_default(check, &p);
+        assert_eq!(paths(&v), ["spec.automountServiceAccountToken"]);
+    }
+
+    #[test]
+    fn plugin_volume_left_behind_with_automount_off_counts_as_long_lived() {
+        let p = with_plugin_volume(
+            pod("a")
+                .automount_service_account_token(false)
+                .container("agent"),
+        )
+        .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds"]
+        );
+        assert!(v[0].message.contains("3607"));
+    }
+
+    #[test]
+    fn rejects_projected_token_longer_than_maximum() {
+        let p = hardened()
+            .projected_token_volume("long", Some(86400))
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            ["spec.volumes[2].projected.sources[0].serviceAccountToken.expirationSeconds"]
+        );
+        assert!(v[0].message.contains("86400"));
+    }
+
+    #[test]
+    fn absent_expiration_means_3600_which_the_default_maximum_allows() {
+        let p = hardened().projected_token_volume("plain", None).build();
+        assert!(run_default(check, &p).is_empty());
+        let mut strict = Policy::default();
+        strict.checks.token.max_expiration_seconds = 1800;
+        strict.mutations.token.expiration_seconds = 1800;
+        let v = run(check, &p, &strict, &hardened_view());
+        // Both the hardened pod's 3600 s token and the defaulted one are now too long.
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn legacy_token_secrets_fail_only_when_the_check_is_enabled() {
+        let p = hardened()
+            .secret_volume("legacy", "old-token")
+            .secret_volume("config", "app-config")
+            .with_container("agent")
+            .env_secret("KUBE_TOKEN", "old-token", "token")
+            .env_from_secret("old-token")
+            .build();
+        assert!(run(check, &p, &Policy::default(), &legacy_view()).is_empty());
+        let v = run(check, &p, &legacy_policy(), &legacy_view());
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.volumes[2].secret.secretName",
+                "spec.containers[0].env[1].valueFrom.secretKeyRef.name",
+                "spec.containers[0].envFrom[0].secretRef.name"
+            ]
+        );
+        assert!(v[0].message.contains("old-token"));
+    }
+
+    #[test]
+    fn legacy_token_in_projected_secret_source_fails() {
+        let mut vol = token_volume("mixed", Some(600));
+        let sources = vol.projected.as_mut().unwrap().sources.as_mut().unwrap();
+        sources.push(k8s_openapi::api::core::v1::VolumeProjection {
+            secret: Some(k8s_openapi::api::core::v1::SecretProjection {
+                name: "old-token".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let p = hardened().volume(vol).build();
+        let v = run(check, &p, &legacy_policy(), &legacy_view());
+        assert_eq!(
+            paths(&v),
+            ["spec.volumes[2].projected.sources[1].secret.name"]
+        );
+    }
+
+    #[test]
+    fn deployment_template_paths_start_at_the_template_spec() {
+        let p = pod("a").container("agent").build();
+        let v = run_on_deployment(check, &p, &Policy::default(), &hardened_view());
+        assert_eq!(
+            paths(&v),
+            ["spec.template.spec.automountServiceAccountToken"]
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! nothing, so reinvocation yields no second patch.
 
 use super::policy::Policy;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
 
 pub mod otel_env;
 pub mod secrets_store;
@@ -58,4 +58,53 @@ fn record(pod: &mut Pod, applied: &[&str]) {
     names.sort();
     names.dedup();
     annotations.insert(INJECTED_ANNOTATION.to_string(), names.join(","));
+}
+
+/// Init and regular containers: the ones that exist at Pod CREATE and so receive injected
+/// mounts and env. Ephemeral containers arrive later through their own subresource.
+pub(crate) fn app_containers(spec: &mut PodSpec) -> impl Iterator<Item = &mut Container> {
+    spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut())
+}
+
+/// Mounts `volume` read-only at `path` in every init and regular container that mounts
+/// nothing there yet (a container that already does is the validator's to judge). True when
+/// a mount was added.
+pub(crate) fn mount_where_free(spec: &mut PodSpec, volume: &str, path: &str) -> bool {
+    let mut changed = false;
+    for c in app_containers(spec) {
+        let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+        if mounts.iter().any(|m| same_path(&m.mount_path, path)) {
+            continue;
+        }
+        mounts.push(VolumeMount {
+            name: volume.to_string(),
+            mount_path: path.to_string(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        changed = true;
+    }
+    changed
+}
+
+/// Mount paths compared as the kubelet sees them: a trailing slash names the same directory.
+fn same_path(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Puts `volume` among the pod's volumes: appended when no volume has its name, replaced when
+/// one does with other content. True when the volumes changed.
+pub(crate) fn upsert_volume(spec: &mut PodSpec, volume: Volume) -> bool {
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    match volumes.iter_mut().find(|v| v.name == volume.name) {
+        Some(existing) if *existing == volume => false,
+        Some(existing) => {
+            *existing = volume;
+            true
+        }
+        None => {
+            volumes.push(volume);
+            true
+        }
+    }
 }

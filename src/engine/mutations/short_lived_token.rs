@@ -1,10 +1,339 @@
-//! TODO(helper): mutation `short_lived_token` from DESIGN.md.
+//! Mutation `short-lived-token`: swaps the ServiceAccount token the API server would mount
+//! (`kube-api-access-*`, a token it may extend to a year) for a projected token that lives at
+//! most the policy's lifetime, mounted read-only at the standard path so that client
+//! libraries find it where they always look.
+//!
+//! The pod's own `automountServiceAccountToken: false` is respected: a pod that asked for no
+//! token gets none from us either (injecting one would widen what the agent can do). Once our
+//! volume is in place the field is `false` because we set it, and reinvocation keeps going.
 
-use super::MutationInput;
-use k8s_openapi::api::core::v1::Pod;
+use super::{MutationInput, app_containers, mount_where_free, upsert_volume};
+use crate::engine::policy::{SA_TOKEN_MOUNT_PATH, TokenMutation};
+use k8s_openapi::api::core::v1::{
+    ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
+    ObjectFieldSelector, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
+    Volume, VolumeMount, VolumeProjection,
+};
 
 pub const NAME: &str = "short-lived-token";
 
-pub fn apply(_pod: &mut Pod, _input: &MutationInput<'_>) -> bool {
-    false
+/// The prefix of the volume the ServiceAccount admission plugin adds.
+pub const PLUGIN_VOLUME_PREFIX: &str = "kube-api-access-";
+
+/// The file mode the API server defaults projected volumes to; set here so that the defaulted
+/// pod seen on reinvocation equals what we wrote.
+const DEFAULT_MODE: i32 = 0o644;
+
+pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
+    let settings = &input.policy.mutations.token;
+    let Some(spec) = pod.spec.as_mut() else {
+        return false;
+    };
+    let ours_present = spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == settings.volume_name);
+    if spec.automount_service_account_token == Some(false) && !ours_present {
+        return false;
+    }
+    let mut changed = false;
+    if spec.automount_service_account_token != Some(false) {
+        spec.automount_service_account_token = Some(false);
+        changed = true;
+    }
+    changed |= remove_plugin_volume(spec);
+    changed |= upsert_volume(spec, token_volume(settings));
+    changed |= mount_where_free(spec, &settings.volume_name, SA_TOKEN_MOUNT_PATH);
+    changed
+}
+
+/// Removes the `kube-api-access-*` volumes and every mount of them, in all three container
+/// lists (a mount left behind would name a volume that no longer exists).
+fn remove_plugin_volume(spec: &mut PodSpec) -> bool {
+    let Some(volumes) = spec.volumes.as_mut() else {
+        return false;
+    };
+    let gone: Vec<String> = volumes
+        .iter()
+        .filter(|v| v.name.starts_with(PLUGIN_VOLUME_PREFIX))
+        .map(|v| v.name.clone())
+        .collect();
+    if gone.is_empty() {
+        return false;
+    }
+    volumes.retain(|v| !gone.contains(&v.name));
+    let drop_mounts = |mounts: Option<&mut Vec<VolumeMount>>| {
+        if let Some(m) = mounts {
+            m.retain(|m| !gone.contains(&m.name));
+        }
+    };
+    for c in app_containers(spec) {
+        drop_mounts(c.volume_mounts.as_mut());
+    }
+    for c in spec.ephemeral_containers.iter_mut().flatten() {
+        drop_mounts(c.volume_mounts.as_mut());
+    }
+    true
+}
+
+/// The projected volume: token, cluster CA and namespace, the three files of the standard
+/// layout, with every field the API server would default already set.
+pub fn token_volume(settings: &TokenMutation) -> Volume {
+    let audience = Some(settings.audience.clone()).filter(|a| !a.is_empty());
+    let sources = vec![
+        VolumeProjection {
+            service_account_token: Some(ServiceAccountTokenProjection {
+                audience,
+                expiration_seconds: Some(settings.expiration_seconds),
+                path: "token".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: "kube-root-ca.crt".into(),
+                items: Some(vec![KeyToPath {
+                    key: "ca.crt".into(),
+                    path: "ca.crt".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeProjection {
+            downward_api: Some(DownwardAPIProjection {
+                items: Some(vec![DownwardAPIVolumeFile {
+                    path: "namespace".into(),
+                    field_ref: Some(ObjectFieldSelector {
+                        api_version: Some("v1".into()),
+                        field_path: "metadata.namespace".into(),
+                    }),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        },
+    ];
+    Volume {
+        name: settings.volume_name.clone(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(DEFAULT_MODE),
+            sources: Some(sources),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::policy::Policy;
+    use serde_json::json;
+
+    /// An agent pod as the API server hands it to webhooks: the ServiceAccount plugin has
+    /// already added its volume and mounted it in every container.
+    fn admitted_pod() -> Pod {
+        let mount = json!({"name": "kube-api-access-abcde", "mountPath": SA_TOKEN_MOUNT_PATH, "readOnly": true});
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "agents", "labels": {"app": "openclaw"}},
+            "spec": {
+                "serviceAccountName": "claw",
+                "initContainers": [{"name": "setup", "image": "busybox", "volumeMounts": [mount.clone()]}],
+                "containers": [
+                    {"name": "agent", "image": "openclaw", "volumeMounts": [
+                        {"name": "data", "mountPath": "/data"}, mount.clone()]},
+                    {"name": "sidecar", "image": "proxy", "volumeMounts": [mount]}
+                ],
+                "volumes": [
+                    {"name": "data", "emptyDir": {}},
+                    {"name": "kube-api-access-abcde", "projected": {"defaultMode": 420, "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        {"downwardAPI": {"items": [{"path": "namespace",
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+                    ]}}
+                ]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn run(pod: &mut Pod, policy: &Policy) -> bool {
+        apply(
+            pod,
+            &MutationInput {
+                policy,
+                namespace: "agents",
+            },
+        )
+    }
+
+    fn mounts_of(pod: &Pod, container: usize) -> Vec<(String, String)> {
+        let spec = pod.spec.as_ref().unwrap();
+        let c = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .nth(container)
+            .unwrap();
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.clone(), m.mount_path.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn replaces_plugin_token_with_short_lived_projected_token_in_every_container() {
+        let policy = Policy::default();
+        let mut pod = admitted_pod();
+        assert!(run(&mut pod, &policy));
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        let names: Vec<&str> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(names, ["data", "openclaw-sa-token"]);
+        for i in 0..3 {
+            let mounts = mounts_of(&pod, i);
+            assert!(
+                mounts
+                    .iter()
+                    .all(|(n, _)| !n.starts_with(PLUGIN_VOLUME_PREFIX)),
+                "{mounts:?}"
+            );
+            assert!(
+                mounts.contains(&("openclaw-sa-token".into(), SA_TOKEN_MOUNT_PATH.into())),
+                "{mounts:?}"
+            );
+        }
+        assert!(mounts_of(&pod, 1).contains(&("data".into(), "/data".into())));
+    }
+
+    #[test]
+    fn projected_token_lives_as_long_as_policy_says_and_names_the_audience() {
+        let mut policy = Policy::default();
+        policy.mutations.token.expiration_seconds = 1800;
+        policy.mutations.token.audience = "openclaw".into();
+        let mut pod = admitted_pod();
+        run(&mut pod, &policy);
+        let v = serde_json::to_value(&pod).unwrap();
+        let vol = &v["spec"]["volumes"][1];
+        assert_eq!(
+            vol["projected"]["sources"][0]["serviceAccountToken"],
+            json!({"audience": "openclaw", "expirationSeconds": 1800, "path": "token"})
+        );
+        assert_eq!(
+            vol["projected"]["sources"][1]["configMap"]["name"],
+            "kube-root-ca.crt"
+        );
+        assert_eq!(
+            vol["projected"]["sources"][2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
+            "metadata.namespace"
+        );
+        let mount = &v["spec"]["containers"][0]["volumeMounts"][1];
+        assert_eq!(mount["readOnly"], true);
+    }
+
+    #[test]
+    fn omits_the_audience_when_policy_leaves_it_empty() {
+        let vol = serde_json::to_value(token_volume(&Policy::default().mutations.token)).unwrap();
+        let token = &vol["projected"]["sources"][0]["serviceAccountToken"];
+        assert!(token.get("audience").is_none(), "{token}");
+        assert_eq!(token["expirationSeconds"], 3600);
+    }
+
+    #[test]
+    fn second_run_on_own_output_changes_nothing() {
+        let policy = Policy::default();
+        let mut pod = admitted_pod();
+        assert!(run(&mut pod, &policy));
+        let once = pod.clone();
+        assert!(!run(&mut pod, &policy));
+        assert_eq!(pod, once);
+    }
+
+    #[test]
+    fn leaves_alone_a_container_that_already_mounts_the_token_path() {
+        let policy = Policy::default();
+        let mut pod = admitted_pod();
+        let spec = pod.spec.as_mut().unwrap();
+        spec.volumes.as_mut().unwrap().push(
+            serde_json::from_value(json!({"name": "own-token", "secret": {"secretName": "t"}}))
+                .unwrap(),
+        );
+        spec.containers[1].volume_mounts = Some(vec![
+            serde_json::from_value(
+                json!({"name": "own-token", "mountPath": format!("{SA_TOKEN_MOUNT_PATH}/")}),
+            )
+            .unwrap(),
+        ]);
+        run(&mut pod, &policy);
+        assert_eq!(
+            mounts_of(&pod, 2),
+            [("own-token".to_string(), format!("{SA_TOKEN_MOUNT_PATH}/"))]
+        );
+        assert!(
+            mounts_of(&pod, 1)
+                .iter()
+                .any(|(n, _)| n == "openclaw-sa-token")
+        );
+    }
+
+    #[test]
+    fn removes_plugin_mounts_from_ephemeral_containers_but_adds_none_there() {
+        let policy = Policy::default();
+        let mut pod = admitted_pod();
+        pod.spec.as_mut().unwrap().ephemeral_containers = Some(vec![
+            serde_json::from_value(json!({
+            "name": "debug", "image": "busybox",
+            "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": SA_TOKEN_MOUNT_PATH}]}))
+            .unwrap(),
+        ]);
+        run(&mut pod, &policy);
+        let eph = &pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .ephemeral_containers
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(eph.volume_mounts.as_deref(), Some(&[][..]));
+    }
+
+    #[test]
+    fn respects_a_pod_that_opted_out_of_any_token() {
+        let policy = Policy::default();
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "agent"},
+            "spec": {"automountServiceAccountToken": false, "containers": [{"name": "agent"}]}
+        }))
+        .unwrap();
+        let before = pod.clone();
+        assert!(!run(&mut pod, &policy));
+        assert_eq!(pod, before);
+    }
+
+    #[test]
+    fn repairs_our_volume_when_its_content_drifted() {
+        let mut policy = Policy::default();
+        let mut pod = admitted_pod();
+        run(&mut pod, &policy);
+        policy.mutations.token.expiration_seconds = 900;
+        assert!(run(&mut pod, &policy));
+        let v = serde_json::to_value(&pod).unwrap();
+        assert_eq!(
+            v["spec"]["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            900
+        );
+    }
 }

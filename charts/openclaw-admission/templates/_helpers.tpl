@@ -1,0 +1,204 @@
+{{/*
+Shared names, labels and the pieces two templates must agree on (the policy file, the
+certificates). Kept here so a name is spelled in one place.
+*/}}
+
+{{- define "openclaw-admission.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "openclaw-admission.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "openclaw-admission.serviceAccountName" -}}
+{{- default (include "openclaw-admission.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "openclaw-admission.tlsSecretName" -}}
+{{- if eq .Values.certificates.mode "secret" -}}
+{{- required "certificates.secret.name is required when certificates.mode=secret" .Values.certificates.secret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "openclaw-admission.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that select the webhook's pods. */}}
+{{- define "openclaw-admission.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "openclaw-admission.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "openclaw-admission.labels" -}}
+{{ include "openclaw-admission.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: admission-webhook
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The webhook pod's labels: selector labels, component, and podLabels. */}}
+{{- define "openclaw-admission.podLabels" -}}
+{{- $labels := include "openclaw-admission.selectorLabels" . | fromYaml -}}
+{{- $_ := set $labels "app.kubernetes.io/component" "admission-webhook" -}}
+{{- $labels = merge $labels (.Values.podLabels | default dict) -}}
+{{- toYaml $labels -}}
+{{- end -}}
+
+{{- define "openclaw-admission.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The policy file. agentSelectors and catchAll come from the top-level values, which also build
+the webhook entries, so the API server and the engine select the same pods.
+*/}}
+{{- define "openclaw-admission.policy" -}}
+{{- $policy := deepCopy (.Values.policy | default dict) -}}
+{{- range $key := list "agentSelectors" "catchAll" -}}
+{{- if hasKey $policy $key -}}
+{{- fail (printf "policy.%s: set the top-level value %s instead; it also builds the webhook entries" $key $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if not .Values.agentSelectors -}}
+{{- fail "agentSelectors: at least one selector is needed to find agent pods" -}}
+{{- end -}}
+{{- $_ := set $policy "agentSelectors" .Values.agentSelectors -}}
+{{- $_ := set $policy "catchAll" .Values.catchAll -}}
+{{- toYaml $policy -}}
+{{- end -}}
+
+{{/*
+Refuses to render when the webhook's own pod would match an agent selector: the webhook must
+never judge (and so never block) its own pods. Checks selectors made of matchLabels only.
+*/}}
+{{- define "openclaw-admission.assertNotAnAgent" -}}
+{{- $pod := include "openclaw-admission.podLabels" . | fromYaml -}}
+{{- range $i, $sel := .Values.agentSelectors -}}
+{{- if and $sel.matchLabels (not $sel.matchExpressions) -}}
+{{- $all := true -}}
+{{- range $k, $v := $sel.matchLabels -}}
+{{- if ne (toString (get $pod $k)) (toString $v) -}}
+{{- $all = false -}}
+{{- end -}}
+{{- end -}}
+{{- if $all -}}
+{{- fail (printf "podLabels: the webhook's own pod would match agentSelectors[%d]; it must not judge itself" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+namespaceSelector shared by every webhook entry: kube-system and the release namespace are never
+sent to the webhook, so the control plane and the webhook itself keep working while it is down.
+*/}}
+{{- define "openclaw-admission.namespaceSelector" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+      {{- toYaml (concat (list "kube-system" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq) | nindent 6 }}
+{{- end -}}
+
+{{/*
+objectSelector of the catch-all entry: pods that an agent selector of one label already sends to
+its own entry are left out, so they are not judged twice. Selectors with more than one label
+cannot be negated in one selector; their pods are judged twice, which is harmless.
+*/}}
+{{- define "openclaw-admission.catchAllObjectSelector" -}}
+{{- $exclude := dict -}}
+{{- range .Values.agentSelectors -}}
+{{- if and .matchLabels (eq (len .matchLabels) 1) (not .matchExpressions) -}}
+{{- range $k, $v := .matchLabels -}}
+{{- $_ := set $exclude $k (append (get $exclude $k | default list) $v) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $exclude -}}
+matchExpressions:
+{{- range $k := keys $exclude | sortAlpha }}
+  - key: {{ $k }}
+    operator: NotIn
+    values: {{ get $exclude $k | uniq | toJson }}
+{{- end -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The TLS material as YAML (ca, crt, key, caBundle), computed once per render: the Secret and both
+webhook configurations must carry the same CA, so they live in one template that includes this
+once. generate: an existing Secret is kept across upgrades (lookup); `helm template` has no
+cluster, so it generates fresh material each run.
+*/}}
+{{- define "openclaw-admission.tls" -}}
+{{- $mode := .Values.certificates.mode -}}
+{{- if eq $mode "generate" -}}
+{{- $name := include "openclaw-admission.tlsSecretName" . -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $name -}}
+{{- if and $existing $existing.data (index $existing.data "ca.crt") (index $existing.data "tls.crt") (index $existing.data "tls.key") -}}
+ca: {{ index $existing.data "ca.crt" | b64dec | quote }}
+crt: {{ index $existing.data "tls.crt" | b64dec | quote }}
+key: {{ index $existing.data "tls.key" | b64dec | quote }}
+{{- else -}}
+{{- $svc := include "openclaw-admission.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $days := int .Values.certificates.generate.validityDays -}}
+{{- $ca := genCA (printf "%s-ca" $svc) $days -}}
+{{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns $days $ca -}}
+ca: {{ $ca.Cert | quote }}
+crt: {{ $cert.Cert | quote }}
+key: {{ $cert.Key | quote }}
+{{- end -}}
+{{- else if eq $mode "secret" -}}
+{{- $_ := include "openclaw-admission.tlsSecretName" . -}}
+caBundle: {{ required "certificates.secret.caBundle (base64 PEM of the CA) is required when certificates.mode=secret" .Values.certificates.secret.caBundle | quote }}
+{{- else if eq $mode "certManager" -}}
+{}
+{{- else -}}
+{{- fail (printf "certificates.mode: %q; allowed: certManager, secret, generate" $mode) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+clientConfig of a webhook entry; path is /validate or /mutate. The Service by default; a URL when
+webhook.url is set (a webhook outside the cluster, and the url form in webhook-config/).
+*/}}
+{{- define "openclaw-admission.clientConfig" -}}
+{{- $root := index . 0 -}}
+{{- $path := index . 1 -}}
+{{- $caBundle := index . 2 -}}
+{{- if $root.Values.webhook.url -}}
+url: {{ printf "%s%s" (trimSuffix "/" $root.Values.webhook.url) $path }}
+{{- else -}}
+service:
+  name: {{ include "openclaw-admission.fullname" $root }}
+  namespace: {{ $root.Release.Namespace }}
+  path: {{ $path }}
+  port: {{ $root.Values.service.port }}
+{{- end }}
+{{- if $caBundle }}
+# The CA that signed the serving certificate; the API server trusts nothing else for this call.
+caBundle: {{ $caBundle }}
+{{- end }}
+{{- end -}}
+
+{{/* Annotations of the webhook configurations: CA injection in certManager mode. */}}
+{{- define "openclaw-admission.webhookAnnotations" -}}
+{{- if eq .Values.certificates.mode "certManager" -}}
+annotations:
+  # cert-manager's cainjector writes the serving Certificate's CA into every caBundle here.
+  cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "openclaw-admission.tlsSecretName" .) }}
+{{- end -}}
+{{- end -}}

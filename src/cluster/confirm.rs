@@ -1,0 +1,528 @@
+//! Live confirmation of cache misses before an agent pod is judged.
+//!
+//! A namespace, its ServiceAccount, its NetworkPolicy and the pod often arrive in one
+//! `kubectl apply`; the pod's review can reach the webhook before the watches deliver the
+//! others. Refusing then would be wrong, so when the cache misses one of them, a live GET or
+//! LIST (bounded by [`CONFIRM_TIMEOUT`]) asks the API server. What it finds lives in a
+//! per-request overlay ([`Confirmed`]), not in the shared index: an object read here could be
+//! deleted before the watch catches up, and writing it into the index would then leave it
+//! there until the next relist. The watch delivers it to the index anyway.
+//!
+//! Hot path: when the cache already knows the namespace, the ServiceAccount and at least one
+//! NetworkPolicy of the namespace, nothing is fetched and nothing allocated beyond the checks.
+
+use super::LiveView;
+use crate::engine;
+use crate::engine::policy::Policy;
+use crate::engine::review::{Operation, Review, Subject, Target};
+use crate::engine::selector::Labels;
+use crate::engine::view::{BoundRole, ClusterView, Index, StaticView};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a review may wait for the API server. Well inside the webhook's own timeout, so
+/// a slow API server costs a cached answer, never a failed admission.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the cache misses for one review.
+#[derive(Debug, Default, PartialEq)]
+struct Misses {
+    namespace: bool,
+    /// The ServiceAccount's name when the cache does not know it.
+    service_account: Option<String>,
+    /// No NetworkPolicy at all in the namespace.
+    network_policies: bool,
+}
+
+impl Misses {
+    fn any(&self) -> bool {
+        self.namespace || self.service_account.is_some() || self.network_policies
+    }
+}
+
+fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
+    let ns = review.namespace.as_str();
+    let sa = match &review.object {
+        Subject::Pod(pod) => Target::of_pod(pod, ns).service_account(),
+        Subject::Template(t) => Target::of_template(t, ns, "").service_account(),
+        Subject::None | Subject::Other => return Misses::default(),
+    }
+    .unwrap_or("default");
+    let sa_checked = policy.check_enabled("dedicated-service-account")
+        || policy.check_enabled("least-privilege-rbac");
+    Misses {
+        namespace: index.namespace_labels(ns).is_none(),
+        service_account: (sa_checked && !index.service_account_exists(ns, sa))
+            .then(|| sa.to_string()),
+        network_policies: policy.check_enabled("default-deny-egress")
+            && index.network_policies(ns).is_empty(),
+    }
+}
+
+/// Whether a review may be about objects created a moment ago: creating or changing an agent
+/// pod or workload (not a subresource such as `pods/status`).
+fn worth_confirming(review: &Review, policy: &Policy) -> bool {
+    matches!(review.operation, Operation::Create | Operation::Update)
+        && review.sub_resource.is_none()
+        && !review.namespace.is_empty()
+        && engine::is_agent(review, policy)
+}
+
+/// The live view plus, for one request, what a live confirmation found. Pass it to the engine
+/// in place of the [`LiveView`].
+pub struct Confirmed<'a> {
+    live: &'a LiveView,
+    extra: Option<Index>,
+}
+
+impl LiveView {
+    /// Confirms with the API server what the cache misses for this review (see the module
+    /// docs). Never fails: on error or timeout the cached answer stands, with a warning logged.
+    pub async fn confirm(&self, review: &Review, policy: &Policy) -> Confirmed<'_> {
+        let cached = Confirmed {
+            live: self,
+            extra: None,
+        };
+        let Some(client) = &self.client else {
+            return cached;
+        };
+        if !worth_confirming(review, policy) {
+            return cached;
+        }
+        let missing = misses(&self.read(), review, policy);
+        if !missing.any() {
+            return cached;
+        }
+        let ns = review.namespace.as_str();
+        match tokio::time::timeout(CONFIRM_TIMEOUT, fetch(client, ns, &missing)).await {
+            Ok(extra) => Confirmed {
+                live: self,
+                extra: Some(extra),
+            },
+            Err(_) => {
+                tracing::warn!(
+                    namespace = ns,
+                    ?missing,
+                    "live confirmation timed out; judging from cache"
+                );
+                cached
+            }
+        }
+    }
+}
+
+/// A view the server can ask to confirm cache misses before judging one review. The live view
+/// asks the API server; a static view has nothing to confirm and answers as it is.
+pub trait Confirm: ClusterView + Send + Sync + 'static {
+    fn confirm<'a>(
+        &'a self,
+        review: &'a Review,
+        policy: &'a Policy,
+    ) -> impl Future<Output = impl ClusterView + Send + 'a> + Send + 'a;
+}
+
+impl Confirm for LiveView {
+    fn confirm<'a>(
+        &'a self,
+        review: &'a Review,
+        policy: &'a Policy,
+    ) -> impl Future<Output = impl ClusterView + Send + 'a> + Send + 'a {
+        LiveView::confirm(self, review, policy)
+    }
+}
+
+impl Confirm for StaticView {
+    fn confirm<'a>(
+        &'a self,
+        _review: &'a Review,
+        _policy: &'a Policy,
+    ) -> impl Future<Output = impl ClusterView + Send + 'a> + Send + 'a {
+        std::future::ready(&self.index)
+    }
+}
+
+/// Lets a borrowed index stand for a view (the static view's confirm answer).
+impl ClusterView for &Index {
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        (**self).namespace_labels(namespace)
+    }
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
+        (**self).service_account_exists(namespace, name)
+    }
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
+        (**self).bound_roles(namespace, service_account)
+    }
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
+        (**self).network_policies(namespace)
+    }
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
+        (**self).is_legacy_token_secret(namespace, name)
+    }
+}
+
+async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
+    let namespace = async {
+        if !missing.namespace {
+            return None;
+        }
+        let meta = logged(
+            Api::<Namespace>::all(client.clone())
+                .get_metadata_opt(ns)
+                .await,
+            "Namespace",
+            ns,
+        )??;
+        Some(Namespace {
+            metadata: meta.metadata,
+            ..Default::default()
+        })
+    };
+    let rbac = async {
+        let name = missing.service_account.as_deref()?;
+        let api = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+        logged(api.get_metadata_opt(name).await, "ServiceAccount", ns)??;
+        // A ServiceAccount that new may come with its bindings in the same apply.
+        Some((name.to_string(), fetch_namespaced_rbac(client, ns).await))
+    };
+    let policies = async {
+        if !missing.network_policies {
+            return Vec::new();
+        }
+        let api = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
+        logged(api.list(&ListParams::default()).await, "NetworkPolicy", ns)
+            .map(|l| l.items)
+            .unwrap_or_default()
+    };
+    let (namespace, rbac, policies) = futures::join!(namespace, rbac, policies);
+
+    let mut extra = Index::new();
+    if let Some(n) = namespace {
+        extra.apply_namespace(&n);
+    }
+    if let Some((sa, (bindings, roles, cluster_roles))) = rbac {
+        extra.apply_service_account_name(ns, &sa);
+        roles.iter().for_each(|r| extra.apply_role(r));
+        cluster_roles
+            .iter()
+            .for_each(|r| extra.apply_cluster_role(r));
+        bindings.iter().for_each(|b| extra.apply_role_binding(b));
+    }
+    for p in policies {
+        extra.apply_network_policy(p);
+    }
+    extra
+}
+
+/// RoleBindings and Roles of the namespace, and the ClusterRoles those bindings name.
+async fn fetch_namespaced_rbac(
+    client: &Client,
+    ns: &str,
+) -> (Vec<RoleBinding>, Vec<Role>, Vec<ClusterRole>) {
+    let lp = ListParams::default();
+    let bindings_api = Api::<RoleBinding>::namespaced(client.clone(), ns);
+    let roles_api = Api::<Role>::namespaced(client.clone(), ns);
+    let (bindings, roles) = futures::join!(bindings_api.list(&lp), roles_api.list(&lp));
+    let bindings = logged(bindings, "RoleBinding", ns)
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let roles = logged(roles, "Role", ns)
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let wanted: BTreeSet<&str> = bindings
+        .iter()
+        .filter(|b| b.role_ref.kind == "ClusterRole")
+        .map(|b| b.role_ref.name.as_str())
+        .collect();
+    let cluster_roles_api = Api::<ClusterRole>::all(client.clone());
+    let found =
+        futures::future::join_all(wanted.iter().map(|name| cluster_roles_api.get_opt(name))).await;
+    let cluster_roles = found
+        .into_iter()
+        .filter_map(|r| logged(r, "ClusterRole", ns).flatten())
+        .collect();
+    (bindings, roles, cluster_roles)
+}
+
+fn logged<T>(result: Result<T, kube::Error>, kind: &str, namespace: &str) -> Option<T> {
+    result
+        .inspect_err(|e| tracing::warn!(kind, namespace, error = %e, "live confirmation failed; judging from cache"))
+        .ok()
+}
+
+impl ClusterView for Confirmed<'_> {
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        self.live
+            .namespace_labels(namespace)
+            .or_else(|| self.extra.as_ref()?.namespace_labels(namespace))
+    }
+
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
+        self.live.service_account_exists(namespace, name)
+            || self
+                .extra
+                .as_ref()
+                .is_some_and(|x| x.service_account_exists(namespace, name))
+    }
+
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
+        let mut roles = self.live.bound_roles(namespace, service_account);
+        if let Some(extra) = &self.extra {
+            let known: BTreeSet<String> = roles.iter().map(|r| r.binding.clone()).collect();
+            let fresh: Vec<BoundRole> = extra
+                .bound_roles(namespace, service_account)
+                .into_iter()
+                .filter(|r| !known.contains(&r.binding))
+                .collect();
+            roles.extend(fresh);
+        }
+        roles
+    }
+
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
+        let cached = self.live.network_policies(namespace);
+        match &self.extra {
+            Some(extra) if cached.is_empty() => extra.network_policies(namespace),
+            _ => cached,
+        }
+    }
+
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
+        self.live.is_legacy_token_secret(namespace, name)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::{NS, SA, hardened_pod, pod};
+    use crate::engine::review::{GroupVersionKind, GroupVersionResource, User};
+    use serde_json::json;
+
+    fn review_of(p: k8s_openapi::api::core::v1::Pod) -> Review {
+        Review {
+            uid: "u".into(),
+            kind: GroupVersionKind::gvk("", "v1", "Pod"),
+            resource: GroupVersionResource::gvr("", "v1", "pods"),
+            sub_resource: None,
+            operation: Operation::Create,
+            namespace: NS.into(),
+            name: "agent".into(),
+            user: User::default(),
+            dry_run: false,
+            object: Subject::Pod(Box::new(p)),
+            old_object: Subject::None,
+        }
+    }
+
+    fn view(objects: serde_json::Value) -> Index {
+        let mut v = StaticView::new();
+        for o in objects.as_array().unwrap() {
+            assert!(v.add(o, NS).unwrap());
+        }
+        v.index
+    }
+
+    fn complete_namespace() -> Index {
+        view(json!([
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":NS}},
+            {"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":SA,"namespace":NS}},
+            {"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":NS},
+                "spec":{"podSelector":{},"policyTypes":["Egress"]}}
+        ]))
+    }
+
+    #[test]
+    fn cached_namespace_service_account_and_policy_need_no_live_call() {
+        let m = misses(
+            &complete_namespace(),
+            &review_of(hardened_pod()),
+            &Policy::default(),
+        );
+        assert!(!m.any(), "{m:?}");
+    }
+
+    #[test]
+    fn a_namespace_unknown_to_the_cache_misses_everything_the_pod_needs() {
+        let m = misses(
+            &Index::new(),
+            &review_of(hardened_pod()),
+            &Policy::default(),
+        );
+        assert_eq!(
+            m,
+            Misses {
+                namespace: true,
+                service_account: Some(SA.into()),
+                network_policies: true
+            }
+        );
+    }
+
+    #[test]
+    fn pod_without_service_account_confirms_the_default_one() {
+        let p = pod("agent")
+            .label("app", "openclaw")
+            .container("agent")
+            .build();
+        let m = misses(&complete_namespace(), &review_of(p), &Policy::default());
+        assert_eq!(m.service_account.as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn disabled_checks_ask_for_nothing() {
+        let policy = Policy {
+            disabled_checks: vec![
+                "default-deny-egress".into(),
+                "dedicated-service-account".into(),
+                "least-privilege-rbac".into(),
+            ],
+            ..Policy::default()
+        };
+        let m = misses(&complete_namespace(), &review_of(hardened_pod()), &policy);
+        assert!(!m.any());
+    }
+
+    #[test]
+    fn non_agent_pods_deletes_and_subresources_are_not_confirmed() {
+        let policy = Policy::default();
+        let plain = pod("web").container("nginx").build();
+        assert!(!worth_confirming(&review_of(plain), &policy));
+        let mut delete = review_of(hardened_pod());
+        delete.operation = Operation::Delete;
+        assert!(!worth_confirming(&delete, &policy));
+        let mut status = review_of(hardened_pod());
+        status.operation = Operation::Update;
+        status.sub_resource = Some("status".into());
+        assert!(!worth_confirming(&status, &policy));
+        assert!(worth_confirming(&review_of(hardened_pod()), &policy));
+    }
+
+    #[test]
+    fn confirmed_view_answers_from_fetched_objects_where_the_cache_misses() {
+        let live = LiveView::from_index(view(json!([
+            {"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"read","namespace":NS},
+                "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},
+                "subjects":[{"kind":"ServiceAccount","name":SA,"namespace":NS}]}
+        ])));
+        let fetched = view(json!([
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":NS,"labels":{"team":"ai"}}},
+            {"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":SA,"namespace":NS}},
+            {"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny","namespace":NS},
+                "spec":{"podSelector":{},"policyTypes":["Egress"]}},
+            {"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"read","namespace":NS},
+                "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"view"},
+                "subjects":[{"kind":"ServiceAccount","name":SA,"namespace":NS}]},
+            {"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"admin","namespace":NS},
+                "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"},
+                "subjects":[{"kind":"ServiceAccount","name":SA,"namespace":NS}]}
+        ]));
+        let v = Confirmed {
+            live: &live,
+            extra: Some(fetched),
+        };
+        assert_eq!(
+            v.namespace_labels(NS)
+                .unwrap()
+                .get("team")
+                .map(String::as_str),
+            Some("ai")
+        );
+        assert!(v.service_account_exists(NS, SA));
+        assert_eq!(v.network_policies(NS).len(), 1);
+        let mut bindings: Vec<String> = v
+            .bound_roles(NS, SA)
+            .into_iter()
+            .map(|r| r.binding)
+            .collect();
+        bindings.sort();
+        assert_eq!(
+            bindings,
+            [
+                format!("RoleBinding {NS}/admin"),
+                format!("RoleBinding {NS}/read")
+            ]
+        );
+    }
+
+    #[test]
+    fn cached_network_policies_win_over_fetched_ones() {
+        let live = LiveView::from_index(complete_namespace());
+        let fetched = view(json!([
+            {"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"other","namespace":NS},
+                "spec":{"podSelector":{}}}
+        ]));
+        let v = Confirmed {
+            live: &live,
+            extra: Some(fetched),
+        };
+        let names: Vec<_> = v
+            .network_policies(NS)
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["deny"]);
+    }
+
+    /// How the server drives any view: read, confirm, answer. Its future must be `Send` for
+    /// axum, whatever the view; this test fails to compile otherwise.
+    async fn judge<V: Confirm>(
+        view: &V,
+        body: &[u8],
+        policy: &Policy,
+    ) -> crate::admission::Outcome {
+        match crate::admission::read(body) {
+            Ok(review) => {
+                let confirmed = view.confirm(&review, policy).await;
+                crate::admission::answer(
+                    &review,
+                    crate::admission::Endpoint::Validate,
+                    policy,
+                    &confirmed,
+                )
+            }
+            Err(outcome) => *outcome,
+        }
+    }
+
+    fn is_send<F: Future + Send>(f: F) -> F {
+        f
+    }
+
+    #[tokio::test]
+    async fn server_can_confirm_and_answer_with_either_view() {
+        let policy = Policy::default();
+        let body = serde_json::to_vec(
+            &json!({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+            "request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},
+                "resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",
+                "namespace":NS,"userInfo":{"username":"dev"},"object":hardened_pod()}}),
+        )
+        .unwrap();
+        let live = LiveView::from_index(complete_namespace());
+        let from_live = is_send(judge(&live, &body, &policy)).await;
+        let stat = StaticView {
+            index: complete_namespace(),
+        };
+        let from_static = is_send(judge(&stat, &body, &policy)).await;
+        assert_eq!(from_live.summary.result, from_static.summary.result);
+        assert_eq!(from_live.body, from_static.body);
+    }
+
+    #[tokio::test]
+    async fn without_an_api_server_confirm_answers_from_the_cache() {
+        let live = LiveView::from_index(Index::new());
+        let v = live
+            .confirm(&review_of(hardened_pod()), &Policy::default())
+            .await;
+        assert!(v.extra.is_none());
+        assert!(v.namespace_labels(NS).is_none());
+        assert!(!v.service_account_exists(NS, SA));
+    }
+}

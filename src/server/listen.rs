@@ -1,0 +1,105 @@
+//! The accept loop: TCP, then a TLS handshake with a deadline, then HTTP/1.1 with keep-alive
+//! and a header-read timeout, every connection registered for graceful shutdown.
+//!
+//! Wired by hand on hyper rather than through a server crate because three things matter
+//! here and are plain in hyper: the header-read timeout (a client that opens a connection
+//! and dribbles headers must not hold a slot), a handshake deadline for the same reason at
+//! the TLS layer, and a drain that lets reviews in flight finish while new connections are
+//! refused.
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Timeouts of the listener. Defaults suit an API server as the only client.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    /// Time allowed for the TLS handshake after the TCP connection is accepted.
+    pub handshake_timeout: Duration,
+    /// Time allowed to receive a request's headers (also bounds how long an idle keep-alive
+    /// connection waits for its next request).
+    pub header_read_timeout: Duration,
+    /// After shutdown is asked for, how long reviews in flight get to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            // Kubernetes waits 30 s (terminationGracePeriodSeconds) before SIGKILL.
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops accepting, lets
+/// open connections finish the request they are on (at most `shutdown_grace`), and returns.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    opts: ListenOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        grace_seconds = opts.shutdown_grace.as_secs(),
+        "shutting down: no new connections, finishing reviews in flight"
+    );
+    match tokio::time::timeout(opts.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("grace period over; closing the connections still open"),
+    }
+}

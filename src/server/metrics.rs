@@ -1,0 +1,429 @@
+//! Prometheus metrics, hand-rolled: a few counters, one histogram per endpoint and two
+//! gauges do not justify a registry crate, and the hot path stays one short lock and a few
+//! atomic adds per review. Rendered in the text exposition format at `GET /metrics`.
+
+use crate::admission::{Endpoint, Summary};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Upper bounds (seconds) of the latency buckets: the engine answers in microseconds, the
+/// API server gives up after `timeoutSeconds` (10 s by default).
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Distinct label sets of the review counter beyond which new kinds are counted as `other`.
+/// The kind comes from the request, and whoever can reach the port must not grow memory.
+const MAX_REVIEW_SERIES: usize = 512;
+
+const NOT_AFTER_UNKNOWN: i64 = i64::MIN;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ReviewKey {
+    endpoint: &'static str,
+    kind: String,
+    operation: String,
+    result: &'static str,
+}
+
+#[derive(Debug)]
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        // Buckets are stored non-cumulative and summed at render time: one add per sample.
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    reviews: Mutex<BTreeMap<ReviewKey, u64>>,
+    violations: Mutex<BTreeMap<&'static str, u64>>,
+    validate_latency: Histogram,
+    mutate_latency: Histogram,
+    rejected_bodies: AtomicU64,
+    in_flight: AtomicI64,
+    cert_not_after: AtomicI64,
+    cert_reload_ok: AtomicU64,
+    cert_reload_failed: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            reviews: Mutex::default(),
+            violations: Mutex::default(),
+            validate_latency: Histogram::new(),
+            mutate_latency: Histogram::new(),
+            rejected_bodies: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
+            cert_reload_ok: AtomicU64::new(0),
+            cert_reload_failed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Counts a request as in flight until dropped.
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Label values come from requests: escape what the text format requires.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Requests being answered right now (the graceful-shutdown test waits on it).
+    pub fn in_flight_now(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Records one answered review.
+    pub fn observe_review(&self, endpoint: Endpoint, summary: &Summary, elapsed: Duration) {
+        let result = if summary.result.is_empty() {
+            "error"
+        } else {
+            summary.result
+        };
+        {
+            let mut reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
+            let mut key = ReviewKey {
+                endpoint: endpoint.as_str(),
+                kind: summary.kind.clone(),
+                operation: summary.operation.clone(),
+                result,
+            };
+            if !reviews.contains_key(&key) && reviews.len() >= MAX_REVIEW_SERIES {
+                key.kind = "other".into();
+                key.operation = "other".into();
+            }
+            *reviews.entry(key).or_insert(0) += 1;
+        }
+        if !summary.violations.is_empty() {
+            let mut v = self.violations.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &summary.violations {
+                *v.entry(*id).or_insert(0) += 1;
+            }
+        }
+        self.latency(endpoint).observe(elapsed);
+    }
+
+    /// Records a body refused before it was read as a review (too large, unreadable).
+    pub fn observe_rejected_body(&self) {
+        self.rejected_bodies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn latency(&self, endpoint: Endpoint) -> &Histogram {
+        match endpoint {
+            Endpoint::Validate => &self.validate_latency,
+            Endpoint::Mutate => &self.mutate_latency,
+        }
+    }
+
+    /// Sets the serving certificate's `notAfter` (Unix seconds).
+    pub fn set_certificate_not_after(&self, unix_seconds: i64) {
+        self.cert_not_after.store(unix_seconds, Ordering::Relaxed);
+    }
+
+    /// Counts a certificate reload attempt.
+    pub fn certificate_reloaded(&self, ok: bool) {
+        if ok {
+            self.cert_reload_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.cert_reload_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Certificate reloads that failed so far (the rotation tests wait on it).
+    pub fn certificate_reload_failures(&self) -> u64 {
+        self.cert_reload_failed.load(Ordering::Relaxed)
+    }
+
+    /// Certificate reloads that succeeded so far.
+    pub fn certificate_reload_successes(&self) -> u64 {
+        self.cert_reload_ok.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP openclaw_admission_reviews_total Admission reviews answered, by endpoint, kind, operation and result."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_reviews_total counter")?;
+        {
+            let reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, n) in reviews.iter() {
+                writeln!(
+                    out,
+                    "openclaw_admission_reviews_total{{endpoint=\"{}\",kind=\"{}\",operation=\"{}\",result=\"{}\"}} {n}",
+                    k.endpoint,
+                    escape(&k.kind),
+                    escape(&k.operation),
+                    k.result
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP openclaw_admission_violations_total Violations found, by check id."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_violations_total counter")?;
+        {
+            let v = self.violations.lock().unwrap_or_else(|e| e.into_inner());
+            for (check, n) in v.iter() {
+                writeln!(
+                    out,
+                    "openclaw_admission_violations_total{{check=\"{check}\"}} {n}"
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP openclaw_admission_rejected_bodies_total Request bodies refused before review (too large or unreadable)."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_rejected_bodies_total counter"
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_rejected_bodies_total {}",
+            self.rejected_bodies.load(Ordering::Relaxed)
+        )?;
+
+        writeln!(
+            out,
+            "# HELP openclaw_admission_review_duration_seconds Time to answer one review, body read included."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_review_duration_seconds histogram"
+        )?;
+        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+            let h = self.latency(endpoint);
+            let ep = endpoint.as_str();
+            let mut cumulative = 0u64;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                cumulative += h.buckets[i].load(Ordering::Relaxed);
+                writeln!(
+                    out,
+                    "openclaw_admission_review_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"{b}\"}} {cumulative}"
+                )?;
+            }
+            let count = h.count.load(Ordering::Relaxed);
+            writeln!(
+                out,
+                "openclaw_admission_review_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"+Inf\"}} {count}"
+            )?;
+            let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            writeln!(
+                out,
+                "openclaw_admission_review_duration_seconds_sum{{endpoint=\"{ep}\"}} {sum}"
+            )?;
+            writeln!(
+                out,
+                "openclaw_admission_review_duration_seconds_count{{endpoint=\"{ep}\"}} {count}"
+            )?;
+        }
+
+        writeln!(
+            out,
+            "# HELP openclaw_admission_requests_in_flight Requests being answered now."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_requests_in_flight gauge")?;
+        writeln!(
+            out,
+            "openclaw_admission_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        )?;
+
+        let not_after = self.cert_not_after.load(Ordering::Relaxed);
+        if not_after != NOT_AFTER_UNKNOWN {
+            writeln!(
+                out,
+                "# HELP openclaw_admission_certificate_expiry_seconds Seconds until the serving certificate expires (negative once expired)."
+            )?;
+            writeln!(
+                out,
+                "# TYPE openclaw_admission_certificate_expiry_seconds gauge"
+            )?;
+            writeln!(
+                out,
+                "openclaw_admission_certificate_expiry_seconds {}",
+                not_after.saturating_sub(unix_now())
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP openclaw_admission_certificate_reloads_total Serving certificate reloads after a file change, by result."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_certificate_reloads_total counter"
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_certificate_reloads_total{{result=\"success\"}} {}",
+            self.cert_reload_ok.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_certificate_reloads_total{{result=\"failure\"}} {}",
+            self.cert_reload_failed.load(Ordering::Relaxed)
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn summary(kind: &str, result: &'static str, violations: Vec<&'static str>) -> Summary {
+        Summary {
+            kind: kind.into(),
+            operation: "CREATE".into(),
+            result,
+            violations,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_reviews_and_violations_with_their_labels() {
+        let m = Metrics::new();
+        m.observe_review(
+            Endpoint::Validate,
+            &summary("Pod", "denied", vec!["run-as-non-root", "no-host-access"]),
+            Duration::from_micros(80),
+        );
+        m.observe_review(
+            Endpoint::Validate,
+            &summary("Pod", "denied", vec!["run-as-non-root"]),
+            Duration::from_micros(80),
+        );
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"openclaw_admission_reviews_total{endpoint="validate",kind="Pod",operation="CREATE",result="denied"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"openclaw_admission_violations_total{check="run-as-non-root"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"openclaw_admission_violations_total{check="no-host-access"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"openclaw_admission_review_duration_seconds_bucket{endpoint="validate",le="0.0001"} 2"#));
+        assert!(text.contains(
+            r#"openclaw_admission_review_duration_seconds_count{endpoint="validate"} 2"#
+        ));
+    }
+
+    #[test]
+    fn escapes_label_values_taken_from_requests() {
+        let m = Metrics::new();
+        m.observe_review(
+            Endpoint::Mutate,
+            &summary("Po\"d\n", "allowed", vec![]),
+            Duration::ZERO,
+        );
+        assert!(m.render().contains(r#"kind="Po\"d\n""#));
+    }
+
+    #[test]
+    fn caps_the_number_of_review_series() {
+        let m = Metrics::new();
+        for i in 0..(MAX_REVIEW_SERIES + 50) {
+            m.observe_review(
+                Endpoint::Validate,
+                &summary(&format!("Kind{i}"), "skipped", vec![]),
+                Duration::ZERO,
+            );
+        }
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("openclaw_admission_reviews_total{"))
+            .count();
+        assert_eq!(series, MAX_REVIEW_SERIES + 1);
+        assert!(text.contains(r#"kind="other",operation="other",result="skipped"} 50"#));
+    }
+
+    #[test]
+    fn certificate_expiry_is_reported_once_known() {
+        let m = Metrics::new();
+        assert!(
+            !m.render()
+                .contains("openclaw_admission_certificate_expiry_seconds ")
+        );
+        m.set_certificate_not_after(unix_now() + 3600);
+        let text = m.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("openclaw_admission_certificate_expiry_seconds "))
+            .unwrap();
+        let secs: i64 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!((3500..=3600).contains(&secs), "{line}");
+    }
+}

@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# CI checks of charts/openclaw-admission, with the real helm that tests/controlplane/build.sh builds.
+#
+#   1. `helm lint --strict` with default values and with every certificate mode;
+#   2. `helm template` of each case into $OUT_DIR/render/<case>.yaml, plus a few assertions on
+#      what was rendered, and renders that must be refused (bad mode, missing Secret, the webhook
+#      labelled as an agent, ...);
+#   3. webhook-config/ is what the chart renders (webhook-config/generate.sh --check);
+#   4. the webhook's own pod, taken from the rendered Deployment and labelled as an agent, passes
+#      `openclaw-admission check` with the chart's policy (exit 0), and a copy with a writable root
+#      filesystem does not (exit 1), which proves the pod really was judged;
+#   5. only when KUBECONFIG is set (the e2e API server): every rendered object is applied with
+#      `kubectl apply --dry-run=server`, so the real API server validates it; then the chart is
+#      installed, upgraded (the generated CA must survive) and uninstalled, and no webhook
+#      configuration may be left behind.
+#
+# Environment:
+#   HELM, KUBECTL        binaries (default: from `tests/controlplane/build.sh --print-bin-dir`)
+#   OPENCLAW_ADMISSION   the binary (default: `cargo build`, then target/debug/openclaw-admission)
+#   OUT_DIR              where renders go (default: a temp dir, kept and printed)
+#   KUBECONFIG           enables step 5; the cluster must be a disposable test cluster
+# Needs python3 with PyYAML (to turn the Deployment into a Pod and to filter manifests).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CHART="$ROOT/charts/openclaw-admission"
+BIN_DIR="$(bash "$ROOT/tests/controlplane/build.sh" --print-bin-dir)"
+HELM="${HELM:-$BIN_DIR/helm}"
+KUBECTL="${KUBECTL:-$BIN_DIR/kubectl}"
+OUT_DIR="${OUT_DIR:-$(mktemp -d -t openclaw-chart.XXXXXX)}"
+NS=openclaw-chart-check
+RELEASE=openclaw-admission
+
+FAILED=0
+step() { printf '\n== %s\n' "$*"; }
+ok() { printf 'ok   %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*" >&2; FAILED=1; }
+
+[[ -x "$HELM" ]] || { echo "check.sh: no helm at $HELM; run tests/controlplane/build.sh or set HELM" >&2; exit 2; }
+python3 -c 'import yaml' 2>/dev/null || { echo "check.sh: python3 with PyYAML is required" >&2; exit 2; }
+mkdir -p "$OUT_DIR/render" "$OUT_DIR/selfcheck"
+echo "chart check: helm $("$HELM" version --short), output in $OUT_DIR"
+
+# --- cases ---------------------------------------------------------------------------------
+# name|helm args. The secret case borrows a real CA from the generate render (filled in below).
+CASES=(
+  "default|"
+  "generate|--set certificates.mode=generate"
+  "certManager|--set certificates.mode=certManager"
+  "secret|--set certificates.mode=secret --set certificates.secret.name=openclaw-admission-serving"
+  "catchAll|--set catchAll.enabled=true"
+  "legacySecretCheck|--set policy.checks.token.legacySecretCheck=true"
+  "singleReplica|--set replicaCount=1"
+)
+# Renders that must be refused, each with a piece of the expected message.
+REFUSED=(
+  "--set certificates.mode=bogus|/certificates/mode"
+  "--set webhook.timeoutSeconds=40|/webhook/timeoutSeconds"
+  "--set certificates.mode=secret|certificates.secret.name is required"
+  "--set certificates.mode=secret --set certificates.secret.name=x|certificates.secret.caBundle"
+  "--set podLabels.app=openclaw|must not judge itself"
+  "--set-json policy.agentSelectors=[{\"matchLabels\":{\"a\":\"b\"}}]|set the top-level value agentSelectors"
+  "--set-json agentSelectors=[]|/agentSelectors"
+)
+
+case_args() { # case_args NAME -> the extra args of that case, one per line
+  local c
+  for c in "${CASES[@]}"; do
+    if [[ "${c%%|*}" == "$1" ]]; then
+      local a
+      # Word splitting is wanted: the case's args are space separated.
+      # shellcheck disable=SC2086
+      for a in ${c#*|}; do printf '%s\n' "$a"; done
+      [[ "$1" != secret ]] || printf '%s\n' --set "certificates.secret.caBundle=$CA_BUNDLE"
+      return 0
+    fi
+  done
+  return 1
+}
+
+render() { # render NAME [more helm args] -> $OUT_DIR/render/NAME.yaml
+  local name="$1"; shift
+  local args=()
+  mapfile -t args < <(case_args "$name")
+  "$HELM" template "$RELEASE" "$CHART" --namespace "$NS" "${args[@]}" "$@" >"$OUT_DIR/render/$name.yaml"
+}
+
+# --- 1 + 2: lint and template --------------------------------------------------------------
+step "helm lint and helm template"
+# The secret case needs a CA; the generate case makes one.
+CA_BUNDLE=""
+if render generate; then
+  CA_BUNDLE="$(python3 -c '
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d.get("kind") == "Secret":
+        print(d["data"]["ca.crt"])' "$OUT_DIR/render/generate.yaml")"
+fi
+[[ -n "$CA_BUNDLE" ]] || { fail "generate render holds no CA"; CA_BUNDLE=Cg==; }
+
+for c in "${CASES[@]}"; do
+  name="${c%%|*}"
+  mapfile -t args < <(case_args "$name")
+  if out="$("$HELM" lint --strict "$CHART" --namespace "$NS" "${args[@]}" 2>&1)"; then
+    ok "helm lint --strict ($name)"
+  else
+    fail "helm lint --strict ($name)"; echo "$out" >&2
+  fi
+  if err="$(render "$name" 2>&1)"; then
+    ok "helm template ($name): $(grep -c '^kind:' "$OUT_DIR/render/$name.yaml") objects"
+  else
+    fail "helm template ($name)"; echo "$err" >&2
+  fi
+done
+
+for r in "${REFUSED[@]}"; do
+  # shellcheck disable=SC2086
+  if out="$("$HELM" template "$RELEASE" "$CHART" --namespace "$NS" ${r%%|*} 2>&1)"; then
+    fail "helm template ${r%%|*} rendered; it must be refused"
+  elif grep -qF -- "${r#*|}" <<<"$out"; then
+    ok "refused: ${r%%|*}"
+  else
+    fail "helm template ${r%%|*} failed without naming '${r#*|}':"; echo "$out" >&2
+  fi
+done
+
+# --- assertions on what was rendered --------------------------------------------------------
+step "rendered content"
+python3 - "$OUT_DIR/render" <<'PY' || FAILED=1
+import os, sys, yaml
+d = sys.argv[1]
+def load(name):
+    return [x for x in yaml.safe_load_all(open(os.path.join(d, name + ".yaml"))) if x]
+def one(docs, kind):
+    found = [x for x in docs if x["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind}"
+    return found[0]
+bad = []
+def expect(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg, file=sys.stdout if cond else sys.stderr)
+    if not cond:
+        bad.append(msg)
+
+docs = load("default")
+vwc, mwc = one(docs, "ValidatingWebhookConfiguration"), one(docs, "MutatingWebhookConfiguration")
+expect(len(vwc["webhooks"]) == 3 and len(mwc["webhooks"]) == 3, "one webhook entry per default agent selector")
+expect(all(w["failurePolicy"] == "Fail" for w in vwc["webhooks"]), "validating entries fail closed")
+expect(all(w.get("reinvocationPolicy") == "IfNeeded" for w in mwc["webhooks"]), "mutating entries reinvoke IfNeeded")
+for w in vwc["webhooks"] + mwc["webhooks"]:
+    ns = w["namespaceSelector"]["matchExpressions"][0]
+    expect(ns["operator"] == "NotIn" and {"kube-system", "openclaw-chart-check"} <= set(ns["values"]),
+           f"{w['name']} leaves out kube-system and the release namespace")
+    expect(w["sideEffects"] == "None" and w["admissionReviewVersions"] == ["v1"] and w["timeoutSeconds"] <= 10,
+           f"{w['name']} has sideEffects None, v1 reviews, a short timeout")
+    expect(w["clientConfig"].get("caBundle"), f"{w['name']} carries a caBundle (generate mode)")
+pod = one(docs, "Deployment")["spec"]["template"]
+expect(not any(w["objectSelector"].get("matchLabels", {}).items() <= pod["metadata"]["labels"].items()
+               for w in vwc["webhooks"]), "the webhook's own pod matches no agent selector")
+rules = one(docs, "ClusterRole")["rules"]
+expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
+expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")
+expect(any(x["kind"] == "PodDisruptionBudget" for x in docs), "a PodDisruptionBudget with two replicas")
+
+legacy = one(load("legacySecretCheck"), "ClusterRole")["rules"]
+expect(any("secrets" in r["resources"] for r in legacy), "legacySecretCheck grants Secret read")
+expect(not any(x["kind"] == "PodDisruptionBudget" for x in load("singleReplica")), "no PDB with one replica")
+
+cm = load("certManager")
+cm_wh = [x for x in cm if x["kind"].endswith("WebhookConfiguration")]
+expect(all("cert-manager.io/inject-ca-from" in x["metadata"].get("annotations", {}) for x in cm_wh),
+       "certManager: both configurations ask for CA injection")
+expect(not any(w["clientConfig"].get("caBundle") for x in cm_wh for w in x["webhooks"]),
+       "certManager: no caBundle of our own")
+expect({x["kind"] for x in cm} >= {"Issuer", "Certificate"}, "certManager: Issuer and Certificate")
+expect(not any(x["kind"] == "Secret" for x in cm + load("secret")), "certManager and secret modes render no Secret")
+
+ca = [x for x in load("catchAll") if x["kind"] == "ValidatingWebhookConfiguration"][0]["webhooks"]
+catch = [w for w in ca if w["name"].startswith("validate-catchall")]
+expect(len(catch) == 1 and catch[0]["failurePolicy"] == "Ignore", "catch-all entry fails open")
+sys.exit(1 if bad else 0)
+PY
+
+# --- 3: webhook-config/ is current ----------------------------------------------------------
+step "webhook-config/ matches the chart"
+if HELM="$HELM" bash "$ROOT/webhook-config/generate.sh" --check; then
+  ok "webhook-config/ is what the chart renders"
+else
+  fail "webhook-config/ is stale: run webhook-config/generate.sh"
+fi
+
+# --- 4: the webhook's own pod passes its own check ------------------------------------------
+step "the webhook's pod passes openclaw-admission check"
+BIN="${OPENCLAW_ADMISSION:-}"
+if [[ -z "$BIN" ]]; then
+  (cd "$ROOT" && cargo build --quiet --bin openclaw-admission)
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/openclaw-admission"
+fi
+# run_check DIR POLICY EXPECTED_EXIT EXPECTED_CHECK_IDS LABEL: the exit code, exactly one pod
+# judged (not skipped as a non-agent), and exactly these check ids (space separated) violated.
+run_check() {
+  local code=0 out ids
+  out="$("$BIN" check -o json --policy "$2" -f "$1" 2>"$OUT_DIR/selfcheck/stderr")" || code=$?
+  ids="$(python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["summary"]["judged"] == 1, "judged %d objects, expected the one pod" % r["summary"]["judged"]
+print(" ".join(sorted({v["check"] for o in r["objects"] for v in o["violations"]})))' <<<"$out" 2>&1)" || code="bad report: $ids"
+  if [[ "$code" == "$3" && "$ids" == "$4" ]]; then
+    ok "$5 (exit $code${ids:+, $ids})"
+  else
+    fail "$5: exit $code, violations [$ids]; expected exit $3, violations [$4]"
+    echo "$out" >&2; cat "$OUT_DIR/selfcheck/stderr" >&2
+  fi
+}
+for name in default certManager secret catchAll singleReplica; do
+  d="$OUT_DIR/selfcheck/$name"
+  if python3 "$HERE/selfcheck_inputs.py" "$OUT_DIR/render/$name.yaml" "$d"; then
+    run_check "$d/manifests" "$d/policy.yaml" 0 "" "webhook pod passes its own policy ($name)"
+    run_check "$d/broken" "$d/policy.yaml" 1 read-only-root-filesystem \
+      "control: the same pod with a writable root filesystem is refused ($name)"
+  else
+    fail "cannot build self-check inputs from the $name render"
+  fi
+done
+# With legacySecretCheck the webhook reads Secrets across the cluster, which least-privilege-rbac
+# forbids to agents: a documented trade-off (docs/operations.md), kept visible by this check.
+d="$OUT_DIR/selfcheck/legacySecretCheck"
+if python3 "$HERE/selfcheck_inputs.py" "$OUT_DIR/render/legacySecretCheck.yaml" "$d"; then
+  run_check "$d/manifests" "$d/policy.yaml" 1 least-privilege-rbac \
+    "legacySecretCheck: only the documented cluster-wide Secret read is flagged"
+else
+  fail "cannot build self-check inputs from the legacySecretCheck render"
+fi
+
+# --- 5: the real API server -----------------------------------------------------------------
+if [[ -z "${KUBECONFIG:-}" ]]; then
+  step "API server checks skipped (KUBECONFIG not set)"
+else
+  step "rendered objects on the API server ($("$KUBECTL" config view --minify -o jsonpath='{.clusters[0].cluster.server}'))"
+  [[ -x "$KUBECTL" ]] || { echo "check.sh: no kubectl at $KUBECTL" >&2; exit 2; }
+  K=("$KUBECTL" --request-timeout=30s)
+  created_ns=""
+  if ! "${K[@]}" get namespace "$NS" >/dev/null 2>&1; then
+    "${K[@]}" create namespace "$NS" >/dev/null
+    created_ns=1
+  fi
+  cleanup() {
+    "$HELM" uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true
+    if [[ -n "$created_ns" ]]; then "${K[@]}" delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; fi
+  }
+  trap cleanup EXIT
+
+  have_cert_manager=""
+  if "${K[@]}" get crd certificates.cert-manager.io issuers.cert-manager.io >/dev/null 2>&1; then have_cert_manager=1; fi
+  for c in "${CASES[@]}"; do
+    name="${c%%|*}"
+    file="$OUT_DIR/render/$name.yaml"
+    if [[ -z "$have_cert_manager" ]]; then
+      # Without cert-manager's CRDs the server cannot know Issuer and Certificate; the rest of
+      # the render is still applied.
+      python3 - "$file" "$OUT_DIR/render/$name.server.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and not d["apiVersion"].startswith("cert-manager.io/")]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+      file="$OUT_DIR/render/$name.server.yaml"
+    fi
+    if out="$("${K[@]}" apply --dry-run=server -f "$file" 2>&1)"; then
+      ok "kubectl apply --dry-run=server ($name): $(wc -l <<<"$out") objects accepted"
+    else
+      fail "kubectl apply --dry-run=server ($name)"; echo "$out" >&2
+    fi
+  done
+  [[ -n "$have_cert_manager" ]] || echo "note: no cert-manager CRDs on this server; Issuer and Certificate were not sent"
+  # The plain manifests, with their placeholders filled as a user (or the e2e suite) would.
+  for f in "$ROOT"/webhook-config/{service,url}/*.yaml; do
+    rel="${f#"$ROOT"/}"
+    if out="$(sed -e "s|\${CA_BUNDLE}|$CA_BUNDLE|g" -e 's|\${WEBHOOK_HOST}|127.0.0.1:8443|g' "$f" \
+      | "${K[@]}" apply --dry-run=server -f - 2>&1)"; then
+      ok "kubectl apply --dry-run=server $rel"
+    else
+      fail "kubectl apply --dry-run=server $rel"; echo "$out" >&2
+    fi
+  done
+
+  step "helm install, upgrade, uninstall"
+  # A selector no test pod carries, so the installed (fail-closed) configuration cannot affect
+  # anything else running against the same API server while this step runs.
+  ISOLATE=(--set-json 'agentSelectors=[{"matchLabels":{"openclaw.io/chart-check":"never-matches"}}]')
+  ca_bundle() { "${K[@]}" get validatingwebhookconfiguration "$RELEASE" -o jsonpath='{.webhooks[0].clientConfig.caBundle}'; }
+  if out="$("$HELM" install "$RELEASE" "$CHART" --namespace "$NS" "${ISOLATE[@]}" 2>&1)"; then
+    ok "helm install"
+    before="$(ca_bundle)"
+    if out="$("$HELM" upgrade "$RELEASE" "$CHART" --namespace "$NS" "${ISOLATE[@]}" 2>&1)"; then
+      ok "helm upgrade"
+      after="$(ca_bundle)"
+      if [[ -n "$before" && "$before" == "$after" ]]; then
+        ok "generate mode keeps its CA across an upgrade"
+      else
+        fail "the caBundle changed on upgrade (lookup did not keep the Secret)"
+      fi
+    else
+      fail "helm upgrade"; echo "$out" >&2
+    fi
+  else
+    fail "helm install"; echo "$out" >&2
+  fi
+  if out="$("$HELM" uninstall "$RELEASE" --namespace "$NS" --wait 2>&1)"; then
+    ok "helm uninstall"
+  else
+    fail "helm uninstall"; echo "$out" >&2
+  fi
+  left="$("${K[@]}" get validatingwebhookconfigurations,mutatingwebhookconfigurations \
+    -l "app.kubernetes.io/instance=$RELEASE" -o name 2>&1)"
+  if [[ -z "$left" ]] && ! "${K[@]}" get validatingwebhookconfiguration "$RELEASE" >/dev/null 2>&1 \
+    && ! "${K[@]}" get mutatingwebhookconfiguration "$RELEASE" >/dev/null 2>&1; then
+    ok "no webhook configuration left after uninstall"
+  else
+    fail "webhook configurations left after uninstall: $left"
+  fi
+fi
+
+echo
+if [[ "$FAILED" != 0 ]]; then
+  echo "chart check FAILED (renders in $OUT_DIR)" >&2
+  exit 1
+fi
+echo "chart check passed (renders in $OUT_DIR)"

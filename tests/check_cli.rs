@@ -1,0 +1,397 @@
+//! The `check` subcommand as a user runs it: the built binary on the shipped examples and on
+//! broken inputs in a temporary directory, asserting exit codes and what is printed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
+/// The fake key in `examples/unhardened/agent.yaml`.
+const EXAMPLE_KEY: &str = "sk-proj-FAKE-example-key-not-real-0123456789abcdef";
+
+fn examples(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(rel)
+}
+
+fn check(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("run openclaw-admission check")
+}
+
+fn check_paths(paths: &[&Path], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("check");
+    for p in paths {
+        cmd.arg("-f").arg(p);
+    }
+    cmd.args(extra)
+        .output()
+        .expect("run openclaw-admission check")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// An agent Deployment with no hardening at all, after a ConfigMap in the same file.
+const MULTI_DOC: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: agent-config
+data:
+  mode: gateway
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: claw
+spec:
+  selector:
+    matchLabels: {app: openclaw}
+  template:
+    metadata:
+      labels: {app: openclaw}
+    spec:
+      containers:
+        - name: agent
+          image: ghcr.io/openclaw/openclaw:latest
+          env:
+            - name: ANTHROPIC_API_KEY
+              value: sk-ant-api03-FAKE-multi-doc-secret-value
+";
+
+#[test]
+fn hardened_example_passes_with_exit_code_zero() {
+    let out = check_paths(&[&examples("hardened")], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("passed: Pod openclaw-hardened/openclaw"),
+        "{text}"
+    );
+    assert!(text.contains("1 object judged, 0 violations"), "{text}");
+}
+
+#[test]
+fn unhardened_example_is_reported_with_check_path_and_fix() {
+    let out = check_paths(&[&examples("unhardened")], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("Pod openclaw-unhardened/openclaw"), "{text}");
+    assert!(text.contains("run-as-non-root"), "{text}");
+    assert!(text.contains("spec.containers[0]"), "{text}");
+    assert!(text.contains("fix: "), "{text}");
+    for id in [
+        "no-plaintext-credentials",
+        "default-deny-egress",
+        "dedicated-service-account",
+    ] {
+        assert!(text.contains(id), "{id} missing:\n{text}");
+    }
+    assert!(text.contains("1 object judged"), "{text}");
+    assert!(
+        stderr(&out).contains("skipped: Service openclaw"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn whole_examples_directory_reports_the_unhardened_pod_only() {
+    let out = check_paths(&[&examples("")], &["--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let objects = report["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2, "{report:#}");
+    let by_ns = |ns: &str| objects.iter().find(|o| o["namespace"] == ns).unwrap();
+    // The hardened namespace's NetworkPolicy and ServiceAccount must not cover the other pod.
+    assert!(
+        by_ns("openclaw-hardened")["violations"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{report:#}"
+    );
+    let bad = by_ns("openclaw-unhardened");
+    assert_eq!(bad["allowed"], false);
+    let checks: Vec<&str> = bad["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["check"].as_str().unwrap())
+        .collect();
+    assert!(checks.contains(&"default-deny-egress"), "{checks:?}");
+    assert!(checks.contains(&"dedicated-service-account"), "{checks:?}");
+}
+
+#[test]
+fn json_output_lists_each_violation_with_its_fields() {
+    let out = check_paths(&[&examples("unhardened")], &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let obj = &report["objects"][0];
+    assert_eq!(obj["kind"], "Pod");
+    assert_eq!(obj["name"], "openclaw");
+    assert!(
+        obj["file"].as_str().unwrap().ends_with("agent.yaml"),
+        "{obj}"
+    );
+    let v = obj["violations"].as_array().unwrap();
+    assert!(!v.is_empty());
+    let first = &v[0];
+    for key in ["check", "tier", "path", "message", "fix", "action"] {
+        assert!(first[key].is_string(), "{key} missing in {first}");
+    }
+    assert_eq!(
+        report["summary"]["violations"].as_u64().unwrap() as usize,
+        v.len()
+    );
+}
+
+#[test]
+fn secret_values_in_env_never_appear_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let multi = write(dir.path(), "multi.yaml", MULTI_DOC);
+    for format in ["table", "json"] {
+        let out = check_paths(&[&examples("unhardened"), &multi], &["-o", format]);
+        assert_eq!(out.status.code(), Some(1));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            all.contains("OPENAI_API_KEY"),
+            "the variable is named:\n{all}"
+        );
+        assert!(
+            !all.contains(EXAMPLE_KEY),
+            "secret value leaked ({format}):\n{all}"
+        );
+        assert!(
+            !all.contains("FAKE-multi-doc-secret-value"),
+            "secret value leaked ({format}):\n{all}"
+        );
+        assert!(
+            !all.contains("sk-proj-FAKE"),
+            "a prefix of the secret leaked ({format}):\n{all}"
+        );
+    }
+}
+
+#[test]
+fn missing_file_exits_two_and_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yaml");
+    let out = check_paths(&[&missing], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert!(err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn broken_yaml_exits_two_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  labels: [app: openclaw\nspec: {}\n",
+    );
+    let out = check_paths(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&bad.display().to_string()), "{err}");
+    assert!(err.contains("line "), "{err}");
+    assert!(err.contains("invalid YAML"), "{err}");
+}
+
+#[test]
+fn broken_json_exits_two_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"Pod\",\n  oops\n}\n",
+    );
+    let out = check_paths(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.json: line 4"), "{err}");
+}
+
+#[test]
+fn pod_that_breaks_the_schema_names_file_and_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "schema.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: openclaw}\nspec:\n  containers: 42\n",
+    );
+    let out = check_paths(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("schema.yaml: document 2 (line 5)"), "{err}");
+    assert!(err.contains("Pod p"), "{err}");
+}
+
+#[test]
+fn configmap_is_skipped_with_a_note_and_a_clean_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    );
+    write(
+        dir.path(),
+        "notes.txt",
+        "not a manifest, and not read from a directory",
+    );
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("skipped: ConfigMap settings"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("0 objects judged, 0 violations"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn pod_without_agent_label_is_noted_as_not_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "web.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: nginx\n      image: nginx\n",
+    );
+    let out = check_paths(&[&p], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("Pod default/web"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not an agent"), "{}", stderr(&out));
+}
+
+#[test]
+fn deployment_in_a_multi_document_file_is_judged_at_its_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let multi = write(dir.path(), "multi.yaml", MULTI_DOC);
+    let out = check_paths(&[&multi], &["-o", "json", "-n", "agents"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let obj = &report["objects"][0];
+    assert_eq!(obj["kind"], "Deployment");
+    assert_eq!(obj["namespace"], "agents");
+    let paths: Vec<&str> = obj["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert!(!paths.is_empty());
+    // Everything sits in the template; container findings below its pod spec.
+    assert!(
+        paths.iter().all(|p| p.starts_with("spec.template.")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"spec.template.spec.containers[0].securityContext.runAsNonRoot"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"spec.template.spec.containers[0].env[0]"),
+        "{paths:?}"
+    );
+    assert!(
+        stderr(&out).contains("skipped: ConfigMap agent-config"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn json_list_items_are_judged_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = serde_json::json!({
+        "apiVersion": "v1", "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "a", "namespace": "x", "labels": {"app": "openclaw"}},
+             "spec": {"containers": [{"name": "c", "image": "ghcr.io/openclaw/openclaw:latest"}]}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}
+        ]
+    });
+    let p = write(dir.path(), "list.json", &list.to_string());
+    let out = check_paths(&[&p], &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["objects"].as_array().unwrap().len(), 1);
+    assert_eq!(report["objects"][0]["name"], "a");
+    assert!(
+        stderr(&out).contains("skipped: ConfigMap b"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_input_is_bad_usage() {
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unreadable_policy_file_is_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "policy.yaml", "mode: block\n");
+    let out = check_paths(
+        &[&examples("hardened")],
+        &["--policy", policy.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("policy.yaml"), "{}", stderr(&out));
+}
+
+#[test]
+fn audit_mode_policy_still_lists_every_violation_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "policy.yaml", "mode: audit\n");
+    let out = check_paths(
+        &[&examples("unhardened")],
+        &["--policy", policy.to_str().unwrap(), "-o", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let obj = &report["objects"][0];
+    assert_eq!(obj["allowed"], true);
+    let v = obj["violations"].as_array().unwrap();
+    assert!(!v.is_empty());
+    assert!(v.iter().all(|j| j["action"] == "audit"), "{obj}");
+}

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Starts a real, kubelet-less Kubernetes control plane on loopback:
+# etcd + kube-apiserver (RBAC, admission webhooks, audit log), with state in DIR.
+#
+#   tests/controlplane/up.sh DIR      # returns once /readyz is ok
+#   KUBECONFIG=DIR/kubeconfig kubectl get ns
+#   tests/controlplane/down.sh DIR
+#
+# Writes DIR/kubeconfig (admin, O=system:masters), DIR/env (sourceable: ports,
+# pids, paths), DIR/pki/ (CA cert+key, so a harness can sign a webhook serving
+# cert), DIR/apiserver.log, DIR/etcd.log, DIR/audit.log, DIR/keeper.log.
+#
+# Lifetime: a small keeper process owns etcd and kube-apiserver; each runs under
+# `setpriv --pdeathsig KILL`, so they die with the keeper whatever happens to it.
+# The keeper stops everything when down.sh asks, when either process exits, or
+# when the owner process exits: $OPENCLAW_CP_OWNER_PID, by default the process
+# that ran up.sh (careful: inside $(...) that is a short-lived subshell);
+# OPENCLAW_CP_OWNER_PID=1 keeps it until down.sh.
+# OPENCLAW_CP_APISERVER_ARGS="--flag=v ..." appends kube-apiserver flags.
+#
+# Without kube-controller-manager no namespace gets a `default` ServiceAccount,
+# and the ServiceAccount admission plugin rejects pods whose SA is missing.
+# up.sh creates it in namespace `default`; for any other namespace the harness
+# must run `kubectl -n NS create serviceaccount default` after creating it.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[[ $# -eq 1 ]] || { echo "usage: $0 DIR" >&2; exit 64; }
+mkdir -p "$1"
+DIR="$(cd "$1" && pwd)"
+OWNER_PID="${OPENCLAW_CP_OWNER_PID:-$PPID}"
+READY_TIMEOUT="${OPENCLAW_CP_READY_TIMEOUT:-120}"
+
+if [[ -f "$DIR/env" ]] && grep -q '^KEEPER_PID=' "$DIR/env"; then
+  # shellcheck disable=SC1091
+  prev="$(. "$DIR/env"; echo "${KEEPER_PID:-}")"
+  if [[ -n "$prev" ]] && kill -0 "$prev" 2>/dev/null; then
+    echo "up.sh: a control plane already runs in $DIR (keeper pid $prev); run down.sh first" >&2
+    exit 1
+  fi
+fi
+for tool in openssl curl; do
+  command -v "$tool" >/dev/null || { echo "up.sh: '$tool' is required" >&2; exit 2; }
+done
+
+BIN_DIR="$("$HERE/build.sh" --print-bin-dir)"
+for b in etcd kube-apiserver kubectl; do
+  [[ -x "$BIN_DIR/$b" ]] || { "$HERE/build.sh" >&2; break; }
+done
+
+PDEATH=()
+if command -v setpriv >/dev/null && setpriv --pdeathsig KILL -- true 2>/dev/null; then
+  PDEATH=(setpriv --pdeathsig KILL --)
+else
+  echo "up.sh: warning: no 'setpriv --pdeathsig'; children will not die with the keeper if it is SIGKILLed" >&2
+fi
+
+log() { echo "up.sh: $*" >&2; }
+
+# --- ports -------------------------------------------------------------------
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+declare -A TAKEN=()
+free_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    [[ -z "${TAKEN[$p]:-}" ]] || continue
+    if ! port_in_use "$p"; then TAKEN[$p]=1; echo "$p"; return 0; fi
+  done
+  echo "up.sh: no free port found" >&2; return 1
+}
+ETCD_PORT="$(free_port)"
+ETCD_PEER_PORT="$(free_port)"
+APISERVER_PORT="$(free_port)"
+
+# --- certificates ----------------------------------------------------------------
+PKI="$DIR/pki"
+rm -rf "$PKI" "$DIR/etcd-data"
+mkdir -p "$PKI"
+: >"$DIR/audit.log"
+SERVICE_CIDR=10.0.0.0/24   # first address (10.0.0.1) is the `kubernetes` Service
+(
+  cd "$PKI"
+  umask 077
+  eckey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+  serial() { echo "0x$(openssl rand -hex 16)"; }
+  sign() { # name subject extensions...
+    local name="$1" subj="$2"; shift 2
+    eckey "$name.key"
+    openssl req -new -key "$name.key" -subj "$subj" -out "$name.csr" 2>/dev/null
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" "$@" >"$name.ext"
+    openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -set_serial "$(serial)" \
+      -days 365 -sha256 -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+    rm -f "$name.csr" "$name.ext"
+  }
+  eckey ca.key
+  openssl req -x509 -new -key ca.key -subj "/CN=openclaw-admission-test-ca" -days 3650 -sha256 \
+    -set_serial "$(serial)" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out ca.crt 2>/dev/null
+  sign apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" \
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  sign admin "/O=system:masters/CN=openclaw-admin" "extendedKeyUsage=clientAuth"
+  # ServiceAccount token signing key (RS256).
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+  openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
+  chmod 644 ./*.crt sa.pub
+)
+
+# --- audit policy ------------------------------------------------------------------
+cat >"$DIR/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  # The API server's own informers watch pods constantly: noise.
+  - level: None
+    users: ["system:apiserver"]
+  # Pods (and their subresources) at Metadata: admission webhooks' audit
+  # annotations and warnings land in these events.
+  - level: Metadata
+    resources:
+      - group: ""
+        resources: ["pods", "pods/*"]
+  - level: None
+EOF
+
+# --- process arguments ---------------------------------------------------------------
+ETCD_ARGS=(
+  --name=openclaw
+  --data-dir="$DIR/etcd-data"
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT"
+  --advertise-client-urls="http://127.0.0.1:$ETCD_PORT"
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT"
+  --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT"
+  --initial-cluster="openclaw=http://127.0.0.1:$ETCD_PEER_PORT"
+  --initial-cluster-state=new
+  --unsafe-no-fsync
+  --log-level=warn
+)
+APISERVER_ARGS=(
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT"
+  --bind-address=127.0.0.1
+  --advertise-address=127.0.0.1
+  --secure-port="$APISERVER_PORT"
+  --tls-cert-file="$PKI/apiserver.crt"
+  --tls-private-key-file="$PKI/apiserver.key"
+  --client-ca-file="$PKI/ca.crt"
+  --authorization-mode=RBAC
+  --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook
+  --allow-privileged=true
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local
+  --service-account-key-file="$PKI/sa.pub"
+  --service-account-signing-key-file="$PKI/sa.key"
+  --service-cluster-ip-range="$SERVICE_CIDR"
+  --endpoint-reconciler-type=none
+  --audit-policy-file="$DIR/audit-policy.yaml"
+  --audit-log-path="$DIR/audit.log"
+  --audit-log-mode=blocking
+  --audit-log-maxsize=0
+  --profiling=false
+)
+# Extra flags for a test that needs them (later flags win), space-separated.
+read -r -a EXTRA <<<"${OPENCLAW_CP_APISERVER_ARGS:-}"
+APISERVER_ARGS+=("${EXTRA[@]}")
+
+# --- keeper ----------------------------------------------------------------------------
+keeper() {
+  local etcd_pid="" api_pid="" why=""
+  stop() {
+    local pid i
+    trap - TERM INT HUP
+    echo "keeper: stopping ($why)"
+    for pid in $api_pid $etcd_pid; do
+      kill -TERM "$pid" 2>/dev/null || continue
+      for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null && echo "keeper: pid $pid needed SIGKILL"
+      wait "$pid" 2>/dev/null || true
+    done
+    echo "keeper: stopped"
+    exit 0
+  }
+  trap 'why="signal"; stop' TERM INT HUP
+  "${PDEATH[@]}" "$BIN_DIR/etcd" "${ETCD_ARGS[@]}" </dev/null >"$DIR/etcd.log" 2>&1 &
+  etcd_pid=$!
+  "${PDEATH[@]}" "$BIN_DIR/kube-apiserver" "${APISERVER_ARGS[@]}" </dev/null >"$DIR/apiserver.log" 2>&1 &
+  api_pid=$!
+  echo "$etcd_pid $api_pid" >"$DIR/.pids"
+  echo "keeper: etcd pid $etcd_pid, kube-apiserver pid $api_pid, owner pid $OWNER_PID"
+  while true; do
+    kill -0 "$OWNER_PID" 2>/dev/null || { why="owner pid $OWNER_PID exited"; stop; }
+    kill -0 "$etcd_pid" 2>/dev/null || { why="etcd exited"; stop; }
+    kill -0 "$api_pid" 2>/dev/null || { why="kube-apiserver exited"; stop; }
+    sleep 1 & wait $! || true
+  done
+}
+
+rm -f "$DIR/.pids"
+START=$SECONDS
+keeper </dev/null >"$DIR/keeper.log" 2>&1 &
+KEEPER_PID=$!
+for _ in $(seq 1 50); do [[ -s "$DIR/.pids" ]] && break; sleep 0.1; done
+read -r ETCD_PID APISERVER_PID <"$DIR/.pids"
+rm -f "$DIR/.pids"
+# Start times let down.sh tell our processes from a later one reusing the pid.
+starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+
+cat >"$DIR/env" <<EOF
+# Written by tests/controlplane/up.sh; source it.
+OPENCLAW_CP_DIR='$DIR'
+BIN_DIR='$BIN_DIR'
+KUBECONFIG='$DIR/kubeconfig'
+APISERVER_URL='https://127.0.0.1:$APISERVER_PORT'
+APISERVER_PORT=$APISERVER_PORT
+ETCD_PORT=$ETCD_PORT
+ETCD_PEER_PORT=$ETCD_PEER_PORT
+CA_CERT='$PKI/ca.crt'
+CA_KEY='$PKI/ca.key'
+AUDIT_LOG='$DIR/audit.log'
+APISERVER_LOG='$DIR/apiserver.log'
+KEEPER_PID=$KEEPER_PID
+ETCD_PID=$ETCD_PID
+APISERVER_PID=$APISERVER_PID
+KEEPER_START=$(starttime "$KEEPER_PID")
+ETCD_START=$(starttime "$ETCD_PID")
+APISERVER_START=$(starttime "$APISERVER_PID")
+EOF
+
+b64() { base64 <"$1" | tr -d '\n'; }
+umask_old="$(umask)"; umask 077
+cat >"$DIR/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: openclaw
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $(b64 "$PKI/admin.crt")
+    client-key-data: $(b64 "$PKI/admin.key")
+contexts:
+- name: openclaw
+  context: {cluster: openclaw, user: admin}
+current-context: openclaw
+EOF
+umask "$umask_old"
+
+fail() {
+  log "$*"
+  log "--- tail of $DIR/etcd.log";      tail -n 20 "$DIR/etcd.log" >&2 || true
+  log "--- tail of $DIR/apiserver.log"; tail -n 40 "$DIR/apiserver.log" >&2 || true
+  "$HERE/down.sh" "$DIR" >&2 || true
+  exit 1
+}
+
+CURL=(curl -sS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key")
+ready=""
+while (( SECONDS - START < READY_TIMEOUT )); do
+  kill -0 "$KEEPER_PID" 2>/dev/null || fail "the control plane exited during startup (see $DIR/keeper.log)"
+  if [[ "$("${CURL[@]}" "https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null || true)" == ok ]]; then
+    ready=1; break
+  fi
+  sleep 0.5
+done
+[[ -n "$ready" ]] || fail "kube-apiserver not ready after ${READY_TIMEOUT}s"
+READY_SECS=$(( SECONDS - START ))
+
+# The `default` ServiceAccount normally comes from kube-controller-manager.
+KUBECTL=("$BIN_DIR/kubectl" --kubeconfig "$DIR/kubeconfig")
+"${KUBECTL[@]}" -n default create serviceaccount default >/dev/null 2>&1 ||
+  "${KUBECTL[@]}" -n default get serviceaccount default >/dev/null ||
+  fail "could not create ServiceAccount default/default"
+
+VERSION="$("${CURL[@]}" "https://127.0.0.1:$APISERVER_PORT/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')"
+echo "READY_SECS=$READY_SECS" >>"$DIR/env"
+log "kube-apiserver $VERSION ready at https://127.0.0.1:$APISERVER_PORT in ${READY_SECS}s (etcd 127.0.0.1:$ETCD_PORT)"
+log "export KUBECONFIG=$DIR/kubeconfig   # stop with: $HERE/down.sh $DIR"

@@ -1,0 +1,390 @@
+//! The e2e environment: control plane, webhook process, kubectl helpers.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
+
+/// Namespaces the suite prepares: every one has a `default` ServiceAccount (no
+/// kube-controller-manager runs to make it), the agent's dedicated ServiceAccount and a
+/// default-deny egress policy allowing DNS and HTTPS.
+pub const NS_ENFORCE: &str = "e2e-enforce";
+pub const NS_WARN: &str = "e2e-warn";
+pub const NS_AUDIT: &str = "e2e-audit";
+pub const NS_NOPOLICY: &str = "e2e-no-egress-policy";
+/// Left out by the webhook configuration's namespaceSelector (like the release namespace).
+pub const NS_EXCLUDED: &str = "openclaw-system";
+pub const AGENT_SA: &str = "openclaw-agent";
+
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout and stderr together, as a user sees them in a terminal.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub kubectl: PathBuf,
+    pub helm: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub audit_log: PathBuf,
+    pub apiserver_port: u16,
+    pub webhook_port: u16,
+    pub server_version: String,
+    pub ca_bundle: String,
+    pub webhook_log: PathBuf,
+    pub rt: tokio::runtime::Runtime,
+    webhook: Option<Child>,
+}
+
+fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// Runs a child so that it dies with this process (the test's main thread lives as long).
+fn tied_to_us(program: &Path) -> Command {
+    if Path::new("/usr/bin/setpriv").exists() {
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.arg("--pdeathsig").arg("KILL").arg("--").arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Env {
+    pub fn start() -> Result<Env, String> {
+        let out = Command::new("bash")
+            .arg(format!("{ROOT}/tests/controlplane/build.sh"))
+            .arg("--print-bin-dir")
+            .output()
+            .map_err(|e| format!("cannot run tests/controlplane/build.sh: {e}"))?;
+        let bin_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        for b in ["kube-apiserver", "etcd", "kubectl", "helm"] {
+            if !bin_dir.join(b).exists() {
+                return Err(format!(
+                    "{} is missing: build the control plane first with `make controlplane` (tests/controlplane/build.sh)",
+                    bin_dir.join(b).display()
+                ));
+            }
+        }
+        let dir = tempfile::Builder::new().prefix("openclaw-e2e-").tempdir().map_err(|e| e.to_string())?;
+        let cp = dir.path().join("cp");
+        std::fs::create_dir_all(&cp).map_err(|e| e.to_string())?;
+        let status = Command::new("bash")
+            .arg(format!("{ROOT}/tests/controlplane/up.sh"))
+            .arg(&cp)
+            .env("OPENCLAW_CP_OWNER_PID", std::process::id().to_string())
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run up.sh: {e}"))?;
+        if !status.success() {
+            return Err(format!("tests/controlplane/up.sh failed ({status})"));
+        }
+        let cpenv = read_env_file(&cp.join("env"))?;
+        let get = |k: &str| cpenv.get(k).cloned().ok_or_else(|| format!("{k} missing from up.sh env"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut env = Env {
+            kubectl: bin_dir.join("kubectl"),
+            helm: bin_dir.join("helm"),
+            kubeconfig: PathBuf::from(get("KUBECONFIG")?),
+            audit_log: PathBuf::from(get("AUDIT_LOG")?),
+            apiserver_port: get("APISERVER_PORT")?.parse().map_err(|_| "bad APISERVER_PORT")?,
+            webhook_port: free_port(),
+            server_version: String::new(),
+            ca_bundle: String::new(),
+            webhook_log: dir.path().join("webhook.log"),
+            rt,
+            webhook: None,
+            dir,
+        };
+        let v = env.kubectl_json(&["version", "-o", "json"])?;
+        env.server_version = v["serverVersion"]["gitVersion"].as_str().unwrap_or("?").to_string();
+        env.make_certs()?;
+        env.prepare_namespaces()?;
+        env.start_webhook()?;
+        env.register_webhooks()?;
+        Ok(env)
+    }
+
+    fn make_certs(&mut self) -> Result<(), String> {
+        let certs = self.dir.path().join("certs");
+        let out = Command::new(BIN)
+            .args(["certs", "--out-dir"])
+            .arg(&certs)
+            .args(["--ip", "127.0.0.1", "--dns", "localhost"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("certs failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        self.ca_bundle = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(())
+    }
+
+    fn start_webhook(&mut self) -> Result<(), String> {
+        let policy = self.dir.path().join("policy.yaml");
+        std::fs::write(&policy, include_str!("policy.yaml")).map_err(|e| e.to_string())?;
+        let certs = self.dir.path().join("certs");
+        let log = std::fs::File::create(&self.webhook_log).map_err(|e| e.to_string())?;
+        let child = tied_to_us(Path::new(BIN))
+            .arg("serve")
+            .arg("--tls-cert")
+            .arg(certs.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(certs.join("tls.key"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.webhook_port))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start the webhook: {e}"))?;
+        self.webhook = Some(child);
+        // Ready means: TLS up and the cluster caches synced.
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let url = format!("https://127.0.0.1:{}/readyz", self.webhook_port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = self.rt.block_on(async { client.get(&url).send().await.map(|r| r.status().is_success()) });
+            if matches!(ok, Ok(true)) {
+                return Ok(());
+            }
+            if let Some(Ok(Some(st))) = self.webhook.as_mut().map(|c| c.try_wait()) {
+                return Err(format!("the webhook exited ({st}):\n{}", self.webhook_log_text()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the webhook was not ready within 60 s:\n{}", self.webhook_log_text()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Applies the url form of `webhook-config/` with this run's port and caBundle.
+    fn register_webhooks(&self) -> Result<(), String> {
+        for f in ["validating.yaml", "mutating.yaml"] {
+            let path = format!("{ROOT}/webhook-config/url/{f}");
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+            let text = text
+                .replace("${CA_BUNDLE}", &self.ca_bundle)
+                .replace("${WEBHOOK_HOST}", &format!("127.0.0.1:{}", self.webhook_port));
+            let out = self.kubectl_stdin(&["apply", "-f", "-"], &text);
+            if !out.ok {
+                return Err(format!("registering {f} failed: {}", out.all()));
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare_namespaces(&self) -> Result<(), String> {
+        let mut docs = Vec::new();
+        for (ns, mode, egress) in [
+            (NS_ENFORCE, None, true),
+            (NS_WARN, Some("warn"), true),
+            (NS_AUDIT, Some("audit"), true),
+            (NS_NOPOLICY, None, false),
+            (NS_EXCLUDED, None, true),
+        ] {
+            let mut labels = serde_json::Map::new();
+            if let Some(m) = mode {
+                labels.insert("openclaw.io/mode".into(), m.into());
+            }
+            docs.push(serde_json::json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns,"labels":labels}}));
+            for sa in ["default", AGENT_SA] {
+                docs.push(serde_json::json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":sa,"namespace":ns}}));
+            }
+            if egress {
+                docs.push(deny_egress_policy(ns));
+            }
+        }
+        self.apply_docs(&docs)
+    }
+
+    pub fn apply_docs(&self, docs: &[Value]) -> Result<(), String> {
+        let list = serde_json::json!({"apiVersion":"v1","kind":"List","items":docs});
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], &list.to_string());
+        if out.ok { Ok(()) } else { Err(format!("kubectl apply failed: {}", out.all())) }
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, "")
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let child = Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return Output { ok: false, stdout: String::new(), stderr: e.to_string() },
+        };
+        if let Some(mut si) = child.stdin.take() {
+            let _ = si.write_all(stdin.as_bytes());
+        }
+        match child.wait_with_output() {
+            Ok(o) => Output {
+                ok: o.status.success(),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            },
+            Err(e) => Output { ok: false, stdout: String::new(), stderr: e.to_string() },
+        }
+    }
+
+    pub fn kubectl_json(&self, args: &[&str]) -> Result<Value, String> {
+        let out = self.kubectl(args);
+        if !out.ok {
+            return Err(format!("kubectl {} failed: {}", args.join(" "), out.all()));
+        }
+        serde_json::from_str(&out.stdout).map_err(|e| format!("kubectl {}: not JSON: {e}", args.join(" ")))
+    }
+
+    /// `kubectl apply -f -` of one object.
+    pub fn apply(&self, obj: &Value, extra: &[&str]) -> Output {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        self.kubectl_stdin(&args, &obj.to_string())
+    }
+
+    pub fn get_pod(&self, ns: &str, name: &str) -> Result<Value, String> {
+        self.kubectl_json(&["-n", ns, "get", "pod", name, "-o", "json"])
+    }
+
+    pub fn pod_exists(&self, ns: &str, name: &str) -> bool {
+        self.kubectl(&["-n", ns, "get", "pod", name, "-o", "name"]).ok
+    }
+
+    pub fn webhook_log_text(&self) -> String {
+        std::fs::read_to_string(&self.webhook_log).unwrap_or_default()
+    }
+
+    pub fn dump_webhook_log(&self) {
+        let text = self.webhook_log_text();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        eprintln!("--- last lines of the webhook log ---");
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+    }
+
+    /// Retries `f` until it succeeds or `secs` pass: the webhook's caches follow the API
+    /// server through watches, so a change is seen a moment later, not at once.
+    pub fn eventually<T>(&self, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(250)),
+            }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.webhook.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let cp = self.dir.path().join("cp");
+        let _ = Command::new("bash")
+            .arg(format!("{ROOT}/tests/controlplane/down.sh"))
+            .arg(&cp)
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+/// Default-deny egress allowing DNS (53 UDP/TCP) and HTTPS (443), for every pod.
+pub fn deny_egress_policy(ns: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny-egress", "namespace": ns},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"ports": [{"protocol": "TCP", "port": 443}]}
+            ]
+        }
+    })
+}
+
+/// An agent pod that passes every check.
+pub fn hardened_pod(ns: &str, name: &str) -> Value {
+    let sc = serde_json::json!({
+        "runAsNonRoot": true, "runAsUser": 10001, "readOnlyRootFilesystem": true,
+        "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"}
+    });
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": ns,
+            "labels": {"app": "openclaw", "app.kubernetes.io/instance": name},
+            "annotations": {"openclaw.io/secret-provider-class": "openclaw-vault"}
+        },
+        "spec": {
+            "serviceAccountName": AGENT_SA,
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [{
+                "name": "init-workspace", "image": "ghcr.io/openclaw/openclaw:2026.11",
+                "command": ["sh", "-c", "true"], "securityContext": sc.clone()
+            }],
+            "containers": [{
+                "name": "agent", "image": "ghcr.io/openclaw/openclaw:2026.11",
+                "ports": [{"containerPort": 18789, "name": "gateway"}],
+                "env": [
+                    {"name": "OPENCLAW_WORKSPACE", "value": "/workspace"},
+                    {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm", "key": "key"}}}
+                ],
+                "securityContext": sc,
+                "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}, {"name": "tmp", "mountPath": "/tmp"}]
+            }],
+            "volumes": [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+        }
+    })
+}

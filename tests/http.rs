@@ -1,0 +1,440 @@
+//! The router in process (`tower::ServiceExt::oneshot`), over AdmissionReviews shaped like
+//! the ones an API server sends (tests/fixtures/reviews/), and over hostile bodies. Each
+//! answer is checked against the status table in `src/server/mod.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use openclaw_admission::cli::serve::load_view;
+use openclaw_admission::engine::policy::Policy;
+use openclaw_admission::engine::view::StaticView;
+use openclaw_admission::server::{AppState, BODY_LIMIT, Readiness, router};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/reviews")
+        .join(name)
+}
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture_path(name)).unwrap()).unwrap()
+}
+
+/// The hardened pod's ServiceAccount and a deny-all egress NetworkPolicy.
+fn view() -> StaticView {
+    load_view(&[fixture_path("cluster-view.json")]).unwrap()
+}
+
+fn state(ready: bool) -> AppState<StaticView> {
+    AppState::new(
+        Arc::new(Policy::default()),
+        Arc::new(view()),
+        Readiness::new(ready),
+    )
+}
+
+fn app() -> Router {
+    router(state(true))
+}
+
+async fn send(app: Router, req: Request<Body>) -> (StatusCode, Bytes) {
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+async fn post_bytes(app: Router, path: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .unwrap();
+    let (status, bytes) = send(app, req).await;
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, value)
+}
+
+/// Posts a review and checks what every readable review gets: HTTP 200, a v1
+/// AdmissionReview, the request's uid.
+async fn review(path: &str, review: &Value) -> Value {
+    let (status, answer) = post_bytes(app(), path, serde_json::to_vec(review).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(
+        answer["response"]["uid"], review["request"]["uid"],
+        "uid must be kept: {answer}"
+    );
+    answer["response"].clone()
+}
+
+fn message(resp: &Value) -> &str {
+    resp["status"]["message"].as_str().unwrap_or("")
+}
+
+// --- captured reviews ---
+
+#[tokio::test]
+async fn refuses_unhardened_agent_pod_with_403_listing_its_violations() {
+    let r = review("/validate", &fixture("pod-create-unhardened.json")).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["status"]["code"], 403);
+    let msg = message(&r);
+    assert!(msg.contains("run-as-non-root"), "{msg}");
+    assert!(msg.contains("spec."), "violations carry their path: {msg}");
+}
+
+#[tokio::test]
+async fn allows_hardened_agent_pod() {
+    let r = review("/validate", &fixture("pod-create-hardened.json")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(r.get("patch").is_none());
+}
+
+#[tokio::test]
+async fn allows_update_of_hardened_pod() {
+    let r = review("/validate", &fixture("pod-update-hardened.json")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn allows_delete_whose_object_is_null() {
+    let f = fixture("pod-delete.json");
+    assert!(f["request"]["object"].is_null());
+    for path in ["/validate", "/mutate"] {
+        let r = review(path, &f).await;
+        assert_eq!(r["allowed"], true, "{path}: {r}");
+        assert!(r.get("patch").is_none(), "{path}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_gets_the_same_answer_as_a_real_request() {
+    for (name, path) in [
+        ("pod-create-unhardened.json", "/validate"),
+        ("pod-create-hardened.json", "/validate"),
+        ("pod-create-hardened.json", "/mutate"),
+    ] {
+        let real = fixture(name);
+        let mut dry = real.clone();
+        dry["request"]["dryRun"] = json!(true);
+        assert_eq!(
+            review(path, &real).await,
+            review(path, &dry).await,
+            "{name} at {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn allows_configmap_without_judging_it() {
+    let f = fixture("configmap-create.json");
+    for path in ["/validate", "/mutate"] {
+        let r = review(path, &f).await;
+        assert_eq!(r["allowed"], true, "{path}: {r}");
+        assert!(r.get("patch").is_none(), "{path}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn allows_pod_that_no_agent_selector_matches_without_a_patch() {
+    let f = fixture("pod-create-not-agent.json");
+    for path in ["/validate", "/mutate"] {
+        let r = review(path, &f).await;
+        assert_eq!(r["allowed"], true, "{path}: {r}");
+        assert!(r.get("patch").is_none(), "{path}: {r}");
+        assert!(r.get("warnings").is_none_or(|w| w.is_null()), "{path}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn mutate_answers_hardened_agent_pod_with_a_json_patch() {
+    let r = review("/mutate", &fixture("pod-create-hardened.json")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert_eq!(r["patchType"], "JSONPatch", "{r}");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(r["patch"].as_str().unwrap_or_else(|| panic!("{r}")))
+        .unwrap();
+    let ops: Vec<Value> = serde_json::from_slice(&raw).unwrap();
+    assert!(!ops.is_empty());
+    for op in &ops {
+        assert!(
+            ["add", "remove", "replace"].contains(&op["op"].as_str().unwrap_or("")),
+            "{op}"
+        );
+        assert!(op["path"].as_str().unwrap().starts_with('/'), "{op}");
+    }
+    // Recorded in the one annotation the mutations share.
+    assert!(
+        ops.iter()
+            .any(|op| op["path"].as_str().unwrap().contains("annotations")),
+        "{ops:?}"
+    );
+}
+
+// --- bad input ---
+
+#[tokio::test]
+async fn empty_body_is_a_400_with_a_message() {
+    let (status, v) = post_bytes(app(), "/validate", Body::empty()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["response"]["status"]["code"], 400);
+    assert!(
+        message(&v["response"]).starts_with("request body is empty"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn body_that_is_not_json_is_a_400_with_a_message() {
+    let (status, v) = post_bytes(app(), "/validate", "apiVersion: admission.k8s.io/v1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        message(&v["response"]).starts_with("request body is not a JSON AdmissionReview"),
+        "{v}"
+    );
+    assert_eq!(v["response"]["allowed"], false);
+}
+
+#[tokio::test]
+async fn wrong_api_version_or_kind_keeps_the_uid_and_refuses_with_code_400() {
+    for (field, value) in [
+        ("apiVersion", "admission.k8s.io/v1beta1"),
+        ("kind", "TokenReview"),
+    ] {
+        let mut f = fixture("pod-create-hardened.json");
+        f[field] = json!(value);
+        let r = review("/validate", &f).await;
+        assert_eq!(r["allowed"], false, "{r}");
+        assert_eq!(r["status"]["code"], 400);
+        assert!(message(&r).starts_with("unsupported review"), "{r}");
+        assert!(message(&r).contains(value), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn review_without_uid_is_a_400_with_a_message() {
+    let mut f = fixture("pod-create-hardened.json");
+    f["request"].as_object_mut().unwrap().remove("uid");
+    let (status, v) = post_bytes(app(), "/validate", serde_json::to_vec(&f).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        message(&v["response"]),
+        "AdmissionReview request has no uid"
+    );
+}
+
+#[tokio::test]
+async fn review_without_request_is_a_400_with_a_message() {
+    let (status, v) = post_bytes(
+        app(),
+        "/mutate",
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(message(&v["response"]), "AdmissionReview has no request");
+}
+
+fn ten_mib() -> Vec<u8> {
+    // A real review padded past the limit, so only its size is wrong.
+    let mut f = fixture("pod-create-hardened.json");
+    f["request"]["object"]["metadata"]["annotations"] =
+        json!({ "padding": "x".repeat(10 * 1024 * 1024) });
+    serde_json::to_vec(&f).unwrap()
+}
+
+#[tokio::test]
+async fn ten_mib_body_is_refused_with_413_and_the_limit_named() {
+    let body = ten_mib();
+    assert!(body.len() > BODY_LIMIT);
+    let (status, v) = post_bytes(app(), "/validate", body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(v["response"]["status"]["code"], 413);
+    assert!(
+        message(&v["response"]).contains("exceeds the 6 MiB limit"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn ten_mib_body_without_content_length_is_refused_with_413() {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = ten_mib()
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    let (status, v) = post_bytes(app(), "/mutate", body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        message(&v["response"]).contains("exceeds the 6 MiB limit"),
+        "{v}"
+    );
+}
+
+fn deep_array() -> String {
+    format!("{}{}", "[".repeat(10_000), "]".repeat(10_000))
+}
+
+fn deep_object() -> String {
+    format!(
+        "{}{}",
+        r#"{"f:x":"#.repeat(10_000),
+        format!("{{}}{}", "}".repeat(10_000))
+    )
+}
+
+/// The hardened pod's review with the field `key` of the object at `parent` set to raw
+/// JSON text.
+fn with_raw(parent: &str, key: &str, raw: &str) -> (Value, String) {
+    let mut f = fixture("pod-create-hardened.json");
+    f.pointer_mut(parent).unwrap()[key] = json!("PLACEHOLDER");
+    let body = serde_json::to_string(&f)
+        .unwrap()
+        .replace(r#""PLACEHOLDER""#, raw);
+    (f, body)
+}
+
+#[tokio::test]
+async fn body_nested_ten_thousand_deep_is_a_400_with_a_message() {
+    let (status, v) = post_bytes(app(), "/validate", deep_array()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        message(&v["response"]).starts_with("request body is not a JSON AdmissionReview"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn free_form_json_nested_ten_thousand_deep_stops_at_the_recursion_limit() {
+    // managedFields[].fieldsV1 is the one place in a Pod parsed as free JSON, where
+    // serde_json's recursion limit (128) applies.
+    let (f, body) = with_raw(
+        "/request/object/metadata/managedFields/0",
+        "fieldsV1",
+        &deep_object(),
+    );
+    let (status, v) = post_bytes(app(), "/validate", body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["response"]["uid"], f["request"]["uid"]);
+    assert_eq!(v["response"]["allowed"], false);
+    assert_eq!(v["response"]["status"]["code"], 400);
+    let msg = message(&v["response"]);
+    assert!(
+        msg.starts_with("cannot read the Pod in request.object"),
+        "{msg}"
+    );
+    assert!(msg.contains("recursion limit exceeded"), "{msg}");
+}
+
+#[tokio::test]
+async fn unknown_field_nested_ten_thousand_deep_is_skipped_and_the_pod_judged() {
+    let (f, body) = with_raw("/request/object/spec", "x-unknown", &deep_object());
+    let (status, v) = post_bytes(app(), "/validate", body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["response"]["uid"], f["request"]["uid"]);
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+}
+
+#[tokio::test]
+async fn pod_object_nested_ten_thousand_deep_is_answered_with_its_uid() {
+    let (f, body) = with_raw("/request", "object", &deep_array());
+    let (status, v) = post_bytes(app(), "/validate", body).await;
+    // The object is kept raw in the envelope and then fails its Pod schema: the uid is read,
+    // so the answer is a review that refuses.
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["response"]["uid"], f["request"]["uid"]);
+    assert_eq!(v["response"]["allowed"], false);
+    assert_eq!(v["response"]["status"]["code"], 400);
+    assert!(
+        message(&v["response"]).starts_with("cannot read the Pod in request.object"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn pod_with_five_thousand_containers_is_answered() {
+    let mut f = fixture("pod-create-unhardened.json");
+    let one = f["request"]["object"]["spec"]["containers"][0].clone();
+    let many: Vec<Value> = (0..5000)
+        .map(|i| {
+            let mut c = one.clone();
+            c["name"] = json!(format!("c{i}"));
+            c
+        })
+        .collect();
+    f["request"]["object"]["spec"]["containers"] = json!(many);
+    let r = review("/validate", &f).await;
+    assert_eq!(
+        r["allowed"], false,
+        "the unhardened containers are still judged"
+    );
+    let r = review("/mutate", &f).await;
+    assert_eq!(r["allowed"], true);
+}
+
+// --- probes and metrics ---
+
+#[tokio::test]
+async fn healthz_is_ok_and_readyz_follows_the_readiness_flag() {
+    let st = state(false);
+    let app = router(st.clone());
+    let get = |p: &str| Request::get(p).body(Body::empty()).unwrap();
+    assert_eq!(
+        send(app.clone(), get("/healthz")).await,
+        (StatusCode::OK, Bytes::from("ok"))
+    );
+    assert_eq!(
+        send(app.clone(), get("/readyz")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    st.readiness.set(true);
+    assert_eq!(
+        send(app, get("/readyz")).await,
+        (StatusCode::OK, Bytes::from("ready"))
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_reviews_by_kind_operation_and_result_and_violations_by_check() {
+    let st = state(true);
+    let app = router(st.clone());
+    let body = |n: &str| serde_json::to_vec(&fixture(n)).unwrap();
+    post_bytes(app.clone(), "/validate", body("pod-create-unhardened.json")).await;
+    post_bytes(app.clone(), "/validate", body("configmap-create.json")).await;
+    post_bytes(app.clone(), "/mutate", body("pod-create-hardened.json")).await;
+    let (status, text) = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    for line in [
+        r#"openclaw_admission_reviews_total{endpoint="validate",kind="Pod",operation="CREATE",result="denied"} 1"#,
+        r#"openclaw_admission_reviews_total{endpoint="validate",kind="ConfigMap",operation="CREATE",result="skipped"} 1"#,
+        r#"openclaw_admission_reviews_total{endpoint="mutate",kind="Pod",operation="CREATE",result="allowed"} 1"#,
+        r#"openclaw_admission_violations_total{check="run-as-non-root"} 1"#,
+        r#"openclaw_admission_review_duration_seconds_count{endpoint="validate"} 2"#,
+        r#"openclaw_admission_review_duration_seconds_count{endpoint="mutate"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn get_on_a_review_endpoint_is_405() {
+    let (status, _) = send(
+        app(),
+        Request::get("/validate").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
