@@ -395,3 +395,61 @@ fn audit_mode_policy_still_lists_every_violation_and_exits_one() {
     assert!(!v.is_empty());
     assert!(v.iter().all(|j| j["action"] == "audit"), "{obj}");
 }
+
+#[test]
+fn assume_openshift_fills_what_the_scc_sets_and_keeps_the_rest() {
+    let out = check_paths(
+        &[&examples("unhardened")],
+        &["--assume-openshift", "-o", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks: Vec<&str> = report["objects"][0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["check"].as_str().unwrap())
+        .collect();
+    for gone in [
+        "run-as-non-root",
+        "drop-all-capabilities",
+        "no-privilege-escalation",
+        "seccomp-profile",
+    ] {
+        assert!(
+            !checks.contains(&gone),
+            "{gone} should be filled by the SCC: {checks:?}"
+        );
+    }
+    for kept in [
+        "read-only-root-filesystem",
+        "no-plaintext-credentials",
+        "dedicated-service-account",
+    ] {
+        assert!(
+            checks.contains(&kept),
+            "{kept} is not the SCC's business: {checks:?}"
+        );
+    }
+}
+
+#[test]
+fn policy_exemption_drops_the_check_and_is_reported_as_exempted() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "policy.yaml",
+        "exemptions:\n  - reason: pending vault migration\n    namespaces: [openclaw-unhardened]\n    checks: [no-plaintext-credentials]\n",
+    );
+    let out = check_paths(
+        &[&examples("unhardened")],
+        &["--policy", policy.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(!text.contains("  no-plaintext-credentials "), "{text}");
+    assert!(
+        text.contains("exempted no-plaintext-credentials: policy: pending vault migration"),
+        "{text}"
+    );
+}

@@ -288,11 +288,7 @@ fn deep_array() -> String {
 }
 
 fn deep_object() -> String {
-    format!(
-        "{}{}",
-        r#"{"f:x":"#.repeat(10_000),
-        format!("{{}}{}", "}".repeat(10_000))
-    )
+    format!("{}{{}}{}", r#"{"f:x":"#.repeat(10_000), "}".repeat(10_000))
 }
 
 /// The hardened pod's review with the field `key` of the object at `parent` set to raw

@@ -91,6 +91,14 @@ impl Running {
 }
 
 async fn start(cert: &Path, key: &Path) -> Running {
+    let opts = ListenOptions {
+        shutdown_grace: Duration::from_secs(10),
+        ..ListenOptions::default()
+    };
+    start_with(cert, key, opts).await
+}
+
+async fn start_with(cert: &Path, key: &Path, opts: ListenOptions) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let view = load_view(&[fixture_path("cluster-view.json")]).unwrap();
     let state = AppState::new(
@@ -103,10 +111,6 @@ async fn start(cert: &Path, key: &Path) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let opts = ListenOptions {
-        shutdown_grace: Duration::from_secs(10),
-        ..ListenOptions::default()
-    };
     let task = tokio::spawn(async move {
         server::run(listener, state, certs, RELOAD, opts, async move {
             let _ = rx.await;
@@ -522,6 +526,44 @@ async fn shutdown_lets_the_review_in_flight_finish_and_refuses_new_connections()
         .await
         .unwrap()
         .unwrap();
+}
+
+fn tls_connector(ca: &Ca) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_that_never_finishes_its_headers_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test ca", 2).unwrap();
+    let (c, k) = write_pair(dir.path(), &leaf(&ca, 2));
+    let opts = ListenOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..ListenOptions::default()
+    };
+    let run = start_with(&c, &k, opts).await;
+    let tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tls_connector(&ca).connect(name, tcp).await.unwrap();
+    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    // The server gives up on the headers and closes; the read ends instead of hanging.
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut answer))
+        .await
+        .expect("connection still open");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(!text.contains(" 200 "), "{text}");
+    run.shut_down().await;
 }
 
 // --- the binary ---

@@ -159,12 +159,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut view = StaticView::new();
     for o in objects.iter().filter(|o| VIEW_KINDS.contains(&o.kind())) {
         if let Err(e) = view.add(&o.value, &args.namespace) {
-            errors.push(format!(
-                "{}: {} {} does not fit the {0} schema: {e}",
-                o.location(),
-                o.kind(),
-                o.name()
-            ));
+            errors.push(schema_error(o, &e));
         }
     }
 
@@ -194,11 +189,7 @@ pub fn run(args: Args) -> ExitCode {
         let review = match review_of(o, &args) {
             Ok(r) => r,
             Err(e) => {
-                errors.push(format!(
-                    "{}: {kind} {} does not fit the {kind} schema: {e}",
-                    o.location(),
-                    o.name()
-                ));
+                errors.push(schema_error(o, &e));
                 continue;
             }
         };
@@ -239,6 +230,37 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// A document that parsed but does not fit its kind. serde quotes the offending value
+/// (`invalid type: string "sk-...", expected ...`), which could be a credential in a
+/// mistyped env entry, so the value is cut and only its type is kept.
+fn schema_error(o: &Manifest, e: &serde_json::Error) -> String {
+    let kind = o.kind();
+    format!(
+        "{}: {kind} {} does not fit the {kind} schema: {}",
+        o.location(),
+        o.name(),
+        redact(&e.to_string())
+    )
+}
+
+fn redact(message: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        if let Some(start) = message.find(marker).map(|i| i + marker.len())
+            && let Some(len) = message[start..].find(", expected")
+        {
+            let what = &message[start..start + len];
+            // `string "..."`, `integer `7``: keep the type word(s) before the quoted value.
+            let kept = what.split(['"', '`']).next().unwrap_or("").trim_end();
+            return format!(
+                "{}{kept} (value not shown){}",
+                &message[..start],
+                &message[start + len..]
+            );
+        }
+    }
+    message.to_string()
 }
 
 fn skipped(o: &Manifest, reason: &'static str) -> Skipped {
@@ -464,8 +486,7 @@ fn read_source(source: &Source, objects: &mut Vec<Manifest>, errors: &mut Vec<St
 
 /// A parse error with its place, without the parser's own `at line L column C` suffix.
 fn located(kind: &str, line: usize, column: usize, message: &str) -> String {
-    let suffix = format!(" at line {line} column {column}");
-    let message = message.strip_suffix(&suffix).unwrap_or(message);
+    let message = message.replace(&format!(" at line {line} column {column}"), "");
     format!("line {line}, column {column}: invalid {kind}: {message}")
 }
 
@@ -565,12 +586,12 @@ fn expand(
         _ => Vec::new(),
     };
     for (i, mut item) in items.into_iter().enumerate() {
-        if let (Some(k), Some(m)) = (&item_kind, item.as_object_mut()) {
-            if !m.contains_key("kind") {
-                m.insert("kind".into(), Value::String(k.clone()));
-                if let Some(av) = &api_version {
-                    m.entry("apiVersion").or_insert_with(|| av.clone());
-                }
+        if let (Some(k), Some(m)) = (&item_kind, item.as_object_mut())
+            && !m.contains_key("kind")
+        {
+            m.insert("kind".into(), Value::String(k.clone()));
+            if let Some(av) = &api_version {
+                m.entry("apiVersion").or_insert_with(|| av.clone());
             }
         }
         expand(item, file, format!("{place}, items[{i}]"), line, objects);
@@ -584,18 +605,15 @@ fn expand(
 /// line each; the summary closes.
 fn table(report: &Report) -> String {
     let mut out = String::new();
-    let all = report.objects.iter().flat_map(|o| o.violations.iter());
-    let w_check = all
-        .clone()
+    // One CHECK width for the whole report, so every block lines up the same way.
+    let w_check = report
+        .objects
+        .iter()
+        .flat_map(|o| o.violations.iter())
         .map(|j| j.violation.check.len())
         .max()
         .unwrap_or(0)
         .max("CHECK".len());
-    let w_path = all
-        .map(|j| j.violation.path.len())
-        .max()
-        .unwrap_or(0)
-        .max("PATH".len());
     let indent = " ".repeat(2 + w_check + 2);
     for o in report.objects.iter().filter(|o| !o.violations.is_empty()) {
         let n = o.violations.len();
@@ -613,15 +631,10 @@ fn table(report: &Report) -> String {
             plural(n),
             o.mode
         ));
-        out.push_str(
-            &format!(
-                "  {:<w_check$}  {:<6}  {:<6}  {:<w_path$}\n",
-                "CHECK", "TIER", "ACTION", "PATH"
-            )
-            .trim_end()
-            .to_string(),
-        );
-        out.push('\n');
+        out.push_str(&format!(
+            "  {:<w_check$}  {:<6}  {:<6}  PATH\n",
+            "CHECK", "TIER", "ACTION"
+        ));
         for j in &o.violations {
             let v = &j.violation;
             out.push_str(&format!(
@@ -632,6 +645,9 @@ fn table(report: &Report) -> String {
                 v.path
             ));
             out.push_str(&format!("{indent}{}\n{indent}fix: {}\n", v.message, v.fix));
+        }
+        for e in &o.exempted {
+            out.push_str(&format!("  exempted {}: {}\n", e.check, e.reason));
         }
         out.push('\n');
     }
@@ -682,8 +698,22 @@ mod tests {
     #[test]
     fn yaml_error_names_line_and_column_once() {
         let err = parse_yaml("a: 1\nb: [\n").unwrap_err();
-        assert!(err.starts_with("line 2, column "), "{err}");
+        assert!(err.starts_with("line 3, column 1: invalid YAML: "), "{err}");
         assert!(!err.contains(" at line "), "{err}");
+    }
+
+    #[test]
+    fn schema_errors_never_quote_the_value() {
+        let err = serde_json::from_value::<k8s_openapi::api::core::v1::EnvVar>(
+            serde_json::json!({"name": "OPENAI_API_KEY", "value": 123456789}),
+        )
+        .unwrap_err();
+        let shown = redact(&err.to_string());
+        assert!(!shown.contains("123456789"), "{shown}");
+        assert!(
+            shown.contains("invalid type: integer (value not shown), expected"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -6,14 +6,15 @@
 //! readiness handle, so that a cluster sync can hold `/readyz` until it has caught up.
 
 use crate::engine::policy::Policy;
-use crate::engine::view::{ClusterView, StaticView};
+use crate::cluster::Confirm;
+use crate::engine::view::StaticView;
 use crate::server::listen::ListenOptions;
 use crate::server::metrics::Metrics;
 use crate::server::tls::ReloadingCert;
 use crate::server::{self, AppState, Readiness};
 use anyhow::Context as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +42,16 @@ pub struct Args {
     pub shutdown_grace: Duration,
     /// Manifests (files or directories, YAML or JSON) whose ServiceAccounts, Namespaces,
     /// NetworkPolicies, roles and bindings make the cluster view.
+    /// Implies `--no-cluster`.
     #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
     pub manifests: Vec<PathBuf>,
+    /// Kubeconfig for the live cluster view; without it, $KUBECONFIG, ~/.kube/config or the
+    /// in-cluster ServiceAccount.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Judge against `--manifests` only, with no API server (development, offline tests).
+    #[arg(long)]
+    pub no_cluster: bool,
 }
 
 /// `10s`, `250ms`, `2m`, or a bare number of seconds.
@@ -80,68 +89,28 @@ pub fn init_logging() {
         .try_init();
 }
 
-fn manifest_files(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("cannot read directory {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if p.is_dir() || matches!(ext, "yaml" | "yml" | "json") {
-                manifest_files(&p, out)?;
-            }
-        }
-    } else {
-        out.push(path.to_path_buf());
-    }
-    Ok(())
-}
-
-fn add_object(view: &mut StaticView, obj: &serde_json::Value, file: &Path) -> anyhow::Result<()> {
-    if obj.get("kind").and_then(|k| k.as_str()) == Some("List") {
-        for item in obj
-            .get("items")
-            .and_then(|i| i.as_array())
-            .into_iter()
-            .flatten()
-        {
-            add_object(view, item, file)?;
-        }
-        return Ok(());
-    }
-    view.add(obj, "default").with_context(|| {
-        let kind = obj.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(|n| n.as_str())
-            .unwrap_or("?");
-        format!("{}: {kind} {name} does not fit its schema", file.display())
-    })?;
-    Ok(())
-}
-
-/// Builds a static view from manifest files and directories (multi-document YAML or JSON).
-/// Kinds the view does not keep are skipped.
+/// Builds a static view from manifest files and directories (multi-document YAML or JSON,
+/// read as `check` reads them). Kinds the view does not keep are skipped; any input that
+/// cannot be read is an error naming the file and line.
 pub fn load_view(paths: &[PathBuf]) -> anyhow::Result<StaticView> {
-    let mut files = Vec::new();
-    for p in paths {
-        manifest_files(p, &mut files)?;
+    let (objects, errors) = super::check::read_manifests(paths);
+    if !errors.is_empty() {
+        anyhow::bail!("{}", errors.join("\n"));
     }
     let mut view = StaticView::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = <serde_json::Value as serde::Deserialize>::deserialize(doc)
-                .with_context(|| format!("{}: not valid YAML or JSON", file.display()))?;
-            if !value.is_null() {
-                add_object(&mut view, &value, &file)?;
-            }
-        }
+    for o in &objects {
+        view.add(&o.value, "default").with_context(|| {
+            let kind = o.value.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+            let name = o
+                .value
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("?");
+            format!(
+                "{} ({}): {kind} {name} does not fit its schema",
+                o.file, o.place
+            )
+        })?;
     }
     Ok(view)
 }
@@ -181,7 +150,7 @@ pub struct ServeSetup<V> {
 }
 
 /// Binds and serves until a signal; the part shared by every kind of view.
-pub async fn serve_with<V: ClusterView + Send + Sync + 'static>(
+pub async fn serve_with<V: Confirm>(
     setup: ServeSetup<V>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(setup.listen)
@@ -222,12 +191,16 @@ pub fn run(args: Args) -> ExitCode {
         },
         None => Policy::default(),
     };
-    let view = match load_view(&args.manifests) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+    let static_view = if args.no_cluster || !args.manifests.is_empty() {
+        match load_view(&args.manifests) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
         }
+    } else {
+        None
     };
     let metrics = Arc::new(Metrics::new());
     let certs = match ReloadingCert::load(&args.tls_cert, &args.tls_key, metrics.clone()) {
@@ -247,21 +220,44 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let setup = ServeSetup {
-        listen: args.listen,
-        policy: Arc::new(policy),
-        view: Arc::new(view),
-        // A static view is complete from the start.
-        readiness: Readiness::new(true),
-        certs,
-        metrics,
-        reload_interval: args.cert_reload_interval,
-        listen_options: ListenOptions {
-            shutdown_grace: args.shutdown_grace,
-            ..ListenOptions::default()
-        },
-    };
-    match runtime.block_on(serve_with(setup)) {
+    let listen_options = ListenOptions { shutdown_grace: args.shutdown_grace, ..ListenOptions::default() };
+    let result = runtime.block_on(async move {
+        match static_view {
+            Some(view) => {
+                serve_with(ServeSetup {
+                    listen: args.listen,
+                    policy: Arc::new(policy),
+                    view: Arc::new(view),
+                    // A static view is complete from the start.
+                    readiness: Readiness::new(true),
+                    certs,
+                    metrics,
+                    reload_interval: args.cert_reload_interval,
+                    listen_options,
+                })
+                .await
+            }
+            None => {
+                let client = crate::cluster::client(args.kubeconfig.as_deref())
+                    .await
+                    .context("cannot configure the Kubernetes client (use --kubeconfig, or --no-cluster with --manifests)")?;
+                let (view, ready) = crate::cluster::start(client, &policy);
+                tracing::info!("watching the cluster; /readyz turns ready after the first list of every kind");
+                serve_with(ServeSetup {
+                    listen: args.listen,
+                    policy: Arc::new(policy),
+                    view,
+                    readiness: Readiness::from_fn(move || ready.is_ready()),
+                    certs,
+                    metrics,
+                    reload_interval: args.cert_reload_interval,
+                    listen_options,
+                })
+                .await
+            }
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "serve failed");
@@ -275,6 +271,7 @@ pub fn run(args: Args) -> ExitCode {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::engine::view::ClusterView;
 
     #[test]
     fn durations_accept_milliseconds_seconds_and_minutes() {

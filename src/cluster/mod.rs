@@ -309,8 +309,8 @@ mod tests {
              contexts: [{name: test, context: {cluster: test, user: test}}]\n",
         )
         .unwrap();
-        let client = client(Some(&path)).await.unwrap();
-        assert_eq!(client.default_namespace(), "default");
+        let c = client(Some(&path)).await.unwrap();
+        assert_eq!(c.default_namespace(), "default");
         assert!(client(Some(&dir.path().join("missing"))).await.is_err());
     }
 }

@@ -345,12 +345,12 @@ impl StaticView {
     pub fn add(&mut self, object: &serde_json::Value, default_namespace: &str) -> Result<bool, serde_json::Error> {
         let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         let mut object = object.clone();
-        if kind != "Namespace" && !kind.starts_with("Cluster") {
-            if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-                if !meta.contains_key("namespace") {
-                    meta.insert("namespace".into(), default_namespace.into());
-                }
-            }
+        if kind != "Namespace"
+            && !kind.starts_with("Cluster")
+            && let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut())
+            && !meta.contains_key("namespace")
+        {
+            meta.insert("namespace".into(), default_namespace.into());
         }
         let idx = &mut self.index;
         match kind {
@@ -403,6 +403,7 @@ impl ClusterView for StaticView {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;

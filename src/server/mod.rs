@@ -57,7 +57,7 @@ pub mod tls;
 
 use crate::admission::{self, Endpoint, Summary};
 use crate::engine::policy::Policy;
-use crate::engine::view::ClusterView;
+use crate::cluster::Confirm;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -153,7 +153,7 @@ impl<V> AppState<V> {
 }
 
 /// The router: review endpoints, probes and metrics.
-pub fn router<V: ClusterView + Send + Sync + 'static>(state: AppState<V>) -> Router {
+pub fn router<V: Confirm>(state: AppState<V>) -> Router {
     Router::new()
         .route("/validate", post(validate::<V>))
         .route("/mutate", post(mutate::<V>))
@@ -163,14 +163,14 @@ pub fn router<V: ClusterView + Send + Sync + 'static>(state: AppState<V>) -> Rou
         .with_state(state)
 }
 
-async fn validate<V: ClusterView + Send + Sync + 'static>(
+async fn validate<V: Confirm>(
     State(st): State<AppState<V>>,
     req: Request,
 ) -> Response {
     review(&st, Endpoint::Validate, req).await
 }
 
-async fn mutate<V: ClusterView + Send + Sync + 'static>(
+async fn mutate<V: Confirm>(
     State(st): State<AppState<V>>,
     req: Request,
 ) -> Response {
@@ -246,7 +246,7 @@ fn refused_body(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-async fn review<V: ClusterView + Send + Sync + 'static>(
+async fn review<V: Confirm>(
     st: &AppState<V>,
     endpoint: Endpoint,
     req: Request,
@@ -273,7 +273,16 @@ async fn review<V: ClusterView + Send + Sync + 'static>(
         }
     };
     // The engine is synchronous and answers in microseconds: no spawn_blocking.
-    let outcome = admission::handle(&bytes, endpoint, &st.policy, st.view.as_ref());
+    // Cache misses that may be objects created a moment ago (one `kubectl apply` of a
+    // namespace, its ServiceAccount, its NetworkPolicy and the pod) are confirmed with a live
+    // read first; everything else answers from the indexed caches.
+    let outcome = match admission::read(&bytes) {
+        Ok(review) => {
+            let view = st.view.confirm(&review, &st.policy).await;
+            admission::answer(&review, endpoint, &st.policy, &view)
+        }
+        Err(outcome) => *outcome,
+    };
     let elapsed = start.elapsed();
     st.metrics
         .observe_review(endpoint, &outcome.summary, elapsed);
@@ -310,7 +319,8 @@ fn redact_quoted(s: &str) -> String {
 
 /// One line per review: who, what, the decision and how long it took; never the object.
 fn log_review(endpoint: Endpoint, s: &Summary, elapsed: Duration) {
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    // Microsecond precision is all a log reader needs.
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     let violations = s.violations.join(",");
     let error = s.error.as_deref().map(redact_quoted).unwrap_or_default();
     let mode = s.mode.unwrap_or("");
@@ -331,7 +341,7 @@ fn log_review(endpoint: Endpoint, s: &Summary, elapsed: Duration) {
 
 /// Runs the webhook on `listener` until `shutdown` resolves: TLS from `certs` (re-read
 /// every `reload_interval`), the router over `state`, then a graceful drain.
-pub async fn run<V: ClusterView + Send + Sync + 'static>(
+pub async fn run<V: Confirm>(
     listener: tokio::net::TcpListener,
     state: AppState<V>,
     certs: Arc<tls::ReloadingCert>,

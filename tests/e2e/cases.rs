@@ -218,7 +218,7 @@ fn reinvocation(env: &Env) -> Result<(), String> {
         }]
     });
     let result = (|| {
-        env.apply_docs(&[config.clone()])?;
+        env.apply_docs(std::slice::from_ref(&config))?;
         let out = env.apply(&hardened_pod(NS_ENFORCE, "reinvoked"), &[]);
         expect(out.ok, || format!("refused: {}", out.all()))?;
         let stored = env.get_pod(NS_ENFORCE, "reinvoked")?;
@@ -259,7 +259,7 @@ fn reinvocation(env: &Env) -> Result<(), String> {
 
 fn one_apply(env: &Env) -> Result<(), String> {
     let ns = "e2e-fresh";
-    let docs = vec![
+    let docs = [
         json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns}}),
         json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default","namespace":ns}}),
         json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":AGENT_SA,"namespace":ns}}),

@@ -37,6 +37,7 @@ impl Output {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub kubectl: PathBuf,
+    #[allow(dead_code)] // used by the chart case
     pub helm: PathBuf,
     pub kubeconfig: PathBuf,
     pub audit_log: PathBuf,

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The demo (`make demo`): a real kube-apiserver and etcd on loopback, the webhook in front of
+# them, and the two example agents. The unhardened one (shaped like the published OpenClaw
+# manifests) is refused with its reasons; the hardened one is stored with what the webhook
+# injected. Everything started here is stopped on exit, also on Ctrl-C.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "building what is missing (control plane from the Go module proxy, then the webhook)"
+bash tests/controlplane/build.sh
+cargo build --release --quiet --bin openclaw-admission
+BIN="$ROOT/target/release/openclaw-admission"
+
+DIR="$(mktemp -d "${TMPDIR:-/tmp}/openclaw-demo.XXXXXX")"
+WEBHOOK_PID=""
+cleanup() {
+  local rc=$?
+  step "stopping everything the demo started"
+  [[ -n "$WEBHOOK_PID" ]] && kill "$WEBHOOK_PID" 2>/dev/null && wait "$WEBHOOK_PID" 2>/dev/null || true
+  bash tests/controlplane/down.sh "$DIR/cp" || rc=1
+  rm -rf "$DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "starting etcd and kube-apiserver on loopback"
+mkdir -p "$DIR/cp"
+OPENCLAW_CP_OWNER_PID=$$ bash tests/controlplane/up.sh "$DIR/cp"
+# shellcheck disable=SC1091
+. "$DIR/cp/env"
+export KUBECONFIG
+K="$BIN_DIR/kubectl"
+"$K" version 2>/dev/null | sed 's/^/  /'
+
+step "starting the webhook (serving certificate from \`openclaw-admission certs\`)"
+CA_BUNDLE="$("$BIN" certs --out-dir "$DIR/certs" --ip 127.0.0.1 --dns localhost 2>/dev/null)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+setpriv --pdeathsig TERM -- "$BIN" serve --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
+  --listen "127.0.0.1:$PORT" --kubeconfig "$KUBECONFIG" >"$DIR/webhook.log" 2>&1 &
+WEBHOOK_PID=$!
+for _ in $(seq 1 120); do
+  if curl -sf --cacert "$DIR/certs/ca.crt" "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+  kill -0 "$WEBHOOK_PID" 2>/dev/null || { echo "the webhook exited:"; cat "$DIR/webhook.log"; exit 1; }
+  sleep 0.25
+done
+echo "  webhook ready on https://127.0.0.1:$PORT (caches synced)"
+for f in validating mutating; do
+  sed -e "s|\${CA_BUNDLE}|$CA_BUNDLE|" -e "s|\${WEBHOOK_HOST}|127.0.0.1:$PORT|" "webhook-config/url/$f.yaml" | "$K" apply -f - | sed 's/^/  /'
+done
+
+# No kube-controller-manager runs here, so namespaces get no `default` ServiceAccount by
+# themselves; the ServiceAccount admission plugin needs one for pods that name none.
+for ns in openclaw-unhardened openclaw-hardened; do
+  "$K" create namespace "$ns" --dry-run=client -o yaml | "$K" apply -f - >/dev/null
+  "$K" -n "$ns" create serviceaccount default --dry-run=client -o yaml | "$K" apply -f - >/dev/null
+done
+
+step "kubectl apply -f examples/unhardened/   (writable root, root user, default ServiceAccount, a literal API key, no egress policy)"
+if "$K" apply -f examples/unhardened/ 2>&1 | sed 's/^/  /'; then :; fi
+if "$K" -n openclaw-unhardened get pod openclaw >/dev/null 2>&1; then
+  echo "UNEXPECTED: the unhardened agent was stored"; exit 1
+fi
+echo "  -> refused: no pod stored"
+
+step "kubectl apply -f examples/hardened/   (namespace, ServiceAccount, NetworkPolicy and pod in one apply)"
+"$K" apply -f examples/hardened/namespace.yaml -f examples/hardened/serviceaccount.yaml \
+  -f examples/hardened/networkpolicy.yaml -f examples/hardened/agent.yaml 2>&1 | sed 's/^/  /'
+
+step "what the webhook injected (excerpt of kubectl get pod -o yaml)"
+"$K" -n openclaw-hardened get pod openclaw -o json | python3 -c '
+import json, sys
+pod = json.load(sys.stdin)
+spec = pod["spec"]
+print("  metadata.annotations:")
+for k, v in sorted(pod["metadata"].get("annotations", {}).items()):
+    if k.startswith("openclaw.io/"):
+        print(f"    {k}: {v}")
+print(f"  spec.automountServiceAccountToken: {str(spec.get(\"automountServiceAccountToken\")).lower()}")
+print("  spec.volumes:")
+for v in spec.get("volumes", []):
+    kind = [k for k in v if k != "name"][0]
+    detail = ""
+    if kind == "projected":
+        for s in v[kind]["sources"]:
+            if "serviceAccountToken" in s:
+                detail = f"serviceAccountToken expirationSeconds={s[\"serviceAccountToken\"].get(\"expirationSeconds\")}"
+    if kind == "csi":
+        detail = f"driver={v[kind][\"driver\"]} secretProviderClass={v[kind].get(\"volumeAttributes\",{}).get(\"secretProviderClass\")}"
+    print(f"    - {v[\"name\"]}: {kind} {detail}")
+c = spec["containers"][0]
+print(f"  spec.containers[0] ({c[\"name\"]}) env:")
+for e in c.get("env", []):
+    # Only the injected OTel values are shown; anything else could be a credential.
+    if e["name"].startswith("OTEL_"):
+        val = e.get("value", "<valueFrom>")
+    else:
+        val = "<valueFrom>" if "valueFrom" in e else "<literal, not shown>"
+    print(f"    - {e[\"name\"]}={val}")
+print("  volumeMounts:")
+for m in c.get("volumeMounts", []):
+    print(f"    - {m[\"mountPath\"]} ({m[\"name\"]}{\", readOnly\" if m.get(\"readOnly\") else \"\"})")
+'
+echo
+echo "demo done: one refusal with its reasons, one agent stored with what was injected"
