@@ -4,7 +4,9 @@
 //! inside; a body that cannot be read as a review gets HTTP 400 and a message.
 
 use crate::engine::policy::Policy;
-use crate::engine::review::{GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User};
+use crate::engine::review::{
+    GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User,
+};
 use crate::engine::view::ClusterView;
 use crate::engine::{self, Decision};
 use kube::core::admission::AdmissionResponse;
@@ -151,7 +153,11 @@ fn base64_encode(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -171,7 +177,11 @@ pub fn invalid(err: &ReviewError) -> Outcome {
     Outcome {
         http_status: 400,
         body: review_bytes(r),
-        summary: Summary { result: "invalid", error: Some(err.to_string()), ..Default::default() },
+        summary: Summary {
+            result: "invalid",
+            error: Some(err.to_string()),
+            ..Default::default()
+        },
     }
 }
 
@@ -183,13 +193,25 @@ pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewErr
     }
     let raw: RawReview<'_> = serde_json::from_slice(body).map_err(ReviewError::NotJson)?;
     let req = raw.request.ok_or(ReviewError::NoRequest)?;
-    let uid = req.uid.clone().filter(|u| !u.is_empty()).ok_or(ReviewError::NoUid)?;
+    let uid = req
+        .uid
+        .clone()
+        .filter(|u| !u.is_empty())
+        .ok_or(ReviewError::NoUid)?;
     let mut summary = Summary {
         uid: uid.clone(),
         namespace: req.namespace.clone().unwrap_or_default(),
         name: req.name.clone().unwrap_or_default(),
-        kind: req.kind.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
-        operation: req.operation.as_ref().map(|o| format!("{o:?}").to_uppercase()).unwrap_or_default(),
+        kind: req
+            .kind
+            .as_ref()
+            .map(|k| k.kind.clone())
+            .unwrap_or_default(),
+        operation: req
+            .operation
+            .as_ref()
+            .map(|o| format!("{o:?}").to_uppercase())
+            .unwrap_or_default(),
         dry_run: req.dry_run.unwrap_or(false),
         ..Default::default()
     };
@@ -198,13 +220,25 @@ pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewErr
             summary,
             format!(
                 "unsupported review {}/{}; this webhook answers {API_VERSION} {KIND} (admissionReviewVersions: [v1])",
-                if raw.api_version.is_empty() { "<none>" } else { &raw.api_version },
-                if raw.kind.is_empty() { "<none>" } else { &raw.kind }
+                if raw.api_version.is_empty() {
+                    "<none>"
+                } else {
+                    &raw.api_version
+                },
+                if raw.kind.is_empty() {
+                    "<none>"
+                } else {
+                    &raw.kind
+                }
             ),
         )));
     }
-    let (Some(kind), Some(resource), Some(operation)) = (req.kind, req.resource, req.operation) else {
-        return Ok(Err((summary, "AdmissionReview request lacks kind, resource or operation".into())));
+    let (Some(kind), Some(resource), Some(operation)) = (req.kind, req.resource, req.operation)
+    else {
+        return Ok(Err((
+            summary,
+            "AdmissionReview request lacks kind, resource or operation".into(),
+        )));
     };
     let parse_obj = |raw: Option<&RawValue>, which: &str| -> Result<Subject, String> {
         match raw {
@@ -238,7 +272,10 @@ pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewErr
         operation,
         namespace,
         name: req.name.unwrap_or_default(),
-        user: User { username: user.username.unwrap_or_default(), groups: user.groups.unwrap_or_default() },
+        user: User {
+            username: user.username.unwrap_or_default(),
+            groups: user.groups.unwrap_or_default(),
+        },
         dry_run: req.dry_run.unwrap_or(false),
         object,
         old_object,
@@ -246,7 +283,10 @@ pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewErr
 }
 
 /// Turns a decision into the review sent back.
-pub fn respond(review: &Review, decision: &Decision) -> Result<AdmissionResponse, serde_json::Error> {
+pub fn respond(
+    review: &Review,
+    decision: &Decision,
+) -> Result<AdmissionResponse, serde_json::Error> {
     let mut r = response_for(&review.uid);
     r.allowed = decision.allowed;
     if !decision.allowed {
@@ -257,9 +297,15 @@ pub fn respond(review: &Review, decision: &Decision) -> Result<AdmissionResponse
     if !decision.warnings.is_empty() {
         r.warnings = Some(decision.warnings.clone());
     }
-    r.audit_annotations = decision.audit_annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    r.audit_annotations = decision
+        .audit_annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if let Some(p) = &decision.patch {
-        r = r.with_patch(p.clone()).map_err(|e| serde_json::Error::io(std::io::Error::other(e.to_string())))?;
+        r = r
+            .with_patch(p.clone())
+            .map_err(|e| serde_json::Error::io(std::io::Error::other(e.to_string())))?;
     }
     Ok(r)
 }
@@ -270,16 +316,29 @@ fn refuse(summary: Summary, message: String, code: u16) -> Outcome {
     r.allowed = false;
     r.result.code = code;
     r.result.message = message.clone();
-    r.result.reason = if code == 400 { "BadRequest".into() } else { "InternalError".into() };
+    r.result.reason = if code == 400 {
+        "BadRequest".into()
+    } else {
+        "InternalError".into()
+    };
     Outcome {
         http_status: 200,
         body: review_bytes(r),
-        summary: Summary { result: "error", error: Some(message), ..summary },
+        summary: Summary {
+            result: "error",
+            error: Some(message),
+            ..summary
+        },
     }
 }
 
 /// Answers one HTTP body at one endpoint: parse once, decide, serialize.
-pub fn handle(body: &[u8], endpoint: Endpoint, policy: &Policy, view: &impl ClusterView) -> Outcome {
+pub fn handle(
+    body: &[u8],
+    endpoint: Endpoint,
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Outcome {
     match read(body) {
         Ok(review) => answer(&review, endpoint, policy, view),
         Err(outcome) => *outcome,
@@ -298,7 +357,12 @@ pub fn read(body: &[u8]) -> Result<Review, Box<Outcome>> {
 }
 
 /// Decides and serializes a review [`read`] from a body.
-pub fn answer(review: &Review, endpoint: Endpoint, policy: &Policy, view: &impl ClusterView) -> Outcome {
+pub fn answer(
+    review: &Review,
+    endpoint: Endpoint,
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Outcome {
     let mut summary = Summary {
         uid: review.uid.clone(),
         namespace: review.namespace.clone(),
@@ -312,7 +376,13 @@ pub fn answer(review: &Review, endpoint: Endpoint, policy: &Policy, view: &impl 
         Endpoint::Validate => engine::evaluate(review, policy, view),
         Endpoint::Mutate => match engine::mutate(review, policy, view) {
             Ok(d) => d,
-            Err(e) => return refuse(summary, format!("openclaw-admission could not mutate: {e}"), 500),
+            Err(e) => {
+                return refuse(
+                    summary,
+                    format!("openclaw-admission could not mutate: {e}"),
+                    500,
+                );
+            }
         },
     };
     summary.result = if decision.skipped.is_some() {
@@ -324,9 +394,21 @@ pub fn answer(review: &Review, endpoint: Endpoint, policy: &Policy, view: &impl 
     };
     summary.mutated = decision.patch.is_some();
     summary.mode = decision.mode.map(|m| m.as_str());
-    summary.violations = decision.violations.iter().map(|j| j.violation.check).collect();
+    summary.violations = decision
+        .violations
+        .iter()
+        .map(|j| j.violation.check)
+        .collect();
     match respond(review, &decision) {
-        Ok(r) => Outcome { http_status: 200, body: review_bytes(r), summary },
-        Err(e) => refuse(summary, format!("openclaw-admission could not encode its answer: {e}"), 500),
+        Ok(r) => Outcome {
+            http_status: 200,
+            body: review_bytes(r),
+            summary,
+        },
+        Err(e) => refuse(
+            summary,
+            format!("openclaw-admission could not encode its answer: {e}"),
+            500,
+        ),
     }
 }

@@ -9,7 +9,11 @@ pub mod check;
 pub mod serve;
 
 #[derive(Debug, Parser)]
-#[command(name = "openclaw-admission", version, about = "Admission webhook guarding OpenClaw AI-agent pods")]
+#[command(
+    name = "openclaw-admission",
+    version,
+    about = "Admission webhook guarding OpenClaw AI-agent pods"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

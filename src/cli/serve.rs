@@ -5,8 +5,8 @@
 //! view fed by the API server plugs in at [`serve_with`], which takes any view and a
 //! readiness handle, so that a cluster sync can hold `/readyz` until it has caught up.
 
-use crate::engine::policy::Policy;
 use crate::cluster::Confirm;
+use crate::engine::policy::Policy;
 use crate::engine::view::StaticView;
 use crate::server::listen::ListenOptions;
 use crate::server::metrics::Metrics;
@@ -150,9 +150,7 @@ pub struct ServeSetup<V> {
 }
 
 /// Binds and serves until a signal; the part shared by every kind of view.
-pub async fn serve_with<V: Confirm>(
-    setup: ServeSetup<V>,
-) -> anyhow::Result<()> {
+pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(setup.listen)
         .await
         .with_context(|| format!("cannot listen on {}", setup.listen))?;
@@ -220,7 +218,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let listen_options = ListenOptions { shutdown_grace: args.shutdown_grace, ..ListenOptions::default() };
+    let listen_options = ListenOptions {
+        shutdown_grace: args.shutdown_grace,
+        ..ListenOptions::default()
+    };
     let result = runtime.block_on(async move {
         match static_view {
             Some(view) => {

@@ -7,10 +7,10 @@ pub mod mutations;
 pub mod policy;
 pub mod review;
 pub mod selector;
-pub mod view;
-pub mod violation;
 #[cfg(test)]
 mod tests;
+pub mod view;
+pub mod violation;
 
 use k8s_openapi::api::core::v1::Pod;
 use policy::{Action, Mode, Policy};
@@ -73,7 +73,11 @@ pub struct Decision {
 
 impl Decision {
     fn allow(skip: Skip) -> Decision {
-        Decision { allowed: true, skipped: Some(skip), ..Default::default() }
+        Decision {
+            allowed: true,
+            skipped: Some(skip),
+            ..Default::default()
+        }
     }
 }
 
@@ -89,14 +93,22 @@ pub enum EngineError {
 /// `Some(None)` when a selector matches, `Some(Some(action))` when only the catch-all does.
 fn agent_match(policy: &Policy, target: &Target<'_>) -> Option<Option<Action>> {
     let labels = selector::labels_of(target.meta.labels.as_ref());
-    if policy.agent_selectors.iter().any(|s| selector::matches(s, labels)) {
+    if policy
+        .agent_selectors
+        .iter()
+        .any(|s| selector::matches(s, labels))
+    {
         return Some(None);
     }
     if policy.catch_all.enabled {
         let images = checks::containers(target.spec, target.spec_path);
         let hit = images.iter().filter_map(|c| c.image).any(|img| {
             let repo = image_repository(img);
-            policy.catch_all.images.iter().any(|p| repo == p || repo.ends_with(&format!("/{p}")))
+            policy
+                .catch_all
+                .images
+                .iter()
+                .any(|p| repo == p || repo.ends_with(&format!("/{p}")))
         });
         if hit {
             return Some(Some(policy.catch_all.action));
@@ -164,7 +176,11 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
         return Decision::allow(Skip::Unchanged);
     }
 
-    let input = checks::CheckInput { target, policy, view };
+    let input = checks::CheckInput {
+        target,
+        policy,
+        view,
+    };
     let found = checks::run_all(&input);
 
     let ns_labels = view.namespace_labels(&review.namespace);
@@ -180,11 +196,19 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
                 Mode::Warn => tier_action.max(Action::Warn),
                 Mode::Audit => Action::Audit,
             };
-            Judged { violation: v, action }
+            Judged {
+                violation: v,
+                action,
+            }
         })
         .collect();
 
-    let mut d = Decision { allowed: true, mode: Some(mode), exempted, ..Default::default() };
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        exempted,
+        ..Default::default()
+    };
     let denied = violations.iter().any(|j| j.action == Action::Deny);
     if denied {
         d.allowed = false;
@@ -196,15 +220,24 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
             .map(|j| format!("openclaw-admission [{}]: {}", mode.as_str(), j.violation))
             .collect();
     }
-    d.audit_annotations.insert(AUDIT_MODE.into(), mode.as_str().into());
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
     if !violations.is_empty() {
-        let list: Vec<String> =
-            violations.iter().map(|j| format!("{}@{}", j.violation.check, j.violation.path)).collect();
-        d.audit_annotations.insert(AUDIT_VIOLATIONS.into(), short(&list.join(",")));
+        let list: Vec<String> = violations
+            .iter()
+            .map(|j| format!("{}@{}", j.violation.check, j.violation.path))
+            .collect();
+        d.audit_annotations
+            .insert(AUDIT_VIOLATIONS.into(), short(&list.join(",")));
     }
     if !d.exempted.is_empty() {
-        let list: Vec<String> = d.exempted.iter().map(|(c, why)| format!("{c} ({why})")).collect();
-        d.audit_annotations.insert(AUDIT_EXEMPTED.into(), short(&list.join("; ")));
+        let list: Vec<String> = d
+            .exempted
+            .iter()
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        d.audit_annotations
+            .insert(AUDIT_EXEMPTED.into(), short(&list.join("; ")));
     }
     d.violations = violations;
     d
@@ -228,7 +261,12 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
     };
     let name = if review.name.is_empty() {
         match &review.object {
-            Subject::Pod(p) => p.metadata.name.clone().or(p.metadata.generate_name.clone()).unwrap_or_default(),
+            Subject::Pod(p) => p
+                .metadata
+                .name
+                .clone()
+                .or(p.metadata.generate_name.clone())
+                .unwrap_or_default(),
             Subject::Template(t) => t.metadata.name.clone().unwrap_or_default(),
             _ => String::new(),
         }
@@ -263,14 +301,19 @@ fn apply_exemptions(
     let mut exempt_all: Option<String> = None;
     let mut exempt: BTreeMap<String, String> = BTreeMap::new();
     for (i, ex) in policy.exemptions.iter().enumerate() {
-        let ns_ok = ex.namespaces.is_empty() || ex.namespaces.iter().any(|n| n == &review.namespace);
+        let ns_ok =
+            ex.namespaces.is_empty() || ex.namespaces.iter().any(|n| n == &review.namespace);
         let who_ok = (ex.users.is_empty() && ex.groups.is_empty())
             || ex.users.iter().any(|u| u == &user.username)
             || ex.groups.iter().any(|g| user.groups.contains(g));
         if !(ns_ok && who_ok) {
             continue;
         }
-        let why = if ex.reason.is_empty() { format!("policy exemptions[{i}]") } else { format!("policy: {}", ex.reason) };
+        let why = if ex.reason.is_empty() {
+            format!("policy exemptions[{i}]")
+        } else {
+            format!("policy: {}", ex.reason)
+        };
         if ex.checks.is_empty() {
             exempt_all.get_or_insert(why);
         } else {
@@ -280,13 +323,29 @@ fn apply_exemptions(
         }
     }
     let mut notes = Vec::new();
-    if let Some(value) = target.meta.annotations.as_ref().and_then(|a| a.get(&policy.exemption_annotation)) {
-        let approver = user.groups.iter().any(|g| policy.approver_groups.contains(g));
+    if let Some(value) = target
+        .meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(&policy.exemption_annotation))
+    {
+        let approver = user
+            .groups
+            .iter()
+            .any(|g| policy.approver_groups.contains(g));
         for c in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if approver {
-                exempt.entry(c.to_string()).or_insert_with(|| format!("annotation approved by {}", user.username));
+                exempt
+                    .entry(c.to_string())
+                    .or_insert_with(|| format!("annotation approved by {}", user.username));
             } else {
-                notes.push((c.to_string(), format!("annotation ignored: {} is not in an approver group", user.username)));
+                notes.push((
+                    c.to_string(),
+                    format!(
+                        "annotation ignored: {} is not in an approver group",
+                        user.username
+                    ),
+                ));
             }
         }
     }
@@ -294,7 +353,9 @@ fn apply_exemptions(
     let mut honoured: BTreeMap<String, String> = BTreeMap::new();
     for v in found {
         if let Some(why) = exempt_all.as_ref().or_else(|| exempt.get(v.check)) {
-            honoured.entry(v.check.to_string()).or_insert_with(|| why.clone());
+            honoured
+                .entry(v.check.to_string())
+                .or_insert_with(|| why.clone());
         } else {
             kept.push(v);
         }
@@ -306,7 +367,11 @@ fn apply_exemptions(
 
 /// Mutation: patch an agent Pod on CREATE. In audit mode the patch is reported in the audit
 /// annotations and not applied.
-pub fn mutate(review: &Review, policy: &Policy, view: &impl ClusterView) -> Result<Decision, EngineError> {
+pub fn mutate(
+    review: &Review,
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Result<Decision, EngineError> {
     let Subject::Pod(pod) = &review.object else {
         return Ok(Decision::allow(Skip::NotJudged));
     };
@@ -319,20 +384,40 @@ pub fn mutate(review: &Review, policy: &Policy, view: &impl ClusterView) -> Resu
     }
     let mode = policy.mode_for(view.namespace_labels(&review.namespace).as_ref());
     let mut mutated: Pod = (**pod).clone();
-    let input = mutations::MutationInput { policy, namespace: &review.namespace };
+    let input = mutations::MutationInput {
+        policy,
+        namespace: &review.namespace,
+    };
     let applied = mutations::apply_all(&mut mutated, &input);
-    let patch = if applied.is_empty() { None } else { patch::diff(pod, &mutated)? };
-    let mut d = Decision { allowed: true, mode: Some(mode), mutations: applied, ..Default::default() };
-    d.audit_annotations.insert(AUDIT_MODE.into(), mode.as_str().into());
+    let patch = if applied.is_empty() {
+        None
+    } else {
+        patch::diff(pod, &mutated)?
+    };
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        mutations: applied,
+        ..Default::default()
+    };
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
     if let Some(p) = patch {
         if mode == Mode::Audit {
             let ops: Vec<String> = p.0.iter().map(describe_op).collect();
             d.audit_annotations.insert(
                 AUDIT_MUTATION.into(),
-                short(&format!("would inject {}: {}", d.mutations.join(","), ops.join(", "))),
+                short(&format!(
+                    "would inject {}: {}",
+                    d.mutations.join(","),
+                    ops.join(", ")
+                )),
             );
         } else {
-            d.audit_annotations.insert(AUDIT_MUTATION.into(), format!("injected {}", d.mutations.join(",")));
+            d.audit_annotations.insert(
+                AUDIT_MUTATION.into(),
+                format!("injected {}", d.mutations.join(",")),
+            );
             d.patch = Some(p);
         }
     }

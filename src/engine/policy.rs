@@ -116,7 +116,11 @@ fn warn() -> Action {
 
 impl Default for TierActions {
     fn default() -> Self {
-        TierActions { high: Action::Deny, medium: Action::Deny, low: Action::Warn }
+        TierActions {
+            high: Action::Deny,
+            medium: Action::Deny,
+            low: Action::Warn,
+        }
     }
 }
 
@@ -177,13 +181,17 @@ impl Default for Policy {
 
 /// The labels public OpenClaw deployments carry.
 pub fn default_agent_selectors() -> Vec<LabelSelector> {
-    [("app", "openclaw"), ("app.kubernetes.io/name", "openclaw"), ("app", "openclaw-gateway")]
-        .iter()
-        .map(|(k, v)| LabelSelector {
-            match_labels: Some(BTreeMap::from([(k.to_string(), v.to_string())])),
-            match_expressions: None,
-        })
-        .collect()
+    [
+        ("app", "openclaw"),
+        ("app.kubernetes.io/name", "openclaw"),
+        ("app", "openclaw-gateway"),
+    ]
+    .iter()
+    .map(|(k, v)| LabelSelector {
+        match_labels: Some(BTreeMap::from([(k.to_string(), v.to_string())])),
+        match_expressions: None,
+    })
+    .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -201,7 +209,10 @@ impl Default for CatchAll {
     fn default() -> Self {
         CatchAll {
             enabled: false,
-            images: vec!["ghcr.io/openclaw/openclaw".into(), "openclaw/openclaw".into()],
+            images: vec![
+                "ghcr.io/openclaw/openclaw".into(),
+                "openclaw/openclaw".into(),
+            ],
             action: Action::Warn,
         }
     }
@@ -239,7 +250,9 @@ pub struct CapabilitySettings {
 
 impl Default for CapabilitySettings {
     fn default() -> Self {
-        CapabilitySettings { allowed_add: vec!["NET_BIND_SERVICE".into()] }
+        CapabilitySettings {
+            allowed_add: vec!["NET_BIND_SERVICE".into()],
+        }
     }
 }
 
@@ -302,7 +315,13 @@ impl Default for EgressSettings {
             end_port: None,
             namespaces: Vec::new(),
         };
-        EgressSettings { allow: vec![a("DNS", "UDP", 53), a("DNS", "TCP", 53), a("HTTPS", "TCP", 443)] }
+        EgressSettings {
+            allow: vec![
+                a("DNS", "UDP", 53),
+                a("DNS", "TCP", 53),
+                a("HTTPS", "TCP", 443),
+            ],
+        }
     }
 }
 
@@ -339,10 +358,33 @@ impl Default for CredentialSettings {
                 "*_CREDENTIALS",
                 "*_AUTH",
             ]),
-            name_exceptions: s(&["*_TOKEN_URL", "*_TOKEN_PATH", "*_TOKEN_FILE", "*_SECRET_FILE", "*_PASSWORD_FILE", "*_KEY_FILE"]),
+            name_exceptions: s(&[
+                "*_TOKEN_URL",
+                "*_TOKEN_PATH",
+                "*_TOKEN_FILE",
+                "*_SECRET_FILE",
+                "*_PASSWORD_FILE",
+                "*_KEY_FILE",
+            ]),
             value_prefixes: s(&[
-                "sk-ant-", "sk-proj-", "sk-", "ghp_", "gho_", "ghs_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "AKIA",
-                "ASIA", "AIza", "hf_", "gsk_", "pplx-", "r8_", "SG.",
+                "sk-ant-",
+                "sk-proj-",
+                "sk-",
+                "ghp_",
+                "gho_",
+                "ghs_",
+                "github_pat_",
+                "glpat-",
+                "xoxb-",
+                "xoxp-",
+                "AKIA",
+                "ASIA",
+                "AIza",
+                "hf_",
+                "gsk_",
+                "pplx-",
+                "r8_",
+                "SG.",
             ]),
         }
     }
@@ -360,7 +402,10 @@ pub struct TokenSettings {
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        TokenSettings { max_expiration_seconds: 3600, legacy_secret_check: false }
+        TokenSettings {
+            max_expiration_seconds: 3600,
+            legacy_secret_check: false,
+        }
     }
 }
 
@@ -463,7 +508,11 @@ impl Default for OtelMutation {
             enabled: true,
             endpoint: "http://otel-collector.observability.svc:4318".into(),
             protocol: "http/protobuf".into(),
-            service_name_labels: vec!["app.kubernetes.io/instance".into(), "app.kubernetes.io/name".into(), "app".into()],
+            service_name_labels: vec![
+                "app.kubernetes.io/instance".into(),
+                "app.kubernetes.io/name".into(),
+                "app".into(),
+            ],
         }
     }
 }
@@ -471,8 +520,10 @@ impl Default for OtelMutation {
 impl Policy {
     /// Load a policy from a YAML file.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Policy::from_yaml(&text, &path.display().to_string())
     }
 
@@ -481,8 +532,10 @@ impl Policy {
         let policy: Policy = if text.trim().is_empty() {
             Policy::default()
         } else {
-            serde_yaml::from_str(text)
-                .map_err(|e| PolicyError::Parse { path: origin.to_string(), message: e.to_string() })?
+            serde_yaml::from_str(text).map_err(|e| PolicyError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?
         };
         policy.validate(origin)?;
         Ok(policy)
@@ -498,7 +551,10 @@ impl Policy {
         let known = CHECK_IDS.join(", ");
         for (i, id) in self.disabled_checks.iter().enumerate() {
             if !CHECK_IDS.contains(&id.as_str()) {
-                return Err(bad(&format!("disabledChecks[{i}]"), format!("unknown check id {id:?}; known: {known}")));
+                return Err(bad(
+                    &format!("disabledChecks[{i}]"),
+                    format!("unknown check id {id:?}; known: {known}"),
+                ));
             }
         }
         for (i, ex) in self.exemptions.iter().enumerate() {
@@ -518,13 +574,17 @@ impl Policy {
             }
         }
         if self.agent_selectors.is_empty() {
-            return Err(bad("agentSelectors", "at least one selector is needed to find agent pods".into()));
+            return Err(bad(
+                "agentSelectors",
+                "at least one selector is needed to find agent pods".into(),
+            ));
         }
         for (i, sel) in self.agent_selectors.iter().enumerate() {
             if super::selector::is_empty(sel) {
                 return Err(bad(
                     &format!("agentSelectors[{i}]"),
-                    "an empty selector would make every pod an agent; name at least one label".into(),
+                    "an empty selector would make every pod an agent; name at least one label"
+                        .into(),
                 ));
             }
             for (j, e) in sel.match_expressions.iter().flatten().enumerate() {
@@ -539,7 +599,9 @@ impl Policy {
             if cap.starts_with("CAP_") || cap.is_empty() || cap != &cap.to_uppercase() {
                 return Err(bad(
                     &format!("checks.capabilities.allowedAdd[{i}]"),
-                    format!("{cap:?} is not a capability name as Kubernetes spells it (upper case, no CAP_ prefix, e.g. NET_BIND_SERVICE)"),
+                    format!(
+                        "{cap:?} is not a capability name as Kubernetes spells it (upper case, no CAP_ prefix, e.g. NET_BIND_SERVICE)"
+                    ),
                 ));
             }
         }
@@ -550,7 +612,8 @@ impl Policy {
                     format!("{:?}; allowed values: TCP, UDP, SCTP", a.protocol),
                 ));
             }
-            if !(1..=65535).contains(&a.port) || a.end_port.is_some_and(|e| e < a.port || e > 65535) {
+            if !(1..=65535).contains(&a.port) || a.end_port.is_some_and(|e| e < a.port || e > 65535)
+            {
                 return Err(bad(
                     &format!("checks.egress.allow[{i}].port"),
                     "ports are 1-65535 and endPort is not below port".into(),
@@ -559,7 +622,10 @@ impl Policy {
         }
         let max = self.checks.token.max_expiration_seconds;
         if max < 600 {
-            return Err(bad("checks.token.maxExpirationSeconds", format!("{max} is below the API minimum of 600")));
+            return Err(bad(
+                "checks.token.maxExpirationSeconds",
+                format!("{max} is below the API minimum of 600"),
+            ));
         }
         let exp = self.mutations.token.expiration_seconds;
         if exp < 600 || exp > max || exp == 3607 {
@@ -570,17 +636,28 @@ impl Policy {
                 ),
             ));
         }
-        if self.mutations.token.volume_name.starts_with("kube-api-access-") {
+        if self
+            .mutations
+            .token
+            .volume_name
+            .starts_with("kube-api-access-")
+        {
             return Err(bad(
                 "mutations.token.volumeName",
                 "must not start with kube-api-access- (the ServiceAccount admission plugin owns those names)".into(),
             ));
         }
         if !self.mutations.secrets_store.mount_path.starts_with('/') {
-            return Err(bad("mutations.secretsStore.mountPath", "must be an absolute path".into()));
+            return Err(bad(
+                "mutations.secretsStore.mountPath",
+                "must be an absolute path".into(),
+            ));
         }
         if self.mutations.otel.enabled && self.mutations.otel.endpoint.is_empty() {
-            return Err(bad("mutations.otel.endpoint", "must be set when the OTel mutation is enabled".into()));
+            return Err(bad(
+                "mutations.otel.endpoint",
+                "must be set when the OTel mutation is enabled".into(),
+            ));
         }
         Ok(())
     }
@@ -609,9 +686,13 @@ fn check_operator(op: &str, values: &[String]) -> Result<(), String> {
     match op {
         "In" | "NotIn" if values.is_empty() => Err(format!("operator {op} needs values")),
         "In" | "NotIn" => Ok(()),
-        "Exists" | "DoesNotExist" if !values.is_empty() => Err(format!("operator {op} takes no values")),
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            Err(format!("operator {op} takes no values"))
+        }
         "Exists" | "DoesNotExist" => Ok(()),
-        other => Err(format!("unknown operator {other:?}; allowed: In, NotIn, Exists, DoesNotExist")),
+        other => Err(format!(
+            "unknown operator {other:?}; allowed: In, NotIn, Exists, DoesNotExist"
+        )),
     }
 }
 
@@ -646,7 +727,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = Policy::from_yaml("mode: warn\nchecks:\n  tokn: {}\n", "p.yaml").unwrap_err().to_string();
+        let err = Policy::from_yaml("mode: warn\nchecks:\n  tokn: {}\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tokn"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("expected one of"), "{err}");
@@ -654,24 +737,32 @@ mod tests {
 
     #[test]
     fn bad_mode_lists_allowed_values() {
-        let err = Policy::from_yaml("mode: block\n", "p.yaml").unwrap_err().to_string();
+        let err = Policy::from_yaml("mode: block\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("enforce") && err.contains("audit"), "{err}");
         assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]
     fn token_lifetime_3607_is_refused() {
-        let err = Policy::from_yaml("mutations:\n  token:\n    expirationSeconds: 3607\n", "p.yaml")
-            .unwrap_err()
-            .to_string();
+        let err = Policy::from_yaml(
+            "mutations:\n  token:\n    expirationSeconds: 3607\n",
+            "p.yaml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("mutations.token.expirationSeconds"), "{err}");
     }
 
     #[test]
     fn unknown_check_in_exemption_is_refused() {
-        let err = Policy::from_yaml("exemptions:\n- namespaces: [a]\n  checks: [run-as-root]\n", "p.yaml")
-            .unwrap_err()
-            .to_string();
+        let err = Policy::from_yaml(
+            "exemptions:\n- namespaces: [a]\n  checks: [run-as-root]\n",
+            "p.yaml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("exemptions[0].checks[0]"), "{err}");
     }
 

@@ -15,7 +15,14 @@ pub struct User {
 }
 
 /// Workload kinds whose pod template is judged like a pod.
-pub const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+pub const WORKLOAD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+];
 
 /// A workload's pod template, with where it sits in the object.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +157,12 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub fn of_pod(pod: &'a Pod, namespace: &'a str) -> Target<'a> {
-        Target { namespace, meta: &pod.metadata, spec: pod.spec.as_ref().unwrap_or(&EMPTY_SPEC), spec_path: "spec" }
+        Target {
+            namespace,
+            meta: &pod.metadata,
+            spec: pod.spec.as_ref().unwrap_or(&EMPTY_SPEC),
+            spec_path: "spec",
+        }
     }
 
     pub fn of_template(t: &'a Template, namespace: &'a str, spec_path: &'a str) -> Target<'a> {
@@ -172,6 +184,10 @@ impl<'a> Target<'a> {
             .service_account_name
             .as_deref()
             .filter(|s| !s.is_empty())
-            .or(self.spec.service_account.as_deref().filter(|s| !s.is_empty()))
+            .or(self
+                .spec
+                .service_account
+                .as_deref()
+                .filter(|s| !s.is_empty()))
     }
 }

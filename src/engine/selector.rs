@@ -50,7 +50,10 @@ fn requirement_matches(req: &LabelSelectorRequirement, labels: &Labels) -> bool 
 /// Whether the selector is empty (selects everything).
 pub fn is_empty(selector: &LabelSelector) -> bool {
     selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
 }
 
 /// A short human form of a selector, for messages: `app=openclaw,tier In (a,b)`.
@@ -73,7 +76,11 @@ pub fn describe(selector: &LabelSelector) -> String {
             }
         }
     }
-    if parts.is_empty() { "<all>".to_string() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<all>".to_string()
+    } else {
+        parts.join(",")
+    }
 }
 
 #[cfg(test)]
@@ -82,7 +89,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -105,14 +115,20 @@ mod tests {
             match_labels: Some(labels(&[("app", "openclaw"), ("tier", "agent")])),
             ..Default::default()
         };
-        assert!(matches(&sel, &labels(&[("app", "openclaw"), ("tier", "agent"), ("x", "y")])));
+        assert!(matches(
+            &sel,
+            &labels(&[("app", "openclaw"), ("tier", "agent"), ("x", "y")])
+        ));
         assert!(!matches(&sel, &labels(&[("app", "openclaw")])));
     }
 
     #[test]
     fn expressions_follow_api_semantics() {
         let l = labels(&[("app", "openclaw")]);
-        let sel = |e| LabelSelector { match_expressions: Some(vec![e]), ..Default::default() };
+        let sel = |e| LabelSelector {
+            match_expressions: Some(vec![e]),
+            ..Default::default()
+        };
         assert!(matches(&sel(expr("app", "In", &["openclaw", "x"])), &l));
         assert!(!matches(&sel(expr("app", "In", &["x"])), &l));
         assert!(matches(&sel(expr("app", "NotIn", &["x"])), &l));

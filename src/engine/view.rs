@@ -7,7 +7,9 @@
 use super::selector::Labels;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -80,7 +82,10 @@ pub struct Index {
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
-    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 fn subject_keys(subjects: Option<&Vec<Subject>>, binding_namespace: &str) -> Vec<SubjectKey> {
@@ -89,7 +94,11 @@ fn subject_keys(subjects: Option<&Vec<Subject>>, binding_namespace: &str) -> Vec
         .flatten()
         .filter_map(|s| match s.kind.as_str() {
             "ServiceAccount" => {
-                let ns = s.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| binding_namespace.to_string());
+                let ns = s
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| binding_namespace.to_string());
                 Some(SubjectKey::ServiceAccount(ns, s.name.clone()))
             }
             "Group" => Some(SubjectKey::Group(s.name.clone())),
@@ -106,7 +115,8 @@ impl Index {
 
     pub fn apply_namespace(&mut self, ns: &Namespace) {
         let name = ns.metadata.name.clone().unwrap_or_default();
-        self.namespaces.insert(name, ns.metadata.labels.clone().unwrap_or_default());
+        self.namespaces
+            .insert(name, ns.metadata.labels.clone().unwrap_or_default());
     }
     pub fn delete_namespace(&mut self, name: &str) {
         self.namespaces.remove(name);
@@ -117,15 +127,20 @@ impl Index {
     }
     /// For metadata-only watches, which give the name without the typed object.
     pub fn apply_service_account_name(&mut self, namespace: &str, name: &str) {
-        self.service_accounts.insert((namespace.to_string(), name.to_string()));
+        self.service_accounts
+            .insert((namespace.to_string(), name.to_string()));
     }
     pub fn delete_service_account(&mut self, namespace: &str, name: &str) {
-        self.service_accounts.remove(&(namespace.to_string(), name.to_string()));
+        self.service_accounts
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 
     pub fn apply_network_policy(&mut self, np: NetworkPolicy) {
         let (ns, name) = ns_name(&np.metadata);
-        self.network_policies.entry(ns).or_default().insert(name, Arc::new(np));
+        self.network_policies
+            .entry(ns)
+            .or_default()
+            .insert(name, Arc::new(np));
     }
     pub fn delete_network_policy(&mut self, namespace: &str, name: &str) {
         if let Some(m) = self.network_policies.get_mut(namespace) {
@@ -137,15 +152,20 @@ impl Index {
     }
 
     pub fn apply_role(&mut self, role: &Role) {
-        self.roles.insert(ns_name(&role.metadata), Arc::new(role.rules.clone().unwrap_or_default()));
+        self.roles.insert(
+            ns_name(&role.metadata),
+            Arc::new(role.rules.clone().unwrap_or_default()),
+        );
     }
     pub fn delete_role(&mut self, namespace: &str, name: &str) {
-        self.roles.remove(&(namespace.to_string(), name.to_string()));
+        self.roles
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 
     pub fn apply_cluster_role(&mut self, role: &ClusterRole) {
         let name = role.metadata.name.clone().unwrap_or_default();
-        self.cluster_roles.insert(name, Arc::new(role.rules.clone().unwrap_or_default()));
+        self.cluster_roles
+            .insert(name, Arc::new(role.rules.clone().unwrap_or_default()));
     }
     pub fn delete_cluster_role(&mut self, name: &str) {
         self.cluster_roles.remove(name);
@@ -153,27 +173,45 @@ impl Index {
 
     pub fn apply_role_binding(&mut self, rb: &RoleBinding) {
         let (namespace, name) = ns_name(&rb.metadata);
-        let key = BindingKey { namespace: namespace.clone(), name };
+        let key = BindingKey {
+            namespace: namespace.clone(),
+            name,
+        };
         self.unlink(false, &key);
-        let binding = Binding { subjects: subject_keys(rb.subjects.as_ref(), &namespace), role_ref: rb.role_ref.clone() };
+        let binding = Binding {
+            subjects: subject_keys(rb.subjects.as_ref(), &namespace),
+            role_ref: rb.role_ref.clone(),
+        };
         self.link(false, &key, &binding);
         self.role_bindings.insert(key, binding);
     }
     pub fn delete_role_binding(&mut self, namespace: &str, name: &str) {
-        let key = BindingKey { namespace: namespace.to_string(), name: name.to_string() };
+        let key = BindingKey {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
         self.unlink(false, &key);
         self.role_bindings.remove(&key);
     }
 
     pub fn apply_cluster_role_binding(&mut self, crb: &ClusterRoleBinding) {
-        let key = BindingKey { namespace: String::new(), name: crb.metadata.name.clone().unwrap_or_default() };
+        let key = BindingKey {
+            namespace: String::new(),
+            name: crb.metadata.name.clone().unwrap_or_default(),
+        };
         self.unlink(true, &key);
-        let binding = Binding { subjects: subject_keys(crb.subjects.as_ref(), ""), role_ref: crb.role_ref.clone() };
+        let binding = Binding {
+            subjects: subject_keys(crb.subjects.as_ref(), ""),
+            role_ref: crb.role_ref.clone(),
+        };
         self.link(true, &key, &binding);
         self.cluster_role_bindings.insert(key, binding);
     }
     pub fn delete_cluster_role_binding(&mut self, name: &str) {
-        let key = BindingKey { namespace: String::new(), name: name.to_string() };
+        let key = BindingKey {
+            namespace: String::new(),
+            name: name.to_string(),
+        };
         self.unlink(true, &key);
         self.cluster_role_bindings.remove(&key);
     }
@@ -195,7 +233,8 @@ impl Index {
         }
     }
     pub fn delete_secret(&mut self, namespace: &str, name: &str) {
-        self.legacy_token_secrets.remove(&(namespace.to_string(), name.to_string()));
+        self.legacy_token_secrets
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 
     /// Forgets every object of one kind (a name from [`VIEW_KINDS`]), so that a watcher's
@@ -209,7 +248,11 @@ impl Index {
             "ClusterRole" => self.cluster_roles.clear(),
             "RoleBinding" | "ClusterRoleBinding" => {
                 let cluster = kind == "ClusterRoleBinding";
-                if cluster { self.cluster_role_bindings.clear() } else { self.role_bindings.clear() }
+                if cluster {
+                    self.cluster_role_bindings.clear()
+                } else {
+                    self.role_bindings.clear()
+                }
                 self.by_subject.retain(|_, set| {
                     set.retain(|(c, _)| *c != cluster);
                     !set.is_empty()
@@ -225,7 +268,10 @@ impl Index {
         BTreeMap::from([
             ("namespaces", self.namespaces.len()),
             ("serviceaccounts", self.service_accounts.len()),
-            ("networkpolicies", self.network_policies.values().map(|m| m.len()).sum()),
+            (
+                "networkpolicies",
+                self.network_policies.values().map(|m| m.len()).sum(),
+            ),
             ("roles", self.roles.len()),
             ("clusterroles", self.cluster_roles.len()),
             ("rolebindings", self.role_bindings.len()),
@@ -236,12 +282,19 @@ impl Index {
 
     fn link(&mut self, cluster: bool, key: &BindingKey, binding: &Binding) {
         for s in &binding.subjects {
-            self.by_subject.entry(s.clone()).or_default().insert((cluster, key.clone()));
+            self.by_subject
+                .entry(s.clone())
+                .or_default()
+                .insert((cluster, key.clone()));
         }
     }
 
     fn unlink(&mut self, cluster: bool, key: &BindingKey) {
-        let old = if cluster { self.cluster_role_bindings.get(key) } else { self.role_bindings.get(key) };
+        let old = if cluster {
+            self.cluster_role_bindings.get(key)
+        } else {
+            self.role_bindings.get(key)
+        };
         let Some(old) = old.cloned() else { return };
         for s in &old.subjects {
             if let Some(set) = self.by_subject.get_mut(s) {
@@ -253,10 +306,17 @@ impl Index {
         }
     }
 
-    fn rules_for(&self, binding_namespace: &str, role_ref: &RoleRef) -> Option<Arc<Vec<PolicyRule>>> {
+    fn rules_for(
+        &self,
+        binding_namespace: &str,
+        role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
         match role_ref.kind.as_str() {
             "ClusterRole" => self.cluster_roles.get(&role_ref.name).cloned(),
-            "Role" => self.roles.get(&(binding_namespace.to_string(), role_ref.name.clone())).cloned(),
+            "Role" => self
+                .roles
+                .get(&(binding_namespace.to_string(), role_ref.name.clone()))
+                .cloned(),
             _ => None,
         }
     }
@@ -268,27 +328,43 @@ impl ClusterView for Index {
     }
 
     fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
-        self.service_accounts.contains(&(namespace.to_string(), name.to_string()))
+        self.service_accounts
+            .contains(&(namespace.to_string(), name.to_string()))
     }
 
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
         let keys = [
-            (SubjectKey::ServiceAccount(namespace.into(), service_account.into()), "ServiceAccount".to_string()),
             (
-                SubjectKey::User(format!("system:serviceaccount:{namespace}:{service_account}")),
+                SubjectKey::ServiceAccount(namespace.into(), service_account.into()),
+                "ServiceAccount".to_string(),
+            ),
+            (
+                SubjectKey::User(format!(
+                    "system:serviceaccount:{namespace}:{service_account}"
+                )),
                 format!("User system:serviceaccount:{namespace}:{service_account}"),
             ),
-            (SubjectKey::Group("system:serviceaccounts".into()), "Group system:serviceaccounts".into()),
+            (
+                SubjectKey::Group("system:serviceaccounts".into()),
+                "Group system:serviceaccounts".into(),
+            ),
             (
                 SubjectKey::Group(format!("system:serviceaccounts:{namespace}")),
                 format!("Group system:serviceaccounts:{namespace}"),
             ),
-            (SubjectKey::Group("system:authenticated".into()), "Group system:authenticated".into()),
+            (
+                SubjectKey::Group("system:authenticated".into()),
+                "Group system:authenticated".into(),
+            ),
         ];
         let mut out = Vec::new();
         for (key, via) in keys {
             for (cluster, bkey) in self.by_subject.get(&key).into_iter().flatten() {
-                let binding = if *cluster { self.cluster_role_bindings.get(bkey) } else { self.role_bindings.get(bkey) };
+                let binding = if *cluster {
+                    self.cluster_role_bindings.get(bkey)
+                } else {
+                    self.role_bindings.get(bkey)
+                };
                 let Some(binding) = binding else { continue };
                 out.push(BoundRole {
                     binding: if *cluster {
@@ -308,11 +384,15 @@ impl ClusterView for Index {
     }
 
     fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
-        self.network_policies.get(namespace).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.network_policies
+            .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
-        self.legacy_token_secrets.contains(&(namespace.to_string(), name.to_string()))
+        self.legacy_token_secrets
+            .contains(&(namespace.to_string(), name.to_string()))
     }
 }
 
@@ -342,7 +422,11 @@ impl StaticView {
     /// Adds one manifest when its kind is one the view keeps. Returns `Ok(true)` when taken,
     /// `Ok(false)` when the kind is not one the view keeps, and an error when the object does
     /// not fit its kind's schema. `default_namespace` fills objects that name none.
-    pub fn add(&mut self, object: &serde_json::Value, default_namespace: &str) -> Result<bool, serde_json::Error> {
+    pub fn add(
+        &mut self,
+        object: &serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<bool, serde_json::Error> {
         let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         let mut object = object.clone();
         if kind != "Namespace"
@@ -360,7 +444,9 @@ impl StaticView {
             "Role" => idx.apply_role(&serde_json::from_value(object)?),
             "ClusterRole" => idx.apply_cluster_role(&serde_json::from_value(object)?),
             "RoleBinding" => idx.apply_role_binding(&serde_json::from_value(object)?),
-            "ClusterRoleBinding" => idx.apply_cluster_role_binding(&serde_json::from_value(object)?),
+            "ClusterRoleBinding" => {
+                idx.apply_cluster_role_binding(&serde_json::from_value(object)?)
+            }
             "Secret" => {
                 // Only the type is kept; data is dropped before it is parsed.
                 if let Some(m) = object.as_object_mut() {

@@ -5,7 +5,9 @@ use std::fmt;
 
 /// Risk tier of a check. The policy maps each tier to an action (deny, warn, audit),
 /// which carries the three-tier risk model to admission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     High,
@@ -62,6 +64,10 @@ impl Violation {
 impl fmt::Display for Violation {
     /// The form used in denial messages and warnings: `check-id: path: what is wrong (fix: ...)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {} (fix: {})", self.check, self.path, self.message, self.fix)
+        write!(
+            f,
+            "{}: {}: {} (fix: {})",
+            self.check, self.path, self.message, self.fix
+        )
     }
 }

@@ -56,8 +56,8 @@ pub mod metrics;
 pub mod tls;
 
 use crate::admission::{self, Endpoint, Summary};
-use crate::engine::policy::Policy;
 use crate::cluster::Confirm;
+use crate::engine::policy::Policy;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -163,17 +163,11 @@ pub fn router<V: Confirm>(state: AppState<V>) -> Router {
         .with_state(state)
 }
 
-async fn validate<V: Confirm>(
-    State(st): State<AppState<V>>,
-    req: Request,
-) -> Response {
+async fn validate<V: Confirm>(State(st): State<AppState<V>>, req: Request) -> Response {
     review(&st, Endpoint::Validate, req).await
 }
 
-async fn mutate<V: Confirm>(
-    State(st): State<AppState<V>>,
-    req: Request,
-) -> Response {
+async fn mutate<V: Confirm>(State(st): State<AppState<V>>, req: Request) -> Response {
     review(&st, Endpoint::Mutate, req).await
 }
 
@@ -246,11 +240,7 @@ fn refused_body(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-async fn review<V: Confirm>(
-    st: &AppState<V>,
-    endpoint: Endpoint,
-    req: Request,
-) -> Response {
+async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) -> Response {
     let _in_flight = st.metrics.in_flight();
     let start = Instant::now();
     let (parts, body) = req.into_parts();

@@ -72,38 +72,6 @@ step "kubectl apply -f examples/hardened/   (namespace, ServiceAccount, NetworkP
   -f examples/hardened/networkpolicy.yaml -f examples/hardened/agent.yaml 2>&1 | sed 's/^/  /'
 
 step "what the webhook injected (excerpt of kubectl get pod -o yaml)"
-"$K" -n openclaw-hardened get pod openclaw -o json | python3 -c '
-import json, sys
-pod = json.load(sys.stdin)
-spec = pod["spec"]
-print("  metadata.annotations:")
-for k, v in sorted(pod["metadata"].get("annotations", {}).items()):
-    if k.startswith("openclaw.io/"):
-        print(f"    {k}: {v}")
-print(f"  spec.automountServiceAccountToken: {str(spec.get(\"automountServiceAccountToken\")).lower()}")
-print("  spec.volumes:")
-for v in spec.get("volumes", []):
-    kind = [k for k in v if k != "name"][0]
-    detail = ""
-    if kind == "projected":
-        for s in v[kind]["sources"]:
-            if "serviceAccountToken" in s:
-                detail = f"serviceAccountToken expirationSeconds={s[\"serviceAccountToken\"].get(\"expirationSeconds\")}"
-    if kind == "csi":
-        detail = f"driver={v[kind][\"driver\"]} secretProviderClass={v[kind].get(\"volumeAttributes\",{}).get(\"secretProviderClass\")}"
-    print(f"    - {v[\"name\"]}: {kind} {detail}")
-c = spec["containers"][0]
-print(f"  spec.containers[0] ({c[\"name\"]}) env:")
-for e in c.get("env", []):
-    # Only the injected OTel values are shown; anything else could be a credential.
-    if e["name"].startswith("OTEL_"):
-        val = e.get("value", "<valueFrom>")
-    else:
-        val = "<valueFrom>" if "valueFrom" in e else "<literal, not shown>"
-    print(f"    - {e[\"name\"]}={val}")
-print("  volumeMounts:")
-for m in c.get("volumeMounts", []):
-    print(f"    - {m[\"mountPath\"]} ({m[\"name\"]}{\", readOnly\" if m.get(\"readOnly\") else \"\"})")
-'
+"$K" -n openclaw-hardened get pod openclaw -o json | python3 tests/demo/excerpt.py
 echo
 echo "demo done: one refusal with its reasons, one agent stored with what was injected"

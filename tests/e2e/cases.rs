@@ -8,16 +8,48 @@ type Case = fn(&Env) -> Result<(), String>;
 
 pub fn all() -> Vec<(&'static str, Case)> {
     vec![
-        ("refuses_a_pod_breaking_each_check_naming_check_path_and_fix", refuses_each_check),
-        ("stores_a_hardened_agent_with_token_csi_volume_and_otel_env", stores_hardened_agent),
-        ("stores_a_pod_that_no_selector_matches_untouched", leaves_non_agents_untouched),
+        (
+            "refuses_a_pod_breaking_each_check_naming_check_path_and_fix",
+            refuses_each_check,
+        ),
+        (
+            "stores_a_hardened_agent_with_token_csi_volume_and_otel_env",
+            stores_hardened_agent,
+        ),
+        (
+            "stores_a_pod_that_no_selector_matches_untouched",
+            leaves_non_agents_untouched,
+        ),
         ("warn_mode_prints_warnings_and_stores_the_pod", warn_mode),
-        ("audit_mode_stores_the_pod_and_writes_audit_annotations", audit_mode),
-        ("server_dry_run_gets_the_same_verdict_and_stores_nothing", dry_run),
-        ("reinvocation_after_a_second_mutating_webhook_duplicates_nothing", reinvocation),
-        ("namespace_serviceaccount_policy_and_pod_in_one_apply_are_accepted", one_apply),
-        ("binding_to_cluster_admin_is_refused_until_the_binding_is_deleted", rbac_follows_bindings),
-        ("deployment_with_an_agent_template_is_refused_at_apply", refuses_deployment),
+        (
+            "audit_mode_stores_the_pod_and_writes_audit_annotations",
+            audit_mode,
+        ),
+        (
+            "server_dry_run_gets_the_same_verdict_and_stores_nothing",
+            dry_run,
+        ),
+        (
+            "reinvocation_after_a_second_mutating_webhook_duplicates_nothing",
+            reinvocation,
+        ),
+        (
+            "namespace_serviceaccount_policy_and_pod_in_one_apply_are_accepted",
+            one_apply,
+        ),
+        (
+            "binding_to_cluster_admin_is_refused_until_the_binding_is_deleted",
+            rbac_follows_bindings,
+        ),
+        (
+            "deployment_with_an_agent_template_is_refused_at_apply",
+            refuses_deployment,
+        ),
+        // Last: an installed chart registers webhooks whose service has no endpoints here.
+        (
+            "helm_chart_renders_applies_installs_and_uninstalls_cleanly",
+            helm_chart,
+        ),
     ]
 }
 
@@ -35,30 +67,56 @@ fn refuses_each_check(env: &Env) -> Result<(), String> {
         ("run-as-non-root", NS_ENFORCE, "spec.containers[0]", |p| {
             container(p)["securityContext"]["runAsNonRoot"] = json!(false)
         }),
-        ("read-only-root-filesystem", NS_ENFORCE, "spec.containers[0]", |p| {
-            container(p)["securityContext"]["readOnlyRootFilesystem"] = json!(false)
-        }),
-        ("drop-all-capabilities", NS_ENFORCE, "spec.containers[0]", |p| {
-            container(p)["securityContext"]["capabilities"]["drop"] = json!(["all"])
-        }),
-        ("no-privilege-escalation", NS_ENFORCE, "spec.initContainers[0]", |p| {
-            p["spec"]["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true)
-        }),
+        (
+            "read-only-root-filesystem",
+            NS_ENFORCE,
+            "spec.containers[0]",
+            |p| container(p)["securityContext"]["readOnlyRootFilesystem"] = json!(false),
+        ),
+        (
+            "drop-all-capabilities",
+            NS_ENFORCE,
+            "spec.containers[0]",
+            |p| container(p)["securityContext"]["capabilities"]["drop"] = json!(["all"]),
+        ),
+        (
+            "no-privilege-escalation",
+            NS_ENFORCE,
+            "spec.initContainers[0]",
+            |p| {
+                p["spec"]["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] =
+                    json!(true)
+            },
+        ),
         ("seccomp-profile", NS_ENFORCE, "spec.containers[0]", |p| {
             container(p)["securityContext"]["seccompProfile"] = json!({"type": "Unconfined"})
         }),
-        ("no-host-access", NS_ENFORCE, "spec.hostPID", |p| p["spec"]["hostPID"] = json!(true)),
-        ("dedicated-service-account", NS_ENFORCE, "spec.serviceAccountName", |p| {
-            p["spec"]["serviceAccountName"] = json!("default")
+        ("no-host-access", NS_ENFORCE, "spec.hostPID", |p| {
+            p["spec"]["hostPID"] = json!(true)
         }),
+        (
+            "dedicated-service-account",
+            NS_ENFORCE,
+            "spec.serviceAccountName",
+            |p| p["spec"]["serviceAccountName"] = json!("default"),
+        ),
         ("default-deny-egress", NS_NOPOLICY, "", |_| {}),
-        ("no-plaintext-credentials", NS_ENFORCE, "spec.containers[0].env[", |p| {
-            container(p)["env"][1] = json!({"name": "OPENAI_API_KEY", "value": "sk-proj-E2eFakeKeyValue0123456789abcdef"})
-        }),
+        (
+            "no-plaintext-credentials",
+            NS_ENFORCE,
+            "spec.containers[0].env[",
+            |p| container(p)["env"][1] = json!({"name": "OPENAI_API_KEY", "value": "sk-proj-E2eFakeKeyValue0123456789abcdef"}),
+        ),
         ("short-lived-token", NS_ENFORCE, "spec.volumes[", |p| {
-            p["spec"]["volumes"].as_array_mut().unwrap().push(json!({"name": "long-token", "projected": {"sources": [
+            p["spec"]["volumes"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "long-token", "projected": {"sources": [
                 {"serviceAccountToken": {"path": "token", "expirationSeconds": 86400}}]}}));
-            container(p)["volumeMounts"].as_array_mut().unwrap().push(json!({"name": "long-token", "mountPath": "/var/run/long"}));
+            container(p)["volumeMounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "long-token", "mountPath": "/var/run/long"}));
         }),
     ];
     let mut failures = Vec::new();
@@ -85,7 +143,10 @@ fn refuses_each_check(env: &Env) -> Result<(), String> {
 }
 
 fn volumes(pod: &Value) -> Vec<&Value> {
-    pod["spec"]["volumes"].as_array().map(|v| v.iter().collect()).unwrap_or_default()
+    pod["spec"]["volumes"]
+        .as_array()
+        .map(|v| v.iter().collect())
+        .unwrap_or_default()
 }
 
 fn stores_hardened_agent(env: &Env) -> Result<(), String> {
@@ -94,34 +155,90 @@ fn stores_hardened_agent(env: &Env) -> Result<(), String> {
     expect(out.ok, || format!("hardened pod refused: {}", out.all()))?;
     let stored = env.get_pod(NS_ENFORCE, "hardened")?;
     let spec = &stored["spec"];
-    expect(spec["automountServiceAccountToken"] == json!(false), || "automountServiceAccountToken is not false".into())?;
-    let vols = volumes(&stored);
-    expect(!vols.iter().any(|v| v["name"].as_str().unwrap_or("").starts_with("kube-api-access-")), || {
-        format!("a kube-api-access volume is left: {vols:?}")
+    expect(spec["automountServiceAccountToken"] == json!(false), || {
+        "automountServiceAccountToken is not false".into()
     })?;
+    let vols = volumes(&stored);
+    expect(
+        !vols.iter().any(|v| {
+            v["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("kube-api-access-")
+        }),
+        || format!("a kube-api-access volume is left: {vols:?}"),
+    )?;
     let token = vols
         .iter()
-        .flat_map(|v| v["projected"]["sources"].as_array().cloned().unwrap_or_default())
+        .flat_map(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .find(|s| s.get("serviceAccountToken").is_some())
         .ok_or("no projected serviceAccountToken volume")?;
-    expect(token["serviceAccountToken"]["expirationSeconds"] == json!(3600), || format!("token: {token}"))?;
-    let csi = vols.iter().find(|v| v.get("csi").is_some()).ok_or("no CSI volume")?;
-    expect(csi["csi"]["driver"] == "secrets-store.csi.k8s.io", || format!("csi: {csi}"))?;
-    expect(csi["csi"]["volumeAttributes"]["secretProviderClass"] == "openclaw-vault", || format!("csi: {csi}"))?;
+    expect(
+        token["serviceAccountToken"]["expirationSeconds"] == json!(3600),
+        || format!("token: {token}"),
+    )?;
+    let csi = vols
+        .iter()
+        .find(|v| v.get("csi").is_some())
+        .ok_or("no CSI volume")?;
+    expect(csi["csi"]["driver"] == "secrets-store.csi.k8s.io", || {
+        format!("csi: {csi}")
+    })?;
+    expect(
+        csi["csi"]["volumeAttributes"]["secretProviderClass"] == "openclaw-vault",
+        || format!("csi: {csi}"),
+    )?;
     let agent = &spec["containers"][0];
-    let mounts: Vec<&str> =
-        agent["volumeMounts"].as_array().unwrap().iter().filter_map(|m| m["mountPath"].as_str()).collect();
-    for p in ["/var/run/secrets/kubernetes.io/serviceaccount", "/mnt/secrets-store"] {
-        expect(mounts.contains(&p), || format!("agent container lacks mount {p}: {mounts:?}"))?;
+    let mounts: Vec<&str> = agent["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["mountPath"].as_str())
+        .collect();
+    for p in [
+        "/var/run/secrets/kubernetes.io/serviceaccount",
+        "/mnt/secrets-store",
+    ] {
+        expect(mounts.contains(&p), || {
+            format!("agent container lacks mount {p}: {mounts:?}")
+        })?;
     }
-    let names: Vec<&str> = agent["env"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
-    for n in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"] {
-        expect(names.contains(&n), || format!("agent env lacks {n}: {names:?}"))?;
+    let names: Vec<&str> = agent["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for n in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    ] {
+        expect(names.contains(&n), || {
+            format!("agent env lacks {n}: {names:?}")
+        })?;
     }
-    expect(names.last() == Some(&"OTEL_RESOURCE_ATTRIBUTES"), || format!("OTEL_RESOURCE_ATTRIBUTES not last: {names:?}"))?;
-    let injected = stored["metadata"]["annotations"]["openclaw.io/injected"].as_str().unwrap_or("");
-    expect(!injected.is_empty(), || "no openclaw.io/injected annotation".into())?;
-    println!("    stored pod: volumes {:?}; injected: {injected}", vols.iter().map(|v| v["name"].as_str().unwrap_or("")).collect::<Vec<_>>());
+    expect(names.last() == Some(&"OTEL_RESOURCE_ATTRIBUTES"), || {
+        format!("OTEL_RESOURCE_ATTRIBUTES not last: {names:?}")
+    })?;
+    let injected = stored["metadata"]["annotations"]["openclaw.io/injected"]
+        .as_str()
+        .unwrap_or("");
+    expect(!injected.is_empty(), || {
+        "no openclaw.io/injected annotation".into()
+    })?;
+    println!(
+        "    stored pod: volumes {:?}; injected: {injected}",
+        vols.iter()
+            .map(|v| v["name"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>()
+    );
     Ok(())
 }
 
@@ -136,7 +253,8 @@ fn normalized_spec(pod: &Value) -> String {
         rest = &rest[i + "kube-api-access-".len() + 5..];
     }
     out.push_str(rest);
-    out.replace(&format!("\"{NS_EXCLUDED}\""), "\"NS\"").replace(&format!("\"{NS_ENFORCE}\""), "\"NS\"")
+    out.replace(&format!("\"{NS_EXCLUDED}\""), "\"NS\"")
+        .replace(&format!("\"{NS_ENFORCE}\""), "\"NS\"")
 }
 
 fn leaves_non_agents_untouched(env: &Env) -> Result<(), String> {
@@ -148,14 +266,28 @@ fn leaves_non_agents_untouched(env: &Env) -> Result<(), String> {
     // The same pod in a namespace the webhooks leave out is the reference: API defaults only.
     for ns in [NS_EXCLUDED, NS_ENFORCE] {
         let out = env.apply(&make(ns), &[]);
-        expect(out.ok, || format!("plain pod refused in {ns}: {}", out.all()))?;
+        expect(out.ok, || {
+            format!("plain pod refused in {ns}: {}", out.all())
+        })?;
     }
     let reference = env.get_pod(NS_EXCLUDED, "plain")?;
     let judged = env.get_pod(NS_ENFORCE, "plain")?;
-    expect(normalized_spec(&reference) == normalized_spec(&judged), || {
-        format!("spec differs:\n  reference {}\n  stored    {}", normalized_spec(&reference), normalized_spec(&judged))
-    })?;
-    expect(judged["metadata"]["annotations"].get("openclaw.io/injected").is_none(), || "annotated".into())
+    expect(
+        normalized_spec(&reference) == normalized_spec(&judged),
+        || {
+            format!(
+                "spec differs:\n  reference {}\n  stored    {}",
+                normalized_spec(&reference),
+                normalized_spec(&judged)
+            )
+        },
+    )?;
+    expect(
+        judged["metadata"]["annotations"]
+            .get("openclaw.io/injected")
+            .is_none(),
+        || "annotated".into(),
+    )
 }
 
 fn unhardened_rootfs(ns: &str, name: &str) -> Value {
@@ -168,23 +300,34 @@ fn warn_mode(env: &Env) -> Result<(), String> {
     let out = env.apply(&unhardened_rootfs(NS_WARN, "warned"), &[]);
     expect(out.ok, || format!("refused in warn mode: {}", out.all()))?;
     let text = out.all();
-    expect(text.contains("Warning:") && text.contains("read-only-root-filesystem"), || {
-        format!("no warning printed: {text}")
-    })?;
-    expect(env.pod_exists(NS_WARN, "warned"), || "pod not stored".into())
+    expect(
+        text.contains("Warning:") && text.contains("read-only-root-filesystem"),
+        || format!("no warning printed: {text}"),
+    )?;
+    expect(env.pod_exists(NS_WARN, "warned"), || {
+        "pod not stored".into()
+    })
 }
 
 fn audit_mode(env: &Env) -> Result<(), String> {
     let out = env.apply(&unhardened_rootfs(NS_AUDIT, "audited"), &[]);
     expect(out.ok, || format!("refused in audit mode: {}", out.all()))?;
-    expect(!out.all().contains("Warning:"), || format!("audit mode printed warnings: {}", out.all()))?;
-    expect(env.pod_exists(NS_AUDIT, "audited"), || "pod not stored".into())?;
+    expect(!out.all().contains("Warning:"), || {
+        format!("audit mode printed warnings: {}", out.all())
+    })?;
+    expect(env.pod_exists(NS_AUDIT, "audited"), || {
+        "pod not stored".into()
+    })?;
     env.eventually(10, || {
         let log = std::fs::read_to_string(&env.audit_log).map_err(|e| e.to_string())?;
         let hit = log.lines().any(|l| {
-            l.contains("\"audited\"") && l.contains("openclaw-violations") && l.contains("read-only-root-filesystem")
+            l.contains("\"audited\"")
+                && l.contains("openclaw-violations")
+                && l.contains("read-only-root-filesystem")
         });
-        expect(hit, || "no audit event of pod audited with openclaw-violations".into())
+        expect(hit, || {
+            "no audit event of pod audited with openclaw-violations".into()
+        })
     })
 }
 
@@ -192,17 +335,31 @@ fn dry_run(env: &Env) -> Result<(), String> {
     let bad = unhardened_rootfs(NS_ENFORCE, "dry-bad");
     let normal = env.apply(&bad, &[]);
     let dry = env.apply(&bad, &["--dry-run=server"]);
-    expect(!normal.ok && !dry.ok, || format!("bad pod accepted: {} / {}", normal.all(), dry.all()))?;
-    let line = |t: &str| t.lines().filter(|l| l.contains("read-only-root-filesystem")).map(str::to_string).collect::<Vec<_>>();
-    expect(line(&normal.all()) == line(&dry.all()), || format!("verdicts differ:\n{}\n{}", normal.all(), dry.all()))?;
+    expect(!normal.ok && !dry.ok, || {
+        format!("bad pod accepted: {} / {}", normal.all(), dry.all())
+    })?;
+    let line = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("read-only-root-filesystem"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    expect(line(&normal.all()) == line(&dry.all()), || {
+        format!("verdicts differ:\n{}\n{}", normal.all(), dry.all())
+    })?;
     let good = env.apply(&hardened_pod(NS_ENFORCE, "dry-good"), &["--dry-run=server"]);
-    expect(good.ok && good.stdout.contains("server dry run"), || format!("dry run of a good pod: {}", good.all()))?;
-    expect(!env.pod_exists(NS_ENFORCE, "dry-good"), || "dry run stored the pod".into())
+    expect(good.ok && good.stdout.contains("server dry run"), || {
+        format!("dry run of a good pod: {}", good.all())
+    })?;
+    expect(!env.pod_exists(NS_ENFORCE, "dry-good"), || {
+        "dry run stored the pod".into()
+    })
 }
 
 fn reinvocation(env: &Env) -> Result<(), String> {
     let certs = env.dir.path().join("certs");
-    let (port, stop) = second_webhook::start(&env.rt, &certs.join("tls.crt"), &certs.join("tls.key"))?;
+    let (port, stop) =
+        second_webhook::start(&env.rt, &certs.join("tls.crt"), &certs.join("tls.key"))?;
     // Named to sort after ours, so ours runs first and is then reinvoked.
     let config = json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
@@ -224,7 +381,13 @@ fn reinvocation(env: &Env) -> Result<(), String> {
         let stored = env.get_pod(NS_ENFORCE, "reinvoked")?;
         let spec = &stored["spec"];
         let names = |v: &Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|x| x["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["name"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let mut problems = Vec::new();
         let dupes = |list: Vec<String>| {
@@ -242,7 +405,11 @@ fn reinvocation(env: &Env) -> Result<(), String> {
         }
         let mounts: Vec<String> = agent["volumeMounts"]
             .as_array()
-            .map(|a| a.iter().filter_map(|m| m["mountPath"].as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["mountPath"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         if dupes(mounts.clone()) {
             problems.push(format!("duplicated mount: {mounts:?}"));
@@ -252,7 +419,11 @@ fn reinvocation(env: &Env) -> Result<(), String> {
         }
         expect(problems.is_empty(), || problems.join("; "))
     })();
-    let _ = env.kubectl(&["delete", "mutatingwebhookconfiguration", "zz-e2e-second-mutator"]);
+    let _ = env.kubectl(&[
+        "delete",
+        "mutatingwebhookconfiguration",
+        "zz-e2e-second-mutator",
+    ]);
     drop(stop);
     result
 }
@@ -287,19 +458,25 @@ fn rbac_follows_bindings(env: &Env) -> Result<(), String> {
         let out = env.apply(&hardened_pod(NS_ENFORCE, &name), &[]);
         if out.ok {
             let _ = env.kubectl(&["-n", NS_ENFORCE, "delete", "pod", &name, "--wait=false"]);
-            return Err(format!("accepted while bound to cluster-admin: {}", out.all()));
+            return Err(format!(
+                "accepted while bound to cluster-admin: {}",
+                out.all()
+            ));
         }
         Ok(out.all())
     })?;
-    expect(refusal.contains("least-privilege-rbac") && refusal.contains("cluster-admin"), || {
-        format!("refusal does not name least-privilege-rbac and cluster-admin: {refusal}")
-    })?;
+    expect(
+        refusal.contains("least-privilege-rbac") && refusal.contains("cluster-admin"),
+        || format!("refusal does not name least-privilege-rbac and cluster-admin: {refusal}"),
+    )?;
     let del = env.kubectl(&["-n", NS_ENFORCE, "delete", "rolebinding", "agent-is-admin"]);
     expect(del.ok, || del.all())?;
     env.eventually(15, || {
         i += 1;
         let out = env.apply(&hardened_pod(NS_ENFORCE, &format!("rbac-{i}")), &[]);
-        expect(out.ok, || format!("still refused after the binding was deleted: {}", out.all()))
+        expect(out.ok, || {
+            format!("still refused after the binding was deleted: {}", out.all())
+        })
     })
 }
 
@@ -310,5 +487,65 @@ fn refuses_deployment(env: &Env) -> Result<(), String> {
         "spec":{"replicas":1,"selector":{"matchLabels":{"app":"openclaw"}},"template":template}});
     let out = env.apply(&deploy, &[]);
     expect(!out.ok, || format!("deployment accepted: {}", out.all()))?;
-    expect(out.all().contains("spec.template.spec.containers[0]"), || format!("no template path: {}", out.all()))
+    expect(
+        out.all().contains("spec.template.spec.containers[0]"),
+        || format!("no template path: {}", out.all()),
+    )
+}
+
+/// The chart's CI (tests/chart/check.sh) with this API server: lint and template for every
+/// certificate mode, every rendered object applied with `--dry-run=server`, the webhook's own
+/// pod through `check`, then install, upgrade and uninstall with no webhook configuration left.
+fn helm_chart(env: &Env) -> Result<(), String> {
+    // The suite's own registration (webhook-config/url) has the chart's names; the release
+    // must own its configurations, so the suite's go first.
+    for kind in [
+        "validatingwebhookconfiguration",
+        "mutatingwebhookconfiguration",
+    ] {
+        let out = env.kubectl(&["delete", kind, "openclaw-admission", "--ignore-not-found"]);
+        expect(out.ok, || out.all())?;
+    }
+    let crds = std::fs::read_to_string(format!("{ROOT}/tests/chart/cert-manager-crds.yaml"))
+        .map_err(|e| e.to_string())?;
+    let out = env.kubectl_stdin(&["apply", "-f", "-"], &crds);
+    expect(out.ok, || {
+        format!("cert-manager stand-in CRDs: {}", out.all())
+    })?;
+    env.eventually(20, || {
+        let out = env.kubectl(&["get", "certificates.cert-manager.io", "-A"]);
+        expect(out.ok, || out.all())
+    })?;
+    let out = std::process::Command::new("bash")
+        .arg(format!("{ROOT}/tests/chart/check.sh"))
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("HELM", &env.helm)
+        .env("KUBECTL", &env.kubectl)
+        .env("OPENCLAW_ADMISSION", BIN)
+        .env("OUT_DIR", env.dir.path().join("chart"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oks = text.lines().filter(|l| l.starts_with("ok ")).count();
+    println!("    chart check: {oks} ok lines");
+    expect(out.status.success(), || {
+        format!("tests/chart/check.sh failed:\n{text}")
+    })?;
+    expect(!text.contains("were not sent"), || {
+        format!("cert-manager objects were not applied:\n{text}")
+    })?;
+    let left = env.kubectl(&[
+        "get",
+        "validatingwebhookconfigurations,mutatingwebhookconfigurations",
+        "-o",
+        "name",
+    ]);
+    expect(
+        left.ok && !left.stdout.contains("openclaw-admission"),
+        || format!("left behind: {}", left.all()),
+    )
 }

@@ -20,7 +20,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let started = Instant::now();
     let env = match support::Env::start() {
         Ok(env) => env,
@@ -38,8 +41,10 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     let all = cases::all();
-    let selected: Vec<_> =
-        all.iter().filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))).collect();
+    let selected: Vec<_> = all
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
     println!("running {} e2e tests", selected.len());
     let (mut passed, mut failed) = (0, 0);
     for (name, case) in selected {
@@ -51,7 +56,11 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 failed += 1;
-                println!("test {name} ... FAILED ({:.1}s)\n    {}", t.elapsed().as_secs_f64(), e.replace('\n', "\n    "));
+                println!(
+                    "test {name} ... FAILED ({:.1}s)\n    {}",
+                    t.elapsed().as_secs_f64(),
+                    e.replace('\n', "\n    ")
+                );
             }
         }
     }
@@ -59,7 +68,15 @@ fn main() -> ExitCode {
         env.dump_webhook_log();
     }
     drop(env);
-    println!("\ne2e: {} tests in {:.1}s", passed + failed, started.elapsed().as_secs_f64());
+    println!(
+        "\ne2e: {} tests in {:.1}s",
+        passed + failed,
+        started.elapsed().as_secs_f64()
+    );
     println!("{passed} passed, {failed} failed");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -36,16 +36,24 @@ async fn mutate(body: Bytes) -> axum::Json<Value> {
     }
     let mut response = json!({"uid": req["uid"], "allowed": true});
     if !ops.is_empty() {
-        let patch = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&ops).unwrap_or_default());
+        let patch = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(&ops).unwrap_or_default());
         response["patchType"] = json!("JSONPatch");
         response["patch"] = json!(patch);
     }
-    axum::Json(json!({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":response}))
+    axum::Json(
+        json!({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":response}),
+    )
 }
 
 /// Runs until the returned sender is dropped. Returns the port.
-pub fn start(rt: &tokio::runtime::Runtime, cert: &Path, key: &Path) -> Result<(u16, oneshot::Sender<()>), String> {
-    let pair = ReloadingCert::load(cert, key, Arc::new(Metrics::new())).map_err(|e| e.to_string())?;
+pub fn start(
+    rt: &tokio::runtime::Runtime,
+    cert: &Path,
+    key: &Path,
+) -> Result<(u16, oneshot::Sender<()>), String> {
+    let pair =
+        ReloadingCert::load(cert, key, Arc::new(Metrics::new())).map_err(|e| e.to_string())?;
     let tls = pair.server_config().map_err(|e| e.to_string())?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -53,8 +61,14 @@ pub fn start(rt: &tokio::runtime::Runtime, cert: &Path, key: &Path) -> Result<(u
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (tx, rx) = oneshot::channel::<()>();
     let app = Router::new().route("/mutate", post(mutate));
-    rt.spawn(serve_tls(listener, tls, app, ListenOptions::default(), async move {
-        let _ = rx.await;
-    }));
+    rt.spawn(serve_tls(
+        listener,
+        tls,
+        app,
+        ListenOptions::default(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Ok((port, tx))
 }

@@ -37,7 +37,6 @@ impl Output {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub kubectl: PathBuf,
-    #[allow(dead_code)] // used by the chart case
     pub helm: PathBuf,
     pub kubeconfig: PathBuf,
     pub audit_log: PathBuf,
@@ -61,7 +60,10 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// Runs a child so that it dies with this process (the test's main thread lives as long).
@@ -91,7 +93,10 @@ impl Env {
                 ));
             }
         }
-        let dir = tempfile::Builder::new().prefix("openclaw-e2e-").tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("openclaw-e2e-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let cp = dir.path().join("cp");
         std::fs::create_dir_all(&cp).map_err(|e| e.to_string())?;
         let status = Command::new("bash")
@@ -105,7 +110,12 @@ impl Env {
             return Err(format!("tests/controlplane/up.sh failed ({status})"));
         }
         let cpenv = read_env_file(&cp.join("env"))?;
-        let get = |k: &str| cpenv.get(k).cloned().ok_or_else(|| format!("{k} missing from up.sh env"));
+        let get = |k: &str| {
+            cpenv
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("{k} missing from up.sh env"))
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -116,7 +126,9 @@ impl Env {
             helm: bin_dir.join("helm"),
             kubeconfig: PathBuf::from(get("KUBECONFIG")?),
             audit_log: PathBuf::from(get("AUDIT_LOG")?),
-            apiserver_port: get("APISERVER_PORT")?.parse().map_err(|_| "bad APISERVER_PORT")?,
+            apiserver_port: get("APISERVER_PORT")?
+                .parse()
+                .map_err(|_| "bad APISERVER_PORT")?,
             webhook_port: free_port(),
             server_version: String::new(),
             ca_bundle: String::new(),
@@ -126,7 +138,10 @@ impl Env {
             dir,
         };
         let v = env.kubectl_json(&["version", "-o", "json"])?;
-        env.server_version = v["serverVersion"]["gitVersion"].as_str().unwrap_or("?").to_string();
+        env.server_version = v["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
         env.make_certs()?;
         env.prepare_namespaces()?;
         env.start_webhook()?;
@@ -143,7 +158,10 @@ impl Env {
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("certs failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "certs failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         self.ca_bundle = String::from_utf8_lossy(&out.stdout).trim().to_string();
         Ok(())
@@ -173,8 +191,10 @@ impl Env {
             .map_err(|e| format!("cannot start the webhook: {e}"))?;
         self.webhook = Some(child);
         // Ready means: TLS up and the cluster caches synced.
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        let ca = reqwest::Certificate::from_pem(
+            &std::fs::read(certs.join("ca.crt")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
         let client = reqwest::Client::builder()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
@@ -184,15 +204,27 @@ impl Env {
         let url = format!("https://127.0.0.1:{}/readyz", self.webhook_port);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ok = self.rt.block_on(async { client.get(&url).send().await.map(|r| r.status().is_success()) });
+            let ok = self.rt.block_on(async {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+            });
             if matches!(ok, Ok(true)) {
                 return Ok(());
             }
             if let Some(Ok(Some(st))) = self.webhook.as_mut().map(|c| c.try_wait()) {
-                return Err(format!("the webhook exited ({st}):\n{}", self.webhook_log_text()));
+                return Err(format!(
+                    "the webhook exited ({st}):\n{}",
+                    self.webhook_log_text()
+                ));
             }
             if Instant::now() > deadline {
-                return Err(format!("the webhook was not ready within 60 s:\n{}", self.webhook_log_text()));
+                return Err(format!(
+                    "the webhook was not ready within 60 s:\n{}",
+                    self.webhook_log_text()
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -203,9 +235,10 @@ impl Env {
         for f in ["validating.yaml", "mutating.yaml"] {
             let path = format!("{ROOT}/webhook-config/url/{f}");
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-            let text = text
-                .replace("${CA_BUNDLE}", &self.ca_bundle)
-                .replace("${WEBHOOK_HOST}", &format!("127.0.0.1:{}", self.webhook_port));
+            let text = text.replace("${CA_BUNDLE}", &self.ca_bundle).replace(
+                "${WEBHOOK_HOST}",
+                &format!("127.0.0.1:{}", self.webhook_port),
+            );
             let out = self.kubectl_stdin(&["apply", "-f", "-"], &text);
             if !out.ok {
                 return Err(format!("registering {f} failed: {}", out.all()));
@@ -241,7 +274,11 @@ impl Env {
     pub fn apply_docs(&self, docs: &[Value]) -> Result<(), String> {
         let list = serde_json::json!({"apiVersion":"v1","kind":"List","items":docs});
         let out = self.kubectl_stdin(&["apply", "-f", "-"], &list.to_string());
-        if out.ok { Ok(()) } else { Err(format!("kubectl apply failed: {}", out.all())) }
+        if out.ok {
+            Ok(())
+        } else {
+            Err(format!("kubectl apply failed: {}", out.all()))
+        }
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
@@ -258,7 +295,13 @@ impl Env {
             .spawn();
         let mut child = match child {
             Ok(c) => c,
-            Err(e) => return Output { ok: false, stdout: String::new(), stderr: e.to_string() },
+            Err(e) => {
+                return Output {
+                    ok: false,
+                    stdout: String::new(),
+                    stderr: e.to_string(),
+                };
+            }
         };
         if let Some(mut si) = child.stdin.take() {
             let _ = si.write_all(stdin.as_bytes());
@@ -269,7 +312,11 @@ impl Env {
                 stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             },
-            Err(e) => Output { ok: false, stdout: String::new(), stderr: e.to_string() },
+            Err(e) => Output {
+                ok: false,
+                stdout: String::new(),
+                stderr: e.to_string(),
+            },
         }
     }
 
@@ -278,7 +325,8 @@ impl Env {
         if !out.ok {
             return Err(format!("kubectl {} failed: {}", args.join(" "), out.all()));
         }
-        serde_json::from_str(&out.stdout).map_err(|e| format!("kubectl {}: not JSON: {e}", args.join(" ")))
+        serde_json::from_str(&out.stdout)
+            .map_err(|e| format!("kubectl {}: not JSON: {e}", args.join(" ")))
     }
 
     /// `kubectl apply -f -` of one object.
@@ -293,7 +341,8 @@ impl Env {
     }
 
     pub fn pod_exists(&self, ns: &str, name: &str) -> bool {
-        self.kubectl(&["-n", ns, "get", "pod", name, "-o", "name"]).ok
+        self.kubectl(&["-n", ns, "get", "pod", name, "-o", "name"])
+            .ok
     }
 
     pub fn webhook_log_text(&self) -> String {
@@ -311,7 +360,11 @@ impl Env {
 
     /// Retries `f` until it succeeds or `secs` pass: the webhook's caches follow the API
     /// server through watches, so a change is seen a moment later, not at once.
-    pub fn eventually<T>(&self, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    pub fn eventually<T>(
+        &self,
+        secs: u64,
+        mut f: impl FnMut() -> Result<T, String>,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             match f() {

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
     ContainerPort, EnvFromSource, EnvVar, PodSpec, SecurityContext, VolumeMount,
 };
 
-mod default_deny_egress;
 mod dedicated_service_account;
+mod default_deny_egress;
 mod drop_all_capabilities;
 mod least_privilege_rbac;
 mod no_host_access;
@@ -42,17 +42,61 @@ pub struct Check {
 /// Every pod check, in report order. `exec-requires-approval` and `in-cluster-inference`
 /// are not pod checks of this table.
 pub static CHECKS: &[Check] = &[
-    Check { id: run_as_non_root::ID, tier: Tier::High, run: run_as_non_root::check },
-    Check { id: read_only_root_filesystem::ID, tier: Tier::Medium, run: read_only_root_filesystem::check },
-    Check { id: drop_all_capabilities::ID, tier: Tier::High, run: drop_all_capabilities::check },
-    Check { id: no_privilege_escalation::ID, tier: Tier::High, run: no_privilege_escalation::check },
-    Check { id: seccomp_profile::ID, tier: Tier::Medium, run: seccomp_profile::check },
-    Check { id: no_host_access::ID, tier: Tier::High, run: no_host_access::check },
-    Check { id: dedicated_service_account::ID, tier: Tier::Medium, run: dedicated_service_account::check },
-    Check { id: least_privilege_rbac::ID, tier: Tier::High, run: least_privilege_rbac::check },
-    Check { id: default_deny_egress::ID, tier: Tier::High, run: default_deny_egress::check },
-    Check { id: no_plaintext_credentials::ID, tier: Tier::High, run: no_plaintext_credentials::check },
-    Check { id: short_lived_token::ID, tier: Tier::Medium, run: short_lived_token::check },
+    Check {
+        id: run_as_non_root::ID,
+        tier: Tier::High,
+        run: run_as_non_root::check,
+    },
+    Check {
+        id: read_only_root_filesystem::ID,
+        tier: Tier::Medium,
+        run: read_only_root_filesystem::check,
+    },
+    Check {
+        id: drop_all_capabilities::ID,
+        tier: Tier::High,
+        run: drop_all_capabilities::check,
+    },
+    Check {
+        id: no_privilege_escalation::ID,
+        tier: Tier::High,
+        run: no_privilege_escalation::check,
+    },
+    Check {
+        id: seccomp_profile::ID,
+        tier: Tier::Medium,
+        run: seccomp_profile::check,
+    },
+    Check {
+        id: no_host_access::ID,
+        tier: Tier::High,
+        run: no_host_access::check,
+    },
+    Check {
+        id: dedicated_service_account::ID,
+        tier: Tier::Medium,
+        run: dedicated_service_account::check,
+    },
+    Check {
+        id: least_privilege_rbac::ID,
+        tier: Tier::High,
+        run: least_privilege_rbac::check,
+    },
+    Check {
+        id: default_deny_egress::ID,
+        tier: Tier::High,
+        run: default_deny_egress::check,
+    },
+    Check {
+        id: no_plaintext_credentials::ID,
+        tier: Tier::High,
+        run: no_plaintext_credentials::check,
+    },
+    Check {
+        id: short_lived_token::ID,
+        tier: Tier::Medium,
+        run: short_lived_token::check,
+    },
 ];
 
 /// The tier of a check id.

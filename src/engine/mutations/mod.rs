@@ -26,9 +26,21 @@ pub struct Mutation {
 }
 
 pub static MUTATIONS: &[Mutation] = &[
-    Mutation { name: short_lived_token::NAME, enabled: |p| p.mutations.token.enabled, apply: short_lived_token::apply },
-    Mutation { name: secrets_store::NAME, enabled: |p| p.mutations.secrets_store.enabled, apply: secrets_store::apply },
-    Mutation { name: otel_env::NAME, enabled: |p| p.mutations.otel.enabled, apply: otel_env::apply },
+    Mutation {
+        name: short_lived_token::NAME,
+        enabled: |p| p.mutations.token.enabled,
+        apply: short_lived_token::apply,
+    },
+    Mutation {
+        name: secrets_store::NAME,
+        enabled: |p| p.mutations.secrets_store.enabled,
+        apply: secrets_store::apply,
+    },
+    Mutation {
+        name: otel_env::NAME,
+        enabled: |p| p.mutations.otel.enabled,
+        apply: otel_env::apply,
+    },
 ];
 
 /// Applies every enabled mutation and records them in [`INJECTED_ANNOTATION`]. Returns the
@@ -49,10 +61,18 @@ pub fn apply_all(pod: &mut Pod, input: &MutationInput<'_>) -> Vec<&'static str> 
 /// Merges `applied` into the annotation, keeping earlier entries, sorted and deduplicated,
 /// so that a reinvocation that applies nothing new leaves it byte-equal.
 fn record(pod: &mut Pod, applied: &[&str]) {
-    let annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+    let annotations = pod
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     let mut names: Vec<String> = annotations
         .get(INJECTED_ANNOTATION)
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     names.extend(applied.iter().map(|s| s.to_string()));
     names.sort();
@@ -63,7 +83,10 @@ fn record(pod: &mut Pod, applied: &[&str]) {
 /// Init and regular containers: the ones that exist at Pod CREATE and so receive injected
 /// mounts and env. Ephemeral containers arrive later through their own subresource.
 pub(crate) fn app_containers(spec: &mut PodSpec) -> impl Iterator<Item = &mut Container> {
-    spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut())
+    spec.init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut())
 }
 
 /// Mounts `volume` read-only at `path` in every init and regular container that mounts
