@@ -8,7 +8,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain
+.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench
 
 demo:
 	bash tests/demo/run.sh
@@ -38,6 +38,12 @@ lint: toolchain
 
 build:
 	$(CARGO) build --release
+
+# Throughput and latency over TLS beside an echo floor, cost vs cluster size, memory of the
+# real binary and the engine alone, printed side by side (docs/performance.md); about 2 minutes.
+# BENCH_SECONDS (default 10) sets the measuring time per target.
+bench:
+	$(CARGO) bench --bench webhook
 
 # The library alone, without the server feature: proves the engine stays pure.
 build-lib:

@@ -23,6 +23,8 @@ use violation::Violation;
 pub const AUDIT_VIOLATIONS: &str = "openclaw-violations";
 pub const AUDIT_MODE: &str = "openclaw-mode";
 pub const AUDIT_EXEMPTED: &str = "openclaw-exempted";
+/// Exemption annotations that were not honoured (the requester is not an approver).
+pub const AUDIT_EXEMPTION_REFUSED: &str = "openclaw-exemption-refused";
 pub const AUDIT_MUTATION: &str = "openclaw-mutation";
 /// Audit annotation values are kept short; longer ones are cut with a marker.
 const AUDIT_VALUE_MAX: usize = 1024;
@@ -61,6 +63,8 @@ pub struct Decision {
     pub violations: Vec<Judged>,
     /// Check ids exempted, with the reason (policy rule or approved annotation).
     pub exempted: Vec<(String, String)>,
+    /// Check ids an exemption annotation asked for and did not get, with the reason.
+    pub exemptions_refused: Vec<(String, String)>,
     /// Denial message, listing every violation with its path and fix.
     pub message: Option<String>,
     pub warnings: Vec<String>,
@@ -185,7 +189,7 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
 
     let ns_labels = view.namespace_labels(&review.namespace);
     let mode = policy.mode_for(ns_labels.as_ref());
-    let (kept, exempted) = apply_exemptions(review, policy, &target, found);
+    let (kept, exempted, exemptions_refused) = apply_exemptions(review, policy, &target, found);
 
     let violations: Vec<Judged> = kept
         .into_iter()
@@ -207,6 +211,7 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
         allowed: true,
         mode: Some(mode),
         exempted,
+        exemptions_refused,
         ..Default::default()
     };
     let denied = violations.iter().any(|j| j.action == Action::Deny);
@@ -238,6 +243,21 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
             .collect();
         d.audit_annotations
             .insert(AUDIT_EXEMPTED.into(), short(&list.join("; ")));
+    }
+    if !d.exemptions_refused.is_empty() {
+        let list: Vec<String> = d
+            .exemptions_refused
+            .iter()
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        d.audit_annotations
+            .insert(AUDIT_EXEMPTION_REFUSED.into(), short(&list.join("; ")));
+        // The requester asked for an exemption; tell them why it did not count.
+        d.warnings.extend(
+            d.exemptions_refused.iter().map(|(c, why)| {
+                format!("openclaw-admission: exemption for {c} not honoured: {why}")
+            }),
+        );
     }
     d.violations = violations;
     d
@@ -296,7 +316,7 @@ fn apply_exemptions(
     policy: &Policy,
     target: &Target<'_>,
     found: Vec<Violation>,
-) -> (Vec<Violation>, Vec<(String, String)>) {
+) -> (Vec<Violation>, Vec<(String, String)>, Vec<(String, String)>) {
     let user = &review.user;
     let mut exempt_all: Option<String> = None;
     let mut exempt: BTreeMap<String, String> = BTreeMap::new();
@@ -360,9 +380,7 @@ fn apply_exemptions(
             kept.push(v);
         }
     }
-    let mut out: Vec<(String, String)> = honoured.into_iter().collect();
-    out.extend(notes);
-    (kept, out)
+    (kept, honoured.into_iter().collect(), notes)
 }
 
 /// Mutation: patch an agent Pod on CREATE. In audit mode the patch is reported in the audit

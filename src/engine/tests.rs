@@ -9,7 +9,10 @@ use super::mutations::INJECTED_ANNOTATION;
 use super::policy::{Action, Exemption, Mode, Policy, SA_TOKEN_MOUNT_PATH};
 use super::review::Review;
 use super::view::StaticView;
-use super::{AUDIT_EXEMPTED, AUDIT_MUTATION, AUDIT_VIOLATIONS, Decision, Skip, evaluate, mutate};
+use super::{
+    AUDIT_EXEMPTED, AUDIT_EXEMPTION_REFUSED, AUDIT_MUTATION, AUDIT_VIOLATIONS, Decision, Skip,
+    evaluate, mutate,
+};
 use crate::admission::{self, Endpoint};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -527,7 +530,8 @@ fn an_exemption_annotation_counts_only_from_an_approver() {
     assert!(!refused.allowed);
     assert_eq!(checks_of(&refused), ["read-only-root-filesystem"]);
     assert!(
-        refused.audit_annotations[AUDIT_EXEMPTED].contains("annotation ignored"),
+        refused.audit_annotations[AUDIT_EXEMPTION_REFUSED].contains("annotation ignored")
+            && !refused.audit_annotations.contains_key(AUDIT_EXEMPTED),
         "{:?}",
         refused.audit_annotations
     );
