@@ -115,29 +115,10 @@ impl Subject {
     }
 
     /// Same as [`Subject::parse`] from an already parsed value (manifests read by `check`).
+    /// The value goes back through text so that both paths share one parser; `check` is
+    /// not a hot path.
     pub fn from_value(kind: &str, value: serde_json::Value) -> Result<Subject, serde_json::Error> {
-        Ok(match kind {
-            "Pod" => Subject::Pod(Box::new(serde_json::from_value(value)?)),
-            "CronJob" => {
-                let w: WithJobTemplate = serde_json::from_value(value)?;
-                Subject::Template(Box::new(Template {
-                    kind: kind.to_string(),
-                    metadata: w.metadata,
-                    template: w.spec.job_template.spec.template,
-                    template_path: "spec.jobTemplate.spec.template",
-                }))
-            }
-            k if WORKLOAD_KINDS.contains(&k) => {
-                let w: WithTemplate = serde_json::from_value(value)?;
-                Subject::Template(Box::new(Template {
-                    kind: kind.to_string(),
-                    metadata: w.metadata,
-                    template: w.spec.template,
-                    template_path: "spec.template",
-                }))
-            }
-            _ => Subject::Other,
-        })
+        Subject::parse(kind, &value.to_string())
     }
 }
 

@@ -128,46 +128,42 @@ pub struct ContainerRef<'a> {
     pub ports: &'a [ContainerPort],
 }
 
+/// A `ContainerRef` from any of the container types: `Container` and `EphemeralContainer`
+/// share these fields but not a type.
+macro_rules! container_ref {
+    ($c:expr, $path:expr) => {
+        ContainerRef {
+            path: $path,
+            name: &$c.name,
+            image: $c.image.as_deref(),
+            security_context: $c.security_context.as_ref(),
+            env: $c.env.as_deref().unwrap_or(&[]),
+            env_from: $c.env_from.as_deref().unwrap_or(&[]),
+            volume_mounts: $c.volume_mounts.as_deref().unwrap_or(&[]),
+            ports: $c.ports.as_deref().unwrap_or(&[]),
+        }
+    };
+}
+
 /// Init, regular and ephemeral containers, in that order: all three lists count.
 pub fn containers<'a>(spec: &'a PodSpec, spec_path: &str) -> Vec<ContainerRef<'a>> {
-    let mut out = Vec::with_capacity(
-        spec.containers.len() + spec.init_containers.as_ref().map_or(0, |v| v.len()),
-    );
-    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-        out.push(ContainerRef {
-            path: format!("{spec_path}.initContainers[{i}]"),
-            name: &c.name,
-            image: c.image.as_deref(),
-            security_context: c.security_context.as_ref(),
-            env: c.env.as_deref().unwrap_or(&[]),
-            env_from: c.env_from.as_deref().unwrap_or(&[]),
-            volume_mounts: c.volume_mounts.as_deref().unwrap_or(&[]),
-            ports: c.ports.as_deref().unwrap_or(&[]),
-        });
+    let inits = spec.init_containers.as_deref().unwrap_or(&[]);
+    let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or(&[]);
+    let mut out = Vec::with_capacity(inits.len() + spec.containers.len() + ephemeral.len());
+    for (i, c) in inits.iter().enumerate() {
+        out.push(container_ref!(
+            c,
+            format!("{spec_path}.initContainers[{i}]")
+        ));
     }
     for (i, c) in spec.containers.iter().enumerate() {
-        out.push(ContainerRef {
-            path: format!("{spec_path}.containers[{i}]"),
-            name: &c.name,
-            image: c.image.as_deref(),
-            security_context: c.security_context.as_ref(),
-            env: c.env.as_deref().unwrap_or(&[]),
-            env_from: c.env_from.as_deref().unwrap_or(&[]),
-            volume_mounts: c.volume_mounts.as_deref().unwrap_or(&[]),
-            ports: c.ports.as_deref().unwrap_or(&[]),
-        });
+        out.push(container_ref!(c, format!("{spec_path}.containers[{i}]")));
     }
-    for (i, c) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        out.push(ContainerRef {
-            path: format!("{spec_path}.ephemeralContainers[{i}]"),
-            name: &c.name,
-            image: c.image.as_deref(),
-            security_context: c.security_context.as_ref(),
-            env: c.env.as_deref().unwrap_or(&[]),
-            env_from: c.env_from.as_deref().unwrap_or(&[]),
-            volume_mounts: c.volume_mounts.as_deref().unwrap_or(&[]),
-            ports: c.ports.as_deref().unwrap_or(&[]),
-        });
+    for (i, c) in ephemeral.iter().enumerate() {
+        out.push(container_ref!(
+            c,
+            format!("{spec_path}.ephemeralContainers[{i}]")
+        ));
     }
     out
 }
