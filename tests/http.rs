@@ -376,6 +376,12 @@ async fn pod_with_five_thousand_containers_is_answered() {
         r["allowed"], false,
         "the unhardened containers are still judged"
     );
+    let message = r["status"]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 64 * 1024 && message.contains("more (`openclaw-admission check`"),
+        "the denial lists the first violations and counts the rest ({} bytes)",
+        message.len()
+    );
     let r = review("/mutate", &f).await;
     assert_eq!(r["allowed"], true);
 }

@@ -299,15 +299,25 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
         violations.len(),
         if violations.len() == 1 { "" } else { "s" }
     );
-    for j in violations {
+    for j in violations.iter().take(MAX_LISTED) {
         msg.push_str("\n  - ");
         msg.push_str(&j.violation.to_string());
         if j.action != Action::Deny {
             msg.push_str(&format!(" [{}]", j.action.as_str()));
         }
     }
+    if violations.len() > MAX_LISTED {
+        msg.push_str(&format!(
+            "\n  ... and {} more (`openclaw-admission check` on the manifest lists them all)",
+            violations.len() - MAX_LISTED
+        ));
+    }
     msg
 }
+
+/// Violations listed in one denial message. A real agent pod has a handful; a pod with
+/// thousands of containers must not produce a message the API server and kubectl choke on.
+const MAX_LISTED: usize = 100;
 
 /// Drops violations covered by a policy exemption or an approved annotation, and records
 /// every exemption honoured (and every annotation refused) with its reason.
