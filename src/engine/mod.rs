@@ -319,14 +319,18 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
 /// thousands of containers must not produce a message the API server and kubectl choke on.
 const MAX_LISTED: usize = 100;
 
-/// Drops violations covered by a policy exemption or an approved annotation, and records
-/// every exemption honoured (and every annotation refused) with its reason.
+/// Check ids with a reason each.
+type Reasons = Vec<(String, String)>;
+
+/// Drops violations covered by a policy exemption or an approved annotation. Returns the
+/// violations kept, the exemptions honoured and the annotation requests refused, each with
+/// its reason.
 fn apply_exemptions(
     review: &Review,
     policy: &Policy,
     target: &Target<'_>,
     found: Vec<Violation>,
-) -> (Vec<Violation>, Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Vec<Violation>, Reasons, Reasons) {
     let user = &review.user;
     let mut exempt_all: Option<String> = None;
     let mut exempt: BTreeMap<String, String> = BTreeMap::new();

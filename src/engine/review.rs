@@ -61,13 +61,84 @@ pub struct Review {
     pub old_object: Subject,
 }
 
+/// `ObjectMeta` as the engine reads it: every field but `managedFields`, which is most of a
+/// real object's metadata (free-form JSON trees per field manager) and which no check or
+/// mutation looks at. Serde skips it without building anything; the patch never mentions it
+/// since neither the original nor the mutated pod carries it.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct MetaIn {
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+    creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    finalizers: Option<Vec<String>>,
+    generate_name: Option<String>,
+    generation: Option<i64>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    name: Option<String>,
+    namespace: Option<String>,
+    owner_references: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
+    resource_version: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+}
+
+fn meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let m = MetaIn::deserialize(d)?;
+    Ok(ObjectMeta {
+        annotations: m.annotations,
+        creation_timestamp: m.creation_timestamp,
+        deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+        deletion_timestamp: m.deletion_timestamp,
+        finalizers: m.finalizers,
+        generate_name: m.generate_name,
+        generation: m.generation,
+        labels: m.labels,
+        managed_fields: None,
+        name: m.name,
+        namespace: m.namespace,
+        owner_references: m.owner_references,
+        resource_version: m.resource_version,
+        self_link: m.self_link,
+        uid: m.uid,
+    })
+}
+
+#[derive(Deserialize)]
+struct PodIn {
+    #[serde(default, deserialize_with = "meta")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<PodSpec>,
+    #[serde(default)]
+    status: Option<k8s_openapi::api::core::v1::PodStatus>,
+}
+
+#[derive(Deserialize)]
+struct TemplateIn {
+    #[serde(default, deserialize_with = "meta")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<PodSpec>,
+}
+
 #[derive(Deserialize)]
 struct TemplateSpec {
-    template: PodTemplateSpec,
+    template: TemplateIn,
+}
+
+impl From<TemplateIn> for PodTemplateSpec {
+    fn from(t: TemplateIn) -> Self {
+        PodTemplateSpec {
+            metadata: Some(t.metadata),
+            spec: t.spec,
+        }
+    }
 }
 #[derive(Deserialize)]
 struct WithTemplate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "meta")]
     metadata: ObjectMeta,
     spec: TemplateSpec,
 }
@@ -82,7 +153,7 @@ struct CronSpec {
 }
 #[derive(Deserialize)]
 struct WithJobTemplate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "meta")]
     metadata: ObjectMeta,
     spec: CronSpec,
 }
@@ -91,13 +162,20 @@ impl Subject {
     /// Parses an object of `kind` from raw JSON, reading only what the engine needs.
     pub fn parse(kind: &str, json: &str) -> Result<Subject, serde_json::Error> {
         Ok(match kind {
-            "Pod" => Subject::Pod(Box::new(serde_json::from_str(json)?)),
+            "Pod" => {
+                let p: PodIn = serde_json::from_str(json)?;
+                Subject::Pod(Box::new(Pod {
+                    metadata: p.metadata,
+                    spec: p.spec,
+                    status: p.status,
+                }))
+            }
             "CronJob" => {
                 let w: WithJobTemplate = serde_json::from_str(json)?;
                 Subject::Template(Box::new(Template {
                     kind: kind.to_string(),
                     metadata: w.metadata,
-                    template: w.spec.job_template.spec.template,
+                    template: w.spec.job_template.spec.template.into(),
                     template_path: "spec.jobTemplate.spec.template",
                 }))
             }
@@ -106,7 +184,7 @@ impl Subject {
                 Subject::Template(Box::new(Template {
                     kind: kind.to_string(),
                     metadata: w.metadata,
-                    template: w.spec.template,
+                    template: w.spec.template.into(),
                     template_path: "spec.template",
                 }))
             }

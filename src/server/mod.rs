@@ -38,8 +38,7 @@
 //! | empty body | 400 | `allowed: false`, code 400 | `request body is empty; expected an admission.k8s.io/v1 AdmissionReview` |
 //! | not JSON | 400 | code 400 | `request body is not a JSON AdmissionReview: <serde error, line, column>` |
 //! | a body nested 10,000 deep (`[[[[...`) | 400 | code 400 | `request body is not a JSON AdmissionReview: invalid type: ...` |
-//! | free-form JSON in the object (`managedFields[].fieldsV1`) nested past 128 levels, uid present | 200 | uid kept, `allowed: false`, code 400 | `cannot read the Pod in request.object: recursion limit exceeded ...` |
-//! | unknown fields nested 10,000 deep | 200 | skipped without recursion; the review is answered as if they were absent | - |
+//! | free-form JSON nested 10,000 deep in `managedFields` or in unknown fields | 200 | skipped without recursion; the review is answered as if they were absent | - |
 //! | JSON without `request` | 400 | code 400 | `AdmissionReview has no request` |
 //! | `request` without `uid` (or empty) | 400 | code 400 | `AdmissionReview request has no uid` |
 //! | wrong `apiVersion` or `kind` (uid present) | 200 | uid kept, `allowed: false`, code 400 | `unsupported review <apiVersion>/<kind>; this webhook answers admission.k8s.io/v1 AdmissionReview ...` |

@@ -1,0 +1,481 @@
+//! `make bench` (`cargo bench --bench webhook`): the DESIGN.md targets, measured side by side
+//! in one run on 127.0.0.1 and printed as figures and ratios (docs/performance.md says what
+//! each one means). The machine is shared and noisy, so the figures that carry meaning are
+//! the ratios between targets measured in the same run, not the absolute numbers.
+//!
+//! 1. Closed loop over TLS with keep-alive: an echo server on the same listener (the floor),
+//!    `/validate` and `/mutate` on the real router, an ~11 KB agent pod review.
+//! 2. `/validate` at a fixed 5,000 reviews/s (and the echo at the same rate): p99.
+//! 3. The same with 10,000 NetworkPolicies and 100,000 ServiceAccounts in the view.
+//! 4. The engine alone (`admission::handle`), one thread, no HTTP.
+//! 5. Memory of the release binary (`serve --no-cluster`), idle and after load.
+//!
+//! Under `cargo test` (no `--bench` argument) it only starts everything and checks one answer
+//! of each kind, so that the bench cannot rot unnoticed.
+//!
+//! Environment: `BENCH_SECONDS` (measuring time per target, default 10), `BENCH_WARMUP`
+//! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
+//! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone for
+//! `BENCH_SECONDS` per endpoint (for a profiler).
+
+mod load;
+mod setup;
+
+use anyhow::{Context as _, bail, ensure};
+use axum::body::Bytes;
+use load::{Plan, Sample};
+use openclaw_admission::admission::{self, Endpoint};
+use openclaw_admission::engine::policy::Policy;
+use openclaw_admission::engine::view::StaticView;
+use setup::{Running, Tls};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tokio_rustls::TlsConnector;
+
+struct Config {
+    measure: Duration,
+    warmup: Duration,
+    connections: usize,
+    rate: f64,
+}
+
+fn env_number(name: &str, default: f64) -> anyhow::Result<f64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| *n > 0.0)
+            .with_context(|| format!("{name}={v:?} is not a positive number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Config> {
+        Ok(Config {
+            measure: Duration::from_secs_f64(env_number("BENCH_SECONDS", 10.0)?),
+            warmup: Duration::from_secs_f64(env_number("BENCH_WARMUP", 3.0)?),
+            connections: env_number("BENCH_CONNECTIONS", 16.0)? as usize,
+            rate: env_number("BENCH_RATE", 5000.0)?,
+        })
+    }
+    fn closed(&self) -> Plan {
+        Plan {
+            connections: self.connections,
+            warmup: self.warmup,
+            measure: self.measure,
+        }
+    }
+    /// The fixed-rate runs need little warmup: the closed-loop runs came first.
+    fn fixed(&self) -> Plan {
+        Plan {
+            warmup: self.warmup.min(Duration::from_secs(1)),
+            ..self.closed()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The server's log lines formatted as `serve` formats them (JSON, info), written nowhere:
+/// the formatting cost is part of a review, the terminal is not.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::sink)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One worker per core, as `serve` builds it.
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+fn row(name: &str, s: &Sample, floor: Option<f64>) {
+    let ratio = floor.map_or("1.00 (floor)".to_string(), |f| {
+        format!("{:.2}", s.per_second() / f)
+    });
+    println!(
+        "  {name:<28} {:>9.0} {:>13} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+        s.per_second(),
+        ratio,
+        s.quantile_us(0.50) / 1000.0,
+        s.quantile_us(0.99) / 1000.0,
+        s.max_us() / 1000.0,
+        s.errors,
+    );
+}
+
+fn header() {
+    println!(
+        "  {:<28} {:>9} {:>13} {:>9} {:>9} {:>9} {:>7}",
+        "target", "req/s", "vs echo", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+}
+
+fn rate_row(name: &str, s: &Sample) {
+    println!(
+        "  {name:<28} {:>9.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>7}",
+        s.per_second(),
+        s.quantile_us(0.50) / 1000.0,
+        s.quantile_us(0.99) / 1000.0,
+        s.max_us() / 1000.0,
+        s.late,
+        s.errors,
+    );
+}
+
+/// Checks one answer of each kind so that the figures are about the intended path: the agent
+/// pod allowed at `/validate`, patched at `/mutate`, on both views.
+async fn sanity(
+    tls: &TlsConnector,
+    echo: SocketAddr,
+    small: SocketAddr,
+    large: SocketAddr,
+    body: &Bytes,
+) -> anyhow::Result<String> {
+    let review = |addr: SocketAddr, path: &'static str| {
+        let body = body.clone();
+        async move {
+            let mut s = load::connect(tls, addr).await?;
+            let (status, answer) = load::post(&mut s, path, &body).await?;
+            ensure!(status == 200, "{path} answered HTTP {status}");
+            let v: serde_json::Value = serde_json::from_slice(&answer)?;
+            if v.pointer("/response/allowed") != Some(&serde_json::Value::Bool(true)) {
+                bail!("{path} did not allow the bench pod: {v}");
+            }
+            anyhow::Ok((v, answer.len()))
+        }
+    };
+    review(echo, "/validate").await?;
+    let (_, validate_len) = review(small, "/validate").await?;
+    review(large, "/validate").await?;
+    let (mutated, mutate_len) = review(small, "/mutate").await?;
+    let patch_len = mutated
+        .pointer("/response/patch")
+        .and_then(|p| p.as_str())
+        .map(str::len)
+        .context("/mutate sent no patch for the agent pod")?;
+    Ok(format!(
+        "answers: /validate {validate_len} B (allowed), /mutate {mutate_len} B (allowed, base64 JSONPatch {patch_len} B)"
+    ))
+}
+
+/// Reviews per second of `admission::handle` alone on this thread.
+fn engine_rate(body: &[u8], endpoint: Endpoint, view: &StaticView, time: Duration) -> f64 {
+    let policy = Policy::default();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < time {
+        for _ in 0..64 {
+            std::hint::black_box(admission::handle(
+                std::hint::black_box(body),
+                endpoint,
+                &policy,
+                view,
+            ));
+        }
+        n += 64;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Memory {
+    idle_kib: u64,
+    peak_kib: u64,
+    after_kib: u64,
+    validate: Sample,
+    mutate: Sample,
+}
+
+/// The release binary as deployed: RSS once it listens, then the peak after load.
+fn memory(
+    client: &tokio::runtime::Runtime,
+    tls: &Tls,
+    connector: &TlsConnector,
+    body: &Bytes,
+    cfg: &Config,
+) -> anyhow::Result<Memory> {
+    let mut serve = setup::spawn_serve(tls)?;
+    setup::wait_listening(&mut serve)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = serve.child.id();
+    let idle_kib = setup::proc_status_kib(pid, "VmRSS")?;
+    let plan = Plan {
+        connections: cfg.connections,
+        warmup: Duration::from_secs(1).min(cfg.warmup),
+        measure: cfg.measure / 2,
+    };
+    let addr = serve.addr;
+    let (validate, mutate) = client.block_on(async {
+        let v = load::closed_loop(connector, addr, "/validate", body.clone(), plan).await?;
+        let m = load::closed_loop(connector, addr, "/mutate", body.clone(), plan).await?;
+        anyhow::Ok((v, m))
+    })?;
+    let peak_kib = setup::proc_status_kib(pid, "VmHWM")?;
+    let after_kib = setup::proc_status_kib(pid, "VmRSS")?;
+    Ok(Memory {
+        idle_kib,
+        peak_kib,
+        after_kib,
+        validate,
+        mutate,
+    })
+}
+
+fn run() -> anyhow::Result<()> {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_logging();
+    let cfg = Config::from_env()?;
+    let body = setup::agent_review()?;
+    if bench && std::env::var("BENCH_ONLY").is_ok_and(|v| v == "engine") {
+        // For a profiler: the engine alone, nothing else in the process.
+        let view = setup::small_view()?;
+        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+            let r = engine_rate(&body, endpoint, &view, cfg.measure);
+            println!(
+                "{:<10} {r:>9.0} reviews/s   {:>6.1} µs each",
+                endpoint.as_str(),
+                1e6 / r
+            );
+        }
+        return Ok(());
+    }
+    let tls = Tls::generate()?;
+    let server_rt = runtime()?;
+    let client_rt = runtime()?;
+    let connector = load::connector(&tls.ca_pem)?;
+
+    let rss_before = setup::proc_status_kib(std::process::id(), "VmRSS")?;
+    let built = Instant::now();
+    let large = if bench {
+        setup::large_view()?
+    } else {
+        setup::small_view()?
+    };
+    let build_time = built.elapsed();
+    let index_kib = setup::proc_status_kib(std::process::id(), "VmRSS")?.saturating_sub(rss_before);
+    let counts = large.index.counts();
+
+    let mut servers: Vec<Running> = Vec::new();
+    let echo = setup::start_echo(&server_rt, &tls)?;
+    let small_hook = setup::start_webhook(&server_rt, &tls, setup::small_view()?)?;
+    let large_hook = setup::start_webhook(&server_rt, &tls, large)?;
+    let (echo_addr, small_addr, large_addr) = (echo.addr, small_hook.addr, large_hook.addr);
+    servers.extend([echo, small_hook, large_hook]);
+
+    let answers =
+        client_rt.block_on(sanity(&connector, echo_addr, small_addr, large_addr, &body))?;
+    if !bench {
+        println!("bench smoke: servers up, {answers}; run `make bench` for figures");
+        return Ok(());
+    }
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let started = Instant::now();
+    println!("openclaw-admission webhook bench");
+    println!(
+        "  {cores} cores visible, {} keep-alive TLS connections, {:.0} s warmup + {:.0} s per target, loopback only",
+        cfg.connections,
+        cfg.warmup.as_secs_f64(),
+        cfg.measure.as_secs_f64()
+    );
+    println!(
+        "  request: AdmissionReview of an agent pod CREATE, {} bytes (1 init + 2 containers, env, volumes, managedFields)",
+        body.len()
+    );
+    println!("  {answers}");
+    println!();
+
+    println!(
+        "1. Closed loop over TLS, keep-alive, {} connections (server and load generator share the cores)",
+        cfg.connections
+    );
+    header();
+    let run = |addr, path| {
+        client_rt.block_on(load::closed_loop(
+            &connector,
+            addr,
+            path,
+            body.clone(),
+            cfg.closed(),
+        ))
+    };
+    let echo = run(echo_addr, "/validate")?;
+    row("echo (same stack, no work)", &echo, None);
+    let floor = echo.per_second();
+    let validate = run(small_addr, "/validate")?;
+    row("/validate", &validate, Some(floor));
+    let mutate = run(small_addr, "/mutate")?;
+    row("/mutate", &mutate, Some(floor));
+    let validate_large = run(large_addr, "/validate")?;
+    row("/validate, large view", &validate_large, Some(floor));
+    println!();
+
+    println!(
+        "2./3. /validate at a fixed {:.0} reviews/s (open loop): echo, small view, large view",
+        cfg.rate
+    );
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "target", "sent/s", "p50 ms", "p99 ms", "max ms", "late", "errors"
+    );
+    let fixed = |addr| {
+        client_rt.block_on(load::fixed_rate(
+            &connector,
+            addr,
+            "/validate",
+            body.clone(),
+            cfg.rate,
+            cfg.fixed(),
+        ))
+    };
+    let rate_echo = fixed(echo_addr)?;
+    rate_row("echo (floor)", &rate_echo);
+    let rate_small = fixed(small_addr)?;
+    rate_row("/validate, small view", &rate_small);
+    let rate_large = fixed(large_addr)?;
+    rate_row("/validate, large view", &rate_large);
+    println!(
+        "  large view: {} NetworkPolicies, {} ServiceAccounts, {} Namespaces; built in {:.2} s, about {:.1} MiB of this process",
+        counts.get("networkpolicies").copied().unwrap_or(0),
+        counts.get("serviceaccounts").copied().unwrap_or(0),
+        counts.get("namespaces").copied().unwrap_or(0),
+        build_time.as_secs_f64(),
+        mib(index_kib)
+    );
+    println!();
+
+    for s in &mut servers {
+        s.stop();
+    }
+    server_rt.shutdown_timeout(Duration::from_secs(2));
+
+    println!("4. Engine alone: admission::handle in a loop, one thread, small view, no HTTP");
+    let view = setup::small_view()?;
+    let engine_time = Duration::from_secs(2).min(cfg.measure);
+    let engine_validate = engine_rate(&body, Endpoint::Validate, &view, engine_time);
+    let engine_mutate = engine_rate(&body, Endpoint::Mutate, &view, engine_time);
+    for (name, r) in [("validate", engine_validate), ("mutate", engine_mutate)] {
+        println!("  {name:<10} {r:>9.0} reviews/s   {:>6.1} µs each", 1e6 / r);
+    }
+    println!();
+
+    println!(
+        "5. Memory of the release binary: serve --no-cluster --manifests <fixture view>, logs to /dev/null"
+    );
+    let mem = memory(&client_rt, &tls, &connector, &body, &cfg)?;
+    println!(
+        "  idle RSS after start {:>6.1} MiB;  peak (VmHWM) after load {:>6.1} MiB;  RSS after load {:>6.1} MiB",
+        mib(mem.idle_kib),
+        mib(mem.peak_kib),
+        mib(mem.after_kib)
+    );
+    println!(
+        "  load: /validate {:.0} req/s (p99 {:.3} ms), /mutate {:.0} req/s (p99 {:.3} ms), {} errors",
+        mem.validate.per_second(),
+        mem.validate.quantile_us(0.99) / 1000.0,
+        mem.mutate.per_second(),
+        mem.mutate.quantile_us(0.99) / 1000.0,
+        mem.validate.errors + mem.mutate.errors
+    );
+    println!();
+
+    let v_ratio = validate.per_second() / floor;
+    let m_ratio = mutate.per_second() / floor;
+    let p99_small = rate_small.quantile_us(0.99) / 1000.0;
+    let p99_large = rate_large.quantile_us(0.99) / 1000.0;
+    let p99_ratio = p99_large / p99_small;
+    let rps_ratio = validate_large.per_second() / validate.per_second();
+    let errors = echo.errors
+        + validate.errors
+        + mutate.errors
+        + validate_large.errors
+        + rate_echo.errors
+        + rate_small.errors
+        + rate_large.errors
+        + mem.validate.errors
+        + mem.mutate.errors;
+    println!("Summary (ratios first; targets from DESIGN.md)");
+    let line = |what: &str, figure: String, target: &str, met: bool| {
+        println!("  {what:<40} {figure:>12}   {target:<18} {}", verdict(met));
+    };
+    line(
+        "/validate req/s vs echo floor",
+        format!("{v_ratio:.2}"),
+        ">= 0.50",
+        v_ratio >= 0.5,
+    );
+    line(
+        "/mutate req/s vs echo floor",
+        format!("{m_ratio:.2}"),
+        ">= 0.50",
+        m_ratio >= 0.5,
+    );
+    line(
+        "p99 large / small view at fixed rate",
+        format!("{p99_ratio:.2}x"),
+        "< 2x",
+        p99_ratio < 2.0,
+    );
+    line(
+        "req/s large / small view (closed loop)",
+        format!("{rps_ratio:.2}x"),
+        "(no target)",
+        true,
+    );
+    line(
+        &format!("/validate p99 at {:.0}/s", cfg.rate),
+        format!("{p99_small:.3} ms"),
+        "< 2 ms",
+        p99_small < 2.0,
+    );
+    line(
+        "RSS idle",
+        format!("{:.1} MiB", mib(mem.idle_kib)),
+        "< 32 MiB",
+        mem.idle_kib < 32 * 1024,
+    );
+    line(
+        "RSS peak under load (VmHWM)",
+        format!("{:.1} MiB", mib(mem.peak_kib)),
+        "< 64 MiB",
+        mem.peak_kib < 64 * 1024,
+    );
+    line("failed requests", errors.to_string(), "0", errors == 0);
+    println!(
+        "  echo at {:.0}/s: p99 {:.3} ms (the share of the load generator and the TLS stack)",
+        cfg.rate,
+        rate_echo.quantile_us(0.99) / 1000.0
+    );
+    println!(
+        "  echo floor {floor:.0} req/s; engine alone {engine_validate:.0} validate/s, {engine_mutate:.0} mutate/s; measured in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
