@@ -697,20 +697,26 @@ fn check_operator(op: &str, values: &[String]) -> Result<(), String> {
 }
 
 /// `*` glob match used for env var name patterns: `*` matches any run of characters.
+/// Linear: the first piece must be a prefix, the last a suffix, and the pieces between are
+/// found left to right (taking the leftmost place of each never loses a match).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((prefix, rest)) => {
-            if !name.starts_with(prefix) {
-                return false;
-            }
-            let tail = &name[prefix.len()..];
-            if rest.is_empty() {
-                return true;
-            }
-            (0..=tail.len()).any(|i| tail.is_char_boundary(i) && glob_match(rest, &tail[i..]))
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut middle: Vec<&str> = pieces.collect();
+    let Some(last) = middle.pop() else {
+        // No `*` at all: an exact match.
+        return rest.is_empty();
+    };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
         }
     }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[cfg(test)]
@@ -783,5 +789,16 @@ mod tests {
         assert!(glob_match("OPENCLAW_*_BASE_URL", "OPENCLAW_LLM_BASE_URL"));
         assert!(!glob_match("OPENCLAW_*_BASE_URL", "OPENCLAW_BASE"));
         assert!(glob_match("PASSWORD", "PASSWORD"));
+        assert!(!glob_match("PASSWORD", "PASSWORDS"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("A*B*C", "AxxBxxC"));
+        assert!(glob_match("A*B*C", "ABC"));
+        assert!(!glob_match("A*B*C", "AxxCxxB"));
+        assert!(
+            !glob_match("AB*BA", "ABA"),
+            "prefix and suffix may not overlap"
+        );
+        assert!(glob_match("*_TOKEN", "GITHUB_TOKEN"));
+        assert!(!glob_match("*_TOKEN", "GITHUB_TOKEN_URL"));
     }
 }
