@@ -285,26 +285,23 @@ pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewErr
 /// Turns a decision into the review sent back.
 pub fn respond(
     review: &Review,
-    decision: &Decision,
+    decision: Decision,
 ) -> Result<AdmissionResponse, serde_json::Error> {
+    // Takes the decision by value: its message, warnings and patch move into the response.
     let mut r = response_for(&review.uid);
     r.allowed = decision.allowed;
     if !decision.allowed {
         r.result.code = 403;
         r.result.reason = "Forbidden".into();
-        r.result.message = decision.message.clone().unwrap_or_default();
+        r.result.message = decision.message.unwrap_or_default();
     }
     if !decision.warnings.is_empty() {
-        r.warnings = Some(decision.warnings.clone());
+        r.warnings = Some(decision.warnings);
     }
-    r.audit_annotations = decision
-        .audit_annotations
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if let Some(p) = &decision.patch {
+    r.audit_annotations = decision.audit_annotations.into_iter().collect();
+    if let Some(p) = decision.patch {
         r = r
-            .with_patch(p.clone())
+            .with_patch(p)
             .map_err(|e| serde_json::Error::io(std::io::Error::other(e.to_string())))?;
     }
     Ok(r)
@@ -399,7 +396,7 @@ pub fn answer(
         .iter()
         .map(|j| j.violation.check)
         .collect();
-    match respond(review, &decision) {
+    match respond(review, decision) {
         Ok(r) => Outcome {
             http_status: 200,
             body: review_bytes(r),

@@ -115,10 +115,26 @@ pub fn run_all(input: &CheckInput<'_>) -> Vec<Violation> {
     out
 }
 
+/// Where a container sits: `spec.initContainers[1]`. Written out only when a message needs
+/// it, so that judging a clean pod formats no paths.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerPath<'a> {
+    pub spec_path: &'a str,
+    /// `initContainers`, `containers` or `ephemeralContainers`.
+    pub list: &'static str,
+    pub index: usize,
+}
+
+impl std::fmt::Display for ContainerPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}[{}]", self.spec_path, self.list, self.index)
+    }
+}
+
 /// One container of any of the three lists, with its exact path.
 pub struct ContainerRef<'a> {
     /// `spec.initContainers[1]`
-    pub path: String,
+    pub path: ContainerPath<'a>,
     pub name: &'a str,
     pub image: Option<&'a str>,
     pub security_context: Option<&'a SecurityContext>,
@@ -146,23 +162,38 @@ macro_rules! container_ref {
 }
 
 /// Init, regular and ephemeral containers, in that order: all three lists count.
-pub fn containers<'a>(spec: &'a PodSpec, spec_path: &str) -> Vec<ContainerRef<'a>> {
+pub fn containers<'a>(spec: &'a PodSpec, spec_path: &'a str) -> Vec<ContainerRef<'a>> {
     let inits = spec.init_containers.as_deref().unwrap_or(&[]);
     let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or(&[]);
     let mut out = Vec::with_capacity(inits.len() + spec.containers.len() + ephemeral.len());
     for (i, c) in inits.iter().enumerate() {
         out.push(container_ref!(
             c,
-            format!("{spec_path}.initContainers[{i}]")
+            ContainerPath {
+                spec_path,
+                list: "initContainers",
+                index: i
+            }
         ));
     }
     for (i, c) in spec.containers.iter().enumerate() {
-        out.push(container_ref!(c, format!("{spec_path}.containers[{i}]")));
+        out.push(container_ref!(
+            c,
+            ContainerPath {
+                spec_path,
+                list: "containers",
+                index: i
+            }
+        ));
     }
     for (i, c) in ephemeral.iter().enumerate() {
         out.push(container_ref!(
             c,
-            format!("{spec_path}.ephemeralContainers[{i}]")
+            ContainerPath {
+                spec_path,
+                list: "ephemeralContainers",
+                index: i
+            }
         ));
     }
     out
