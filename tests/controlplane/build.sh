@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries used by the end-to-end tests
-# (kube-apiserver, kubectl, etcd, helm) from the Go module proxy, at the
+# (kube-apiserver, kube-controller-manager, kubectl, etcd, helm) from the Go module proxy, at the
 # versions pinned in the go.mod/go.sum files beside this script.
 #
 # Binaries land outside git, keyed by version:
-#   ${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}/bin/k8s-<v>/{kube-apiserver,kubectl}
+#   ${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}/bin/k8s-<v>/{kube-apiserver,kube-controller-manager,kubectl}
 #   .../bin/etcd-<v>/etcd
 #   .../bin/helm-<v>/helm
-# plus one directory of symlinks holding all four (the "bin dir"), which is
+# plus one directory of symlinks holding all five (the "bin dir"), which is
 # what other scripts put on PATH:
 #   .../bin/k8s-<v>_etcd-<v>_helm-<v>/
 #
@@ -118,9 +118,9 @@ helm_ldflags() {
 }
 
 KLD=""
-for name in kube-apiserver kubectl etcd helm; do
+for name in kube-apiserver kube-controller-manager kubectl etcd helm; do
   case "$name" in
-    kube-apiserver|kubectl) dir="$K8S_DIR" ;;
+    kube-apiserver|kube-controller-manager|kubectl) dir="$K8S_DIR" ;;
     etcd) dir="$ETCD_DIR" ;;
     helm) dir="$HELM_DIR" ;;
   esac
@@ -129,7 +129,7 @@ for name in kube-apiserver kubectl etcd helm; do
   else
     go_env
     case "$name" in
-      kube-apiserver|kubectl)
+      kube-apiserver|kube-controller-manager|kubectl)
         [[ -n "$KLD" ]] || KLD="$(k8s_ldflags)"
         build "$name" "$K8S_VERSION" kubernetes "k8s.io/kubernetes/cmd/$name" "$dir" "$KLD" ;;
       etcd)
