@@ -279,7 +279,15 @@ pub fn parse(body: &[u8]) -> Result<Result<Review, (Summary, String)>, ReviewErr
         dry_run: req.dry_run.unwrap_or(false),
         object,
         old_object,
+        now: unix_now(),
     }))
+}
+
+/// Seconds since the Unix epoch by this process's clock; the engine itself reads no clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Turns a decision into the review sent back.

@@ -13,7 +13,6 @@ use crate::engine::review::{
 };
 use crate::engine::view::{StaticView, VIEW_KINDS};
 use crate::engine::{self, Decision, Judged, Skip};
-use k8s_openapi::api::core::v1::{Capabilities, PodSpec, SeccompProfile, SecurityContext};
 use serde::Serialize;
 use serde_json::Value;
 use std::io::Read;
@@ -22,9 +21,6 @@ use std::process::ExitCode;
 
 /// The user the offline check judges as: no groups, so no approver-only exemption applies.
 const CHECK_USER: &str = "openclaw-admission-check";
-/// A UID from the range OpenShift gives a new project (`openshift.io/sa.scc.uid-range`).
-const OPENSHIFT_UID: i64 = 1_000_680_000;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Table,
@@ -298,13 +294,7 @@ fn review_of(o: &Manifest, args: &Args) -> Result<Review, serde_json::Error> {
     };
     let mut subject = Subject::from_value(kind, o.value.clone())?;
     if args.assume_openshift {
-        match &mut subject {
-            Subject::Pod(p) => assume_openshift(p.spec.get_or_insert_with(Default::default)),
-            Subject::Template(t) => {
-                assume_openshift(t.template.spec.get_or_insert_with(Default::default))
-            }
-            Subject::None | Subject::Other => {}
-        }
+        engine::openshift::fill(&mut subject);
     }
     Ok(Review {
         uid: String::new(),
@@ -325,45 +315,8 @@ fn review_of(o: &Manifest, args: &Args) -> Result<Review, serde_json::Error> {
         dry_run: true,
         object: subject,
         old_object: Subject::None,
+        now: crate::admission::unix_now(),
     })
-}
-
-/// What the restricted-v2 SCC admission fills in where the manifest is silent. Explicit
-/// settings are kept: the checks still judge them as written.
-fn assume_openshift(spec: &mut PodSpec) {
-    let pod = spec.security_context.get_or_insert_with(Default::default);
-    if pod.seccomp_profile.is_none() {
-        pod.seccomp_profile = Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            localhost_profile: None,
-        });
-    }
-    let pod_uid = pod.run_as_user;
-    let contexts = spec
-        .init_containers
-        .iter_mut()
-        .flatten()
-        .map(|c| &mut c.security_context)
-        .chain(spec.containers.iter_mut().map(|c| &mut c.security_context))
-        .chain(
-            spec.ephemeral_containers
-                .iter_mut()
-                .flatten()
-                .map(|c| &mut c.security_context),
-        );
-    for sc in contexts {
-        let sc: &mut SecurityContext = sc.get_or_insert_with(Default::default);
-        let caps = sc.capabilities.get_or_insert_with(Capabilities::default);
-        let drop = caps.drop.get_or_insert_with(Vec::new);
-        if !drop.iter().any(|c| c == "ALL") {
-            drop.push("ALL".into());
-        }
-        sc.allow_privilege_escalation.get_or_insert(false);
-        if sc.run_as_user.is_none() && pod_uid.is_none() {
-            sc.run_as_user = Some(OPENSHIFT_UID);
-        }
-        sc.run_as_non_root.get_or_insert(true);
-    }
 }
 
 // --- reading inputs ---
@@ -732,27 +685,6 @@ mod tests {
         assert_eq!(
             docs.iter().map(|d| d.0).collect::<Vec<_>>(),
             vec![Some(1), Some(3)]
-        );
-    }
-
-    #[test]
-    fn openshift_defaults_fill_only_what_is_missing() {
-        let mut spec: PodSpec = serde_json::from_value(serde_json::json!({
-            "containers": [{"name": "a", "securityContext": {"runAsNonRoot": false}}]
-        }))
-        .unwrap();
-        assume_openshift(&mut spec);
-        let sc = spec.containers[0].security_context.as_ref().unwrap();
-        assert_eq!(sc.run_as_non_root, Some(false));
-        assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(
-            sc.capabilities.as_ref().unwrap().drop.as_deref(),
-            Some(&["ALL".to_string()][..])
-        );
-        let pod = spec.security_context.as_ref().unwrap();
-        assert_eq!(
-            pod.seccomp_profile.as_ref().unwrap().type_,
-            "RuntimeDefault"
         );
     }
 }

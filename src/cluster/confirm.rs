@@ -155,6 +155,9 @@ impl ClusterView for &Index {
     fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
         (**self).service_account_exists(namespace, name)
     }
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
+        (**self).service_account_automount(namespace, name)
+    }
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
         (**self).bound_roles(namespace, service_account)
     }
@@ -186,9 +189,13 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
     let rbac = async {
         let name = missing.service_account.as_deref()?;
         let api = Api::<ServiceAccount>::namespaced(client.clone(), ns);
-        logged(api.get_metadata_opt(name).await, "ServiceAccount", ns)??;
+        let sa = logged(api.get_opt(name).await, "ServiceAccount", ns)??;
         // A ServiceAccount that new may come with its bindings in the same apply.
-        Some((name.to_string(), fetch_namespaced_rbac(client, ns).await))
+        Some((
+            name.to_string(),
+            sa.automount_service_account_token,
+            fetch_namespaced_rbac(client, ns).await,
+        ))
     };
     let policies = async {
         if !missing.network_policies {
@@ -205,8 +212,8 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
     if let Some(n) = namespace {
         extra.apply_namespace(&n);
     }
-    if let Some((sa, (bindings, roles, cluster_roles))) = rbac {
-        extra.apply_service_account_name(ns, &sa);
+    if let Some((sa, automount, (bindings, roles, cluster_roles))) = rbac {
+        extra.apply_service_account_name(ns, &sa, automount);
         roles.iter().for_each(|r| extra.apply_role(r));
         cluster_roles
             .iter()
@@ -270,6 +277,15 @@ impl ClusterView for Confirmed<'_> {
                 .is_some_and(|x| x.service_account_exists(namespace, name))
     }
 
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
+        if self.live.service_account_exists(namespace, name) {
+            return self.live.service_account_automount(namespace, name);
+        }
+        self.extra
+            .as_ref()?
+            .service_account_automount(namespace, name)
+    }
+
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
         let mut roles = self.live.bound_roles(namespace, service_account);
         if let Some(extra) = &self.extra {
@@ -318,6 +334,7 @@ mod tests {
             dry_run: false,
             object: Subject::Pod(Box::new(p)),
             old_object: Subject::None,
+            now: 0,
         }
     }
 

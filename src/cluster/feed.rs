@@ -152,17 +152,20 @@ impl Feed for Namespaces {
 
 pub(crate) struct ServiceAccounts;
 impl Feed for ServiceAccounts {
-    type Raw = PartialObjectMeta<ServiceAccount>;
-    type Obj = (String, String);
+    type Raw = DynamicObject;
+    type Obj = (String, String, Option<bool>);
     const KIND: &'static str = "ServiceAccount";
-    fn convert(raw: Self::Raw) -> Option<(String, String)> {
+    /// Keeps the name and `automountServiceAccountToken`, nothing else.
+    fn convert(raw: DynamicObject) -> Option<(String, String, Option<bool>)> {
+        let sa: ServiceAccount = parse(raw, Self::KIND)?;
         Some((
-            raw.metadata.namespace.unwrap_or_default(),
-            raw.metadata.name.unwrap_or_default(),
+            sa.metadata.namespace.unwrap_or_default(),
+            sa.metadata.name.unwrap_or_default(),
+            sa.automount_service_account_token,
         ))
     }
-    fn apply(index: &mut Index, (ns, name): (String, String)) {
-        index.apply_service_account_name(&ns, &name);
+    fn apply(index: &mut Index, (ns, name, automount): (String, String, Option<bool>)) {
+        index.apply_service_account_name(&ns, &name, automount);
     }
     fn delete(index: &mut Index, namespace: &str, name: &str) {
         index.delete_service_account(namespace, name);
@@ -287,12 +290,9 @@ mod tests {
         )
     }
 
-    fn service_account(ns: &str, name: &str) -> PartialObjectMeta<ServiceAccount> {
-        serde_json::from_value(
-            json!({"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadata",
-            "metadata":{"name":name,"namespace":ns}}),
-        )
-        .unwrap()
+    fn service_account(ns: &str, name: &str) -> DynamicObject {
+        dynamic(json!({"apiVersion":"v1","kind":"ServiceAccount",
+            "metadata":{"name":name,"namespace":ns}, "automountServiceAccountToken": false}))
     }
 
     fn names(index: &RwLock<Index>, ns: &str) -> Vec<String> {

@@ -112,6 +112,9 @@ impl ClusterView for LiveView {
     fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
         self.read().service_account_exists(namespace, name)
     }
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.read().service_account_automount(namespace, name)
+    }
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
         self.read().bound_roles(namespace, service_account)
     }
@@ -214,7 +217,9 @@ pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
     let cfg = || watcher::Config::default().any_semantic();
     let c = &client;
     spawn::<feed::Namespaces, _>(watcher(metadata::<Namespace>(c), cfg()), &view, &ready);
-    spawn::<feed::ServiceAccounts, _>(watcher(metadata::<ServiceAccount>(c), cfg()), &view, &ready);
+    // Whole objects: `automountServiceAccountToken` is not metadata. A ServiceAccount is
+    // small, and only its name and that field are kept.
+    spawn::<feed::ServiceAccounts, _>(watcher(dynamic::<ServiceAccount>(c), cfg()), &view, &ready);
     spawn::<feed::NetworkPolicies, _>(watcher(dynamic::<NetworkPolicy>(c), cfg()), &view, &ready);
     spawn::<feed::Roles, _>(watcher(dynamic::<Role>(c), cfg()), &view, &ready);
     spawn::<feed::ClusterRoles, _>(watcher(dynamic::<ClusterRole>(c), cfg()), &view, &ready);

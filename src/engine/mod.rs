@@ -2,13 +2,17 @@
 //! `mutate(review, policy, view) -> Decision` for mutation. No I/O, no async, no HTTP: the
 //! webhook, the offline `check` command and the tests all call this same code.
 
+pub mod approval;
 pub mod checks;
 pub mod mutations;
+pub mod openshift;
 pub mod policy;
 pub mod review;
 pub mod selector;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_controllers;
 pub mod view;
 pub mod violation;
 
@@ -26,6 +30,8 @@ pub const AUDIT_EXEMPTED: &str = "openclaw-exempted";
 /// Exemption annotations that were not honoured (the requester is not an approver).
 pub const AUDIT_EXEMPTION_REFUSED: &str = "openclaw-exemption-refused";
 pub const AUDIT_MUTATION: &str = "openclaw-mutation";
+/// Approvals honoured through a signed stamp: approver, checks, workload.
+pub const AUDIT_APPROVAL: &str = "openclaw-approval";
 /// Audit annotation values are kept short; longer ones are cut with a marker.
 const AUDIT_VALUE_MAX: usize = 1024;
 
@@ -51,6 +57,9 @@ pub enum Skip {
     Unchanged,
 }
 
+/// The subresource `kubectl debug` adds containers through.
+const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 /// The engine's answer. A denial is data, not an error.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Decision {
@@ -65,6 +74,8 @@ pub struct Decision {
     pub exempted: Vec<(String, String)>,
     /// Check ids an exemption annotation asked for and did not get, with the reason.
     pub exemptions_refused: Vec<(String, String)>,
+    /// Approvals honoured through a signed stamp (src/engine/approval.rs).
+    pub approvals: Vec<approval::Grant>,
     /// Denial message, listing every violation with its path and fix.
     pub message: Option<String>,
     pub warnings: Vec<String>,
@@ -164,11 +175,44 @@ fn unchanged_update(review: &Review) -> bool {
     }
 }
 
+/// The ephemeral containers an `ephemeralcontainers` UPDATE adds: indices into the new
+/// Pod's list of those whose names the old Pod does not have.
+fn added_ephemeral_containers(review: &Review) -> Vec<usize> {
+    let names = |s: &Subject| -> Vec<String> {
+        match s {
+            Subject::Pod(p) => p
+                .spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.as_ref())
+                .map(|l| l.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    let old = names(&review.old_object);
+    names(&review.object)
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !old.contains(n))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Validation: judge the pod (or pod template) under review.
 pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision {
     if matches!(review.operation, Operation::Delete | Operation::Connect) {
         return Decision::allow(Skip::Operation);
     }
+    if policy.assume_openshift {
+        let mut filled = review.clone();
+        openshift::fill(&mut filled.object);
+        openshift::fill(&mut filled.old_object);
+        return judge(&filled, policy, view);
+    }
+    judge(review, policy, view)
+}
+
+fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision {
     let mut spec_path = String::new();
     let Some(target) = target_of(review, &mut spec_path) else {
         return Decision::allow(Skip::NotJudged);
@@ -179,17 +223,44 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
     if unchanged_update(review) {
         return Decision::allow(Skip::Unchanged);
     }
+    // `kubectl debug` adds ephemeral containers to a running Pod: judge what it adds, not
+    // what the Pod already had when it was admitted (perhaps in audit mode, or exempted).
+    let debug = review.sub_resource.as_deref() == Some(EPHEMERAL_CONTAINERS);
+    let added = if debug {
+        let added = added_ephemeral_containers(review);
+        if added.is_empty() {
+            return Decision::allow(Skip::Unchanged);
+        }
+        added
+    } else {
+        Vec::new()
+    };
 
     let input = checks::CheckInput {
         target,
         policy,
         view,
     };
-    let found = checks::run_all(&input);
+    let mut found = checks::run_all(&input);
+    if debug {
+        let prefixes: Vec<String> = added
+            .iter()
+            .map(|i| format!("{}.ephemeralContainers[{i}]", target.spec_path))
+            .collect();
+        found.retain(|v| {
+            prefixes.iter().any(|p| {
+                v.path
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        });
+    }
 
     let ns_labels = view.namespace_labels(&review.namespace);
     let mode = policy.mode_for(ns_labels.as_ref());
-    let (kept, exempted, exemptions_refused) = apply_exemptions(review, policy, &target, found);
+    let granted = approval_for(review, policy, &target);
+    let (kept, exempted, exemptions_refused) =
+        apply_exemptions(review, policy, &target, granted.as_ref(), found);
 
     let violations: Vec<Judged> = kept
         .into_iter()
@@ -214,6 +285,11 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
         exemptions_refused,
         ..Default::default()
     };
+    if let Some(g) = granted {
+        d.audit_annotations
+            .insert(AUDIT_APPROVAL.into(), short(&g.describe()));
+        d.approvals.push(g);
+    }
     let denied = violations.iter().any(|j| j.action == Action::Deny);
     if denied {
         d.allowed = false;
@@ -322,13 +398,98 @@ const MAX_LISTED: usize = 100;
 /// Check ids with a reason each.
 type Reasons = Vec<(String, String)>;
 
-/// Drops violations covered by a policy exemption or an approved annotation. Returns the
-/// violations kept, the exemptions honoured and the annotation requests refused, each with
-/// its reason.
+fn is_approver(policy: &Policy, user: &review::User) -> bool {
+    user.groups
+        .iter()
+        .any(|g| policy.approver_groups.contains(g))
+}
+
+/// The approval stamp on the object under review, when it holds for this object and this
+/// requester (src/engine/approval.rs explains when, and why).
+fn approval_for(review: &Review, policy: &Policy, target: &Target<'_>) -> Option<approval::Grant> {
+    let value = target
+        .meta
+        .annotations
+        .as_ref()?
+        .get(approval::APPROVAL_ANNOTATION)?;
+    let key = policy.approval_key.as_deref().map(Vec::as_slice);
+    let grant = approval::Grant::verify(value, key).ok()?;
+    if grant.namespace != review.namespace || grant.expired(review.now) {
+        return None;
+    }
+    let controller = policy
+        .controller_users
+        .iter()
+        .any(|u| u == &review.user.username);
+    let holds = match &review.object {
+        Subject::Template(t) => {
+            let own_name = t.metadata.name.as_deref().unwrap_or(review.name.as_str());
+            if t.kind == grant.kind && own_name == grant.name {
+                // The signed workload itself: its approver, or a change that leaves the
+                // template's spec as the approver signed it.
+                is_approver(policy, &review.user)
+                    || (review.operation == Operation::Update
+                        && matches!(&review.old_object, Subject::Template(old)
+                            if old.template.spec == t.template.spec))
+            } else {
+                controller && template_made_from(t, own_name, &grant)
+            }
+        }
+        Subject::Pod(p) => controller && pod_made_from(&p.metadata, &grant),
+        Subject::None | Subject::Other => false,
+    };
+    holds.then_some(grant)
+}
+
+/// A ReplicaSet the Deployment controller made (`<deployment>-<pod-template-hash>`, owned by
+/// the Deployment), or a Job the CronJob controller made (`<cronjob>-<digits>`).
+fn template_made_from(t: &review::Template, own_name: &str, grant: &approval::Grant) -> bool {
+    match (t.kind.as_str(), grant.kind.as_str()) {
+        ("ReplicaSet", "Deployment") => {
+            let hash = t
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(review::POD_TEMPLATE_HASH_LABEL));
+            let owned = t.metadata.owner_references.iter().flatten().any(|o| {
+                o.controller == Some(true) && o.kind == "Deployment" && o.name == grant.name
+            });
+            owned && hash.is_some_and(|h| own_name == format!("{}-{h}", grant.name))
+        }
+        ("Job", "CronJob") => {
+            review::cronjob_of_job(own_name, &t.metadata) == Some(grant.name.as_str())
+        }
+        _ => false,
+    }
+}
+
+/// A Pod whose controller owner is the signed workload, or (for a Deployment) its
+/// ReplicaSet, or (for a CronJob) one of its runs.
+fn pod_made_from(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    grant: &approval::Grant,
+) -> bool {
+    let Some((kind, name)) = review::workload_of(meta) else {
+        return false;
+    };
+    if kind == grant.kind && name == grant.name {
+        return true;
+    }
+    grant.kind == "CronJob"
+        && kind == "Job"
+        && name.rsplit_once('-').is_some_and(|(base, run)| {
+            base == grant.name && !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Drops violations covered by a policy exemption, an approved annotation or an approval
+/// stamp. Returns the violations kept, the exemptions honoured and the annotation requests
+/// refused, each with its reason.
 fn apply_exemptions(
     review: &Review,
     policy: &Policy,
     target: &Target<'_>,
+    granted: Option<&approval::Grant>,
     found: Vec<Violation>,
 ) -> (Vec<Violation>, Reasons, Reasons) {
     let user = &review.user;
@@ -356,6 +517,13 @@ fn apply_exemptions(
             }
         }
     }
+    if let Some(g) = granted {
+        for c in &g.checks {
+            exempt
+                .entry(c.clone())
+                .or_insert_with(|| format!("approved by {} on {} {}", g.approver, g.kind, g.name));
+        }
+    }
     let mut notes = Vec::new();
     if let Some(value) = target
         .meta
@@ -363,11 +531,11 @@ fn apply_exemptions(
         .as_ref()
         .and_then(|a| a.get(&policy.exemption_annotation))
     {
-        let approver = user
-            .groups
-            .iter()
-            .any(|g| policy.approver_groups.contains(g));
+        let approver = is_approver(policy, user);
         for c in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if granted.is_some_and(|g| g.checks.iter().any(|x| x == c)) {
+                continue;
+            }
             if approver {
                 exempt
                     .entry(c.to_string())
@@ -397,16 +565,143 @@ fn apply_exemptions(
     (kept, honoured.into_iter().collect(), notes)
 }
 
-/// Mutation: patch an agent Pod on CREATE. In audit mode the patch is reported in the audit
-/// annotations and not applied.
+/// The mutation that stamps an approver's exemption into a workload's template.
+pub const APPROVAL_STAMP: &str = "approval-stamp";
+
+/// Mutation: patch an agent Pod on CREATE (in audit mode the patch is reported in the audit
+/// annotations and not applied), and stamp an approver's exemption into an agent workload's
+/// pod template on CREATE or UPDATE (in every mode: the stamp changes nothing about the
+/// Pods until the exemption is needed, and audit mode must not lose it for later).
 pub fn mutate(
     review: &Review,
     policy: &Policy,
     view: &impl ClusterView,
 ) -> Result<Decision, EngineError> {
-    let Subject::Pod(pod) = &review.object else {
-        return Ok(Decision::allow(Skip::NotJudged));
+    match &review.object {
+        Subject::Pod(pod) => mutate_pod(review, pod, policy, view),
+        Subject::Template(t) => Ok(stamp_approval(review, t, policy, view)),
+        Subject::None | Subject::Other => Ok(Decision::allow(Skip::NotJudged)),
+    }
+}
+
+/// Stamps a signed grant (src/engine/approval.rs) when an approver sends an agent workload
+/// whose template asks for an exemption.
+fn stamp_approval(
+    review: &Review,
+    t: &review::Template,
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Decision {
+    if !matches!(review.operation, Operation::Create | Operation::Update)
+        || review.sub_resource.is_some()
+    {
+        return Decision::allow(Skip::Operation);
+    }
+    let spec_path = format!("{}.spec", t.template_path);
+    let target = Target::of_template(t, &review.namespace, &spec_path);
+    if agent_match(policy, &target).is_none() {
+        return Decision::allow(Skip::NotAnAgent);
+    }
+    let mode = policy.mode_for(view.namespace_labels(&review.namespace).as_ref());
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        ..Default::default()
     };
+    let annotations = target.meta.annotations.as_ref();
+    let Some(asked) = annotations.and_then(|a| a.get(&policy.exemption_annotation)) else {
+        return d;
+    };
+    let Some(key) = policy.approval_key.as_deref() else {
+        return d;
+    };
+    if !is_approver(policy, &review.user) {
+        return d;
+    }
+    let checks: Vec<String> = asked
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    let name = t.metadata.name.as_deref().unwrap_or(review.name.as_str());
+    let expires = match annotations.and_then(|a| a.get(approval::EXPIRY_ANNOTATION)) {
+        None => None,
+        Some(v) => match approval::parse_utc(v) {
+            Some(e) => Some(e),
+            None => {
+                d.warnings.push(format!(
+                    "openclaw-admission: {} {v:?} is not a date (2027-01-31 or 2027-01-31T00:00:00Z, UTC); the exemption was not stamped for the workload's Pods",
+                    approval::EXPIRY_ANNOTATION
+                ));
+                return d;
+            }
+        },
+    };
+    if checks.is_empty() || name.is_empty() {
+        return d;
+    }
+    let grant = approval::Grant::new(
+        &review.namespace,
+        &t.kind,
+        name,
+        checks,
+        &review.user.username,
+        expires,
+    );
+    // Re-applying the same manifest keeps the stamp it has (whoever approved it): a new
+    // one would change the template and start a rollout for nothing.
+    let current = annotations
+        .and_then(|a| a.get(approval::APPROVAL_ANNOTATION))
+        .and_then(|v| approval::Grant::verify(v, Some(key.as_slice())).ok());
+    if current.is_some_and(|c| {
+        approval::Grant {
+            approver: grant.approver.clone(),
+            ..c
+        } == grant
+    }) {
+        return d;
+    }
+    let Some(stamp) = grant.stamp(key) else {
+        d.warnings.push(
+            "openclaw-admission: the approval cannot be stamped (a name holds ';' or '=')".into(),
+        );
+        return d;
+    };
+    let path = format!(
+        "/{}/metadata/annotations/{}",
+        t.template_path.replace('.', "/"),
+        approval::APPROVAL_ANNOTATION
+            .replace('~', "~0")
+            .replace('/', "~1")
+    );
+    // The path is built from constants; a parse failure would be a bug, never a reason to
+    // send a patch at the document root.
+    let Ok(path) = path.parse() else {
+        return d;
+    };
+    let op = json_patch::PatchOperation::Add(json_patch::AddOperation {
+        path,
+        value: serde_json::Value::String(stamp),
+    });
+    d.patch = Some(json_patch::Patch(vec![op]));
+    d.mutations.push(APPROVAL_STAMP);
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
+    d.audit_annotations.insert(
+        AUDIT_APPROVAL.into(),
+        short(&format!("stamped {}", grant.describe())),
+    );
+    d.approvals.push(grant);
+    d
+}
+
+fn mutate_pod(
+    review: &Review,
+    pod: &Pod,
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Result<Decision, EngineError> {
     if review.operation != Operation::Create || review.sub_resource.is_some() {
         return Ok(Decision::allow(Skip::Operation));
     }
@@ -415,10 +710,14 @@ pub fn mutate(
         return Ok(Decision::allow(Skip::NotAnAgent));
     }
     let mode = policy.mode_for(view.namespace_labels(&review.namespace).as_ref());
-    let mut mutated: Pod = (**pod).clone();
+    let mut mutated: Pod = pod.clone();
     let input = mutations::MutationInput {
         policy,
         namespace: &review.namespace,
+        service_account_automount: view.service_account_automount(
+            &review.namespace,
+            target.service_account().unwrap_or("default"),
+        ),
     };
     let applied = mutations::apply_all(&mut mutated, &input);
     let patch = if applied.is_empty() {

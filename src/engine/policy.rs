@@ -155,10 +155,24 @@ pub struct Policy {
     /// Pod annotation listing check ids to exempt (comma separated); honoured only when the
     /// requesting user is in an approver group.
     pub exemption_annotation: String,
+    /// Users whose requests are controllers acting for a workload (the Pods of a Deployment
+    /// are created by `replicaset-controller`): an approval stamped on the workload's
+    /// template holds for the objects they create from it (src/engine/approval.rs).
+    pub controller_users: Vec<String>,
+    /// Judge Pods and templates as OpenShift's restricted-v2 SCC will have filled them in
+    /// (non-root UID, drop ALL, no privilege escalation, RuntimeDefault seccomp). The SCC
+    /// admission mutates Pods before webhooks see them, but never workload templates.
+    #[serde(rename = "assumeOpenShift")]
+    pub assume_openshift: bool,
     /// Check ids switched off everywhere.
     pub disabled_checks: Vec<String>,
     pub checks: CheckSettings,
     pub mutations: MutationSettings,
+    /// The key that signs and verifies approval stamps. Never in the policy file: `serve`
+    /// reads it from `--approval-key-file` (a mounted Secret). Without it no stamp is made
+    /// or honoured.
+    #[serde(skip)]
+    pub approval_key: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl Default for Policy {
@@ -172,11 +186,34 @@ impl Default for Policy {
             exemptions: Vec::new(),
             approver_groups: vec!["openclaw:approvers".into()],
             exemption_annotation: "openclaw.io/exempt".into(),
+            controller_users: default_controller_users(),
+            assume_openshift: false,
             disabled_checks: Vec::new(),
             checks: CheckSettings::default(),
             mutations: MutationSettings::default(),
+            approval_key: None,
         }
     }
+}
+
+/// The identities kube-controller-manager's workload controllers act as: their own
+/// ServiceAccounts with `--use-service-account-credentials` (kubeadm and most distributions),
+/// or the manager's own user without it.
+pub fn default_controller_users() -> Vec<String> {
+    [
+        "replicaset-controller",
+        "deployment-controller",
+        "statefulset-controller",
+        "daemon-set-controller",
+        "job-controller",
+        "cronjob-controller",
+    ]
+    .iter()
+    .map(|c| format!("system:serviceaccount:kube-system:{c}"))
+    .chain(std::iter::once(
+        "system:kube-controller-manager".to_string(),
+    ))
+    .collect()
 }
 
 /// The labels public OpenClaw deployments carry.
@@ -320,6 +357,12 @@ impl Default for EgressSettings {
                 a("DNS", "UDP", 53),
                 a("DNS", "TCP", 53),
                 a("HTTPS", "TCP", 443),
+                // The collector the OTel mutation points agents at by default
+                // (`mutations.otel.endpoint`): an agent in the box must still reach it.
+                EgressAllow {
+                    namespaces: vec!["observability".into()],
+                    ..a("OTel collector", "TCP", 4318)
+                },
             ],
         }
     }
@@ -508,11 +551,10 @@ impl Default for OtelMutation {
             enabled: true,
             endpoint: "http://otel-collector.observability.svc:4318".into(),
             protocol: "http/protobuf".into(),
-            service_name_labels: vec![
-                "app.kubernetes.io/instance".into(),
-                "app.kubernetes.io/name".into(),
-                "app".into(),
-            ],
+            // Labels that name one instance. Not `app` or `app.kubernetes.io/name`: they
+            // name the application, and they are what selects agents, so every agent would
+            // be called `openclaw`; the workload or the ServiceAccount names the agent then.
+            service_name_labels: vec!["app.kubernetes.io/instance".into()],
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct Review {
     pub dry_run: bool,
     pub object: Subject,
     pub old_object: Subject,
+    /// When the request was received, in seconds since the Unix epoch, as the caller's clock
+    /// says (the engine reads no clock). Approvals with an expiry are judged against it;
+    /// `0` (unknown) honours none of them.
+    pub now: i64,
 }
 
 /// `ObjectMeta` as the engine reads it: every field but `managedFields`, which is most of a
@@ -212,6 +216,9 @@ pub struct Target<'a> {
     pub spec: &'a PodSpec,
     /// `spec` for a Pod, `spec.template.spec` for a Deployment, ...
     pub spec_path: &'a str,
+    /// A workload's pod template rather than a Pod: its Pods pass through the mutation
+    /// before they are stored, so what the mutation adds is not yet there.
+    pub template: bool,
 }
 
 impl<'a> Target<'a> {
@@ -221,6 +228,7 @@ impl<'a> Target<'a> {
             meta: &pod.metadata,
             spec: pod.spec.as_ref().unwrap_or(&EMPTY_SPEC),
             spec_path: "spec",
+            template: false,
         }
     }
 
@@ -230,6 +238,7 @@ impl<'a> Target<'a> {
             meta: t.template.metadata.as_ref().unwrap_or(&EMPTY_META),
             spec: t.template.spec.as_ref().unwrap_or(&EMPTY_SPEC),
             spec_path,
+            template: true,
         }
     }
 
@@ -249,4 +258,52 @@ impl<'a> Target<'a> {
                 .as_deref()
                 .filter(|s| !s.is_empty()))
     }
+}
+
+/// The label the Deployment controller puts on a ReplicaSet's Pods: the suffix of the
+/// ReplicaSet's name.
+pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// The workload a Pod (or a controller-made ReplicaSet or Job) belongs to, read from its
+/// controller owner reference the way the controllers name what they make:
+/// - a ReplicaSet named `<deployment>-<pod-template-hash>` (the hash also labels the
+///   object) stands for that Deployment;
+/// - anything else is the owner itself: for a CronJob's Pods that is the Job of one run,
+///   since a Pod cannot tell which CronJob made its Job ([`cronjob_of_job`] answers for the
+///   Job itself).
+///
+/// `None` when the object has no controller owner (a bare Pod).
+pub fn workload_of(meta: &ObjectMeta) -> Option<(&str, String)> {
+    let owner = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    if owner.kind == "ReplicaSet"
+        && let Some(hash) = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+        && let Some(deployment) = owner
+            .name
+            .strip_suffix(hash.as_str())
+            .and_then(|n| n.strip_suffix('-'))
+        && !deployment.is_empty()
+    {
+        return Some(("Deployment", deployment.to_string()));
+    }
+    Some((owner.kind.as_str(), owner.name.clone()))
+}
+
+/// For a Job: the CronJob that made it, when its controller owner is a CronJob and its name
+/// is `<cronjob>-<digits>`, the name the CronJob controller gives each run.
+pub fn cronjob_of_job<'a>(job_name: &'a str, meta: &ObjectMeta) -> Option<&'a str> {
+    let owner = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == "CronJob")?;
+    let (base, suffix) = job_name.rsplit_once('-')?;
+    (base == owner.name && !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(base)
 }

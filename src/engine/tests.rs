@@ -177,6 +177,7 @@ fn applying_all_mutations_twice_changes_nothing_the_second_time() {
     let input = super::mutations::MutationInput {
         policy: &policy,
         namespace: NS,
+        service_account_automount: None,
     };
     assert!(!super::mutations::apply_all(&mut pod, &input).is_empty());
     let once = pod.clone();

@@ -35,6 +35,10 @@ pub trait ClusterView {
     fn namespace_labels(&self, namespace: &str) -> Option<Labels>;
     /// Whether the ServiceAccount exists.
     fn service_account_exists(&self, namespace: &str, name: &str) -> bool;
+    /// The ServiceAccount's own `automountServiceAccountToken`, when it is known and set.
+    /// `Some(false)` means the ServiceAccount admission plugin mounts no token into Pods that
+    /// leave the field unset.
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool>;
     /// Every role bound to the ServiceAccount, directly or through its groups.
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole>;
     /// The NetworkPolicies of a namespace.
@@ -70,7 +74,8 @@ struct Binding {
 #[derive(Debug, Default, Clone)]
 pub struct Index {
     namespaces: HashMap<String, Labels>,
-    service_accounts: HashSet<(String, String)>,
+    /// ServiceAccounts, with the one field of theirs the engine reads: automount.
+    service_accounts: HashMap<(String, String), Option<bool>>,
     network_policies: HashMap<String, BTreeMap<String, Arc<NetworkPolicy>>>,
     roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
     cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
@@ -123,12 +128,18 @@ impl Index {
     }
 
     pub fn apply_service_account(&mut self, sa: &ServiceAccount) {
-        self.service_accounts.insert(ns_name(&sa.metadata));
-    }
-    /// For metadata-only watches, which give the name without the typed object.
-    pub fn apply_service_account_name(&mut self, namespace: &str, name: &str) {
         self.service_accounts
-            .insert((namespace.to_string(), name.to_string()));
+            .insert(ns_name(&sa.metadata), sa.automount_service_account_token);
+    }
+    /// A ServiceAccount known by name, with its `automountServiceAccountToken` if set.
+    pub fn apply_service_account_name(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        automount: Option<bool>,
+    ) {
+        self.service_accounts
+            .insert((namespace.to_string(), name.to_string()), automount);
     }
     pub fn delete_service_account(&mut self, namespace: &str, name: &str) {
         self.service_accounts
@@ -329,7 +340,14 @@ impl ClusterView for Index {
 
     fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
         self.service_accounts
-            .contains(&(namespace.to_string(), name.to_string()))
+            .contains_key(&(namespace.to_string(), name.to_string()))
+    }
+
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.service_accounts
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
+            .flatten()
     }
 
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
@@ -476,6 +494,9 @@ impl ClusterView for StaticView {
     }
     fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
         self.index.service_account_exists(namespace, name)
+    }
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.index.service_account_automount(namespace, name)
     }
     fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
         self.index.bound_roles(namespace, service_account)

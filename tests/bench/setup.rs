@@ -243,7 +243,7 @@ pub fn large_view() -> anyhow::Result<StaticView> {
             index.apply_network_policy(np(&ns, &format!("policy-{p}"), spec)?);
         }
         for s in 0..SERVICE_ACCOUNTS_PER_NAMESPACE {
-            index.apply_service_account_name(&ns, &format!("workload-{s:02}"));
+            index.apply_service_account_name(&ns, &format!("workload-{s:02}"), None);
         }
     }
     Ok(view)

@@ -11,8 +11,8 @@ if [[ ! -f "$DIR/env" ]]; then
   echo "down.sh: $DIR/env not found: nothing to stop"
   exit 0
 fi
-KEEPER_PID="" ETCD_PID="" APISERVER_PID="" ETCD_PORT="" ETCD_PEER_PORT="" APISERVER_PORT=""
-KEEPER_START="" ETCD_START="" APISERVER_START=""
+KEEPER_PID="" ETCD_PID="" APISERVER_PID="" KCM_PID="" ETCD_PORT="" ETCD_PEER_PORT="" APISERVER_PORT="" KCM_PORT=""
+KEEPER_START="" ETCD_START="" APISERVER_START="" KCM_START=""
 # shellcheck disable=SC1091
 . "$DIR/env"
 
@@ -30,12 +30,12 @@ wait_gone() { # pid start seconds
   return 1
 }
 
-# The keeper stops kube-apiserver, then etcd, gracefully.
+# The keeper stops kube-controller-manager, kube-apiserver, then etcd, gracefully.
 if alive "$KEEPER_PID" "$KEEPER_START"; then
   kill -TERM "$KEEPER_PID" 2>/dev/null || true
   wait_gone "$KEEPER_PID" "$KEEPER_START" 30 || { echo "down.sh: keeper $KEEPER_PID did not stop; SIGKILL" >&2; kill -KILL "$KEEPER_PID" 2>/dev/null || true; }
 fi
-for ps in "$APISERVER_PID:$APISERVER_START" "$ETCD_PID:$ETCD_START"; do
+for ps in "$KCM_PID:$KCM_START" "$APISERVER_PID:$APISERVER_START" "$ETCD_PID:$ETCD_START"; do
   pid="${ps%%:*}" st="${ps#*:}"
   if alive "$pid" "$st"; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -45,17 +45,17 @@ for ps in "$APISERVER_PID:$APISERVER_START" "$ETCD_PID:$ETCD_START"; do
 done
 
 left=""
-for ps in "$KEEPER_PID:$KEEPER_START" "$APISERVER_PID:$APISERVER_START" "$ETCD_PID:$ETCD_START"; do
+for ps in "$KEEPER_PID:$KEEPER_START" "$KCM_PID:$KCM_START" "$APISERVER_PID:$APISERVER_START" "$ETCD_PID:$ETCD_START"; do
   alive "${ps%%:*}" "${ps#*:}" && left+=" pid ${ps%%:*}"
 done
 # Any other etcd or kube-apiserver working on DIR (their arguments name it).
 for f in /proc/[0-9]*/cmdline; do
   case "$(tr '\0' ' ' <"$f" 2>/dev/null)" in
-    *"--data-dir=$DIR/etcd-data"*|*"--audit-policy-file=$DIR/audit-policy.yaml"*)
+    *"--data-dir=$DIR/etcd-data"*|*"--audit-policy-file=$DIR/audit-policy.yaml"*|*"--kubeconfig=$DIR/controller-manager.kubeconfig"*)
       pid="${f#/proc/}"; left+=" pid ${pid%/cmdline}" ;;
   esac
 done
-for p in $APISERVER_PORT $ETCD_PORT $ETCD_PEER_PORT; do
+for p in $APISERVER_PORT $KCM_PORT $ETCD_PORT $ETCD_PEER_PORT; do
   for _ in $(seq 1 20); do
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || continue 2
     sleep 0.1

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Starts a real, kubelet-less Kubernetes control plane on loopback:
-# etcd + kube-apiserver (RBAC, admission webhooks, audit log), with state in DIR.
+# Starts a real, kubelet-less Kubernetes control plane on loopback: etcd,
+# kube-apiserver (RBAC, admission webhooks, audit log) and kube-controller-manager
+# (so workloads get their Pods from controllers, through admission, as in a real
+# cluster), with state in DIR. One Node object is registered (no kubelet behind
+# it) so the DaemonSet controller has somewhere to place Pods.
 #
 #   tests/controlplane/up.sh DIR      # returns once /readyz is ok
 #   KUBECONFIG=DIR/kubeconfig kubectl get ns
@@ -8,9 +11,10 @@
 #
 # Writes DIR/kubeconfig (admin, O=system:masters), DIR/env (sourceable: ports,
 # pids, paths), DIR/pki/ (CA cert+key, so a harness can sign a webhook serving
-# cert), DIR/apiserver.log, DIR/etcd.log, DIR/audit.log, DIR/keeper.log.
+# cert), DIR/apiserver.log, DIR/controller-manager.log, DIR/etcd.log,
+# DIR/audit.log, DIR/keeper.log.
 #
-# Lifetime: a small keeper process owns etcd and kube-apiserver; each runs under
+# Lifetime: a small keeper process owns the three processes; each runs under
 # `setpriv --pdeathsig KILL`, so they die with the keeper whatever happens to it.
 # The keeper stops everything when down.sh asks, when either process exits, or
 # when the owner process exits: $OPENCLAW_CP_OWNER_PID, by default the process
@@ -18,10 +22,11 @@
 # OPENCLAW_CP_OWNER_PID=1 keeps it until down.sh.
 # OPENCLAW_CP_APISERVER_ARGS="--flag=v ..." appends kube-apiserver flags.
 #
-# Without kube-controller-manager no namespace gets a `default` ServiceAccount,
-# and the ServiceAccount admission plugin rejects pods whose SA is missing.
-# up.sh creates it in namespace `default`; for any other namespace the harness
-# must run `kubectl -n NS create serviceaccount default` after creating it.
+# OPENCLAW_CP_CONTROLLERS overrides kube-controller-manager's --controllers.
+#
+# The ServiceAccount controller gives every namespace its `default`
+# ServiceAccount a moment after the namespace is created; a harness that creates
+# a Pod using it right away should wait for it (kubectl wait or a GET loop).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,7 +49,7 @@ for tool in openssl curl; do
 done
 
 BIN_DIR="$("$HERE/build.sh" --print-bin-dir)"
-for b in etcd kube-apiserver kubectl; do
+for b in etcd kube-apiserver kube-controller-manager kubectl; do
   [[ -x "$BIN_DIR/$b" ]] || { "$HERE/build.sh" >&2; break; }
 done
 
@@ -72,6 +77,7 @@ free_port() {
 ETCD_PORT="$(free_port)"
 ETCD_PEER_PORT="$(free_port)"
 APISERVER_PORT="$(free_port)"
+KCM_PORT="$(free_port)"
 
 # --- certificates ----------------------------------------------------------------
 PKI="$DIR/pki"
@@ -101,6 +107,8 @@ SERVICE_CIDR=10.0.0.0/24   # first address (10.0.0.1) is the `kubernetes` Servic
   sign apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" \
     "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   sign admin "/O=system:masters/CN=openclaw-admin" "extendedKeyUsage=clientAuth"
+  # The identity the bootstrap RBAC policy grants kube-controller-manager.
+  sign controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
   # ServiceAccount token signing key (RS256).
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
   openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -163,15 +171,35 @@ APISERVER_ARGS=(
 # Extra flags for a test that needs them (later flags win), space-separated.
 read -r -a EXTRA <<<"${OPENCLAW_CP_APISERVER_ARGS:-}"
 APISERVER_ARGS+=("${EXTRA[@]}")
+KCM_ARGS=(
+  --kubeconfig="$DIR/controller-manager.kubeconfig"
+  --authentication-kubeconfig="$DIR/controller-manager.kubeconfig"
+  --authorization-kubeconfig="$DIR/controller-manager.kubeconfig"
+  --bind-address=127.0.0.1
+  --secure-port="$KCM_PORT"
+  # One instance: no lease to wait for at start.
+  --leader-elect=false
+  # Each controller acts as its own ServiceAccount (as kubeadm sets it up), so the
+  # requests a webhook sees name the controller that made the Pod.
+  --use-service-account-credentials=true
+  --service-account-private-key-file="$PKI/sa.key"
+  --root-ca-file="$PKI/ca.crt"
+  --cluster-signing-cert-file="$PKI/ca.crt"
+  --cluster-signing-key-file="$PKI/ca.key"
+  # No kubelet reports for the registered Node: the lifecycle controller would mark it
+  # unreachable and taint it, and there is no cloud to allocate CIDRs from.
+  --controllers="${OPENCLAW_CP_CONTROLLERS:-*,-nodelifecycle,-node-ipam-controller,-taint-eviction-controller}"
+  --profiling=false
+)
 
 # --- keeper ----------------------------------------------------------------------------
 keeper() {
-  local etcd_pid="" api_pid="" why=""
+  local etcd_pid="" api_pid="" kcm_pid="" why=""
   stop() {
     local pid i
     trap - TERM INT HUP
     echo "keeper: stopping ($why)"
-    for pid in $api_pid $etcd_pid; do
+    for pid in $kcm_pid $api_pid $etcd_pid; do
       kill -TERM "$pid" 2>/dev/null || continue
       for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null && echo "keeper: pid $pid needed SIGKILL"
@@ -185,22 +213,55 @@ keeper() {
   etcd_pid=$!
   "${PDEATH[@]}" "$BIN_DIR/kube-apiserver" "${APISERVER_ARGS[@]}" </dev/null >"$DIR/apiserver.log" 2>&1 &
   api_pid=$!
-  echo "$etcd_pid $api_pid" >"$DIR/.pids"
-  echo "keeper: etcd pid $etcd_pid, kube-apiserver pid $api_pid, owner pid $OWNER_PID"
+  # The controller manager gives up if the API server is not there within its own
+  # timeout: start it once /readyz answers (bash execs it, keeping pid and pdeathsig).
+  "${PDEATH[@]}" bash -c 'until [[ "$(curl -sS --max-time 2 --cacert "$1" "$2/readyz" 2>/dev/null)" == ok ]]; do sleep 0.3; done; shift 2; exec "$@"' \
+    _ "$PKI/ca.crt" "https://127.0.0.1:$APISERVER_PORT" "$BIN_DIR/kube-controller-manager" "${KCM_ARGS[@]}" \
+    </dev/null >"$DIR/controller-manager.log" 2>&1 &
+  kcm_pid=$!
+  echo "$etcd_pid $api_pid $kcm_pid" >"$DIR/.pids"
+  echo "keeper: etcd pid $etcd_pid, kube-apiserver pid $api_pid, kube-controller-manager pid $kcm_pid, owner pid $OWNER_PID"
   while true; do
     kill -0 "$OWNER_PID" 2>/dev/null || { why="owner pid $OWNER_PID exited"; stop; }
     kill -0 "$etcd_pid" 2>/dev/null || { why="etcd exited"; stop; }
     kill -0 "$api_pid" 2>/dev/null || { why="kube-apiserver exited"; stop; }
+    kill -0 "$kcm_pid" 2>/dev/null || { why="kube-controller-manager exited"; stop; }
     sleep 1 & wait $! || true
   done
 }
+
+b64() { base64 <"$1" | tr -d '\n'; }
+kubeconfig() { # user-cert-name out-file
+  cat >"$2" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: openclaw
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: $1
+  user:
+    client-certificate-data: $(b64 "$PKI/$1.crt")
+    client-key-data: $(b64 "$PKI/$1.key")
+contexts:
+- name: openclaw
+  context: {cluster: openclaw, user: $1}
+current-context: openclaw
+EOF
+}
+umask_old="$(umask)"; umask 077
+kubeconfig admin "$DIR/kubeconfig"
+kubeconfig controller-manager "$DIR/controller-manager.kubeconfig"
+umask "$umask_old"
 
 rm -f "$DIR/.pids"
 START=$SECONDS
 keeper </dev/null >"$DIR/keeper.log" 2>&1 &
 KEEPER_PID=$!
 for _ in $(seq 1 50); do [[ -s "$DIR/.pids" ]] && break; sleep 0.1; done
-read -r ETCD_PID APISERVER_PID <"$DIR/.pids"
+read -r ETCD_PID APISERVER_PID KCM_PID <"$DIR/.pids"
 rm -f "$DIR/.pids"
 # Start times let down.sh tell our processes from a later one reusing the pid.
 starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
@@ -212,46 +273,30 @@ BIN_DIR='$BIN_DIR'
 KUBECONFIG='$DIR/kubeconfig'
 APISERVER_URL='https://127.0.0.1:$APISERVER_PORT'
 APISERVER_PORT=$APISERVER_PORT
+KCM_PORT=$KCM_PORT
 ETCD_PORT=$ETCD_PORT
 ETCD_PEER_PORT=$ETCD_PEER_PORT
 CA_CERT='$PKI/ca.crt'
 CA_KEY='$PKI/ca.key'
 AUDIT_LOG='$DIR/audit.log'
 APISERVER_LOG='$DIR/apiserver.log'
+CONTROLLER_MANAGER_LOG='$DIR/controller-manager.log'
 KEEPER_PID=$KEEPER_PID
+KCM_PID=$KCM_PID
 ETCD_PID=$ETCD_PID
 APISERVER_PID=$APISERVER_PID
 KEEPER_START=$(starttime "$KEEPER_PID")
 ETCD_START=$(starttime "$ETCD_PID")
 APISERVER_START=$(starttime "$APISERVER_PID")
+KCM_START=$(starttime "$KCM_PID")
 EOF
 
-b64() { base64 <"$1" | tr -d '\n'; }
-umask_old="$(umask)"; umask 077
-cat >"$DIR/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: openclaw
-  cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority-data: $(b64 "$PKI/ca.crt")
-users:
-- name: admin
-  user:
-    client-certificate-data: $(b64 "$PKI/admin.crt")
-    client-key-data: $(b64 "$PKI/admin.key")
-contexts:
-- name: openclaw
-  context: {cluster: openclaw, user: admin}
-current-context: openclaw
-EOF
-umask "$umask_old"
 
 fail() {
   log "$*"
   log "--- tail of $DIR/etcd.log";      tail -n 20 "$DIR/etcd.log" >&2 || true
   log "--- tail of $DIR/apiserver.log"; tail -n 40 "$DIR/apiserver.log" >&2 || true
+  log "--- tail of $DIR/controller-manager.log"; tail -n 20 "$DIR/controller-manager.log" >&2 || true
   "$HERE/down.sh" "$DIR" >&2 || true
   exit 1
 }
@@ -268,13 +313,25 @@ done
 [[ -n "$ready" ]] || fail "kube-apiserver not ready after ${READY_TIMEOUT}s"
 READY_SECS=$(( SECONDS - START ))
 
-# The `default` ServiceAccount normally comes from kube-controller-manager.
 KUBECTL=("$BIN_DIR/kubectl" --kubeconfig "$DIR/kubeconfig")
-"${KUBECTL[@]}" -n default create serviceaccount default >/dev/null 2>&1 ||
-  "${KUBECTL[@]}" -n default get serviceaccount default >/dev/null ||
-  fail "could not create ServiceAccount default/default"
+# One Node for the DaemonSet controller to place Pods on; no kubelet answers for it.
+"${KUBECTL[@]}" apply -f - >/dev/null <<'NODE' || fail "could not register the Node"
+apiVersion: v1
+kind: Node
+metadata:
+  name: openclaw-node-0
+  labels: {kubernetes.io/hostname: openclaw-node-0, kubernetes.io/os: linux}
+NODE
+# The controllers are up once the ServiceAccount controller has made default/default.
+ctl=""
+while (( SECONDS - START < READY_TIMEOUT )); do
+  kill -0 "$KEEPER_PID" 2>/dev/null || fail "the control plane exited during startup (see $DIR/keeper.log)"
+  if "${KUBECTL[@]}" -n default get serviceaccount default >/dev/null 2>&1; then ctl=1; break; fi
+  sleep 0.3
+done
+[[ -n "$ctl" ]] || fail "kube-controller-manager made no default ServiceAccount within ${READY_TIMEOUT}s"
 
 VERSION="$("${CURL[@]}" "https://127.0.0.1:$APISERVER_PORT/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')"
 echo "READY_SECS=$READY_SECS" >>"$DIR/env"
-log "kube-apiserver $VERSION ready at https://127.0.0.1:$APISERVER_PORT in ${READY_SECS}s (etcd 127.0.0.1:$ETCD_PORT)"
+log "kube-apiserver $VERSION ready at https://127.0.0.1:$APISERVER_PORT in ${READY_SECS}s (etcd 127.0.0.1:$ETCD_PORT), controllers up in $(( SECONDS - START ))s"
 log "export KUBECONFIG=$DIR/kubeconfig   # stop with: $HERE/down.sh $DIR"

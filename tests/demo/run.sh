@@ -53,11 +53,11 @@ for f in validating mutating; do
   sed -e "s|\${CA_BUNDLE}|$CA_BUNDLE|" -e "s|\${WEBHOOK_HOST}|127.0.0.1:$PORT|" "webhook-config/url/$f.yaml" | "$K" apply -f - | sed 's/^/  /'
 done
 
-# No kube-controller-manager runs here, so namespaces get no `default` ServiceAccount by
-# themselves; the ServiceAccount admission plugin needs one for pods that name none.
+# The ServiceAccount controller gives each namespace its `default` ServiceAccount, which the
+# ServiceAccount admission plugin needs for pods that name none: wait for it.
 for ns in openclaw-unhardened openclaw-hardened; do
   "$K" create namespace "$ns" --dry-run=client -o yaml | "$K" apply -f - >/dev/null
-  "$K" -n "$ns" create serviceaccount default --dry-run=client -o yaml | "$K" apply -f - >/dev/null
+  for _ in $(seq 1 100); do "$K" -n "$ns" get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
 done
 
 step "kubectl apply -f examples/unhardened/   (writable root, root user, default ServiceAccount, a literal API key, no egress policy)"

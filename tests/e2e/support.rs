@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
 
-/// Namespaces the suite prepares: every one has a `default` ServiceAccount (no
-/// kube-controller-manager runs to make it), the agent's dedicated ServiceAccount and a
-/// default-deny egress policy allowing DNS and HTTPS.
+/// Namespaces the suite prepares: every one has the agent's dedicated ServiceAccount and a
+/// default-deny egress policy allowing DNS and HTTPS; the ServiceAccount controller gives
+/// each its `default` ServiceAccount, which the suite waits for.
 pub const NS_ENFORCE: &str = "e2e-enforce";
 pub const NS_WARN: &str = "e2e-warn";
 pub const NS_AUDIT: &str = "e2e-audit";
@@ -261,14 +261,37 @@ impl Env {
                 labels.insert("openclaw.io/mode".into(), m.into());
             }
             docs.push(serde_json::json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns,"labels":labels}}));
-            for sa in ["default", AGENT_SA] {
-                docs.push(serde_json::json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":sa,"namespace":ns}}));
-            }
+            docs.push(serde_json::json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":AGENT_SA,"namespace":ns}}));
             if egress {
                 docs.push(deny_egress_policy(ns));
             }
         }
-        self.apply_docs(&docs)
+        self.apply_docs(&docs)?;
+        for ns in [NS_ENFORCE, NS_WARN, NS_AUDIT, NS_NOPOLICY, NS_EXCLUDED] {
+            self.wait_for_default_service_account(ns)?;
+        }
+        Ok(())
+    }
+
+    /// The ServiceAccount controller makes `default` a moment after the namespace; a Pod
+    /// that names no ServiceAccount is refused by the ServiceAccount admission plugin until
+    /// then.
+    pub fn wait_for_default_service_account(&self, ns: &str) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self
+                .kubectl(&["-n", ns, "get", "serviceaccount", "default", "-o", "name"])
+                .ok
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no ServiceAccount default in namespace {ns} after 30 s: is kube-controller-manager running?"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn apply_docs(&self, docs: &[Value]) -> Result<(), String> {

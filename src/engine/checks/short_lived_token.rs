@@ -9,6 +9,12 @@
 //! The validating webhook sees pods after the mutating one, which has already replaced the
 //! plugin's `kube-api-access-*` volume; when it has not (mutation off, or audit mode), that
 //! volume is the plugin's work and is reported once, as the automount it comes from.
+//!
+//! What the Pod will be, not what the manifest says, decides:
+//! - a workload's pod template that leaves automount on is fine while the token mutation is
+//!   enabled, since every Pod made from it passes through that mutation first;
+//! - a ServiceAccount with `automountServiceAccountToken: false` makes the plugin mount
+//!   nothing into Pods that leave the field unset, so those Pods get no default token.
 
 use super::{CheckInput, containers};
 use crate::engine::policy::SA_TOKEN_MOUNT_PATH;
@@ -35,7 +41,15 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
 
     // (a) The plugin's default token, for containers that do not mount the path themselves.
-    let automount = t.spec.automount_service_account_token != Some(false);
+    let account_opted_out = t.spec.automount_service_account_token.is_none()
+        && input
+            .view
+            .service_account_automount(t.namespace, t.service_account().unwrap_or("default"))
+            == Some(false);
+    let mutation_replaces_it = t.template && input.policy.mutations.token.enabled;
+    let automount = t.spec.automount_service_account_token != Some(false)
+        && !account_opted_out
+        && !mutation_replaces_it;
     let exposed: Vec<&str> = all
         .iter()
         .filter(|c| {
@@ -331,12 +345,58 @@ mod tests {
     }
 
     #[test]
-    fn deployment_template_paths_start_at_the_template_spec() {
+    fn template_leaving_automount_on_passes_while_the_mutation_replaces_the_token() {
         let p = pod("a").container("agent").build();
         let v = run_on_deployment(check, &p, &Policy::default(), &hardened_view());
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn template_leaving_automount_on_is_refused_at_the_template_path_without_the_mutation() {
+        let p = pod("a").container("agent").build();
+        let mut policy = Policy::default();
+        policy.mutations.token.enabled = false;
+        let v = run_on_deployment(check, &p, &policy, &hardened_view());
         assert_eq!(
             paths(&v),
             ["spec.template.spec.automountServiceAccountToken"]
+        );
+    }
+
+    #[test]
+    fn a_template_still_answers_for_a_long_projected_token() {
+        let p = hardened()
+            .projected_token_volume("long", Some(86400))
+            .build();
+        let v = run_on_deployment(check, &p, &Policy::default(), &hardened_view());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].path.starts_with("spec.template.spec.volumes["),
+            "{}",
+            v[0].path
+        );
+    }
+
+    #[test]
+    fn service_account_with_automount_off_gives_pods_that_leave_it_unset_no_token() {
+        let mut view = hardened_view();
+        view.add(
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount", "automountServiceAccountToken": false,
+                "metadata": {"name": "quiet", "namespace": NS}}),
+            NS,
+        )
+        .unwrap();
+        let p = pod("a").service_account("quiet").container("agent").build();
+        assert!(run(check, &p, &Policy::default(), &view).is_empty());
+        // The pod's own setting wins over the ServiceAccount's.
+        let p = pod("a")
+            .service_account("quiet")
+            .automount_service_account_token(true)
+            .container("agent")
+            .build();
+        assert_eq!(
+            paths(&run(check, &p, &Policy::default(), &view)),
+            ["spec.automountServiceAccountToken"]
         );
     }
 }

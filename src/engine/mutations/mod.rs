@@ -16,6 +16,8 @@ pub const INJECTED_ANNOTATION: &str = "openclaw.io/injected";
 pub struct MutationInput<'a> {
     pub policy: &'a Policy,
     pub namespace: &'a str,
+    /// The pod's ServiceAccount's own `automountServiceAccountToken`, when known and set.
+    pub service_account_automount: Option<bool>,
 }
 
 /// A registered mutation.

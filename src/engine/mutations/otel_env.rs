@@ -38,8 +38,9 @@ const DEFAULT_PROTOCOL: &str = "http/protobuf";
 struct PodFacts<'a> {
     endpoint: &'a str,
     protocol: &'a str,
-    /// Service name from the annotation, a workload label or the ServiceAccount; `None`
-    /// falls back to each container's name.
+    /// Service name from the annotation, an instance label, the workload (controller owner)
+    /// or the ServiceAccount; `None` falls back to each container's name. Never the label
+    /// that selects agents: every agent would be called `openclaw`.
     service_name: Option<String>,
     namespace: String,
 }
@@ -59,6 +60,7 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
             .filter_map(|k| labels.get(k))
             .find(|v| !v.is_empty())
     };
+    let from_workload = || crate::engine::review::workload_of(meta).map(|(_, name)| name);
     let from_account = pod.spec.as_ref().and_then(|s| {
         s.service_account_name
             .as_ref()
@@ -68,8 +70,9 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
     let service_name = from_annotation
         .filter(|v| !v.is_empty())
         .or_else(from_label)
-        .or(from_account.filter(|n| !n.is_empty()))
-        .cloned();
+        .cloned()
+        .or_else(from_workload)
+        .or(from_account.filter(|n| !n.is_empty()).cloned());
     let namespace = if input.namespace.is_empty() {
         meta.namespace.clone().unwrap_or_default()
     } else {
@@ -243,6 +246,7 @@ mod tests {
             &MutationInput {
                 policy: &Policy::default(),
                 namespace: "agents",
+                service_account_automount: None,
             },
         )
     }
@@ -317,7 +321,8 @@ mod tests {
             Some("http://otel-collector.observability.svc:4318")
         );
         assert_eq!(value(&env, PROTOCOL), Some("http/protobuf"));
-        assert_eq!(value(&env, SERVICE_NAME), Some("openclaw"));
+        // Named after its ServiceAccount, not after the `app: openclaw` label every agent has.
+        assert_eq!(value(&env, SERVICE_NAME), Some("claw"));
         let pod_name = env.iter().find(|e| e.name == POD_NAME).unwrap();
         assert_eq!(
             pod_name
@@ -373,6 +378,36 @@ mod tests {
         assert_eq!(
             name_of(json!({"metadata": {}, "spec": spec})).as_deref(),
             Some("claw")
+        );
+        // The agent-selecting labels name the application, not the agent: never used.
+        assert_eq!(
+            name_of(json!({"metadata": {"labels": {"app": "openclaw", "app.kubernetes.io/name": "openclaw"}},
+                "spec": spec})).as_deref(),
+            Some("claw")
+        );
+        // A controller-made Pod is named after its workload.
+        let owned = |kind: &str, owner: &str, labels: Value| {
+            json!({"metadata": {"labels": labels, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": "u", "controller": true}]},
+                "spec": spec})
+        };
+        assert_eq!(
+            name_of(owned(
+                "ReplicaSet",
+                "research-agent-5d8f9c7b4",
+                json!({"app": "openclaw", "pod-template-hash": "5d8f9c7b4"})
+            ))
+            .as_deref(),
+            Some("research-agent")
+        );
+        assert_eq!(
+            name_of(owned(
+                "StatefulSet",
+                "mail-agent",
+                json!({"app": "openclaw"})
+            ))
+            .as_deref(),
+            Some("mail-agent")
         );
         assert_eq!(
             name_of(json!({"metadata": {}, "spec": {"containers": [{"name": "agent"}]}}))

@@ -80,6 +80,7 @@ mod tests {
             &MutationInput {
                 policy,
                 namespace: ns,
+                service_account_automount: None,
             },
         )
     }

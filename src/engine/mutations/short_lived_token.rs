@@ -4,8 +4,10 @@
 //! libraries find it where they always look.
 //!
 //! The pod's own `automountServiceAccountToken: false` is respected: a pod that asked for no
-//! token gets none from us either (injecting one would widen what the agent can do). Once our
-//! volume is in place the field is `false` because we set it, and reinvocation keeps going.
+//! token gets none from us either (injecting one would widen what the agent can do). So is
+//! the ServiceAccount's, for a pod that leaves the field unset: the ServiceAccount admission
+//! plugin mounts no token then, and neither do we. Once our volume is in place the field is
+//! `false` because we set it, and reinvocation keeps going.
 
 use super::{MutationInput, app_containers, mount_where_free, upsert_volume};
 use crate::engine::policy::{SA_TOKEN_MOUNT_PATH, TokenMutation};
@@ -34,7 +36,11 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
         .iter()
         .flatten()
         .any(|v| v.name == settings.volume_name);
-    if spec.automount_service_account_token == Some(false) && !ours_present {
+    let opted_out = match spec.automount_service_account_token {
+        Some(own) => !own,
+        None => input.service_account_automount == Some(false),
+    };
+    if opted_out && !ours_present {
         return false;
     }
     let mut changed = false;
@@ -169,6 +175,7 @@ mod tests {
             &MutationInput {
                 policy,
                 namespace: "agents",
+                service_account_automount: None,
             },
         )
     }

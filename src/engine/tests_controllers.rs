@@ -1,0 +1,601 @@
+//! Engine-level tests for the controller path: workloads whose Pods controllers create,
+//! approvals that survive those controllers, `kubectl debug` containers, OpenShift's filled-in
+//! templates, and defaults that agree with each other.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::approval::{APPROVAL_ANNOTATION, EXPIRY_ANNOTATION};
+use super::checks::fixtures::{NS, SA, hardened, hardened_view, pod};
+use super::mutations::otel_env::SERVICE_NAME;
+use super::policy::Policy;
+use super::review::Review;
+use super::view::StaticView;
+use super::{APPROVAL_STAMP, AUDIT_APPROVAL, Decision, evaluate, mutate};
+use crate::admission;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const APPROVER: (&str, &[&str]) = ("bob", &["system:authenticated", "openclaw:approvers"]);
+const USER: (&str, &[&str]) = ("mallory", &["system:authenticated"]);
+const RS_CONTROLLER: (&str, &[&str]) = (
+    "system:serviceaccount:kube-system:replicaset-controller",
+    &[
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+    ],
+);
+const DEPLOY_CONTROLLER: (&str, &[&str]) = (
+    "system:serviceaccount:kube-system:deployment-controller",
+    &[
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+    ],
+);
+const EXEMPT: &str = "read-only-root-filesystem";
+
+fn resource_of(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "Pod" => ("", "pods"),
+        "Deployment" => ("apps", "deployments"),
+        "ReplicaSet" => ("apps", "replicasets"),
+        "StatefulSet" => ("apps", "statefulsets"),
+        "Job" => ("batch", "jobs"),
+        "CronJob" => ("batch", "cronjobs"),
+        other => panic!("no resource for {other}"),
+    }
+}
+
+struct Req<'a> {
+    op: &'a str,
+    kind: &'a str,
+    object: Value,
+    old: Value,
+    user: (&'a str, &'a [&'a str]),
+    sub_resource: Option<&'a str>,
+    namespace: &'a str,
+}
+
+impl<'a> Req<'a> {
+    fn new(op: &'a str, kind: &'a str, object: Value, user: (&'a str, &'a [&'a str])) -> Self {
+        Req {
+            op,
+            kind,
+            object,
+            old: Value::Null,
+            user,
+            sub_resource: None,
+            namespace: NS,
+        }
+    }
+    fn review(&self) -> Review {
+        let (group, resource) = resource_of(self.kind);
+        let name = self.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let v = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "0b1c2d3e-0000-4000-8000-000000000001",
+                "kind": {"group": group, "version": "v1", "kind": self.kind},
+                "resource": {"group": group, "version": "v1", "resource": resource},
+                "subResource": self.sub_resource,
+                "namespace": self.namespace, "name": name, "operation": self.op,
+                "userInfo": {"username": self.user.0, "groups": self.user.1},
+                "object": self.object, "oldObject": self.old, "dryRun": false
+            }
+        });
+        admission::parse(&serde_json::to_vec(&v).unwrap())
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn keyed_policy() -> Policy {
+    Policy {
+        approval_key: Some(Arc::new(b"0123456789abcdef0123456789abcdef".to_vec())),
+        ..Default::default()
+    }
+}
+
+/// A hardened agent whose containers write to their root filesystem (the exempted check).
+fn writable_agent() -> Pod {
+    hardened()
+        .annotation("openclaw.io/exempt", EXEMPT)
+        .read_only_root_filesystem(false)
+        .build()
+}
+
+fn deployment(name: &str, pod: &Pod) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "labels": {"team": "research"}},
+        "spec": {"selector": {"matchLabels": {"app": "openclaw"}},
+            "template": {"metadata": pod.metadata, "spec": pod.spec}}
+    })
+}
+
+/// The Deployment after the mutating webhook's patch.
+fn stamped(name: &str, policy: &Policy) -> Value {
+    let d = deployment(name, &writable_agent());
+    let decision = mutate(
+        &Req::new("CREATE", "Deployment", d.clone(), APPROVER).review(),
+        policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert_eq!(decision.mutations, [APPROVAL_STAMP]);
+    let mut doc = d;
+    json_patch::patch(&mut doc, &decision.patch.unwrap()).unwrap();
+    doc
+}
+
+/// A Pod as the ReplicaSet controller makes it from `deployment`'s template.
+fn pod_from(deployment: &Value, hash: &str) -> Value {
+    let name = deployment["metadata"]["name"].as_str().unwrap();
+    let mut template = deployment["spec"]["template"].clone();
+    let meta = template["metadata"].as_object_mut().unwrap();
+    meta.insert("generateName".into(), format!("{name}-{hash}-").into());
+    meta.insert("namespace".into(), NS.into());
+    meta.remove("name");
+    meta.entry("labels").or_insert(json!({}))["pod-template-hash"] = hash.into();
+    meta.insert(
+        "ownerReferences".into(),
+        json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-{hash}"),
+            "uid": "6c7a1f2e-0000-4000-8000-000000000002", "controller": true, "blockOwnerDeletion": true}]),
+    );
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": template["metadata"], "spec": template["spec"]})
+}
+
+fn exempted_checks(d: &Decision) -> Vec<&str> {
+    d.exempted.iter().map(|(c, _)| c.as_str()).collect()
+}
+
+#[test]
+fn an_approvers_workload_gets_a_stamp_and_its_controller_made_pods_are_exempted() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let stamp = d["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION]
+        .as_str()
+        .unwrap();
+    assert!(
+        stamp.contains("kind=Deployment;name=browser") && stamp.contains("approver=bob"),
+        "{stamp}"
+    );
+
+    let pod = pod_from(&d, "7d9f8b6c5");
+    let decision = evaluate(
+        &Req::new("CREATE", "Pod", pod, RS_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(decision.allowed, "{:?}", decision.message);
+    assert_eq!(exempted_checks(&decision), [EXEMPT]);
+    let audit = &decision.audit_annotations[AUDIT_APPROVAL];
+    assert!(
+        audit.contains("bob")
+            && audit.contains(EXEMPT)
+            && audit.contains("Deployment agents/browser"),
+        "{audit}"
+    );
+    assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
+}
+
+#[test]
+fn re_applying_an_approved_workload_keeps_its_stamp() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let again = mutate(
+        &Req::new("UPDATE", "Deployment", d.clone(), APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert!(again.patch.is_none(), "{:?}", again.patch);
+}
+
+#[test]
+fn the_replicaset_the_deployment_controller_makes_is_covered_by_the_stamp() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let mut rs = d.clone();
+    rs["kind"] = "ReplicaSet".into();
+    rs["metadata"] = json!({"name": "browser-7d9f8b6c5", "namespace": NS,
+        "labels": {"app": "openclaw", "pod-template-hash": "7d9f8b6c5"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "browser",
+            "uid": "u", "controller": true}]});
+    let ok = evaluate(
+        &Req::new("CREATE", "ReplicaSet", rs.clone(), DEPLOY_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(ok.allowed, "{:?}", ok.message);
+    // The same object sent by a person is judged without the stamp.
+    let forged = evaluate(
+        &Req::new("CREATE", "ReplicaSet", rs, USER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!forged.allowed);
+}
+
+#[test]
+fn a_copied_stamp_helps_no_other_workload_namespace_requester_or_check() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let judge = |pod: Value, user, ns: &str, view: &StaticView| {
+        let mut r = Req::new("CREATE", "Pod", pod, user);
+        r.namespace = ns;
+        evaluate(&r.review(), &policy, view)
+    };
+    let view = hardened_view();
+    // A person creating the controller's Pod by hand.
+    let by_hand = judge(pod_from(&d, "7d9f8b6c5"), USER, NS, &view);
+    assert!(!by_hand.allowed);
+    assert!(by_hand.exempted.is_empty());
+
+    // The stamp copied into another Deployment.
+    let mut other = deployment("miner", &writable_agent());
+    other["spec"]["template"] = d["spec"]["template"].clone();
+    let copied = judge(pod_from(&other, "5c4b3a291"), RS_CONTROLLER, NS, &view);
+    assert!(!copied.allowed);
+
+    // The same Deployment's Pod in another namespace.
+    let mut other_view = hardened_view();
+    for doc in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elsewhere"}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SA, "namespace": "elsewhere"}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "elsewhere"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}),
+    ] {
+        other_view.add(&doc, "elsewhere").unwrap();
+    }
+    let mut moved = pod_from(&d, "7d9f8b6c5");
+    moved["metadata"]["namespace"] = "elsewhere".into();
+    let elsewhere = judge(moved, RS_CONTROLLER, "elsewhere", &other_view);
+    assert!(!elsewhere.allowed, "{:?}", elsewhere.exempted);
+
+    // A check the approver did not name stays in force.
+    let mut wider = pod_from(&d, "7d9f8b6c5");
+    wider["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = true.into();
+    let w = judge(wider, RS_CONTROLLER, NS, &view);
+    assert!(!w.allowed);
+    assert_eq!(
+        w.violations
+            .iter()
+            .map(|j| j.violation.check)
+            .collect::<Vec<_>>(),
+        ["no-privilege-escalation"]
+    );
+
+    // A widened stamp does not verify.
+    let mut forged = pod_from(&d, "7d9f8b6c5");
+    let s = forged["metadata"]["annotations"][APPROVAL_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .replace("checks=", "checks=no-privilege-escalation,");
+    forged["metadata"]["annotations"][APPROVAL_ANNOTATION] = s.into();
+    assert!(!judge(forged, RS_CONTROLLER, NS, &view).allowed);
+}
+
+#[test]
+fn an_expired_approval_no_longer_holds() {
+    let policy = keyed_policy();
+    let mut agent = writable_agent();
+    agent
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(EXPIRY_ANNOTATION.into(), "2020-01-01".into());
+    let d = deployment("browser", &agent);
+    let decision = mutate(
+        &Req::new("CREATE", "Deployment", d.clone(), APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    let mut doc = d;
+    json_patch::patch(&mut doc, &decision.patch.unwrap()).unwrap();
+    let late = evaluate(
+        &Req::new("CREATE", "Pod", pod_from(&doc, "7d9f8b6c5"), RS_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!late.allowed);
+}
+
+#[test]
+fn a_non_approver_cannot_mint_a_stamp_or_change_what_was_approved() {
+    let policy = keyed_policy();
+    // No stamp for a non-approver.
+    let d = deployment("browser", &writable_agent());
+    let m = mutate(
+        &Req::new("CREATE", "Deployment", d, USER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert!(m.patch.is_none());
+
+    let approved = stamped("browser", &policy);
+    // A restart (template metadata only) by anyone keeps the approval...
+    let mut restarted = approved.clone();
+    restarted["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+        "2026-12-02T10:00:00Z".into();
+    let mut r = Req::new("UPDATE", "Deployment", restarted, USER);
+    r.old = approved.clone();
+    assert!(evaluate(&r.review(), &policy, &hardened_view()).allowed);
+    // ...but a new image is a change the approver did not see.
+    let mut changed = approved.clone();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+        "ghcr.io/openclaw/openclaw:evil".into();
+    let mut r = Req::new("UPDATE", "Deployment", changed, USER);
+    r.old = approved;
+    assert!(!evaluate(&r.review(), &policy, &hardened_view()).allowed);
+}
+
+#[test]
+fn without_an_approval_key_nothing_is_stamped() {
+    let policy = Policy::default();
+    let d = deployment("browser", &writable_agent());
+    let m = mutate(
+        &Req::new("CREATE", "Deployment", d, APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert!(m.patch.is_none());
+}
+
+#[test]
+fn a_debug_container_is_judged_alone_not_the_pod_it_joins() {
+    // Admitted earlier in audit mode: writable root filesystem, no seccomp.
+    let old = hardened().read_only_root_filesystem(false).build();
+    let with = |debug: Value| {
+        let mut p = serde_json::to_value(&old).unwrap();
+        p["spec"]["ephemeralContainers"] = json!([debug]);
+        p
+    };
+    let locked = json!({"name": "debugger", "image": "busybox", "targetContainerName": "agent",
+        "securityContext": {"runAsNonRoot": true, "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}});
+    let mut r = Req::new("UPDATE", "Pod", with(locked), USER);
+    r.sub_resource = Some("ephemeralcontainers");
+    r.old = serde_json::to_value(&old).unwrap();
+    let d = evaluate(&r.review(), &Policy::default(), &hardened_view());
+    assert!(d.allowed, "{:?}", d.message);
+
+    let open =
+        json!({"name": "debugger", "image": "busybox", "securityContext": {"privileged": true}});
+    let mut r = Req::new("UPDATE", "Pod", with(open), USER);
+    r.sub_resource = Some("ephemeralcontainers");
+    r.old = serde_json::to_value(&old).unwrap();
+    let d = evaluate(&r.review(), &Policy::default(), &hardened_view());
+    assert!(!d.allowed);
+    assert!(
+        d.violations
+            .iter()
+            .all(|j| j.violation.path.starts_with("spec.ephemeralContainers[0]")),
+        "{:?}",
+        d.violations
+            .iter()
+            .map(|j| &j.violation.path)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn assume_openshift_judges_a_template_as_restricted_v2_will_fill_its_pods() {
+    let bare = pod("agent")
+        .label("app", "openclaw")
+        .service_account(SA)
+        .container("agent")
+        .read_only_root_filesystem(true)
+        .build();
+    let d = deployment("agent", &bare);
+    let plain = evaluate(
+        &Req::new("CREATE", "Deployment", d.clone(), USER).review(),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(!plain.allowed);
+    let policy = Policy {
+        assume_openshift: true,
+        ..Default::default()
+    };
+    let filled = evaluate(
+        &Req::new("CREATE", "Deployment", d, USER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(filled.allowed, "{:?}", filled.message);
+}
+
+#[test]
+fn two_agents_in_one_namespace_get_their_own_service_names() {
+    let policy = Policy::default();
+    let names: Vec<String> = ["research", "mail"]
+        .iter()
+        .map(|n| {
+            let d = deployment(n, &hardened().build());
+            let p = pod_from(&d, "6b5c4d3e2");
+            let m = mutate(
+                &Req::new("CREATE", "Pod", p.clone(), RS_CONTROLLER).review(),
+                &policy,
+                &hardened_view(),
+            )
+            .unwrap();
+            let mut doc = p;
+            json_patch::patch(&mut doc, m.patch.as_ref().unwrap()).unwrap();
+            doc["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == SERVICE_NAME)
+                .unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["research", "mail"]);
+}
+
+/// Parses the allow-list the `default-deny-egress` fix prints ("... allowing only UDP 53,
+/// TCP 443, TCP 4318 to namespace observability") into NetworkPolicy egress rules.
+fn egress_rules_from_fix(fix: &str) -> Vec<Value> {
+    let list = fix
+        .split("allowing only ")
+        .nth(1)
+        .expect("the fix names the allow-list");
+    list.split(", ")
+        .map(|item| {
+            let (ports, ns) = match item.split_once(" to namespace ") {
+                Some((p, n)) => (p, Some(n)),
+                None => (item, None),
+            };
+            let (proto, port) = ports.split_once(' ').unwrap();
+            let mut rule = json!({"ports": [{"protocol": proto, "port": port.parse::<i64>().unwrap()}]});
+            if let Some(n) = ns {
+                rule["to"] = json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}]);
+            }
+            rule
+        })
+        .collect()
+}
+
+#[test]
+fn an_unhardened_agent_that_follows_every_printed_fix_is_accepted() {
+    let policy = Policy::default();
+    // The published manifests' shape, as a Deployment in a namespace with nothing in it.
+    let mut d = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "openclaw", "namespace": NS},
+        "spec": {"selector": {"matchLabels": {"app": "openclaw"}}, "template": {
+            "metadata": {"labels": {"app": "openclaw"}},
+            "spec": {"containers": [{"name": "gateway", "image": "ghcr.io/openclaw/openclaw:latest",
+                "env": [{"name": "OPENAI_API_KEY", "value": "sk-proj-FAKE-example-key-not-real-0123456789abcdef"}]}]}}}
+    });
+    let mut view = StaticView::new();
+    view.add(
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        NS,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    for _round in 0..5 {
+        let decision = evaluate(
+            &Req::new("CREATE", "Deployment", d.clone(), USER).review(),
+            &policy,
+            &view,
+        );
+        if decision.allowed {
+            // Its Pods, made by the controller and mutated, pass too, and the collector
+            // the mutation points them at is inside the egress the fix allowed.
+            let pod = pod_from(&d, "5f6e7d8c9");
+            let m = mutate(
+                &Req::new("CREATE", "Pod", pod.clone(), RS_CONTROLLER).review(),
+                &policy,
+                &view,
+            )
+            .unwrap();
+            let mut stored = pod;
+            json_patch::patch(&mut stored, m.patch.as_ref().unwrap()).unwrap();
+            let p = evaluate(
+                &Req::new("CREATE", "Pod", stored, RS_CONTROLLER).review(),
+                &policy,
+                &view,
+            );
+            assert!(p.allowed, "{:?}", p.message);
+            let endpoint = &policy.mutations.otel.endpoint;
+            assert!(
+                endpoint.ends_with(":4318") && endpoint.contains(".observability."),
+                "{endpoint}"
+            );
+            seen.sort();
+            seen.dedup();
+            assert_eq!(
+                seen,
+                [
+                    "dedicated-service-account",
+                    "default-deny-egress",
+                    "drop-all-capabilities",
+                    "no-plaintext-credentials",
+                    "no-privilege-escalation",
+                    "read-only-root-filesystem",
+                    "run-as-non-root",
+                    "seccomp-profile"
+                ]
+            );
+            return;
+        }
+        let spec = &mut d["spec"]["template"]["spec"];
+        for j in &decision.violations {
+            let v = &j.violation;
+            seen.push(v.check);
+            let c = &mut spec["containers"][0];
+            match v.check {
+                "run-as-non-root" => {
+                    assert!(
+                        v.fix.contains("runAsNonRoot: true at pod level"),
+                        "{}",
+                        v.fix
+                    );
+                    spec["securityContext"]["runAsNonRoot"] = true.into();
+                }
+                "read-only-root-filesystem" => {
+                    assert!(v.fix.contains("readOnlyRootFilesystem: true"), "{}", v.fix);
+                    c["securityContext"]["readOnlyRootFilesystem"] = true.into();
+                }
+                "drop-all-capabilities" => {
+                    assert!(v.fix.contains("capabilities.drop: [\"ALL\"]"), "{}", v.fix);
+                    c["securityContext"]["capabilities"]["drop"] = json!(["ALL"]);
+                }
+                "no-privilege-escalation" => {
+                    assert!(
+                        v.fix.contains("allowPrivilegeEscalation: false"),
+                        "{}",
+                        v.fix
+                    );
+                    c["securityContext"]["allowPrivilegeEscalation"] = false.into();
+                }
+                "seccomp-profile" => {
+                    assert!(
+                        v.fix.contains("seccompProfile.type: RuntimeDefault"),
+                        "{}",
+                        v.fix
+                    );
+                    spec["securityContext"]["seccompProfile"]["type"] = "RuntimeDefault".into();
+                }
+                "dedicated-service-account" => {
+                    assert!(v.fix.contains("create a ServiceAccount"), "{}", v.fix);
+                    spec["serviceAccountName"] = "openclaw".into();
+                    view.add(
+                        &json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": "openclaw", "namespace": NS}}),
+                        NS,
+                    )
+                    .unwrap();
+                }
+                "no-plaintext-credentials" => {
+                    assert!(v.fix.contains("valueFrom.secretKeyRef"), "{}", v.fix);
+                    c["env"][0] = json!({"name": "OPENAI_API_KEY",
+                        "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}}});
+                }
+                "default-deny-egress" => {
+                    view.add(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                        "metadata": {"name": "openclaw-egress", "namespace": NS},
+                        "spec": {"podSelector": {"matchLabels": {"app": "openclaw"}}, "policyTypes": ["Egress"],
+                            "egress": egress_rules_from_fix(&v.fix)}}), NS).unwrap();
+                    assert!(
+                        v.fix.contains("TCP 4318 to namespace observability"),
+                        "{}",
+                        v.fix
+                    );
+                }
+                other => panic!("no fix applied for {other}: {}", v.fix),
+            }
+        }
+    }
+    panic!("still refused after five rounds of fixes");
+}
