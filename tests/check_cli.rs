@@ -90,7 +90,12 @@ fn hardened_example_passes_with_exit_code_zero() {
         text.contains("passed: Pod openclaw-hardened/openclaw"),
         "{text}"
     );
-    assert!(text.contains("1 object judged, 0 violations"), "{text}");
+    // The same agent as a Deployment, whose template leaves the token to the mutation.
+    assert!(
+        text.contains("passed: Deployment openclaw-hardened/research-agent"),
+        "{text}"
+    );
+    assert!(text.contains("2 objects judged, 0 violations"), "{text}");
 }
 
 #[test]
@@ -129,8 +134,15 @@ fn whole_examples_directory_reports_the_unhardened_pod_only() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let objects = report["objects"].as_array().unwrap();
-    assert_eq!(objects.len(), 2, "{report:#}");
+    assert_eq!(objects.len(), 3, "{report:#}");
     let by_ns = |ns: &str| objects.iter().find(|o| o["namespace"] == ns).unwrap();
+    assert!(
+        objects
+            .iter()
+            .filter(|o| o["namespace"] == "openclaw-hardened")
+            .all(|o| o["violations"].as_array().unwrap().is_empty()),
+        "{report:#}"
+    );
     // The hardened namespace's NetworkPolicy and ServiceAccount must not cover the other pod.
     assert!(
         by_ns("openclaw-hardened")["violations"]

@@ -52,6 +52,26 @@ pub struct Args {
     /// Judge against `--manifests` only, with no API server (development, offline tests).
     #[arg(long)]
     pub no_cluster: bool,
+    /// The key that signs approval stamps on workloads and verifies them on the Pods their
+    /// controllers create (a Secret mounted as a file; at least 32 bytes). Without it,
+    /// exemptions approved on a workload do not reach its Pods.
+    #[arg(long, value_name = "FILE")]
+    pub approval_key_file: Option<PathBuf>,
+}
+
+/// Reads the approval key. Its content is never logged.
+fn read_approval_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let key =
+        std::fs::read(path).map_err(|e| format!("--approval-key-file {}: {e}", path.display()))?;
+    let trimmed = key.trim_ascii();
+    if trimmed.len() < 32 {
+        return Err(format!(
+            "--approval-key-file {}: the key has {} bytes; at least 32 are needed (e.g. `head -c 48 /dev/urandom | base64`)",
+            path.display(),
+            trimmed.len()
+        ));
+    }
+    Ok(trimmed.to_vec())
 }
 
 /// `10s`, `250ms`, `2m`, or a bare number of seconds.
@@ -189,6 +209,16 @@ pub fn run(args: Args) -> ExitCode {
         },
         None => Policy::default(),
     };
+    let mut policy = policy;
+    if let Some(path) = &args.approval_key_file {
+        match read_approval_key(path) {
+            Ok(k) => policy.approval_key = Some(Arc::new(k)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let static_view = if args.no_cluster || !args.manifests.is_empty() {
         match load_view(&args.manifests) {
             Ok(v) => Some(v),

@@ -599,3 +599,90 @@ fn an_unhardened_agent_that_follows_every_printed_fix_is_accepted() {
     }
     panic!("still refused after five rounds of fixes");
 }
+
+// --- the catch-all: agents found by image, without an agent label ---
+
+fn unlabelled(image: &str) -> Pod {
+    let mut p = hardened().image(image).build();
+    p.metadata.labels = Some([("team".to_string(), "research".to_string())].into());
+    p
+}
+
+fn catch_all(action: super::policy::Action) -> Policy {
+    let mut p = Policy::default();
+    p.catch_all.enabled = true;
+    p.catch_all.action = action;
+    p
+}
+
+#[test]
+fn without_the_catch_all_an_unlabelled_openclaw_pod_is_not_an_agent() {
+    let pod = serde_json::to_value(unlabelled("ghcr.io/openclaw/openclaw:2026.1")).unwrap();
+    let d = evaluate(
+        &Req::new("CREATE", "Pod", pod, USER).review(),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert_eq!(d.skipped, Some(super::Skip::NotAnAgent));
+}
+
+#[test]
+fn the_catch_all_judges_openclaw_images_with_its_own_action() {
+    use super::policy::Action;
+    let mut bad = unlabelled("registry.example.com/mirror/openclaw/openclaw:2026.1@sha256:abc");
+    bad.spec.as_mut().unwrap().containers[0]
+        .security_context
+        .as_mut()
+        .unwrap()
+        .read_only_root_filesystem = Some(false);
+    let bad = serde_json::to_value(bad).unwrap();
+    let warned = evaluate(
+        &Req::new("CREATE", "Pod", bad.clone(), USER).review(),
+        &catch_all(Action::Warn),
+        &hardened_view(),
+    );
+    assert!(warned.allowed);
+    assert_eq!(warned.warnings.len(), 1, "{:?}", warned.warnings);
+    let denied = evaluate(
+        &Req::new("CREATE", "Pod", bad, USER).review(),
+        &catch_all(Action::Deny),
+        &hardened_view(),
+    );
+    assert!(!denied.allowed);
+    // A look-alike repository is not the OpenClaw image.
+    let other = serde_json::to_value(unlabelled("ghcr.io/openclaw/openclaw-helper:1")).unwrap();
+    let d = evaluate(
+        &Req::new("CREATE", "Pod", other, USER).review(),
+        &catch_all(Action::Deny),
+        &hardened_view(),
+    );
+    assert_eq!(d.skipped, Some(super::Skip::NotAnAgent));
+}
+
+#[test]
+fn the_catch_all_mutates_what_it_finds_and_judges_templates() {
+    use super::policy::Action;
+    let pod = serde_json::to_value(unlabelled("openclaw/openclaw:latest")).unwrap();
+    let m = mutate(
+        &Req::new("CREATE", "Pod", pod, USER).review(),
+        &catch_all(Action::Deny),
+        &hardened_view(),
+    )
+    .unwrap();
+    assert!(m.mutations.contains(&"otel-env"), "{:?}", m.mutations);
+    let mut bad = unlabelled("openclaw/openclaw:latest");
+    bad.spec.as_mut().unwrap().host_network = Some(true);
+    let d = deployment("hidden", &bad);
+    let judged = evaluate(
+        &Req::new("CREATE", "Deployment", d, USER).review(),
+        &catch_all(Action::Deny),
+        &hardened_view(),
+    );
+    assert!(!judged.allowed);
+    assert!(
+        judged
+            .violations
+            .iter()
+            .any(|j| j.violation.path.starts_with("spec.template.spec"))
+    );
+}

@@ -94,7 +94,7 @@ if render generate; then
   CA_BUNDLE="$(python3 -c '
 import sys, yaml
 for d in yaml.safe_load_all(open(sys.argv[1])):
-    if d and d.get("kind") == "Secret":
+    if d and d.get("kind") == "Secret" and d.get("type") == "kubernetes.io/tls":
         print(d["data"]["ca.crt"])' "$OUT_DIR/render/generate.yaml")"
 fi
 [[ -n "$CA_BUNDLE" ]] || { fail "generate render holds no CA"; CA_BUNDLE=Cg==; }
@@ -144,9 +144,24 @@ def expect(cond, msg):
 
 docs = load("default")
 vwc, mwc = one(docs, "ValidatingWebhookConfiguration"), one(docs, "MutatingWebhookConfiguration")
-expect(len(vwc["webhooks"]) == 3 and len(mwc["webhooks"]) == 3, "one webhook entry per default agent selector")
+pod_v = [w for w in vwc["webhooks"] if "objectSelector" in w]
+pod_m = [w for w in mwc["webhooks"] if "objectSelector" in w]
+expect(len(pod_v) == 3 and len(pod_m) == 3, "one pod entry per default agent selector")
 expect(all(w["failurePolicy"] == "Fail" for w in vwc["webhooks"]), "validating entries fail closed")
-expect(all(w.get("reinvocationPolicy") == "IfNeeded" for w in mwc["webhooks"]), "mutating entries reinvoke IfNeeded")
+expect(all(w.get("reinvocationPolicy") == "IfNeeded" for w in pod_m), "pod mutating entries reinvoke IfNeeded")
+wl_v = [w for w in vwc["webhooks"] if w["name"] == "validate-workloads.openclaw.io"]
+wl_m = [w for w in mwc["webhooks"] if w["name"] == "mutate-workloads.openclaw.io"]
+expect(len(wl_v) == 1 and len(wl_m) == 1, "one workload entry each, validating and mutating")
+for w in wl_v + wl_m:
+    expect("objectSelector" not in w and any(c["name"] == "agent-template" for c in w.get("matchConditions", [])),
+           f"{w['name']} selects by the template's labels (matchConditions), not the workload's own")
+    expect({r["apiGroups"][0] for r in w["rules"]} == {"apps", "batch"}, f"{w['name']} covers apps and batch workloads")
+expect(any(c["name"] == "exemption-asked" for c in wl_m[0].get("matchConditions", [])) and wl_m[0]["failurePolicy"] == "Fail",
+       "mutate-workloads is called only for exemption requests and fails closed")
+key = one([x for x in docs if x["kind"] == "Secret" and x["metadata"]["name"].endswith("-approval-key")], "Secret")
+expect(len(key["data"]["key"]) >= 64, "an approval key Secret")
+args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+expect("--approval-key-file=/etc/openclaw-admission/approval/key" in args, "serve gets the approval key")
 for w in vwc["webhooks"] + mwc["webhooks"]:
     ns = w["namespaceSelector"]["matchExpressions"][0]
     expect(ns["operator"] == "NotIn" and {"kube-system", "openclaw-chart-check"} <= set(ns["values"]),
@@ -156,7 +171,7 @@ for w in vwc["webhooks"] + mwc["webhooks"]:
     expect(w["clientConfig"].get("caBundle"), f"{w['name']} carries a caBundle (generate mode)")
 pod = one(docs, "Deployment")["spec"]["template"]
 expect(not any(w["objectSelector"].get("matchLabels", {}).items() <= pod["metadata"]["labels"].items()
-               for w in vwc["webhooks"]), "the webhook's own pod matches no agent selector")
+               for w in pod_v), "the webhook's own pod matches no agent selector")
 rules = one(docs, "ClusterRole")["rules"]
 expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
 expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")
@@ -173,11 +188,15 @@ expect(all("cert-manager.io/inject-ca-from" in x["metadata"].get("annotations", 
 expect(not any(w["clientConfig"].get("caBundle") for x in cm_wh for w in x["webhooks"]),
        "certManager: no caBundle of our own")
 expect({x["kind"] for x in cm} >= {"Issuer", "Certificate"}, "certManager: Issuer and Certificate")
-expect(not any(x["kind"] == "Secret" for x in cm + load("secret")), "certManager and secret modes render no Secret")
+expect(not any(x["kind"] == "Secret" and x["type"] == "kubernetes.io/tls" for x in cm + load("secret")),
+       "certManager and secret modes render no TLS Secret")
 
 ca = [x for x in load("catchAll") if x["kind"] == "ValidatingWebhookConfiguration"][0]["webhooks"]
 catch = [w for w in ca if w["name"].startswith("validate-catchall")]
 expect(len(catch) == 1 and catch[0]["failurePolicy"] == "Ignore", "catch-all entry fails open")
+cm_ca = [x for x in load("catchAll") if x["kind"] == "MutatingWebhookConfiguration"][0]["webhooks"]
+expect(any(w["name"] == "mutate-catchall.openclaw.io" and w["failurePolicy"] == "Ignore" for w in cm_ca),
+       "catch-all pods are mutated too, failing open")
 sys.exit(1 if bad else 0)
 PY
 

@@ -50,7 +50,7 @@ for ps in "$KEEPER_PID:$KEEPER_START" "$KCM_PID:$KCM_START" "$APISERVER_PID:$API
 done
 # Any other etcd or kube-apiserver working on DIR (their arguments name it).
 for f in /proc/[0-9]*/cmdline; do
-  case "$(tr '\0' ' ' <"$f" 2>/dev/null)" in
+  case "$(tr '\0' ' ' 2>/dev/null <"$f")" in
     *"--data-dir=$DIR/etcd-data"*|*"--audit-policy-file=$DIR/audit-policy.yaml"*|*"--kubeconfig=$DIR/controller-manager.kubeconfig"*)
       pid="${f#/proc/}"; left+=" pid ${pid%/cmdline}" ;;
   esac

@@ -322,6 +322,10 @@ metadata:
   name: openclaw-node-0
   labels: {kubernetes.io/hostname: openclaw-node-0, kubernetes.io/os: linux}
 NODE
+# The API server taints a new Node not-ready (TaintNodesByCondition), which DaemonSet Pods
+# do not tolerate for NoSchedule; no kubelet will ever report it ready, and the lifecycle
+# controller that would taint it again is off.
+"${KUBECTL[@]}" taint node openclaw-node-0 node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 # The controllers are up once the ServiceAccount controller has made default/default.
 ctl=""
 while (( SECONDS - START < READY_TIMEOUT )); do

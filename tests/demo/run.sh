@@ -67,11 +67,21 @@ if "$K" -n openclaw-unhardened get pod openclaw >/dev/null 2>&1; then
 fi
 echo "  -> refused: no pod stored"
 
-step "kubectl apply -f examples/hardened/   (namespace, ServiceAccount, NetworkPolicy and pod in one apply)"
+step "kubectl apply -f examples/hardened/   (namespace, ServiceAccount, NetworkPolicy and the agent as a Deployment)"
 "$K" apply -f examples/hardened/namespace.yaml -f examples/hardened/serviceaccount.yaml \
-  -f examples/hardened/networkpolicy.yaml -f examples/hardened/agent.yaml 2>&1 | sed 's/^/  /'
+  -f examples/hardened/networkpolicy.yaml -f examples/hardened/deployment.yaml 2>&1 | sed 's/^/  /'
 
-step "what the webhook injected (excerpt of kubectl get pod -o yaml)"
-"$K" -n openclaw-hardened get pod openclaw -o json | python3 tests/demo/excerpt.py
+step "the ReplicaSet controller creates the agent's Pod, through the webhook"
+POD=""
+for _ in $(seq 1 100); do
+  POD="$("$K" -n openclaw-hardened get pods -l agent=research -o name 2>/dev/null | head -n 1)"
+  [[ -n "$POD" ]] && break
+  sleep 0.2
+done
+[[ -n "$POD" ]] || { echo "UNEXPECTED: no Pod from the Deployment"; "$K" -n openclaw-hardened get events; exit 1; }
+echo "  $POD, created by $("$K" -n openclaw-hardened get "$POD" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')"
+
+step "what the webhook injected into the controller's Pod (excerpt of kubectl get pod -o yaml)"
+"$K" -n openclaw-hardened get "$POD" -o json | python3 tests/demo/excerpt.py
 echo
-echo "demo done: one refusal with its reasons, one agent stored with what was injected"
+echo "demo done: one refusal with its reasons, one agent Deployment whose Pod carries what was injected"

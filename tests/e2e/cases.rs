@@ -45,6 +45,30 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "deployment_with_an_agent_template_is_refused_at_apply",
             refuses_deployment,
         ),
+        (
+            "every_workload_kind_is_refused_at_apply_or_gets_pods_from_its_controller_carrying_the_box",
+            crate::workloads::every_workload_kind,
+        ),
+        (
+            "deployment_labelled_only_on_its_template_is_refused_at_apply",
+            crate::workloads::template_only_label,
+        ),
+        (
+            "an_approvers_exemption_reaches_the_pods_controllers_make_and_a_copy_does_not",
+            crate::workloads::approvals_survive_controllers,
+        ),
+        (
+            "debug_container_is_judged_alone_hardened_admitted_unhardened_refused",
+            crate::workloads::debug_containers,
+        ),
+        (
+            "serviceaccount_with_automount_off_gets_no_token_and_is_accepted",
+            crate::workloads::service_account_without_tokens,
+        ),
+        (
+            "catch_all_refuses_and_mutates_openclaw_pods_without_an_agent_label",
+            crate::workloads::catch_all,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",
@@ -432,7 +456,6 @@ fn one_apply(env: &Env) -> Result<(), String> {
     let ns = "e2e-fresh";
     let docs = [
         json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns}}),
-        json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default","namespace":ns}}),
         json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":AGENT_SA,"namespace":ns}}),
         deny_egress_policy(ns),
         hardened_pod(ns, "agent"),

@@ -15,6 +15,7 @@
 mod cases;
 mod second_webhook;
 mod support;
+mod workloads;
 
 use std::process::ExitCode;
 use std::time::Instant;

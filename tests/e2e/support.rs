@@ -85,7 +85,13 @@ impl Env {
             .output()
             .map_err(|e| format!("cannot run tests/controlplane/build.sh: {e}"))?;
         let bin_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        for b in ["kube-apiserver", "etcd", "kubectl", "helm"] {
+        for b in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "etcd",
+            "kubectl",
+            "helm",
+        ] {
             if !bin_dir.join(b).exists() {
                 return Err(format!(
                     "{} is missing: build the control plane first with `make controlplane` (tests/controlplane/build.sh)",
@@ -171,6 +177,10 @@ impl Env {
         let policy = self.dir.path().join("policy.yaml");
         std::fs::write(&policy, include_str!("policy.yaml")).map_err(|e| e.to_string())?;
         let certs = self.dir.path().join("certs");
+        // What the chart keeps in a Secret: random bytes, made once per suite.
+        let approval_key = self.dir.path().join("approval.key");
+        let key: String = (0..4).map(|_| format!("{:016x}", rand_u64())).collect();
+        std::fs::write(&approval_key, key).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(&self.webhook_log).map_err(|e| e.to_string())?;
         let child = tied_to_us(Path::new(BIN))
             .arg("serve")
@@ -180,6 +190,8 @@ impl Env {
             .arg(certs.join("tls.key"))
             .arg("--policy")
             .arg(&policy)
+            .arg("--approval-key-file")
+            .arg(&approval_key)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.webhook_port))
             .arg("--kubeconfig")
@@ -412,6 +424,19 @@ impl Drop for Env {
             .stdout(Stdio::null())
             .status();
     }
+}
+
+/// Random enough for a test key: the std hasher's per-process random seed.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 /// Default-deny egress allowing DNS (53 UDP/TCP) and HTTPS (443), for every pod.

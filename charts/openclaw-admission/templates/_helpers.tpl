@@ -202,3 +202,57 @@ annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "openclaw-admission.tlsSecretName" .) }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+One agent selector (matchLabels and matchExpressions, ANDed) as a CEL expression over a label
+map named `l`, for matchConditions. Keys and values are written as JSON strings, which CEL reads
+as string literals.
+*/}}
+{{- define "openclaw-admission.celSelector" -}}
+{{- $parts := list -}}
+{{- range $k, $v := .matchLabels -}}
+{{- $parts = append $parts (printf "(%s in l && l[%s] == %s)" (toJson $k) (toJson $k) (toJson $v)) -}}
+{{- end -}}
+{{- range .matchExpressions -}}
+{{- $k := toJson .key -}}
+{{- $vals := toJson (.values | default list) -}}
+{{- if eq .operator "In" -}}
+{{- $parts = append $parts (printf "(%s in l && l[%s] in %s)" $k $k $vals) -}}
+{{- else if eq .operator "NotIn" -}}
+{{- $parts = append $parts (printf "(!(%s in l) || !(l[%s] in %s))" $k $k $vals) -}}
+{{- else if eq .operator "Exists" -}}
+{{- $parts = append $parts (printf "(%s in l)" $k) -}}
+{{- else if eq .operator "DoesNotExist" -}}
+{{- $parts = append $parts (printf "!(%s in l)" $k) -}}
+{{- else -}}
+{{- fail (printf "agentSelectors: unknown operator %q (In, NotIn, Exists, DoesNotExist)" .operator) -}}
+{{- end -}}
+{{- end -}}
+{{- if $parts -}}{{ join " && " $parts }}{{- else -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+CEL over a workload under review: `[<map>].exists(m, ...)` binds the pod template's labels
+(or annotations) to a name. Deployments, StatefulSets, DaemonSets, ReplicaSets and Jobs keep
+their template at spec.template; CronJobs at spec.jobTemplate.spec.template. A missing map
+reads as empty.
+*/}}
+{{- define "openclaw-admission.celTemplateField" -}}
+{{- $f := . -}}
+has(object.spec.jobTemplate) ? (has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) && has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.{{ $f }}) ? object.spec.jobTemplate.spec.template.metadata.{{ $f }} : {}) : (has(object.spec.template) && has(object.spec.template.metadata) && has(object.spec.template.metadata.{{ $f }}) ? object.spec.template.metadata.{{ $f }} : {})
+{{- end -}}
+
+{{/* The template's labels match one of agentSelectors. */}}
+{{- define "openclaw-admission.celAgentTemplate" -}}
+{{- $any := list -}}
+{{- range .Values.agentSelectors -}}
+{{- $any = append $any (printf "(%s)" (include "openclaw-admission.celSelector" .)) -}}
+{{- end -}}
+object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" "labels" }}].exists(l, {{ join " || " $any | default "false" }})
+{{- end -}}
+
+{{/* The template asks for an exemption (the policy's exemptionAnnotation). */}}
+{{- define "openclaw-admission.celExemptionAsked" -}}
+{{- $key := .Values.policy.exemptionAnnotation | default "openclaw.io/exempt" -}}
+object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" "annotations" }}].exists(a, {{ toJson $key }} in a)
+{{- end -}}

@@ -1,0 +1,488 @@
+//! The controller path: agents applied as workloads, their Pods made by
+//! kube-controller-manager through admission, approvals that survive the controllers,
+//! `kubectl debug` containers, and a ServiceAccount that opts out of tokens.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+/// The pod template of `pod` for a workload, labelled `e2e-workload: <name>` so its Pods can
+/// be found, with the restart policy Jobs need.
+fn template(pod: &Value, name: &str, job: bool) -> Value {
+    let mut meta = pod["metadata"].clone();
+    let m = meta.as_object_mut().unwrap();
+    m.remove("name");
+    m.remove("namespace");
+    m.entry("labels").or_insert(json!({}))["e2e-workload"] = name.into();
+    let mut spec = pod["spec"].clone();
+    if job {
+        spec["restartPolicy"] = "Never".into();
+    }
+    json!({"metadata": meta, "spec": spec})
+}
+
+/// A workload of `kind` named `name` around `pod`'s template.
+fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
+    let selector = json!({"matchLabels": {"e2e-workload": name}});
+    let (api, spec) = match kind {
+        "Job" => ("batch/v1", json!({"template": template(pod, name, true)})),
+        "CronJob" => (
+            "batch/v1",
+            json!({"schedule": "0 0 1 1 *", "jobTemplate": {"spec": {"template": template(pod, name, true)}}}),
+        ),
+        "StatefulSet" => (
+            "apps/v1",
+            json!({"serviceName": name, "replicas": 1, "selector": selector, "template": template(pod, name, false)}),
+        ),
+        "DaemonSet" => (
+            "apps/v1",
+            json!({"selector": selector, "template": template(pod, name, false)}),
+        ),
+        _ => (
+            "apps/v1",
+            json!({"replicas": 1, "selector": selector, "template": template(pod, name, false)}),
+        ),
+    };
+    json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
+    let list = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-l",
+        &format!("e2e-workload={name}"),
+        "-o",
+        "json",
+    ])?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
+    env.eventually(30, || {
+        let pods = pods_of(env, ns, name)?;
+        if pods.is_empty() {
+            let events = env.kubectl(&[
+                "-n",
+                ns,
+                "get",
+                "events",
+                "-o",
+                "custom-columns=OBJ:.involvedObject.name,MSG:.message",
+            ]);
+            Err(format!(
+                "no Pod of {ns}/{name} after 30 s; events:\n{}",
+                events.stdout
+            ))
+        } else {
+            Ok(pods)
+        }
+    })
+}
+
+/// What the mutation must have put into a stored Pod.
+fn carries_the_box(pod: &Value) -> Result<(), String> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or("?");
+    let vols = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    expect(
+        !vols.iter().any(|v| {
+            v["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("kube-api-access-")
+        }),
+        || format!("{name}: a kube-api-access volume is left: {vols:?}"),
+    )?;
+    let token = vols
+        .iter()
+        .flat_map(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|s| s.get("serviceAccountToken").is_some())
+        .ok_or_else(|| format!("{name}: no projected token: {vols:?}"))?;
+    let secs = token["serviceAccountToken"]["expirationSeconds"]
+        .as_i64()
+        .unwrap_or(i64::MAX);
+    expect(secs <= 3600, || format!("{name}: token lives {secs} s"))?;
+    expect(
+        vols.iter()
+            .any(|v| v["csi"]["driver"] == "secrets-store.csi.k8s.io"),
+        || format!("{name}: no CSI volume: {vols:?}"),
+    )?;
+    let env_names: Vec<String> = pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().map(String::from))
+        .collect();
+    expect(
+        env_names.iter().any(|n| n == "OTEL_EXPORTER_OTLP_ENDPOINT")
+            && env_names.last().map(String::as_str) == Some("OTEL_RESOURCE_ATTRIBUTES"),
+        || format!("{name}: OTel env missing or not last: {env_names:?}"),
+    )
+}
+
+pub fn every_workload_kind(env: &Env) -> Result<(), String> {
+    let ns = NS_ENFORCE;
+    for kind in [
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+    ] {
+        let lower = kind.to_lowercase();
+        let template_path = if kind == "CronJob" {
+            "spec.jobTemplate.spec.template.spec.containers[0]"
+        } else {
+            "spec.template.spec.containers[0]"
+        };
+        // Unhardened: refused at apply, with the template path in kubectl's output.
+        let mut bad = hardened_pod(ns, "x");
+        bad["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+        let out = env.apply(&workload(kind, ns, &format!("bad-{lower}"), &bad), &[]);
+        expect(!out.ok, || {
+            format!("{kind}: unhardened accepted: {}", out.all())
+        })?;
+        expect(
+            out.all().contains(template_path) && out.all().contains("read-only-root-filesystem"),
+            || format!("{kind}: no {template_path} in: {}", out.all()),
+        )?;
+
+        // Hardened: accepted, the controller makes Pods, and they carry the box.
+        let name = format!("good-{lower}");
+        let out = env.apply(&workload(kind, ns, &name, &hardened_pod(ns, "x")), &[]);
+        expect(out.ok, || {
+            format!("{kind}: hardened refused: {}", out.all())
+        })?;
+        let pod_owner = if kind == "CronJob" {
+            let run = format!("{name}-manual");
+            let out = env.kubectl(&[
+                "-n",
+                ns,
+                "create",
+                "job",
+                &run,
+                &format!("--from=cronjob/{name}"),
+            ]);
+            expect(out.ok, || {
+                format!("create job --from=cronjob: {}", out.all())
+            })?;
+            run
+        } else {
+            name.clone()
+        };
+        let pods = wait_for_pods(env, ns, &name)?;
+        for p in &pods {
+            carries_the_box(p).map_err(|e| format!("{kind} ({pod_owner}): {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn template_only_label(env: &Env) -> Result<(), String> {
+    // The agent label sits on the template only; the Deployment's own labels say nothing.
+    let mut bad = hardened_pod(NS_ENFORCE, "x");
+    bad["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+    let mut d = workload("Deployment", NS_ENFORCE, "template-only", &bad);
+    d["metadata"]["labels"] = json!({"team": "research"});
+    let out = env.apply(&d, &[]);
+    expect(!out.ok, || format!("accepted: {}", out.all()))?;
+    expect(
+        out.all().contains("spec.template.spec.containers[0]"),
+        || out.all(),
+    )
+}
+
+/// Users `bob` (an approver) and `mallory` may edit workloads in the namespace.
+fn editors(env: &Env, ns: &str) -> Result<(), String> {
+    env.apply_docs(&[json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "e2e-editors", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"},
+                     {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]})])
+}
+
+const AS_APPROVER: [&str; 2] = ["--as=bob", "--as-group=openclaw:approvers"];
+const AS_USER: [&str; 1] = ["--as=mallory"];
+
+pub fn approvals_survive_controllers(env: &Env) -> Result<(), String> {
+    let ns = NS_ENFORCE;
+    editors(env, ns)?;
+    let mut writable = hardened_pod(ns, "x");
+    writable["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+    writable["metadata"]["annotations"]["openclaw.io/exempt"] = "read-only-root-filesystem".into();
+
+    // The approver's Deployment is stamped, and its Pods (made by the controllers) admitted.
+    let out = env.apply(
+        &workload("Deployment", ns, "approved", &writable),
+        &AS_APPROVER,
+    );
+    expect(out.ok, || {
+        format!("approver's Deployment refused: {}", out.all())
+    })?;
+    let stored = env.kubectl_json(&["-n", ns, "get", "deployment", "approved", "-o", "json"])?;
+    let stamp = stored["spec"]["template"]["metadata"]["annotations"]["openclaw.io/approval"]
+        .as_str()
+        .ok_or_else(|| {
+            format!(
+                "no approval stamp: {}",
+                stored["spec"]["template"]["metadata"]
+            )
+        })?
+        .to_string();
+    expect(
+        stamp.contains("approver=bob") && stamp.contains("name=approved"),
+        || stamp.clone(),
+    )?;
+    let pods = wait_for_pods(env, ns, "approved")?;
+    carries_the_box(&pods[0])?;
+    let audit = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    expect(
+        audit.lines().any(|l| {
+            l.contains("replicaset-controller")
+                && l.contains("openclaw-approval")
+                && l.contains("bob")
+        }),
+        || "no audit event of the controller's Pod naming the approval and bob".into(),
+    )?;
+
+    // The same annotations, stamp included, copied by a non-approver into another Deployment.
+    let mut copied = workload("Deployment", ns, "copycat", &writable);
+    copied["spec"]["template"]["metadata"]["annotations"]["openclaw.io/approval"] =
+        stamp.clone().into();
+    let out = env.apply(&copied, &AS_USER);
+    expect(!out.ok, || format!("copied approval helped: {}", out.all()))?;
+    expect(out.all().contains("read-only-root-filesystem"), || {
+        out.all()
+    })?;
+
+    // A non-approver may not mint one either.
+    let out = env.apply(
+        &workload("Deployment", ns, "self-approved", &writable),
+        &AS_USER,
+    );
+    expect(!out.ok, || {
+        format!("non-approver's exemption honoured: {}", out.all())
+    })
+}
+
+pub fn debug_containers(env: &Env) -> Result<(), String> {
+    let ns = "e2e-debug";
+    env.apply_docs(&[
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"openclaw.io/mode": "audit"}}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": ns}}),
+        deny_egress_policy(ns),
+    ])?;
+    // Admitted in audit mode with a writable root filesystem.
+    let mut pod = hardened_pod(ns, "debugged");
+    pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+    env.eventually(20, || {
+        let out = env.apply(&pod, &[]);
+        if out.ok {
+            Ok(())
+        } else {
+            Err(format!("audit-mode pod refused: {}", out.all()))
+        }
+    })?;
+    let out = env.kubectl(&[
+        "label",
+        "namespace",
+        ns,
+        "openclaw.io/mode=enforce",
+        "--overwrite",
+    ]);
+    expect(out.ok, || out.all())?;
+
+    let add = |name: &str, sc: Value| {
+        // What `kubectl debug --target` sends: the Pod with one more ephemeral container.
+        let patch = json!({"spec": {"ephemeralContainers": [
+            {"name": name, "image": "busybox", "targetContainerName": "agent", "securityContext": sc}]}});
+        env.kubectl(&[
+            "-n",
+            ns,
+            "patch",
+            "pod",
+            "debugged",
+            "--subresource=ephemeralcontainers",
+            "--type=strategic",
+            "-p",
+            &patch.to_string(),
+        ])
+    };
+    // An unhardened one is refused once the namespace enforces (the label is followed by watch).
+    env.eventually(20, || {
+        let out = add("open", json!({"privileged": true}));
+        if out.ok {
+            Err(format!(
+                "unhardened debug container admitted: {}",
+                out.all()
+            ))
+        } else if out.all().contains("spec.ephemeralContainers[0]") {
+            Ok(())
+        } else {
+            Err(format!(
+                "refused without the ephemeral container's path: {}",
+                out.all()
+            ))
+        }
+    })?;
+    // A hardened one joins the Pod, whose own old violation is not held against it.
+    let out = add(
+        "locked",
+        json!({"runAsNonRoot": true, "readOnlyRootFilesystem": true,
+        "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+    );
+    expect(out.ok, || {
+        format!("hardened debug container refused: {}", out.all())
+    })
+}
+
+pub fn service_account_without_tokens(env: &Env) -> Result<(), String> {
+    let ns = NS_ENFORCE;
+    env.apply_docs(&[
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "automountServiceAccountToken": false,
+        "metadata": {"name": "quiet-agent", "namespace": ns}}),
+    ])?;
+    let mut pod = hardened_pod(ns, "quiet");
+    pod["spec"]["serviceAccountName"] = "quiet-agent".into();
+    let stored = env.eventually(20, || {
+        let out = env.apply(&pod, &[]);
+        if !out.ok {
+            return Err(format!("refused: {}", out.all()));
+        }
+        env.get_pod(ns, "quiet")
+    })?;
+    let vols = stored["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    expect(!vols.iter().any(|v| v.get("projected").is_some()), || {
+        format!("a token volume was mounted: {vols:?}")
+    })
+}
+
+/// The chart's catch-all entries, rendered for this run's webhook, registered under their own
+/// configuration names for the length of the case.
+fn register_catch_all(env: &Env) -> Result<(), String> {
+    let rendered = std::process::Command::new(&env.helm)
+        .args([
+            "template",
+            "openclaw-admission",
+            &format!("{ROOT}/charts/openclaw-admission"),
+            "--namespace",
+            "openclaw-system",
+            "--show-only",
+            "templates/webhooks.yaml",
+            "--set",
+            "catchAll.enabled=true",
+            "--set",
+            "certificates.mode=secret",
+            "--set",
+            "certificates.secret.name=unused",
+        ])
+        .arg("--set")
+        .arg(format!("certificates.secret.caBundle={}", env.ca_bundle))
+        .arg("--set")
+        .arg(format!(
+            "webhook.url=https://127.0.0.1:{}",
+            env.webhook_port
+        ))
+        .output()
+        .map_err(|e| format!("helm: {e}"))?;
+    expect(rendered.status.success(), || {
+        String::from_utf8_lossy(&rendered.stderr).into_owned()
+    })?;
+    let out = env.kubectl_stdin(
+        &["create", "--dry-run=client", "-o", "json", "-f", "-"],
+        &String::from_utf8_lossy(&rendered.stdout),
+    );
+    expect(out.ok, || out.all())?;
+    // One JSON object per document, one after the other.
+    let configs: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut docs = Vec::new();
+    for mut cfg in configs {
+        let hooks: Vec<Value> = cfg["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| w["name"].as_str().unwrap_or("").contains("catchall"))
+            .cloned()
+            .collect();
+        cfg["webhooks"] = Value::Array(hooks);
+        cfg["metadata"] = json!({"name": "openclaw-e2e-catchall"});
+        docs.push(cfg);
+    }
+    expect(docs.len() == 2, || {
+        format!("expected two configurations: {docs:?}")
+    })?;
+    env.apply_docs(&docs)
+}
+
+pub fn catch_all(env: &Env) -> Result<(), String> {
+    register_catch_all(env)?;
+    let result = (|| {
+        let unlabel = |mut p: Value| {
+            p["metadata"]["labels"] = json!({"team": "research"});
+            p
+        };
+        // An unhardened OpenClaw pod that dropped its label: refused (catchAll.action deny).
+        let mut bad = unlabel(hardened_pod(NS_ENFORCE, "unlabelled-bad"));
+        bad["spec"]["hostNetwork"] = json!(true);
+        env.eventually(20, || {
+            let out = env.apply(&bad, &[]);
+            if out.ok {
+                let _ = env.kubectl(&[
+                    "-n",
+                    NS_ENFORCE,
+                    "delete",
+                    "pod",
+                    "unlabelled-bad",
+                    "--wait=false",
+                ]);
+                Err(format!(
+                    "unlabelled unhardened agent accepted: {}",
+                    out.all()
+                ))
+            } else if out.all().contains("no-host-access") {
+                Ok(())
+            } else {
+                Err(format!("refused for another reason: {}", out.all()))
+            }
+        })?;
+        // A hardened one is stored, and mutated like any agent.
+        let good = unlabel(hardened_pod(NS_ENFORCE, "unlabelled-good"));
+        let out = env.apply(&good, &[]);
+        expect(out.ok, || {
+            format!("hardened unlabelled agent refused: {}", out.all())
+        })?;
+        carries_the_box(&env.get_pod(NS_ENFORCE, "unlabelled-good")?)
+    })();
+    for kind in [
+        "validatingwebhookconfiguration",
+        "mutatingwebhookconfiguration",
+    ] {
+        let _ = env.kubectl(&[
+            "delete",
+            kind,
+            "openclaw-e2e-catchall",
+            "--ignore-not-found",
+        ]);
+    }
+    result
+}
