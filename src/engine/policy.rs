@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Every check id the engine knows, in report order.
+/// Check ids reserved in the policy's vocabulary but not judged yet.
+pub const NOT_YET_JUDGED: &[&str] = &["exec-requires-approval"];
+
 pub const CHECK_IDS: &[&str] = &[
     "run-as-non-root",
     "read-only-root-filesystem",
@@ -591,12 +594,23 @@ impl Policy {
             message,
         };
         let known = CHECK_IDS.join(", ");
+        // A key naming a check that does nothing would be silently without effect.
+        let inert = |id: &str| {
+            NOT_YET_JUDGED.contains(&id).then(|| {
+                format!(
+                    "{id} is not judged by this version, so naming it here would have no effect"
+                )
+            })
+        };
         for (i, id) in self.disabled_checks.iter().enumerate() {
             if !CHECK_IDS.contains(&id.as_str()) {
                 return Err(bad(
                     &format!("disabledChecks[{i}]"),
                     format!("unknown check id {id:?}; known: {known}"),
                 ));
+            }
+            if let Some(m) = inert(id) {
+                return Err(bad(&format!("disabledChecks[{i}]"), m));
             }
         }
         for (i, ex) in self.exemptions.iter().enumerate() {
@@ -606,6 +620,9 @@ impl Policy {
                         &format!("exemptions[{i}].checks[{j}]"),
                         format!("unknown check id {id:?}; known: {known}"),
                     ));
+                }
+                if let Some(m) = inert(id) {
+                    return Err(bad(&format!("exemptions[{i}].checks[{j}]"), m));
                 }
             }
             if ex.namespaces.is_empty() && ex.users.is_empty() && ex.groups.is_empty() {
@@ -842,5 +859,20 @@ mod tests {
         );
         assert!(glob_match("*_TOKEN", "GITHUB_TOKEN"));
         assert!(!glob_match("*_TOKEN", "GITHUB_TOKEN_URL"));
+    }
+
+    #[test]
+    fn naming_a_check_that_is_not_judged_yet_is_refused_at_load() {
+        for text in [
+            "disabledChecks: [exec-requires-approval]",
+            "exemptions: [{namespaces: [a], checks: [exec-requires-approval]}]",
+        ] {
+            let err = Policy::from_yaml(text, "p.yaml").unwrap_err().to_string();
+            assert!(
+                err.contains("exec-requires-approval") && err.contains("no effect"),
+                "{err}"
+            );
+        }
+        assert!(Policy::from_yaml("disabledChecks: [in-cluster-inference]", "p.yaml").is_ok());
     }
 }

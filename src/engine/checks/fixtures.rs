@@ -592,6 +592,7 @@ mod tests {
             .privileged(true)
             .add_caps(&["SYS_ADMIN"])
             .env("OPENAI_API_KEY", "literal-value-here")
+            .env("OPENAI_BASE_URL", "https://api.openai.com/v1")
             .build();
         let view = view_of(&[
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -599,7 +600,10 @@ mod tests {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
             "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}]}),
         ]);
-        let v = run_all(&p, &Policy::default(), &view);
+        // With inference endpoints named, so that `in-cluster-inference` runs too.
+        let mut policy = Policy::default();
+        policy.checks.inference.allowed_hosts = vec!["llm.corp.example".into()];
+        let v = run_all(&p, &policy, &view);
         let mut ids: Vec<&str> = v.iter().map(|x| x.check).collect();
         ids.dedup();
         let all: Vec<&str> = super::super::CHECKS.iter().map(|c| c.id).collect();

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 mod dedicated_service_account;
 mod default_deny_egress;
 mod drop_all_capabilities;
+mod in_cluster_inference;
 mod least_privilege_rbac;
 mod no_host_access;
 mod no_plaintext_credentials;
@@ -39,8 +40,8 @@ pub struct Check {
     pub run: fn(&CheckInput<'_>) -> Vec<Violation>,
 }
 
-/// Every pod check, in report order. `exec-requires-approval` and `in-cluster-inference`
-/// are not pod checks of this table.
+/// Every pod check, in report order. `exec-requires-approval` is not a pod check of this
+/// table; `in-cluster-inference` runs only when the policy names inference endpoints.
 pub static CHECKS: &[Check] = &[
     Check {
         id: run_as_non_root::ID,
@@ -96,6 +97,11 @@ pub static CHECKS: &[Check] = &[
         id: short_lived_token::ID,
         tier: Tier::Medium,
         run: short_lived_token::check,
+    },
+    Check {
+        id: in_cluster_inference::ID,
+        tier: Tier::Medium,
+        run: in_cluster_inference::check,
     },
 ];
 
