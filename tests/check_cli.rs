@@ -129,8 +129,11 @@ fn unhardened_example_is_reported_with_check_path_and_fix() {
 }
 
 #[test]
-fn whole_examples_directory_reports_the_unhardened_pod_only() {
-    let out = check_paths(&[&examples("")], &["--output", "json"]);
+fn hardened_and_unhardened_together_report_the_unhardened_pod_only() {
+    let out = check_paths(
+        &[&examples("hardened"), &examples("unhardened")],
+        &["--output", "json"],
+    );
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let objects = report["objects"].as_array().unwrap();
@@ -462,6 +465,32 @@ fn policy_exemption_drops_the_check_and_is_reported_as_exempted() {
     assert!(!text.contains("  no-plaintext-credentials "), "{text}");
     assert!(
         text.contains("exempted no-plaintext-credentials: policy: pending vault migration"),
+        "{text}"
+    );
+}
+
+#[test]
+fn in_cluster_inference_example_passes_its_policy_and_an_outside_endpoint_does_not() {
+    let dir = examples("in-cluster-inference");
+    let policy = dir.join("policy.yaml");
+    let policy = policy.to_str().unwrap();
+    let out = check_paths(&[&dir.join("agent.yaml")], &["--policy", policy]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+
+    let text = std::fs::read_to_string(dir.join("agent.yaml"))
+        .unwrap()
+        .replace(
+            "http://vllm.inference.svc.cluster.local:8000/v1",
+            "https://api.openai.com/v1",
+        );
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("agent.yaml");
+    std::fs::write(&outside, text).unwrap();
+    let out = check_paths(&[&outside], &["--policy", policy]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("in-cluster-inference") && text.contains("api.openai.com"),
         "{text}"
     );
 }
