@@ -475,7 +475,13 @@ fn in_cluster_inference_example_passes_its_policy_and_an_outside_endpoint_does_n
     let policy = dir.join("policy.yaml");
     let policy = policy.to_str().unwrap();
     let out = check_paths(&[&dir.join("agent.yaml")], &["--policy", policy]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     let text = std::fs::read_to_string(dir.join("agent.yaml"))
         .unwrap()
@@ -487,7 +493,13 @@ fn in_cluster_inference_example_passes_its_policy_and_an_outside_endpoint_does_n
     let outside = tmp.path().join("agent.yaml");
     std::fs::write(&outside, text).unwrap();
     let out = check_paths(&[&outside], &["--policy", policy]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
     assert!(
         text.contains("in-cluster-inference") && text.contains("api.openai.com"),

@@ -16,8 +16,8 @@ use crate::engine;
 use crate::engine::policy::Policy;
 use crate::engine::review::{Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, Index, StaticView};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup, StaticView};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::Client;
@@ -51,7 +51,7 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
     let sa = match &review.object {
         Subject::Pod(pod) => Target::of_pod(pod, ns).service_account(),
         Subject::Template(t) => Target::of_template(t, ns, "").service_account(),
-        Subject::None | Subject::Other => return Misses::default(),
+        Subject::None | Subject::Other | Subject::Connect(_) => return Misses::default(),
     }
     .unwrap_or("default");
     let sa_checked = policy.check_enabled("dedicated-service-account")
@@ -74,6 +74,46 @@ fn worth_confirming(review: &Review, policy: &Policy) -> bool {
         && engine::is_agent(review, policy)
 }
 
+/// The pod a CONNECT (`kubectl exec`, `attach`, `port-forward`) names, when the policy judges
+/// it. Pods are not watched: exec is rare and human-paced, so one GET of the pod's metadata
+/// per exec costs less than a cache of every pod's labels held and streamed forever.
+fn connect_target<'a>(review: &'a Review, policy: &Policy) -> Option<&'a str> {
+    (review.operation == Operation::Connect
+        && matches!(review.object, Subject::Connect(_))
+        && policy.check_enabled("exec-requires-approval")
+        && !review.name.is_empty())
+    .then_some(review.name.as_str())
+}
+
+/// The pod's labels (metadata only), within [`CONFIRM_TIMEOUT`]. `None` when the API server
+/// did not answer: the engine then cannot tell, and refuses what it cannot vouch for.
+async fn lookup_pod(client: &Client, ns: &str, name: &str) -> Option<Index> {
+    let api = Api::<Pod>::namespaced(client.clone(), ns);
+    match tokio::time::timeout(CONFIRM_TIMEOUT, api.get_metadata_opt(name)).await {
+        Ok(Ok(found)) => {
+            let mut idx = Index::new();
+            idx.apply_pod_labels(
+                ns,
+                name,
+                found.map(|p| p.metadata.labels.unwrap_or_default()),
+            );
+            Some(idx)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(namespace = ns, pod = name, error = %e, "pod lookup for a CONNECT failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                namespace = ns,
+                pod = name,
+                "pod lookup for a CONNECT timed out"
+            );
+            None
+        }
+    }
+}
+
 /// The live view plus, for one request, what a live confirmation found. Pass it to the engine
 /// in place of the [`LiveView`].
 pub struct Confirmed<'a> {
@@ -92,6 +132,12 @@ impl LiveView {
         let Some(client) = &self.client else {
             return cached;
         };
+        if let Some(pod) = connect_target(review, policy) {
+            return Confirmed {
+                live: self,
+                extra: lookup_pod(client, &review.namespace, pod).await,
+            };
+        }
         if !worth_confirming(review, policy) {
             return cached;
         }
@@ -166,6 +212,9 @@ impl ClusterView for &Index {
     }
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         (**self).is_legacy_token_secret(namespace, name)
+    }
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+        (**self).pod_labels(namespace, name)
     }
 }
 
@@ -310,6 +359,12 @@ impl ClusterView for Confirmed<'_> {
 
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         self.live.is_legacy_token_secret(namespace, name)
+    }
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+        match self.extra.as_ref() {
+            Some(extra) => extra.pod_labels(namespace, name),
+            None => self.live.pod_labels(namespace, name),
+        }
     }
 }
 

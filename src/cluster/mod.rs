@@ -45,7 +45,7 @@ pub use confirm::{CONFIRM_TIMEOUT, Confirm, Confirmed};
 
 use crate::engine::policy::Policy;
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, Index};
+use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup};
 use feed::Feed;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -123,6 +123,9 @@ impl ClusterView for LiveView {
     }
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         self.read().is_legacy_token_secret(namespace, name)
+    }
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+        self.read().pod_labels(namespace, name)
     }
 }
 

@@ -157,7 +157,7 @@ fn target_of<'a>(review: &'a Review, spec_path: &'a mut String) -> Option<Target
             *spec_path = format!("{}.spec", t.template_path);
             Some(Target::of_template(t, ns, spec_path.as_str()))
         }
-        Subject::None | Subject::Other => None,
+        Subject::None | Subject::Other | Subject::Connect(_) => None,
     }
 }
 
@@ -200,7 +200,13 @@ fn added_ephemeral_containers(review: &Review) -> Vec<usize> {
 
 /// Validation: judge the pod (or pod template) under review.
 pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision {
-    if matches!(review.operation, Operation::Delete | Operation::Connect) {
+    if review.operation == Operation::Connect {
+        return match &review.object {
+            Subject::Connect(options) => judge_connect(review, options, policy, view),
+            _ => Decision::allow(Skip::Operation),
+        };
+    }
+    if review.operation == Operation::Delete {
         return Decision::allow(Skip::Operation);
     }
     if policy.assume_openshift {
@@ -399,9 +405,119 @@ const MAX_LISTED: usize = 100;
 type Reasons = Vec<(String, String)>;
 
 fn is_approver(policy: &Policy, user: &review::User) -> bool {
-    user.groups
-        .iter()
-        .any(|g| policy.approver_groups.contains(g))
+    policy.approver_users.contains(&user.username)
+        || user
+            .groups
+            .iter()
+            .any(|g| policy.approver_groups.contains(g))
+}
+
+/// The check id of human approval for a shell in an agent.
+pub const EXEC_REQUIRES_APPROVAL: &str = "exec-requires-approval";
+/// An exec, attach or port-forward into an agent that was let through, with who and what.
+pub const AUDIT_EXEC: &str = "openclaw-exec";
+
+/// `exec-requires-approval`: CONNECT to `pods/exec`, `pods/attach` or `pods/portforward` of
+/// an agent Pod is for approvers only. The request carries only the options (no labels), so
+/// the pod comes from the view (a live lookup by the caller). A pod the view cannot vouch
+/// for is treated as an agent: refusing a shell by mistake costs a retry, letting one into an
+/// agent by mistake costs what the check exists to prevent.
+fn judge_connect(
+    review: &Review,
+    options: &review::ConnectOptions,
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Decision {
+    if !policy.check_enabled(EXEC_REQUIRES_APPROVAL) {
+        return Decision::allow(Skip::NotJudged);
+    }
+    let what = review.sub_resource.as_deref().unwrap_or("connect");
+    let pod = format!("{}/{}", review.namespace, review.name);
+    let unknown = match view.pod_labels(&review.namespace, &review.name) {
+        view::PodLookup::Missing => return Decision::allow(Skip::NotAnAgent),
+        view::PodLookup::Found(labels) => {
+            if !policy
+                .agent_selectors
+                .iter()
+                .any(|s| selector::matches(s, &labels))
+            {
+                return Decision::allow(Skip::NotAnAgent);
+            }
+            false
+        }
+        view::PodLookup::Unknown => true,
+    };
+    let user = &review.user;
+    let mode = policy.mode_for(view.namespace_labels(&review.namespace).as_ref());
+    let detail = {
+        let mut d = format!("{what} by {} into pod {pod}", user.username);
+        if let Some(c) = &options.container {
+            d.push_str(&format!(" container {c}"));
+        }
+        if !options.command.is_empty() {
+            d.push_str(&format!(": {}", options.command.join(" ")));
+        }
+        if !options.ports.is_empty() {
+            let ports: Vec<String> = options.ports.iter().map(i32::to_string).collect();
+            d.push_str(&format!(": ports {}", ports.join(",")));
+        }
+        d
+    };
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        ..Default::default()
+    };
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
+    if is_approver(policy, user) {
+        d.audit_annotations
+            .insert(AUDIT_EXEC.into(), short(&format!("{detail} (approver)")));
+        return d;
+    }
+    let approvers = if policy.approver_groups.is_empty() {
+        "approverUsers".to_string()
+    } else {
+        format!("groups {}", policy.approver_groups.join(", "))
+    };
+    let violation = Violation::new(
+        EXEC_REQUIRES_APPROVAL,
+        violation::Tier::High,
+        format!("pods/{what}"),
+        format!(
+            "{} may not {what} into {}agent pod {pod}: a shell in an agent needs human approval",
+            user.username,
+            if unknown { "possible " } else { "" }
+        ),
+        format!(
+            "ask an approver ({approvers}) to run it, or have {} added to an approver group",
+            user.username
+        ),
+    );
+    let action = match mode {
+        Mode::Enforce => policy.tiers.for_tier(violation.tier),
+        Mode::Warn => policy.tiers.for_tier(violation.tier).max(Action::Warn),
+        Mode::Audit => Action::Audit,
+    };
+    d.audit_annotations.insert(
+        AUDIT_VIOLATIONS.into(),
+        format!("{EXEC_REQUIRES_APPROVAL}@pods/{what}"),
+    );
+    d.audit_annotations
+        .insert(AUDIT_EXEC.into(), short(&detail));
+    if action == Action::Deny {
+        d.allowed = false;
+        d.message = Some(format!(
+            "openclaw-admission refused {what} into pod {pod}: {violation}"
+        ));
+    } else if action == Action::Warn {
+        d.warnings.push(format!(
+            "openclaw-admission [{}]: {violation}",
+            mode.as_str()
+        ));
+    }
+    d.violations.push(Judged { violation, action });
+    d
 }
 
 /// The approval stamp on the object under review, when it holds for this object and this
@@ -436,7 +552,7 @@ fn approval_for(review: &Review, policy: &Policy, target: &Target<'_>) -> Option
             }
         }
         Subject::Pod(p) => controller && pod_made_from(&p.metadata, &grant),
-        Subject::None | Subject::Other => false,
+        Subject::None | Subject::Other | Subject::Connect(_) => false,
     };
     holds.then_some(grant)
 }
@@ -580,7 +696,9 @@ pub fn mutate(
     match &review.object {
         Subject::Pod(pod) => mutate_pod(review, pod, policy, view),
         Subject::Template(t) => Ok(stamp_approval(review, t, policy, view)),
-        Subject::None | Subject::Other => Ok(Decision::allow(Skip::NotJudged)),
+        Subject::None | Subject::Other | Subject::Connect(_) => {
+            Ok(Decision::allow(Skip::NotJudged))
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub fn fill(subject: &mut Subject) {
     match subject {
         Subject::Pod(p) => fill_spec(p.spec.get_or_insert_with(Default::default)),
         Subject::Template(t) => fill_spec(t.template.spec.get_or_insert_with(Default::default)),
-        Subject::None | Subject::Other => {}
+        Subject::None | Subject::Other | Subject::Connect(_) => {}
     }
 }
 

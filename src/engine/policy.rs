@@ -10,9 +10,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Every check id the engine knows, in report order.
-/// Check ids reserved in the policy's vocabulary but not judged yet.
-pub const NOT_YET_JUDGED: &[&str] = &["exec-requires-approval"];
-
 pub const CHECK_IDS: &[&str] = &[
     "run-as-non-root",
     "read-only-root-filesystem",
@@ -153,8 +150,11 @@ pub struct Policy {
     pub catch_all: CatchAll,
     /// Policy-file exemptions.
     pub exemptions: Vec<Exemption>,
-    /// Groups whose members may approve exemptions by pod annotation.
+    /// Groups whose members may approve exemptions by pod annotation, and open a shell in an
+    /// agent (`exec-requires-approval`).
     pub approver_groups: Vec<String>,
+    /// Users who are approvers without being in one of `approverGroups`.
+    pub approver_users: Vec<String>,
     /// Pod annotation listing check ids to exempt (comma separated); honoured only when the
     /// requesting user is in an approver group.
     pub exemption_annotation: String,
@@ -188,6 +188,7 @@ impl Default for Policy {
             catch_all: CatchAll::default(),
             exemptions: Vec::new(),
             approver_groups: vec!["openclaw:approvers".into()],
+            approver_users: Vec::new(),
             exemption_annotation: "openclaw.io/exempt".into(),
             controller_users: default_controller_users(),
             assume_openshift: false,
@@ -594,23 +595,12 @@ impl Policy {
             message,
         };
         let known = CHECK_IDS.join(", ");
-        // A key naming a check that does nothing would be silently without effect.
-        let inert = |id: &str| {
-            NOT_YET_JUDGED.contains(&id).then(|| {
-                format!(
-                    "{id} is not judged by this version, so naming it here would have no effect"
-                )
-            })
-        };
         for (i, id) in self.disabled_checks.iter().enumerate() {
             if !CHECK_IDS.contains(&id.as_str()) {
                 return Err(bad(
                     &format!("disabledChecks[{i}]"),
                     format!("unknown check id {id:?}; known: {known}"),
                 ));
-            }
-            if let Some(m) = inert(id) {
-                return Err(bad(&format!("disabledChecks[{i}]"), m));
             }
         }
         for (i, ex) in self.exemptions.iter().enumerate() {
@@ -620,9 +610,6 @@ impl Policy {
                         &format!("exemptions[{i}].checks[{j}]"),
                         format!("unknown check id {id:?}; known: {known}"),
                     ));
-                }
-                if let Some(m) = inert(id) {
-                    return Err(bad(&format!("exemptions[{i}].checks[{j}]"), m));
                 }
             }
             if ex.namespaces.is_empty() && ex.users.is_empty() && ex.groups.is_empty() {
@@ -859,20 +846,5 @@ mod tests {
         );
         assert!(glob_match("*_TOKEN", "GITHUB_TOKEN"));
         assert!(!glob_match("*_TOKEN", "GITHUB_TOKEN_URL"));
-    }
-
-    #[test]
-    fn naming_a_check_that_is_not_judged_yet_is_refused_at_load() {
-        for text in [
-            "disabledChecks: [exec-requires-approval]",
-            "exemptions: [{namespaces: [a], checks: [exec-requires-approval]}]",
-        ] {
-            let err = Policy::from_yaml(text, "p.yaml").unwrap_err().to_string();
-            assert!(
-                err.contains("exec-requires-approval") && err.contains("no effect"),
-                "{err}"
-            );
-        }
-        assert!(Policy::from_yaml("disabledChecks: [in-cluster-inference]", "p.yaml").is_ok());
     }
 }

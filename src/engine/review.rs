@@ -41,9 +41,30 @@ pub enum Subject {
     None,
     Pod(Box<Pod>),
     Template(Box<Template>),
+    /// The options of a CONNECT to a pod's `exec`, `attach` or `portforward`.
+    Connect(Box<ConnectOptions>),
     /// A kind the engine does not judge.
     Other,
 }
+
+/// What a CONNECT asks for (`PodExecOptions`, `PodAttachOptions`, `PodPortForwardOptions`):
+/// the object names no labels, so the pod is looked up by the review's name.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct ConnectOptions {
+    #[serde(skip)]
+    pub kind: String,
+    pub command: Vec<String>,
+    pub container: Option<String>,
+    pub ports: Vec<i32>,
+}
+
+/// The option kinds a CONNECT to a pod carries.
+pub const CONNECT_KINDS: &[&str] = &[
+    "PodExecOptions",
+    "PodAttachOptions",
+    "PodPortForwardOptions",
+];
 
 /// One admission request, typed.
 #[derive(Debug, Clone)]
@@ -182,6 +203,11 @@ impl Subject {
                     template: w.spec.job_template.spec.template.into(),
                     template_path: "spec.jobTemplate.spec.template",
                 }))
+            }
+            k if CONNECT_KINDS.contains(&k) => {
+                let mut o: ConnectOptions = serde_json::from_str(json)?;
+                o.kind = k.to_string();
+                Subject::Connect(Box::new(o))
             }
             k if WORKLOAD_KINDS.contains(&k) => {
                 let w: WithTemplate = serde_json::from_str(json)?;

@@ -686,3 +686,109 @@ fn the_catch_all_mutates_what_it_finds_and_judges_templates() {
             .any(|j| j.violation.path.starts_with("spec.template.spec"))
     );
 }
+
+// --- exec-requires-approval ---
+
+fn exec_review(pod: &str, user: (&str, &[&str])) -> Review {
+    let v = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b1c2d3e-0000-4000-8000-0000000000e1",
+            "kind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "subResource": "exec", "namespace": NS, "name": pod, "operation": "CONNECT",
+            "userInfo": {"username": user.0, "groups": user.1},
+            "object": {"apiVersion": "v1", "kind": "PodExecOptions", "stdin": true, "tty": true,
+                "container": "agent", "command": ["sh", "-c", "cat /etc/hostname"]},
+            "oldObject": null, "dryRun": false
+        }
+    });
+    admission::parse(&serde_json::to_vec(&v).unwrap())
+        .unwrap()
+        .unwrap()
+}
+
+fn view_with_pods() -> StaticView {
+    let mut v = hardened_view();
+    v.index.apply_pod_labels(
+        NS,
+        "agent-0",
+        Some([("app".to_string(), "openclaw".to_string())].into()),
+    );
+    v.index.apply_pod_labels(
+        NS,
+        "web-0",
+        Some([("app".to_string(), "web".to_string())].into()),
+    );
+    v.index.apply_pod_labels(NS, "gone", None);
+    v
+}
+
+#[test]
+fn a_shell_in_an_agent_is_refused_to_an_ordinary_user_naming_user_pod_and_rule() {
+    let d = evaluate(
+        &exec_review("agent-0", USER),
+        &Policy::default(),
+        &view_with_pods(),
+    );
+    assert!(!d.allowed);
+    let m = d.message.unwrap();
+    assert!(
+        m.contains("mallory")
+            && m.contains("agents/agent-0")
+            && m.contains("exec-requires-approval"),
+        "{m}"
+    );
+    assert!(d.audit_annotations[super::AUDIT_EXEC].contains("cat /etc/hostname"));
+}
+
+#[test]
+fn an_approvers_shell_is_let_through_and_recorded_with_the_command() {
+    let d = evaluate(
+        &exec_review("agent-0", APPROVER),
+        &Policy::default(),
+        &view_with_pods(),
+    );
+    assert!(d.allowed);
+    let rec = &d.audit_annotations[super::AUDIT_EXEC];
+    assert!(
+        rec.contains("bob") && rec.contains("sh -c cat /etc/hostname") && rec.contains("approver"),
+        "{rec}"
+    );
+}
+
+#[test]
+fn a_shell_elsewhere_is_none_of_its_business_but_an_unknown_pod_is_refused() {
+    let policy = Policy::default();
+    assert_eq!(
+        evaluate(&exec_review("web-0", USER), &policy, &view_with_pods()).skipped,
+        Some(super::Skip::NotAnAgent)
+    );
+    assert_eq!(
+        evaluate(&exec_review("gone", USER), &policy, &view_with_pods()).skipped,
+        Some(super::Skip::NotAnAgent)
+    );
+    let unknown = evaluate(
+        &exec_review("not-looked-up", USER),
+        &policy,
+        &view_with_pods(),
+    );
+    assert!(!unknown.allowed);
+    assert!(unknown.message.unwrap().contains("possible agent"));
+}
+
+#[test]
+fn exec_approval_follows_the_modes() {
+    let mut policy = Policy::default();
+    policy.mode = super::policy::Mode::Audit;
+    let d = evaluate(&exec_review("agent-0", USER), &policy, &view_with_pods());
+    assert!(d.allowed && d.warnings.is_empty());
+    assert!(d.audit_annotations.contains_key(super::AUDIT_VIOLATIONS));
+    policy.mode = super::policy::Mode::Warn;
+    let d = evaluate(&exec_review("agent-0", USER), &policy, &view_with_pods());
+    assert!(d.allowed);
+    assert_eq!(d.warnings.len(), 1);
+    policy.mode = super::policy::Mode::Enforce;
+    policy.approver_users = vec!["mallory".into()];
+    assert!(evaluate(&exec_review("agent-0", USER), &policy, &view_with_pods()).allowed);
+}

@@ -45,6 +45,18 @@ pub trait ClusterView {
     fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>>;
     /// Whether the named Secret is a legacy ServiceAccount token (by its type only).
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool;
+    /// A pod's labels, for requests that name a pod without carrying it (`kubectl exec`).
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup;
+}
+
+/// What the view knows of a pod named by a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PodLookup {
+    Found(Labels),
+    /// The API server says there is no such pod.
+    Missing,
+    /// Not known: not cached, and not (or not in time) looked up.
+    Unknown,
 }
 
 /// The Secret type of legacy, non-expiring ServiceAccount tokens.
@@ -84,6 +96,8 @@ pub struct Index {
     /// subject -> bindings naming it; `true` marks ClusterRoleBindings.
     by_subject: HashMap<SubjectKey, BTreeSet<(bool, BindingKey)>>,
     legacy_token_secrets: HashSet<(String, String)>,
+    /// Pods looked up for one request (never watched): labels, or `None` for no such pod.
+    pods: HashMap<(String, String), Option<Labels>>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
@@ -140,6 +154,11 @@ impl Index {
     ) {
         self.service_accounts
             .insert((namespace.to_string(), name.to_string()), automount);
+    }
+    /// A pod's labels as a lookup found them; `None` records that there is no such pod.
+    pub fn apply_pod_labels(&mut self, namespace: &str, name: &str, labels: Option<Labels>) {
+        self.pods
+            .insert((namespace.to_string(), name.to_string()), labels);
     }
     pub fn delete_service_account(&mut self, namespace: &str, name: &str) {
         self.service_accounts
@@ -412,6 +431,14 @@ impl ClusterView for Index {
         self.legacy_token_secrets
             .contains(&(namespace.to_string(), name.to_string()))
     }
+
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+        match self.pods.get(&(namespace.to_string(), name.to_string())) {
+            Some(Some(labels)) => PodLookup::Found(labels.clone()),
+            Some(None) => PodLookup::Missing,
+            None => PodLookup::Unknown,
+        }
+    }
 }
 
 /// A cluster view built from manifests: the objects given to `check`, or a test's fixtures.
@@ -506,6 +533,9 @@ impl ClusterView for StaticView {
     }
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         self.index.is_legacy_token_secret(namespace, name)
+    }
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+        self.index.pod_labels(namespace, name)
     }
 }
 

@@ -69,6 +69,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "catch_all_refuses_and_mutates_openclaw_pods_without_an_agent_label",
             crate::workloads::catch_all,
         ),
+        (
+            "exec_into_an_agent_is_refused_to_an_ordinary_user_and_admitted_for_an_approver",
+            crate::workloads::exec_requires_approval,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",

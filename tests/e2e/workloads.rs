@@ -486,3 +486,44 @@ pub fn catch_all(env: &Env) -> Result<(), String> {
     }
     result
 }
+
+pub fn exec_requires_approval(env: &Env) -> Result<(), String> {
+    let ns = NS_ENFORCE;
+    editors(env, ns)?;
+    let out = env.apply(&hardened_pod(ns, "exec-target"), &[]);
+    expect(out.ok, || format!("agent pod refused: {}", out.all()))?;
+    let exec = |who: &[&str]| {
+        let mut args = vec!["-n", ns, "exec", "exec-target", "-c", "agent"];
+        args.extend_from_slice(who);
+        args.extend_from_slice(&["--", "cat", "/etc/hostname"]);
+        env.kubectl(&args)
+    };
+    // An ordinary user: refused by admission, naming the user, the pod and the rule.
+    let out = exec(&AS_USER);
+    let text = out.all();
+    expect(
+        !out.ok
+            && text.contains("validate-exec.openclaw.io")
+            && text.contains("mallory")
+            && text.contains(&format!("{ns}/exec-target"))
+            && text.contains("exec-requires-approval"),
+        || format!("ordinary user's exec not refused as expected: {text}"),
+    )?;
+    // An approver: admitted. No kubelet runs here, so the API server fails after admission,
+    // when it looks for the node to proxy to; the webhook's refusal is absent.
+    let out = exec(&AS_APPROVER);
+    let text = out.all();
+    expect(
+        !text.contains("validate-exec.openclaw.io") && !text.contains("exec-requires-approval"),
+        || format!("approver's exec refused by the webhook: {text}"),
+    )?;
+    let audit = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    expect(
+        audit.lines().any(|l| {
+            l.contains("openclaw-exec")
+                && l.contains("\"username\":\"bob\"")
+                && l.contains("cat /etc/hostname")
+        }),
+        || "no audit event of bob's exec with the command".into(),
+    )
+}
