@@ -453,3 +453,57 @@ fn policy_exemption_drops_the_check_and_is_reported_as_exempted() {
         "{text}"
     );
 }
+
+#[test]
+fn yaml_1_1_scalars_are_read_as_kubernetes_reads_them() {
+    // The hardened example written the way Helm charts often are: `no`, `yes`, `on` for
+    // booleans and an octal file mode. kubectl stores this pod as the hardened one.
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "namespace.yaml",
+        "networkpolicy.yaml",
+        "serviceaccount.yaml",
+    ] {
+        std::fs::copy(examples("hardened").join(f), dir.path().join(f)).unwrap();
+    }
+    let agent = std::fs::read_to_string(examples("hardened").join("agent.yaml")).unwrap();
+    let yaml11 = agent
+        .replace("automountServiceAccountToken: false", "automountServiceAccountToken: no")
+        .replace("runAsNonRoot: true", "runAsNonRoot: yes")
+        .replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: on")
+        .replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: off")
+        .replace(
+            "              path: token\n",
+            "              path: token\n          - secret:\n              name: tls\n              items: [{key: a, path: a, mode: 0400}]\n",
+        );
+    assert_ne!(yaml11, agent);
+    write(dir.path(), "agent.yaml", &yaml11);
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn field_that_breaks_the_schema_is_named_with_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "field.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: openclaw}\nspec:\n  containers:\n  - name: a\n    image: x\n    env:\n    - name: OPENAI_API_KEY\n      value: 0444\n",
+    );
+    let out = check_paths(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("spec.containers[0].env[0].value (line 12): invalid type: integer (value not shown), expected a string"),
+        "{err}"
+    );
+    assert!(!err.contains("292") && !err.contains("0444"), "{err}");
+    // No position in JSON the tool wrote itself.
+    assert!(!err.contains("column"), "{err}");
+}

@@ -529,13 +529,26 @@ impl Policy {
 
     /// Parse and validate a policy. `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = if text.trim().is_empty() {
-            Policy::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| PolicyError::Parse {
-                path: origin.to_string(),
-                message: e.to_string(),
-            })?
+        let parse_error = |message: String| PolicyError::Parse {
+            path: origin.to_string(),
+            message,
+        };
+        // Read as Kubernetes reads the ConfigMap it comes from (YAML 1.1 scalars), but a key
+        // written twice is refused rather than silently taking the last one.
+        let docs = crate::yaml::read_stream(text, crate::yaml::Duplicates::Refuse)
+            .map_err(|e| parse_error(e.to_string()))?;
+        let mut docs = docs.into_iter().filter(|d| !d.value.is_null());
+        let policy: Policy = match (docs.next(), docs.next()) {
+            (None, _) => Policy::default(),
+            (Some(doc), None) => {
+                crate::yaml::from_document(&doc).map_err(|e| parse_error(e.to_string()))?
+            }
+            (Some(_), Some(second)) => {
+                return Err(parse_error(format!(
+                    "line {}: a second YAML document; the policy is one document",
+                    second.marks.line
+                )));
+            }
         };
         policy.validate(origin)?;
         Ok(policy)
@@ -748,6 +761,47 @@ mod tests {
             .to_string();
         assert!(err.contains("enforce") && err.contains("audit"), "{err}");
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_path_and_line() {
+        let err = Policy::from_yaml(
+            "checks:\n  egress:\n    allow:\n    - protocol: TCP\n      port: https\n",
+            "p.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("checks.egress.allow[0].port"), "{err}");
+    }
+
+    #[test]
+    fn repeated_key_is_refused_with_its_line() {
+        let err = Policy::from_yaml("mode: warn\nmode: audit\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("duplicate key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_read_as_kubernetes_does() {
+        let p = Policy::from_yaml("catchAll:\n  enabled: yes\n", "p.yaml").unwrap();
+        assert!(p.catch_all.enabled);
+    }
+
+    #[test]
+    fn comments_only_file_gives_defaults_and_two_documents_are_refused() {
+        assert_eq!(
+            Policy::from_yaml("# nothing\n", "p.yaml").unwrap(),
+            Policy::default()
+        );
+        let err = Policy::from_yaml("mode: warn\n---\nmode: audit\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("second YAML document"), "{err}");
     }
 
     #[test]
