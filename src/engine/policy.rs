@@ -328,10 +328,11 @@ impl Default for EgressSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CredentialSettings {
-    /// Env var names that hold credentials. `*` matches any run of characters; matching is
-    /// exact otherwise (case sensitive, as env var names are).
+    /// Env var names that hold credentials. `*` matches any run of characters; case is
+    /// ignored (`github_token` matches `*_TOKEN`). Also applied to the names of
+    /// `--flag=value` and `NAME=value` words in `command` and `args`.
     pub name_patterns: Vec<String>,
-    /// Env var names that match a pattern but never hold a credential (`*_TOKEN_URL`).
+    /// Names that match a pattern but never hold a credential (`*_TOKEN_URL`, `*_FILE`).
     pub name_exceptions: Vec<String>,
     /// Value prefixes of known provider keys (`sk-ant-`, `ghp_`, ...).
     pub value_prefixes: Vec<String>,
@@ -345,6 +346,8 @@ impl Default for CredentialSettings {
                 "*_API_KEY",
                 "*_APIKEY",
                 "API_KEY",
+                "APIKEY",
+                "*_KEY",
                 "*_TOKEN",
                 "TOKEN",
                 "*_SECRET",
@@ -352,20 +355,18 @@ impl Default for CredentialSettings {
                 "*_SECRET_KEY",
                 "*_PASSWORD",
                 "PASSWORD",
-                "*_PASSWD",
+                "*_PASS",
+                "*PASSWD*",
+                "*_PASSPHRASE",
+                "*_PAT",
                 "*_PRIVATE_KEY",
                 "*_ACCESS_KEY",
                 "*_CREDENTIALS",
                 "*_AUTH",
             ]),
-            name_exceptions: s(&[
-                "*_TOKEN_URL",
-                "*_TOKEN_PATH",
-                "*_TOKEN_FILE",
-                "*_SECRET_FILE",
-                "*_PASSWORD_FILE",
-                "*_KEY_FILE",
-            ]),
+            // A value under these names says where a credential is (a file, a URL to fetch
+            // a token from) or is public.
+            name_exceptions: s(&["*_TOKEN_URL", "*_FILE", "*_PATH", "*_DIR", "*_PUBLIC_KEY"]),
             value_prefixes: s(&[
                 "sk-ant-",
                 "sk-proj-",
