@@ -449,20 +449,49 @@ impl Scalar {
     }
 }
 
-/// A float as the API server reads it: Go writes integral values below 1e21 without a
-/// fraction, and Kubernetes' JSON decoding makes those that fit `i64` integers again.
+/// A float as the API server reads it. Go's `encoding/json` writes a float below 1e21 in
+/// plain notation, its shortest digits padded with zeros (2^63 becomes
+/// `9223372036854775808`, and -2^63-1 `-9223372036854776000`), and Kubernetes' JSON
+/// decoding keeps it a float, which kubectl writes the same way again. So the API server
+/// receives that digit string, which JSON readers (serde_json included) take as an integer
+/// when it fits 64 bits.
 fn float_json(f: f64) -> Result<Value, String> {
     if !f.is_finite() {
         return Err("infinity and NaN cannot be written as JSON".into());
     }
-    // i64's range exactly (both bounds are powers of two, so exact as f64).
-    if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f)
+    if f.fract() == 0.0
+        && f.abs() < 1e21
+        && let Some(i) = go_plain_integer(f)
     {
-        return Ok(Value::from(f as i64));
+        if let Ok(i) = i64::try_from(i) {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = u64::try_from(i) {
+            return Ok(Value::from(u));
+        }
     }
     Number::from_f64(f)
         .map(Value::Number)
         .ok_or_else(|| "a number JSON cannot hold".into())
+}
+
+/// The integer Go's plain notation of an integral `f` spells.
+fn go_plain_integer(f: f64) -> Option<i128> {
+    // `{:e}` gives the shortest digits that read back as `f`, as Go's formatting uses.
+    let e = format!("{f:e}");
+    let (mantissa, exp) = e.split_once('e')?;
+    let exp: usize = exp.parse().ok()?;
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() > exp + 1 {
+        return None;
+    }
+    let text = format!(
+        "{}{digits}{}",
+        if negative { "-" } else { "" },
+        "0".repeat(exp + 1 - digits.len())
+    );
+    text.parse().ok()
 }
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 32)`, which `sigs.k8s.io/yaml` uses for float keys.
@@ -785,11 +814,20 @@ mod tests {
         assert_eq!(scalar(".5"), json!(0.5));
         assert_eq!(scalar("-0.0"), json!(0));
         assert_eq!(scalar("9223372036854775807"), json!(i64::MAX));
+        // Go writes 2^64-1 read as a float as 18446744073709552000: beyond u64.
         assert_eq!(
             scalar("18446744073709551615"),
             json!(18446744073709551615u64 as f64)
         );
         assert_eq!(scalar("1e999"), json!("1e999"));
+        // Go writes -2^63-1 read as a float as -9223372036854776000, beyond i64.
+        assert_eq!(
+            scalar("-9223372036854775809"),
+            json!(-9223372036854775809f64)
+        );
+        assert_eq!(scalar("9223372036854775808"), json!(9223372036854776000u64));
+        assert_eq!(scalar("-9223372036854775808"), json!(i64::MIN));
+        assert_eq!(scalar("123456789012345678.0"), json!(123456789012345680i64));
         assert_eq!(scalar("12:30"), json!("12:30"));
         assert_eq!(scalar("2001-12-14"), json!("2001-12-14"));
         assert_eq!(scalar("0x"), json!("0x"));

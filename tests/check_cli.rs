@@ -507,3 +507,45 @@ fn field_that_breaks_the_schema_is_named_with_its_own_line() {
     // No position in JSON the tool wrote itself.
     assert!(!err.contains("column"), "{err}");
 }
+
+#[test]
+fn directory_with_nothing_to_read_exits_two_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "README.md", "# not a manifest\n");
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no manifest files (*.yaml, *.yml, *.json) in this directory"),
+        "{}",
+        stderr(&out)
+    );
+    // Files that hold no object at all (comments only) are no better.
+    write(dir.path(), "empty.yaml", "# rendered nothing\n---\n");
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no Kubernetes objects found in the inputs"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn helm_test_hook_pod_is_judged_and_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "test-connection.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: claw-test-connection\n  labels: {app: openclaw}\n  annotations:\n    helm.sh/hook: test\nspec:\n  containers:\n  - name: wget\n    image: busybox\n",
+    );
+    let out = check_paths(&[&f], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Pod default/claw-test-connection (Helm test hook \"test\") ("),
+        "{text}"
+    );
+    let out = check_paths(&[&f], &["-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["objects"][0]["helm_hook"], "test");
+}

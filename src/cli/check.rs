@@ -5,7 +5,7 @@
 //! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
 //! honoured). Every violation is shown whatever its action, because the point of running this
 //! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad
-//! usage or unreadable input.
+//! usage, unreadable input, or nothing to read at all (an empty directory or render).
 
 use crate::engine::policy::Policy;
 use crate::engine::review::{
@@ -117,6 +117,10 @@ struct Judgement {
     namespace: String,
     name: String,
     file: String,
+    /// `test` for a Helm test-hook Pod (`helm.sh/hook`), judged like any Pod but run only by
+    /// `helm test`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    helm_hook: Option<String>,
     /// What the webhook would answer under this policy.
     allowed: bool,
     mode: &'static str,
@@ -158,6 +162,10 @@ pub fn run(args: Args) -> ExitCode {
     };
 
     let (objects, mut errors) = read_manifests(&args.files);
+    if objects.is_empty() && errors.is_empty() {
+        // Nothing judged is not a clean result: say so rather than exit 0.
+        errors.push("no Kubernetes objects found in the inputs".into());
+    }
 
     // The whole view first: a ServiceAccount may come after the pod that uses it.
     let mut view = StaticView::new();
@@ -345,6 +353,11 @@ fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
         namespace: review.namespace.clone(),
         name: o.name().to_string(),
         file: o.file.clone(),
+        helm_hook: o
+            .value
+            .pointer("/metadata/annotations/helm.sh~1hook")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         allowed: d.allowed,
         mode: d.mode.unwrap_or_default().as_str(),
         violations: d.violations,
@@ -463,7 +476,16 @@ fn collect_sources(args: &[PathBuf], errors: &mut Vec<String>) -> Vec<Source> {
             continue;
         }
         match std::fs::metadata(a) {
-            Ok(m) if m.is_dir() => walk(a, &mut out, errors),
+            Ok(m) if m.is_dir() => {
+                let before = out.len();
+                walk(a, &mut out, errors);
+                if out.len() == before {
+                    errors.push(format!(
+                        "{}: no manifest files (*.yaml, *.yml, *.json) in this directory",
+                        a.display()
+                    ));
+                }
+            }
             Ok(_) => out.push(Source::File(a.clone())),
             Err(e) => errors.push(format!("{}: {}", a.display(), io_reason(&e))),
         }
@@ -685,10 +707,11 @@ fn table(report: &Report) -> String {
             "would be refused"
         };
         out.push_str(&format!(
-            "{} {}/{} ({}): {n} violation{}, {verdict} in {} mode\n",
+            "{} {}/{}{} ({}): {n} violation{}, {verdict} in {} mode\n",
             o.kind,
             o.namespace,
             o.name,
+            hook_note(o),
             o.file,
             plural(n),
             o.mode
@@ -715,8 +738,12 @@ fn table(report: &Report) -> String {
     }
     for o in report.objects.iter().filter(|o| o.violations.is_empty()) {
         out.push_str(&format!(
-            "passed: {} {}/{} ({})\n",
-            o.kind, o.namespace, o.name, o.file
+            "passed: {} {}/{}{} ({})\n",
+            o.kind,
+            o.namespace,
+            o.name,
+            hook_note(o),
+            o.file
         ));
         for e in &o.exempted {
             out.push_str(&format!("  exempted {}: {}\n", e.check, e.reason));
@@ -739,6 +766,18 @@ fn table(report: &Report) -> String {
     }
     out.push('\n');
     out
+}
+
+/// ` (Helm test hook)`: such a Pod runs only under `helm test`, but runs with the same
+/// ServiceAccount and network as the release, so it is judged like any other.
+fn hook_note(o: &Judgement) -> String {
+    match o.helm_hook.as_deref() {
+        None => String::new(),
+        Some(h) if h.split(',').any(|h| h.trim().starts_with("test")) => {
+            format!(" (Helm test hook {h:?})")
+        }
+        Some(h) => format!(" (Helm hook {h:?})"),
+    }
 }
 
 fn plural(n: usize) -> &'static str {

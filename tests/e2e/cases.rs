@@ -45,6 +45,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "deployment_with_an_agent_template_is_refused_at_apply",
             refuses_deployment,
         ),
+        (
+            "yaml_is_read_as_kubectl_reads_it_object_by_object",
+            yaml_reads_like_kubectl,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",
@@ -496,6 +500,99 @@ fn refuses_deployment(env: &Env) -> Result<(), String> {
 /// The chart's CI (tests/chart/check.sh) with this API server: lint and template for every
 /// certificate mode, every rendered object applied with `--dry-run=server`, the webhook's own
 /// pod through `check`, then install, upgrade and uninstall with no webhook configuration left.
+/// `check` reads manifests with `openclaw_admission::yaml`; kubectl with go-yaml v2 via
+/// `sigs.k8s.io/yaml`. On a corpus of YAML 1.1 scalars (octal, yes/no/on/off, keys that
+/// resolve, anchors and merges, big and odd numbers) both readings must be the same JSON,
+/// object by object.
+fn yaml_reads_like_kubectl(env: &Env) -> Result<(), String> {
+    let path = format!("{ROOT}/tests/fixtures/yaml/tricky-scalars.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // No schema validation: the corpus holds values the API server would refuse, and the
+    // point is how the file is read, not whether it would be stored.
+    let out = env.kubectl(&[
+        "create",
+        "--dry-run=client",
+        "-o",
+        "json",
+        "--validate=false",
+        "-f",
+        &path,
+    ]);
+    if !out.ok {
+        return Err(format!(
+            "kubectl create --dry-run=client failed: {}",
+            out.all()
+        ));
+    }
+    let theirs: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("kubectl output is not a JSON stream: {e}"))?;
+    let ours: Vec<Value> = openclaw_admission::yaml::read_stream(
+        &text,
+        openclaw_admission::yaml::Duplicates::LastWins,
+    )
+    .map_err(|e| format!("{path}: {e}"))?
+    .into_iter()
+    .map(|d| d.value)
+    .filter(|v| !v.is_null())
+    .map(|mut v| {
+        // kubectl create fills in the namespace of its context; the reading itself does not.
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.entry("namespace").or_insert_with(|| json!("default"));
+        }
+        v
+    })
+    .collect();
+    expect(ours.len() == theirs.len(), || {
+        format!(
+            "{} objects read here, {} by kubectl",
+            ours.len(),
+            theirs.len()
+        )
+    })?;
+    for (o, t) in ours.iter().zip(&theirs) {
+        let name = t["metadata"]["name"].as_str().unwrap_or("?");
+        if let Some(at) = first_difference(o, t, String::new()) {
+            return Err(format!(
+                "object {name}: read differently at {at}\n  here:    {}\n  kubectl: {}",
+                o, t
+            ));
+        }
+    }
+    if theirs.len() < 6 {
+        return Err(format!("the corpus lost objects: {}", theirs.len()));
+    }
+    Ok(())
+}
+
+/// The path of the first place two JSON values differ.
+fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let here = format!("{at}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => {
+                        if let Some(d) = first_difference(p, q, here) {
+                            return Some(d);
+                        }
+                    }
+                    _ => return Some(format!("{here} (present on one side only)")),
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, format!("{at}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}: {a} here, {b} by kubectl")),
+    }
+}
+
 fn helm_chart(env: &Env) -> Result<(), String> {
     // The suite's own registration (webhook-config/url) has the chart's names; the release
     // must own its configurations, so the suite's go first.
