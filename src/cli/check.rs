@@ -494,6 +494,15 @@ fn collect_sources(args: &[PathBuf], errors: &mut Vec<String>) -> Vec<Source> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>, errors: &mut Vec<String>) {
+    // A chart's templates are not manifests until Helm renders them.
+    if dir.join("Chart.yaml").is_file() {
+        eprintln!(
+            "skipped: {} is a Helm chart; render it first: helm template NAME {} | openclaw-admission check -f -",
+            dir.display(),
+            dir.display()
+        );
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {

@@ -49,6 +49,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "yaml_is_read_as_kubectl_reads_it_object_by_object",
             yaml_reads_like_kubectl,
         ),
+        (
+            "helm_template_of_an_agent_chart_piped_to_check_is_judged",
+            helm_template_to_check,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",
@@ -497,9 +501,6 @@ fn refuses_deployment(env: &Env) -> Result<(), String> {
     )
 }
 
-/// The chart's CI (tests/chart/check.sh) with this API server: lint and template for every
-/// certificate mode, every rendered object applied with `--dry-run=server`, the webhook's own
-/// pod through `check`, then install, upgrade and uninstall with no webhook configuration left.
 /// `check` reads manifests with `openclaw_admission::yaml`; kubectl with go-yaml v2 via
 /// `sigs.k8s.io/yaml`. On a corpus of YAML 1.1 scalars (octal, yes/no/on/off, keys that
 /// resolve, anchors and merges, big and odd numbers) both readings must be the same JSON,
@@ -593,6 +594,60 @@ fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
     }
 }
 
+/// `helm template examples/helm/openclaw-agent | openclaw-admission check -f -`, as the
+/// README shows: a chart written with YAML 1.1 scalars (`no`, `on`, octal modes) is read as
+/// kubectl reads it and judged, the Helm test hook named as such.
+fn helm_template_to_check(env: &Env) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let rendered = Command::new(&env.helm)
+        .args([
+            "template",
+            "claw",
+            &format!("{ROOT}/examples/helm/openclaw-agent"),
+        ])
+        .output()
+        .map_err(|e| format!("helm: {e}"))?;
+    expect(rendered.status.success(), || {
+        format!(
+            "helm template failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        )
+    })?;
+    let mut child = Command::new(BIN)
+        .args(["check", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("check: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&rendered.stdout)
+            .map_err(|e| format!("check stdin: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("check: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect(out.status.code() == Some(0), || {
+        format!("check exited {:?}:\n{text}", out.status.code())
+    })?;
+    expect(
+        text.contains("passed: Deployment default/claw (<stdin>)")
+            && text.contains("passed: Pod default/claw-test-connection (Helm test hook \"test\")")
+            && text.contains("2 objects judged, 0 violations"),
+        || format!("unexpected report:\n{text}"),
+    )
+}
+
+/// The chart's CI (tests/chart/check.sh) with this API server: lint and template for every
+/// certificate mode, every rendered object applied with `--dry-run=server`, the webhook's own
+/// pod through `check`, then install, upgrade and uninstall with no webhook configuration left.
 fn helm_chart(env: &Env) -> Result<(), String> {
     // The suite's own registration (webhook-config/url) has the chart's names; the release
     // must own its configurations, so the suite's go first.
