@@ -42,6 +42,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             rbac_follows_bindings,
         ),
         (
+            "aggregated_cluster_role_is_judged_live_as_its_sources_gain_and_lose_the_label",
+            rbac_follows_aggregation,
+        ),
+        (
             "deployment_with_an_agent_template_is_refused_at_apply",
             refuses_deployment,
         ),
@@ -486,6 +490,81 @@ fn rbac_follows_bindings(env: &Env) -> Result<(), String> {
             format!("still refused after the binding was deleted: {}", out.all())
         })
     })
+}
+
+/// An aggregated ClusterRole bound to the agent grants what its selectors match: a
+/// ClusterRole reading every Secret gains the aggregation label and the agent is refused;
+/// the label removed, it is accepted again. The webhook learns both through its watch.
+fn rbac_follows_aggregation(env: &Env) -> Result<(), String> {
+    let label = "e2e.openclaw.io/aggregate-to-agent";
+    let aggregate = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+        "metadata":{"name":"e2e-agent-aggregate"},
+        "aggregationRule":{"clusterRoleSelectors":[{"matchLabels":{label:"true"}}]},
+        "rules":[]});
+    let reader = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+        "metadata":{"name":"e2e-secret-reader"},
+        "rules":[{"apiGroups":[""],"resources":["secrets"],"verbs":["list"]}]});
+    let binding = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+        "metadata":{"name":"e2e-agent-aggregate"},
+        "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"e2e-agent-aggregate"},
+        "subjects":[{"kind":"ServiceAccount","name":AGENT_SA,"namespace":NS_ENFORCE}]});
+    env.apply_docs(&[aggregate, reader, binding])?;
+    let mut i = 0;
+    let mut try_pod = |want_ok: bool| {
+        env.eventually(15, || {
+            i += 1;
+            let name = format!("aggregate-{i}");
+            let out = env.apply(&hardened_pod(NS_ENFORCE, &name), &[]);
+            if out.ok {
+                let _ = env.kubectl(&["-n", NS_ENFORCE, "delete", "pod", &name, "--wait=false"]);
+            }
+            if out.ok == want_ok {
+                Ok(out.all())
+            } else {
+                Err(format!(
+                    "pod {}: {}",
+                    if out.ok { "accepted" } else { "refused" },
+                    out.all()
+                ))
+            }
+        })
+    };
+    let outcome = (|| {
+        // Nothing matches the selector yet.
+        try_pod(true)?;
+        let lbl = env.kubectl(&[
+            "label",
+            "clusterrole",
+            "e2e-secret-reader",
+            &format!("{label}=true"),
+        ]);
+        expect(lbl.ok, || lbl.all())?;
+        let refusal = try_pod(false)?;
+        let unlabel = env.kubectl(&[
+            "label",
+            "clusterrole",
+            "e2e-secret-reader",
+            &format!("{label}-"),
+        ]);
+        expect(unlabel.ok, || unlabel.all())?;
+        try_pod(true)?;
+        Ok::<_, String>(refusal)
+    })();
+    // Cleaned up whatever happened, so later cases in this namespace are not refused.
+    let _ = env.kubectl(&["delete", "clusterrolebinding", "e2e-agent-aggregate"]);
+    let _ = env.kubectl(&[
+        "delete",
+        "clusterrole",
+        "e2e-agent-aggregate",
+        "e2e-secret-reader",
+    ]);
+    let refusal = outcome?;
+    expect(
+        refusal.contains("least-privilege-rbac")
+            && refusal.contains("ClusterRole e2e-agent-aggregate")
+            && refusal.contains("reads Secrets across the cluster"),
+        || format!("refusal does not name the aggregated role and why: {refusal}"),
+    )
 }
 
 fn refuses_deployment(env: &Env) -> Result<(), String> {
