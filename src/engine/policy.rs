@@ -281,7 +281,7 @@ impl Default for RbacSettings {
 }
 
 /// One egress destination the agent may reach without breaking `default-deny-egress`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EgressAllow {
     /// Free text shown in messages (`DNS`, `HTTPS`, `OTel collector`).
@@ -298,6 +298,21 @@ pub struct EgressAllow {
     /// any destination on this port is covered.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// When set, covers peers whose namespaceSelector selects only namespaces this selector
+    /// selects (`{matchLabels: {team: observability}}`), and peers in the pod's own
+    /// namespace when its labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// When set, covers only peers whose podSelector selects a subset of these pods (in
+    /// the namespaces above, or the pod's own namespace when none are named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    /// When set, covers `ipBlock` peers (and rules without `to`) whose addresses, after
+    /// their `except`, all lie in these CIDRs minus `except` below.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -314,6 +329,10 @@ impl Default for EgressSettings {
             port,
             end_port: None,
             namespaces: Vec::new(),
+            namespace_selector: None,
+            pod_selector: None,
+            cidrs: Vec::new(),
+            except: Vec::new(),
         };
         EgressSettings {
             allow: vec![
@@ -632,6 +651,37 @@ impl Policy {
                     &format!("checks.egress.allow[{i}].port"),
                     "ports are 1-65535 and endPort is not below port".into(),
                 ));
+            }
+            for (field, list) in [("cidrs", &a.cidrs), ("except", &a.except)] {
+                for (j, c) in list.iter().enumerate() {
+                    super::checks::cidr::parse(c)
+                        .map_err(|m| bad(&format!("checks.egress.allow[{i}].{field}[{j}]"), m))?;
+                }
+            }
+            if !a.except.is_empty() && a.cidrs.is_empty() {
+                return Err(bad(
+                    &format!("checks.egress.allow[{i}].except"),
+                    "except needs cidrs to carve from".into(),
+                ));
+            }
+            for (field, sel) in [
+                ("namespaceSelector", &a.namespace_selector),
+                ("podSelector", &a.pod_selector),
+            ] {
+                for (j, e) in sel
+                    .iter()
+                    .flat_map(|s| s.match_expressions.iter().flatten())
+                    .enumerate()
+                {
+                    check_operator(&e.operator, e.values.as_deref().unwrap_or(&[])).map_err(
+                        |m| {
+                            bad(
+                                &format!("checks.egress.allow[{i}].{field}.matchExpressions[{j}]"),
+                                m,
+                            )
+                        },
+                    )?;
+                }
             }
         }
         let max = self.checks.token.max_expiration_seconds;

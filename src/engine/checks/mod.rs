@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
     ContainerPort, EnvFromSource, EnvVar, PodSpec, SecurityContext, VolumeMount,
 };
 
+pub(crate) mod cidr;
 mod dedicated_service_account;
 mod default_deny_egress;
 mod drop_all_capabilities;
