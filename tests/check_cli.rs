@@ -549,3 +549,54 @@ fn helm_test_hook_pod_is_judged_and_named_as_such() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["objects"][0]["helm_hook"], "test");
 }
+
+#[test]
+fn violations_name_the_line_of_their_path_in_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "agent.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: openclaw}\nspec:\n  containers:\n  - name: agent\n    image: x\n    securityContext:\n      privileged: true\n",
+    );
+    let out = check_paths(&[&f], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("spec.containers[0].securityContext.privileged (line 11)"),
+        "{text}"
+    );
+    let out = check_paths(&[&f], &["-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let privileged = report["objects"][0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["path"] == "spec.containers[0].securityContext.privileged")
+        .expect("a violation at privileged");
+    assert_eq!(privileged["line"], 11);
+}
+
+#[test]
+fn helm_chart_directory_is_skipped_with_how_to_render_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("mychart");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    write(
+        &chart,
+        "Chart.yaml",
+        "apiVersion: v2\nname: mychart\nversion: 0.1.0\n",
+    );
+    write(
+        &chart.join("templates"),
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: {{ .Release.Name }}}\n",
+    );
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is a Helm chart; render it first: helm template NAME"),
+        "{err}"
+    );
+    assert!(!err.contains("invalid YAML"), "{err}");
+}

@@ -124,8 +124,19 @@ struct Judgement {
     /// What the webhook would answer under this policy.
     allowed: bool,
     mode: &'static str,
-    violations: Vec<Judged>,
+    violations: Vec<Located>,
     exempted: Vec<Exempted>,
+}
+
+/// A violation with the line of its path in the input (YAML input only; for a path the
+/// manifest does not write, such as a missing `runAsNonRoot`, the line of the closest part
+/// it does write).
+#[derive(Serialize)]
+struct Located {
+    #[serde(flatten)]
+    judged: Judged,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -360,7 +371,17 @@ fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
             .map(str::to_string),
         allowed: d.allowed,
         mode: d.mode.unwrap_or_default().as_str(),
-        violations: d.violations,
+        violations: d
+            .violations
+            .into_iter()
+            .map(|judged| Located {
+                line: o
+                    .marks
+                    .as_ref()
+                    .map(|m| m.locate_dotted(&judged.violation.path).line),
+                judged,
+            })
+            .collect(),
         exempted: d
             .exempted
             .into_iter()
@@ -703,7 +724,7 @@ fn table(report: &Report) -> String {
         .objects
         .iter()
         .flat_map(|o| o.violations.iter())
-        .map(|j| j.violation.check.len())
+        .map(|j| j.judged.violation.check.len())
         .max()
         .unwrap_or(0)
         .max("CHECK".len());
@@ -729,10 +750,11 @@ fn table(report: &Report) -> String {
             "  {:<w_check$}  {:<6}  {:<6}  PATH\n",
             "CHECK", "TIER", "ACTION"
         ));
-        for j in &o.violations {
-            let v = &j.violation;
+        for l in &o.violations {
+            let (j, v) = (&l.judged, &l.judged.violation);
+            let line = l.line.map_or(String::new(), |n| format!(" (line {n})"));
             out.push_str(&format!(
-                "  {:<w_check$}  {:<6}  {:<6}  {}\n",
+                "  {:<w_check$}  {:<6}  {:<6}  {}{line}\n",
                 v.check,
                 v.tier.as_str(),
                 j.action.as_str(),
