@@ -213,8 +213,10 @@ pub fn path_steps(path: &serde_path_to_error::Path) -> Vec<Step> {
         .collect()
 }
 
-/// Nesting deeper than this is refused rather than risking the stack.
-const MAX_DEPTH: usize = 512;
+/// Nesting deeper than this is refused rather than risking the stack: a debug build on a
+/// 2 MiB thread stack (a test thread's) overflowed at 512 levels. Real manifests, CRD
+/// schemas included, stay far below.
+const MAX_DEPTH: usize = 200;
 /// Nodes that aliases may add by copying their anchors: enough for any real manifest,
 /// far too few for a "billion laughs" document.
 const MAX_EXPANDED: usize = 1_000_000;
@@ -971,5 +973,30 @@ mod tests {
                 Step::Index(12)
             ]
         );
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf_line_ends_are_read_as_usual() {
+        let docs = read_stream(
+            "\u{feff}kind: Pod\r\nmetadata:\r\n  name: x\r\n---\r\nmode: 0444\r\n",
+            Duplicates::LastWins,
+        )
+        .unwrap();
+        assert_eq!(
+            docs[0].value,
+            json!({"kind": "Pod", "metadata": {"name": "x"}})
+        );
+        assert_eq!(docs[1].value, json!({"mode": 292}));
+        assert_eq!(docs[1].marks.line, 5);
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_crash() {
+        let text = format!("a: {}", "[".repeat(100_000));
+        // The parser's own limit or ours, whichever comes first: an error with its place.
+        let err = read_stream(&text, Duplicates::LastWins).unwrap_err();
+        assert_eq!(err.line, 1, "{err}");
+        let text = "- ".repeat(2_000) + "x";
+        assert!(read_stream(&text, Duplicates::LastWins).is_err());
     }
 }
