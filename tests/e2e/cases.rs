@@ -616,6 +616,11 @@ fn yaml_reads_like_kubectl(env: &Env) -> Result<(), String> {
     .into_iter()
     .map(|d| d.value)
     .filter(|v| !v.is_null())
+    // kubectl lists the items of a `kind: List` one by one.
+    .flat_map(|v| match v.get("kind").and_then(Value::as_str) {
+        Some("List") => v["items"].as_array().cloned().unwrap_or_default(),
+        _ => vec![v],
+    })
     .map(|mut v| {
         // kubectl create fills in the namespace of its context; the reading itself does not.
         if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -640,7 +645,7 @@ fn yaml_reads_like_kubectl(env: &Env) -> Result<(), String> {
             ));
         }
     }
-    if theirs.len() < 6 {
+    if theirs.len() < 9 {
         return Err(format!("the corpus lost objects: {}", theirs.len()));
     }
     Ok(())
