@@ -22,6 +22,7 @@
 pub mod admission;
 pub mod engine;
 pub mod patch;
+pub mod yaml;
 
 #[cfg(feature = "server")]
 pub mod certs;

@@ -506,3 +506,150 @@ fn in_cluster_inference_example_passes_its_policy_and_an_outside_endpoint_does_n
         "{text}"
     );
 }
+
+#[test]
+fn yaml_1_1_scalars_are_read_as_kubernetes_reads_them() {
+    // The hardened example written the way Helm charts often are: `no`, `yes`, `on` for
+    // booleans and an octal file mode. kubectl stores this pod as the hardened one.
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "namespace.yaml",
+        "networkpolicy.yaml",
+        "serviceaccount.yaml",
+    ] {
+        std::fs::copy(examples("hardened").join(f), dir.path().join(f)).unwrap();
+    }
+    let agent = std::fs::read_to_string(examples("hardened").join("agent.yaml")).unwrap();
+    let yaml11 = agent
+        .replace("automountServiceAccountToken: false", "automountServiceAccountToken: no")
+        .replace("runAsNonRoot: true", "runAsNonRoot: yes")
+        .replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: on")
+        .replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: off")
+        .replace(
+            "              path: token\n",
+            "              path: token\n          - secret:\n              name: tls\n              items: [{key: a, path: a, mode: 0400}]\n",
+        );
+    assert_ne!(yaml11, agent);
+    write(dir.path(), "agent.yaml", &yaml11);
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn field_that_breaks_the_schema_is_named_with_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "field.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: openclaw}\nspec:\n  containers:\n  - name: a\n    image: x\n    env:\n    - name: OPENAI_API_KEY\n      value: 0444\n",
+    );
+    let out = check_paths(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("spec.containers[0].env[0].value (line 12): invalid type: integer (value not shown), expected a string"),
+        "{err}"
+    );
+    assert!(!err.contains("292") && !err.contains("0444"), "{err}");
+    // No position in JSON the tool wrote itself.
+    assert!(!err.contains("column"), "{err}");
+}
+
+#[test]
+fn directory_with_nothing_to_read_exits_two_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "README.md", "# not a manifest\n");
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no manifest files (*.yaml, *.yml, *.json) in this directory"),
+        "{}",
+        stderr(&out)
+    );
+    // Files that hold no object at all (comments only) are no better.
+    write(dir.path(), "empty.yaml", "# rendered nothing\n---\n");
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no Kubernetes objects found in the inputs"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn helm_test_hook_pod_is_judged_and_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "test-connection.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: claw-test-connection\n  labels: {app: openclaw}\n  annotations:\n    helm.sh/hook: test\nspec:\n  containers:\n  - name: wget\n    image: busybox\n",
+    );
+    let out = check_paths(&[&f], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Pod default/claw-test-connection (Helm test hook \"test\") ("),
+        "{text}"
+    );
+    let out = check_paths(&[&f], &["-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["objects"][0]["helm_hook"], "test");
+}
+
+#[test]
+fn violations_name_the_line_of_their_path_in_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "agent.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: openclaw}\nspec:\n  containers:\n  - name: agent\n    image: x\n    securityContext:\n      privileged: true\n",
+    );
+    let out = check_paths(&[&f], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("spec.containers[0].securityContext.privileged (line 11)"),
+        "{text}"
+    );
+    let out = check_paths(&[&f], &["-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let privileged = report["objects"][0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["path"] == "spec.containers[0].securityContext.privileged")
+        .expect("a violation at privileged");
+    assert_eq!(privileged["line"], 11);
+}
+
+#[test]
+fn helm_chart_directory_is_skipped_with_how_to_render_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("mychart");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    write(
+        &chart,
+        "Chart.yaml",
+        "apiVersion: v2\nname: mychart\nversion: 0.1.0\n",
+    );
+    write(
+        &chart.join("templates"),
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: {{ .Release.Name }}}\n",
+    );
+    let out = check_paths(&[dir.path()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is a Helm chart; render it first: helm template NAME"),
+        "{err}"
+    );
+    assert!(!err.contains("invalid YAML"), "{err}");
+}

@@ -5,7 +5,7 @@
 //! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
 //! honoured). Every violation is shown whatever its action, because the point of running this
 //! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad
-//! usage or unreadable input.
+//! usage, unreadable input, or nothing to read at all (an empty directory or render).
 
 use crate::engine::policy::Policy;
 use crate::engine::review::{
@@ -13,6 +13,7 @@ use crate::engine::review::{
 };
 use crate::engine::view::{StaticView, VIEW_KINDS};
 use crate::engine::{self, Decision, Judged, Skip};
+use crate::yaml::{self, Marks};
 use serde::Serialize;
 use serde_json::Value;
 use std::io::Read;
@@ -63,6 +64,9 @@ pub struct Manifest {
     /// First line of its document, when known.
     pub line: Option<usize>,
     pub value: Value,
+    /// Where each field sits in the source (YAML input), to name the line of a field that
+    /// does not fit its type.
+    pub marks: Option<Marks>,
 }
 
 impl Manifest {
@@ -109,11 +113,26 @@ struct Judgement {
     namespace: String,
     name: String,
     file: String,
+    /// `test` for a Helm test-hook Pod (`helm.sh/hook`), judged like any Pod but run only by
+    /// `helm test`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    helm_hook: Option<String>,
     /// What the webhook would answer under this policy.
     allowed: bool,
     mode: &'static str,
-    violations: Vec<Judged>,
+    violations: Vec<Located>,
     exempted: Vec<Exempted>,
+}
+
+/// A violation with the line of its path in the input (YAML input only; for a path the
+/// manifest does not write, such as a missing `runAsNonRoot`, the line of the closest part
+/// it does write).
+#[derive(Serialize)]
+struct Located {
+    #[serde(flatten)]
+    judged: Judged,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +169,10 @@ pub fn run(args: Args) -> ExitCode {
     };
 
     let (objects, mut errors) = read_manifests(&args.files);
+    if objects.is_empty() && errors.is_empty() {
+        // Nothing judged is not a clean result: say so rather than exit 0.
+        errors.push("no Kubernetes objects found in the inputs".into());
+    }
 
     // The whole view first: a ServiceAccount may come after the pod that uses it.
     let mut view = StaticView::new();
@@ -228,17 +251,80 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// A document that parsed but does not fit its kind. serde quotes the offending value
-/// (`invalid type: string "sk-...", expected ...`), which could be a credential in a
-/// mistyped env entry, so the value is cut and only its type is kept.
+/// A document that parsed but does not fit its kind, named by the path of the field and
+/// its line in the source (not a place in JSON re-serialized from it). serde quotes the
+/// offending value (`invalid type: string "sk-...", expected ...`), which could be a
+/// credential in a mistyped env entry, so the value is cut and only its type is kept.
 fn schema_error(o: &Manifest, e: &serde_json::Error) -> String {
     let kind = o.kind();
+    let detail = match misfit(o) {
+        Some((path, line, message)) => {
+            let line = line.map_or(String::new(), |l| format!(" (line {l})"));
+            format!("{path}{line}: {}", redact(&message))
+        }
+        None => redact(&without_json_position(&e.to_string())),
+    };
     format!(
-        "{}: {kind} {} does not fit the {kind} schema: {}",
+        "{}: {kind} {} does not fit the {kind} schema: {detail}",
         o.location(),
         o.name(),
-        redact(&e.to_string())
     )
+}
+
+/// The first field of `o` that does not fit its kind: its path, its line when the source
+/// was YAML, and serde's message. Found again with the full Kubernetes type of the kind
+/// (only on this error path, so reading stays one pass when all is well).
+fn misfit(o: &Manifest) -> Option<(String, Option<usize>, String)> {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+    use k8s_openapi::api::{networking::v1 as net, rbac::v1 as rbac};
+    fn probe<T: serde::de::DeserializeOwned>(
+        v: &Value,
+    ) -> Option<(Vec<yaml::Step>, String, String)> {
+        serde_path_to_error::deserialize::<_, T>(v).err().map(|e| {
+            (
+                yaml::path_steps(e.path()),
+                e.path().to_string(),
+                e.into_inner().to_string(),
+            )
+        })
+    }
+    let mut value = o.value.clone();
+    if o.kind() == "Secret"
+        && let Some(m) = value.as_object_mut()
+    {
+        // As the view reads it: data never parsed, never quoted.
+        m.remove("data");
+        m.remove("stringData");
+    }
+    let v = &value;
+    let (steps, path, message) = match o.kind() {
+        "Pod" => probe::<core::Pod>(v),
+        "Deployment" => probe::<apps::Deployment>(v),
+        "StatefulSet" => probe::<apps::StatefulSet>(v),
+        "DaemonSet" => probe::<apps::DaemonSet>(v),
+        "ReplicaSet" => probe::<apps::ReplicaSet>(v),
+        "Job" => probe::<batch::Job>(v),
+        "CronJob" => probe::<batch::CronJob>(v),
+        "Namespace" => probe::<core::Namespace>(v),
+        "ServiceAccount" => probe::<core::ServiceAccount>(v),
+        "Secret" => probe::<core::Secret>(v),
+        "NetworkPolicy" => probe::<net::NetworkPolicy>(v),
+        "Role" => probe::<rbac::Role>(v),
+        "ClusterRole" => probe::<rbac::ClusterRole>(v),
+        "RoleBinding" => probe::<rbac::RoleBinding>(v),
+        "ClusterRoleBinding" => probe::<rbac::ClusterRoleBinding>(v),
+        _ => None,
+    }?;
+    let line = o.marks.as_ref().map(|m| m.locate(&steps).line);
+    Some((path, line, message))
+}
+
+/// serde_json's ` at line 1 column 523` counts in JSON the tool wrote, not in the input.
+fn without_json_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
 }
 
 fn redact(message: &str) -> String {
@@ -274,9 +360,24 @@ fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
         namespace: review.namespace.clone(),
         name: o.name().to_string(),
         file: o.file.clone(),
+        helm_hook: o
+            .value
+            .pointer("/metadata/annotations/helm.sh~1hook")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         allowed: d.allowed,
         mode: d.mode.unwrap_or_default().as_str(),
-        violations: d.violations,
+        violations: d
+            .violations
+            .into_iter()
+            .map(|judged| Located {
+                line: o
+                    .marks
+                    .as_ref()
+                    .map(|m| m.locate_dotted(&judged.violation.path).line),
+                judged,
+            })
+            .collect(),
         exempted: d
             .exempted
             .into_iter()
@@ -349,7 +450,16 @@ fn collect_sources(args: &[PathBuf], errors: &mut Vec<String>) -> Vec<Source> {
             continue;
         }
         match std::fs::metadata(a) {
-            Ok(m) if m.is_dir() => walk(a, &mut out, errors),
+            Ok(m) if m.is_dir() => {
+                let before = out.len();
+                walk(a, &mut out, errors);
+                if out.len() == before {
+                    errors.push(format!(
+                        "{}: no manifest files (*.yaml, *.yml, *.json) in this directory",
+                        a.display()
+                    ));
+                }
+            }
             Ok(_) => out.push(Source::File(a.clone())),
             Err(e) => errors.push(format!("{}: {}", a.display(), io_reason(&e))),
         }
@@ -358,6 +468,15 @@ fn collect_sources(args: &[PathBuf], errors: &mut Vec<String>) -> Vec<Source> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>, errors: &mut Vec<String>) {
+    // A chart's templates are not manifests until Helm renders them.
+    if dir.join("Chart.yaml").is_file() {
+        eprintln!(
+            "skipped: {} is a Helm chart; render it first: helm template NAME {} | openclaw-admission check -f -",
+            dir.display(),
+            dir.display()
+        );
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -428,13 +547,21 @@ fn read_source(source: &Source, objects: &mut Vec<Manifest>, errors: &mut Vec<St
     };
     match docs {
         Ok(docs) => {
-            for (i, (line, value)) in docs.into_iter().enumerate() {
+            for (i, doc) in docs.into_iter().enumerate() {
                 let place = format!("document {}", i + 1);
-                expand(value, &name, place, line, objects);
+                expand(doc, &name, place, objects);
             }
         }
         Err(e) => errors.push(format!("{name}: {e}")),
     }
+}
+
+/// One document read from an input.
+#[derive(Debug)]
+struct Doc {
+    line: Option<usize>,
+    value: Value,
+    marks: Option<Marks>,
 }
 
 /// A parse error with its place, without the parser's own `at line L column C` suffix.
@@ -443,51 +570,24 @@ fn located(kind: &str, line: usize, column: usize, message: &str) -> String {
     format!("line {line}, column {column}: invalid {kind}: {message}")
 }
 
-/// Every document of a YAML stream, with the line it starts on; empty documents are dropped.
-fn parse_yaml(text: &str) -> Result<Vec<(Option<usize>, Value)>, String> {
-    use serde::Deserialize;
-    let starts = document_starts(text);
-    let mut out = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        match Value::deserialize(doc) {
-            Ok(Value::Null) => {}
-            Ok(v) => out.push((starts.get(i).copied(), v)),
-            Err(e) => {
-                return Err(match e.location() {
-                    Some(l) => located("YAML", l.line(), l.column(), &e.to_string()),
-                    None => {
-                        let line = starts
-                            .get(i)
-                            .map_or(String::new(), |l| format!(" (line {l})"));
-                        format!("document {}{line}: invalid YAML: {e}", i + 1)
-                    }
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// First line of each YAML document: line 1, then the line after each `---` marker (a
-/// leading marker opens the first document rather than a second one).
-fn document_starts(text: &str) -> Vec<usize> {
-    let mut starts = Vec::new();
-    let mut opened = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_end();
-        if t == "---" || t.starts_with("--- ") {
-            starts.push(i + 2);
-            opened = true;
-        } else if !opened && !t.is_empty() && !t.starts_with('#') {
-            starts.push(i + 1);
-            opened = true;
-        }
-    }
-    starts
+/// Every document of a YAML stream, read as kubectl reads it (YAML 1.1 scalars, see
+/// [`crate::yaml`]), with the line it starts on; empty documents are dropped.
+fn parse_yaml(text: &str) -> Result<Vec<Doc>, String> {
+    let docs = yaml::read_stream(text, yaml::Duplicates::LastWins)
+        .map_err(|e| located("YAML", e.line, e.column, &e.message))?;
+    Ok(docs
+        .into_iter()
+        .filter(|d| !d.value.is_null())
+        .map(|d| Doc {
+            line: Some(d.marks.line),
+            value: d.value,
+            marks: Some(d.marks),
+        })
+        .collect())
 }
 
 /// A JSON file: one object, or several one after the other.
-fn parse_json(text: &str) -> Result<Vec<(Option<usize>, Value)>, String> {
+fn parse_json(text: &str) -> Result<Vec<Doc>, String> {
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
@@ -498,7 +598,11 @@ fn parse_json(text: &str) -> Result<Vec<(Option<usize>, Value)>, String> {
                 let line = text[..start].matches('\n').count() + 1;
                 let skipped_ws = text[start..].len() - text[start..].trim_start().len();
                 let extra = text[start..start + skipped_ws].matches('\n').count();
-                out.push((Some(line + extra), v));
+                out.push(Doc {
+                    line: Some(line + extra),
+                    value: v,
+                    marks: None,
+                });
             }
             Some(Err(e)) => return Err(located("JSON", e.line(), e.column(), &e.to_string())),
         }
@@ -507,13 +611,12 @@ fn parse_json(text: &str) -> Result<Vec<(Option<usize>, Value)>, String> {
 
 /// Adds an object, or each item of a `List` (`kind: List`, or a typed list such as
 /// `PodList` whose items may omit their kind).
-fn expand(
-    mut value: Value,
-    file: &str,
-    place: String,
-    line: Option<usize>,
-    objects: &mut Vec<Manifest>,
-) {
+fn expand(doc: Doc, file: &str, place: String, objects: &mut Vec<Manifest>) {
+    let Doc {
+        line,
+        mut value,
+        marks,
+    } = doc;
     let kind = value
         .get("kind")
         .and_then(Value::as_str)
@@ -526,6 +629,7 @@ fn expand(
             place,
             line,
             value,
+            marks,
         });
         return;
     }
@@ -547,7 +651,17 @@ fn expand(
                 m.entry("apiVersion").or_insert_with(|| av.clone());
             }
         }
-        expand(item, file, format!("{place}, items[{i}]"), line, objects);
+        let marks = marks
+            .as_ref()
+            .and_then(|m| m.key("items"))
+            .and_then(|m| m.index(i))
+            .cloned();
+        let doc = Doc {
+            line: marks.as_ref().map(|m| m.line).or(line),
+            value: item,
+            marks,
+        };
+        expand(doc, file, format!("{place}, items[{i}]"), objects);
     }
 }
 
@@ -563,7 +677,7 @@ fn table(report: &Report) -> String {
         .objects
         .iter()
         .flat_map(|o| o.violations.iter())
-        .map(|j| j.violation.check.len())
+        .map(|j| j.judged.violation.check.len())
         .max()
         .unwrap_or(0)
         .max("CHECK".len());
@@ -576,10 +690,11 @@ fn table(report: &Report) -> String {
             "would be refused"
         };
         out.push_str(&format!(
-            "{} {}/{} ({}): {n} violation{}, {verdict} in {} mode\n",
+            "{} {}/{}{} ({}): {n} violation{}, {verdict} in {} mode\n",
             o.kind,
             o.namespace,
             o.name,
+            hook_note(o),
             o.file,
             plural(n),
             o.mode
@@ -588,10 +703,11 @@ fn table(report: &Report) -> String {
             "  {:<w_check$}  {:<6}  {:<6}  PATH\n",
             "CHECK", "TIER", "ACTION"
         ));
-        for j in &o.violations {
-            let v = &j.violation;
+        for l in &o.violations {
+            let (j, v) = (&l.judged, &l.judged.violation);
+            let line = l.line.map_or(String::new(), |n| format!(" (line {n})"));
             out.push_str(&format!(
-                "  {:<w_check$}  {:<6}  {:<6}  {}\n",
+                "  {:<w_check$}  {:<6}  {:<6}  {}{line}\n",
                 v.check,
                 v.tier.as_str(),
                 j.action.as_str(),
@@ -606,8 +722,12 @@ fn table(report: &Report) -> String {
     }
     for o in report.objects.iter().filter(|o| o.violations.is_empty()) {
         out.push_str(&format!(
-            "passed: {} {}/{} ({})\n",
-            o.kind, o.namespace, o.name, o.file
+            "passed: {} {}/{}{} ({})\n",
+            o.kind,
+            o.namespace,
+            o.name,
+            hook_note(o),
+            o.file
         ));
         for e in &o.exempted {
             out.push_str(&format!("  exempted {}: {}\n", e.check, e.reason));
@@ -632,6 +752,18 @@ fn table(report: &Report) -> String {
     out
 }
 
+/// ` (Helm test hook)`: such a Pod runs only under `helm test`, but runs with the same
+/// ServiceAccount and network as the release, so it is judged like any other.
+fn hook_note(o: &Judgement) -> String {
+    match o.helm_hook.as_deref() {
+        None => String::new(),
+        Some(h) if h.split(',').any(|h| h.trim().starts_with("test")) => {
+            format!(" (Helm test hook {h:?})")
+        }
+        Some(h) => format!(" (Helm hook {h:?})"),
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -642,10 +774,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn document_starts_follow_markers() {
-        assert_eq!(document_starts("a: 1\n---\nb: 2\n"), vec![1, 3]);
-        assert_eq!(document_starts("# c\n---\na: 1\n---\nb: 2\n"), vec![3, 5]);
-        assert_eq!(document_starts("\n\nkind: Pod\n"), vec![3]);
+    fn documents_start_at_their_first_node() {
+        let lines = |t: &str| {
+            parse_yaml(t)
+                .unwrap()
+                .iter()
+                .map(|d| d.line)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines("a: 1\n---\nb: 2\n"), vec![Some(1), Some(3)]);
+        assert_eq!(
+            lines("# c\n---\na: 1\n---\n\n# x\nb: 2\n"),
+            vec![Some(3), Some(7)]
+        );
+        assert_eq!(lines("\n\nkind: Pod\n"), vec![Some(3)]);
     }
 
     #[test]
@@ -673,7 +815,12 @@ mod tests {
     fn typed_list_items_get_their_kind() {
         let mut objects = Vec::new();
         let list = serde_json::json!({"apiVersion": "v1", "kind": "PodList", "items": [{"metadata": {"name": "a"}}]});
-        expand(list, "f.json", "document 1".into(), Some(1), &mut objects);
+        let doc = Doc {
+            line: Some(1),
+            value: list,
+            marks: None,
+        };
+        expand(doc, "f.json", "document 1".into(), &mut objects);
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0].kind(), "Pod");
         assert_eq!(objects[0].place, "document 1, items[0]");
@@ -683,7 +830,7 @@ mod tests {
     fn json_stream_reports_the_line_of_each_object() {
         let docs = parse_json("{\"a\": 1}\n\n{\"b\": 2}\n").unwrap();
         assert_eq!(
-            docs.iter().map(|d| d.0).collect::<Vec<_>>(),
+            docs.iter().map(|d| d.line).collect::<Vec<_>>(),
             vec![Some(1), Some(3)]
         );
     }

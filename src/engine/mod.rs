@@ -359,6 +359,16 @@ fn short(s: &str) -> String {
 fn denial_message(review: &Review, violations: &[Judged]) -> String {
     let what = match &review.object {
         Subject::Template(t) => t.kind.clone(),
+        // `helm test` creates these; say so, or the user looks for a pod they never wrote.
+        Subject::Pod(p) => match p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("helm.sh/hook"))
+        {
+            Some(hook) => format!("pod (Helm hook {hook:?})"),
+            None => "pod".to_string(),
+        },
         _ => "pod".to_string(),
     };
     let name = if review.name.is_empty() {

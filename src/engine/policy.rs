@@ -322,7 +322,7 @@ impl Default for RbacSettings {
 }
 
 /// One egress destination the agent may reach without breaking `default-deny-egress`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EgressAllow {
     /// Free text shown in messages (`DNS`, `HTTPS`, `OTel collector`).
@@ -339,6 +339,21 @@ pub struct EgressAllow {
     /// any destination on this port is covered.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// When set, covers peers whose namespaceSelector selects only namespaces this selector
+    /// selects (`{matchLabels: {team: observability}}`), and peers in the pod's own
+    /// namespace when its labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// When set, covers only peers whose podSelector selects a subset of these pods (in
+    /// the namespaces above, or the pod's own namespace when none are named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    /// When set, covers `ipBlock` peers (and rules without `to`) whose addresses, after
+    /// their `except`, all lie in these CIDRs minus `except` below.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -355,6 +370,10 @@ impl Default for EgressSettings {
             port,
             end_port: None,
             namespaces: Vec::new(),
+            namespace_selector: None,
+            pod_selector: None,
+            cidrs: Vec::new(),
+            except: Vec::new(),
         };
         EgressSettings {
             allow: vec![
@@ -375,10 +394,11 @@ impl Default for EgressSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CredentialSettings {
-    /// Env var names that hold credentials. `*` matches any run of characters; matching is
-    /// exact otherwise (case sensitive, as env var names are).
+    /// Env var names that hold credentials. `*` matches any run of characters; case is
+    /// ignored (`github_token` matches `*_TOKEN`). Also applied to the names of
+    /// `--flag=value` and `NAME=value` words in `command` and `args`.
     pub name_patterns: Vec<String>,
-    /// Env var names that match a pattern but never hold a credential (`*_TOKEN_URL`).
+    /// Names that match a pattern but never hold a credential (`*_TOKEN_URL`, `*_FILE`).
     pub name_exceptions: Vec<String>,
     /// Value prefixes of known provider keys (`sk-ant-`, `ghp_`, ...).
     pub value_prefixes: Vec<String>,
@@ -392,6 +412,8 @@ impl Default for CredentialSettings {
                 "*_API_KEY",
                 "*_APIKEY",
                 "API_KEY",
+                "APIKEY",
+                "*_KEY",
                 "*_TOKEN",
                 "TOKEN",
                 "*_SECRET",
@@ -399,20 +421,18 @@ impl Default for CredentialSettings {
                 "*_SECRET_KEY",
                 "*_PASSWORD",
                 "PASSWORD",
-                "*_PASSWD",
+                "*_PASS",
+                "*PASSWD*",
+                "*_PASSPHRASE",
+                "*_PAT",
                 "*_PRIVATE_KEY",
                 "*_ACCESS_KEY",
                 "*_CREDENTIALS",
                 "*_AUTH",
             ]),
-            name_exceptions: s(&[
-                "*_TOKEN_URL",
-                "*_TOKEN_PATH",
-                "*_TOKEN_FILE",
-                "*_SECRET_FILE",
-                "*_PASSWORD_FILE",
-                "*_KEY_FILE",
-            ]),
+            // A value under these names says where a credential is (a file, a URL to fetch
+            // a token from) or is public.
+            name_exceptions: s(&["*_TOKEN_URL", "*_FILE", "*_PATH", "*_DIR", "*_PUBLIC_KEY"]),
             value_prefixes: s(&[
                 "sk-ant-",
                 "sk-proj-",
@@ -575,13 +595,26 @@ impl Policy {
 
     /// Parse and validate a policy. `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let policy: Policy = if text.trim().is_empty() {
-            Policy::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| PolicyError::Parse {
-                path: origin.to_string(),
-                message: e.to_string(),
-            })?
+        let parse_error = |message: String| PolicyError::Parse {
+            path: origin.to_string(),
+            message,
+        };
+        // Read as Kubernetes reads the ConfigMap it comes from (YAML 1.1 scalars), but a key
+        // written twice is refused rather than silently taking the last one.
+        let docs = crate::yaml::read_stream(text, crate::yaml::Duplicates::Refuse)
+            .map_err(|e| parse_error(e.to_string()))?;
+        let mut docs = docs.into_iter().filter(|d| !d.value.is_null());
+        let policy: Policy = match (docs.next(), docs.next()) {
+            (None, _) => Policy::default(),
+            (Some(doc), None) => {
+                crate::yaml::from_document(&doc).map_err(|e| parse_error(e.to_string()))?
+            }
+            (Some(_), Some(second)) => {
+                return Err(parse_error(format!(
+                    "line {}: a second YAML document; the policy is one document",
+                    second.marks.line
+                )));
+            }
         };
         policy.validate(origin)?;
         Ok(policy)
@@ -664,6 +697,37 @@ impl Policy {
                     &format!("checks.egress.allow[{i}].port"),
                     "ports are 1-65535 and endPort is not below port".into(),
                 ));
+            }
+            for (field, list) in [("cidrs", &a.cidrs), ("except", &a.except)] {
+                for (j, c) in list.iter().enumerate() {
+                    super::checks::cidr::parse(c)
+                        .map_err(|m| bad(&format!("checks.egress.allow[{i}].{field}[{j}]"), m))?;
+                }
+            }
+            if !a.except.is_empty() && a.cidrs.is_empty() {
+                return Err(bad(
+                    &format!("checks.egress.allow[{i}].except"),
+                    "except needs cidrs to carve from".into(),
+                ));
+            }
+            for (field, sel) in [
+                ("namespaceSelector", &a.namespace_selector),
+                ("podSelector", &a.pod_selector),
+            ] {
+                for (j, e) in sel
+                    .iter()
+                    .flat_map(|s| s.match_expressions.iter().flatten())
+                    .enumerate()
+                {
+                    check_operator(&e.operator, e.values.as_deref().unwrap_or(&[])).map_err(
+                        |m| {
+                            bad(
+                                &format!("checks.egress.allow[{i}].{field}.matchExpressions[{j}]"),
+                                m,
+                            )
+                        },
+                    )?;
+                }
             }
         }
         let max = self.checks.token.max_expiration_seconds;
@@ -794,6 +858,47 @@ mod tests {
             .to_string();
         assert!(err.contains("enforce") && err.contains("audit"), "{err}");
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_path_and_line() {
+        let err = Policy::from_yaml(
+            "checks:\n  egress:\n    allow:\n    - protocol: TCP\n      port: https\n",
+            "p.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("checks.egress.allow[0].port"), "{err}");
+    }
+
+    #[test]
+    fn repeated_key_is_refused_with_its_line() {
+        let err = Policy::from_yaml("mode: warn\nmode: audit\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("duplicate key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_read_as_kubernetes_does() {
+        let p = Policy::from_yaml("catchAll:\n  enabled: yes\n", "p.yaml").unwrap();
+        assert!(p.catch_all.enabled);
+    }
+
+    #[test]
+    fn comments_only_file_gives_defaults_and_two_documents_are_refused() {
+        assert_eq!(
+            Policy::from_yaml("# nothing\n", "p.yaml").unwrap(),
+            Policy::default()
+        );
+        let err = Policy::from_yaml("mode: warn\n---\nmode: audit\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("second YAML document"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,48 @@ fn requirement_matches(req: &LabelSelectorRequirement, labels: &Labels) -> bool 
     }
 }
 
+/// Whether everything `narrow` selects is also selected by `wide`, judged from the two
+/// selectors alone (no list of objects needed): each requirement of `wide` must follow from a
+/// requirement of `narrow` on the same key. Sound but not complete: a `false` may be a
+/// subset that this reasoning cannot see, never the other way round.
+pub fn implies(narrow: &LabelSelector, wide: &LabelSelector) -> bool {
+    let reqs = |s: &LabelSelector| -> Vec<(String, String, Vec<String>)> {
+        let mut out: Vec<_> = s
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), "In".to_string(), vec![v.clone()]))
+            .collect();
+        out.extend(s.match_expressions.iter().flatten().map(|e| {
+            (
+                e.key.clone(),
+                e.operator.clone(),
+                e.values.clone().unwrap_or_default(),
+            )
+        }));
+        out
+    };
+    let have = reqs(narrow);
+    reqs(wide).iter().all(|(key, op, values)| {
+        have.iter()
+            .filter(|(k, _, _)| k == key)
+            .any(|(_, hop, hvals)| {
+                let subset = || !hvals.is_empty() && hvals.iter().all(|v| values.contains(v));
+                let disjoint = || !hvals.is_empty() && hvals.iter().all(|v| !values.contains(v));
+                match (op.as_str(), hop.as_str()) {
+                    ("In", "In") => subset(),
+                    ("NotIn", "In") => disjoint(),
+                    ("NotIn", "NotIn") => values.iter().all(|v| hvals.contains(v)),
+                    ("NotIn", "DoesNotExist") => true,
+                    ("Exists", "In") => !hvals.is_empty(),
+                    ("Exists", "Exists") => true,
+                    ("DoesNotExist", "DoesNotExist") => true,
+                    _ => false,
+                }
+            })
+    })
+}
+
 /// Whether the selector is empty (selects everything).
 pub fn is_empty(selector: &LabelSelector) -> bool {
     selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
@@ -138,5 +180,29 @@ mod tests {
         assert!(!matches(&sel(expr("app", "DoesNotExist", &[])), &l));
         assert!(matches(&sel(expr("other", "DoesNotExist", &[])), &l));
         assert!(!matches(&sel(expr("app", "Bogus", &[])), &l));
+    }
+
+    #[test]
+    fn implication_between_selectors() {
+        let sel = |v: serde_json::Value| -> LabelSelector { serde_json::from_value(v).unwrap() };
+        let team = sel(serde_json::json!({"matchLabels": {"team": "obs"}}));
+        let team_and_env = sel(serde_json::json!({"matchLabels": {"team": "obs", "env": "prod"}}));
+        assert!(implies(&team_and_env, &team));
+        assert!(!implies(&team, &team_and_env));
+        assert!(implies(&team, &LabelSelector::default()));
+        assert!(!implies(&LabelSelector::default(), &team));
+        let in_two = sel(
+            serde_json::json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["obs", "ml"]}]}),
+        );
+        assert!(implies(&team, &in_two));
+        assert!(!implies(&in_two, &team));
+        let exists =
+            sel(serde_json::json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]}));
+        assert!(implies(&in_two, &exists));
+        let not_dev = sel(
+            serde_json::json!({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]}]}),
+        );
+        assert!(implies(&team_and_env, &not_dev));
+        assert!(!implies(&team, &not_dev));
     }
 }

@@ -718,3 +718,21 @@ fn the_validator_accepts_the_token_the_mutator_injects() {
         after.message
     );
 }
+
+#[test]
+fn a_helm_test_hook_pod_is_judged_like_any_pod_and_named_as_such() {
+    let mut pod = bare_agent();
+    pod.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("helm.sh/hook".into(), "test".into());
+    let d = evaluate(&create(&pod, ADMIN), &Policy::default(), &hardened_view());
+    assert!(!d.allowed);
+    let msg = d.message.as_deref().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "openclaw-admission refused pod (Helm hook \"test\") {NS}/"
+        )),
+        "{msg}"
+    );
+}

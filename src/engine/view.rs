@@ -10,6 +10,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -91,6 +92,14 @@ pub struct Index {
     network_policies: HashMap<String, BTreeMap<String, Arc<NetworkPolicy>>>,
     roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
     cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
+    /// Labels of every ClusterRole, for aggregation selectors.
+    cluster_role_labels: HashMap<String, Labels>,
+    /// `aggregationRule.clusterRoleSelectors` of the ClusterRoles that have one.
+    aggregation_rules: HashMap<String, Vec<LabelSelector>>,
+    /// Effective rules of aggregated ClusterRoles: their own plus those of every ClusterRole
+    /// their selectors match, recomputed when any ClusterRole changes (rarely), so that a
+    /// lookup stays one hash lookup.
+    aggregated: HashMap<String, Arc<Vec<PolicyRule>>>,
     role_bindings: HashMap<BindingKey, Binding>,
     cluster_role_bindings: HashMap<BindingKey, Binding>,
     /// subject -> bindings naming it; `true` marks ClusterRoleBindings.
@@ -194,11 +203,71 @@ impl Index {
 
     pub fn apply_cluster_role(&mut self, role: &ClusterRole) {
         let name = role.metadata.name.clone().unwrap_or_default();
+        self.cluster_role_labels.insert(
+            name.clone(),
+            role.metadata.labels.clone().unwrap_or_default(),
+        );
+        match role
+            .aggregation_rule
+            .as_ref()
+            .and_then(|a| a.cluster_role_selectors.clone())
+        {
+            Some(selectors) => {
+                self.aggregation_rules.insert(name.clone(), selectors);
+            }
+            None => {
+                self.aggregation_rules.remove(&name);
+            }
+        }
         self.cluster_roles
             .insert(name, Arc::new(role.rules.clone().unwrap_or_default()));
+        self.aggregate();
     }
     pub fn delete_cluster_role(&mut self, name: &str) {
         self.cluster_roles.remove(name);
+        self.cluster_role_labels.remove(name);
+        self.aggregation_rules.remove(name);
+        self.aggregate();
+    }
+
+    /// Recomputes the rules of aggregated ClusterRoles as the clusterrole-aggregation
+    /// controller does: the union of the rules of every ClusterRole that one of the
+    /// selectors matches. The role's own rules are kept too: in a cluster the controller has
+    /// already written the union into them, and from manifests they are what was written.
+    fn aggregate(&mut self) {
+        self.aggregated.clear();
+        for (name, selectors) in &self.aggregation_rules {
+            let mut rules: Vec<PolicyRule> = self
+                .cluster_roles
+                .get(name)
+                .map(|r| r.as_ref().clone())
+                .unwrap_or_default();
+            let mut sources: Vec<&String> = self
+                .cluster_role_labels
+                .iter()
+                .filter(|(other, labels)| {
+                    *other != name
+                        && selectors.iter().any(|s| {
+                            !super::selector::is_empty(s) && super::selector::matches(s, labels)
+                        })
+                })
+                .map(|(other, _)| other)
+                .collect();
+            sources.sort();
+            for other in sources {
+                for rule in self
+                    .cluster_roles
+                    .get(other)
+                    .into_iter()
+                    .flat_map(|r| r.iter())
+                {
+                    if !rules.contains(rule) {
+                        rules.push(rule.clone());
+                    }
+                }
+            }
+            self.aggregated.insert(name.clone(), Arc::new(rules));
+        }
     }
 
     pub fn apply_role_binding(&mut self, rb: &RoleBinding) {
@@ -275,7 +344,12 @@ impl Index {
             "ServiceAccount" => self.service_accounts.clear(),
             "NetworkPolicy" => self.network_policies.clear(),
             "Role" => self.roles.clear(),
-            "ClusterRole" => self.cluster_roles.clear(),
+            "ClusterRole" => {
+                self.cluster_roles.clear();
+                self.cluster_role_labels.clear();
+                self.aggregation_rules.clear();
+                self.aggregated.clear();
+            }
             "RoleBinding" | "ClusterRoleBinding" => {
                 let cluster = kind == "ClusterRoleBinding";
                 if cluster {
@@ -342,7 +416,11 @@ impl Index {
         role_ref: &RoleRef,
     ) -> Option<Arc<Vec<PolicyRule>>> {
         match role_ref.kind.as_str() {
-            "ClusterRole" => self.cluster_roles.get(&role_ref.name).cloned(),
+            "ClusterRole" => self
+                .aggregated
+                .get(&role_ref.name)
+                .or_else(|| self.cluster_roles.get(&role_ref.name))
+                .cloned(),
             "Role" => self
                 .roles
                 .get(&(binding_namespace.to_string(), role_ref.name.clone()))

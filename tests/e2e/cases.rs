@@ -42,6 +42,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             rbac_follows_bindings,
         ),
         (
+            "aggregated_cluster_role_is_judged_live_as_its_sources_gain_and_lose_the_label",
+            rbac_follows_aggregation,
+        ),
+        (
             "deployment_with_an_agent_template_is_refused_at_apply",
             refuses_deployment,
         ),
@@ -72,6 +76,14 @@ pub fn all() -> Vec<(&'static str, Case)> {
         (
             "exec_into_an_agent_is_refused_to_an_ordinary_user_and_admitted_for_an_approver",
             crate::workloads::exec_requires_approval,
+        ),
+        (
+            "yaml_is_read_as_kubectl_reads_it_object_by_object",
+            yaml_reads_like_kubectl,
+        ),
+        (
+            "helm_template_of_an_agent_chart_piped_to_check_is_judged",
+            helm_template_to_check,
         ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
@@ -507,6 +519,81 @@ fn rbac_follows_bindings(env: &Env) -> Result<(), String> {
     })
 }
 
+/// An aggregated ClusterRole bound to the agent grants what its selectors match: a
+/// ClusterRole reading every Secret gains the aggregation label and the agent is refused;
+/// the label removed, it is accepted again. The webhook learns both through its watch.
+fn rbac_follows_aggregation(env: &Env) -> Result<(), String> {
+    let label = "e2e.openclaw.io/aggregate-to-agent";
+    let aggregate = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+        "metadata":{"name":"e2e-agent-aggregate"},
+        "aggregationRule":{"clusterRoleSelectors":[{"matchLabels":{label:"true"}}]},
+        "rules":[]});
+    let reader = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+        "metadata":{"name":"e2e-secret-reader"},
+        "rules":[{"apiGroups":[""],"resources":["secrets"],"verbs":["list"]}]});
+    let binding = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+        "metadata":{"name":"e2e-agent-aggregate"},
+        "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"e2e-agent-aggregate"},
+        "subjects":[{"kind":"ServiceAccount","name":AGENT_SA,"namespace":NS_ENFORCE}]});
+    env.apply_docs(&[aggregate, reader, binding])?;
+    let mut i = 0;
+    let mut try_pod = |want_ok: bool| {
+        env.eventually(15, || {
+            i += 1;
+            let name = format!("aggregate-{i}");
+            let out = env.apply(&hardened_pod(NS_ENFORCE, &name), &[]);
+            if out.ok {
+                let _ = env.kubectl(&["-n", NS_ENFORCE, "delete", "pod", &name, "--wait=false"]);
+            }
+            if out.ok == want_ok {
+                Ok(out.all())
+            } else {
+                Err(format!(
+                    "pod {}: {}",
+                    if out.ok { "accepted" } else { "refused" },
+                    out.all()
+                ))
+            }
+        })
+    };
+    let outcome = (|| {
+        // Nothing matches the selector yet.
+        try_pod(true)?;
+        let lbl = env.kubectl(&[
+            "label",
+            "clusterrole",
+            "e2e-secret-reader",
+            &format!("{label}=true"),
+        ]);
+        expect(lbl.ok, || lbl.all())?;
+        let refusal = try_pod(false)?;
+        let unlabel = env.kubectl(&[
+            "label",
+            "clusterrole",
+            "e2e-secret-reader",
+            &format!("{label}-"),
+        ]);
+        expect(unlabel.ok, || unlabel.all())?;
+        try_pod(true)?;
+        Ok::<_, String>(refusal)
+    })();
+    // Cleaned up whatever happened, so later cases in this namespace are not refused.
+    let _ = env.kubectl(&["delete", "clusterrolebinding", "e2e-agent-aggregate"]);
+    let _ = env.kubectl(&[
+        "delete",
+        "clusterrole",
+        "e2e-agent-aggregate",
+        "e2e-secret-reader",
+    ]);
+    let refusal = outcome?;
+    expect(
+        refusal.contains("least-privilege-rbac")
+            && refusal.contains("ClusterRole e2e-agent-aggregate")
+            && refusal.contains("reads Secrets across the cluster"),
+        || format!("refusal does not name the aggregated role and why: {refusal}"),
+    )
+}
+
 fn refuses_deployment(env: &Env) -> Result<(), String> {
     let mut pod = unhardened_rootfs(NS_ENFORCE, "x");
     let template = json!({"metadata": {"labels": pod["metadata"]["labels"].take()}, "spec": pod["spec"].take()});
@@ -517,6 +604,155 @@ fn refuses_deployment(env: &Env) -> Result<(), String> {
     expect(
         out.all().contains("spec.template.spec.containers[0]"),
         || format!("no template path: {}", out.all()),
+    )
+}
+
+/// `check` reads manifests with `openclaw_admission::yaml`; kubectl with go-yaml v2 via
+/// `sigs.k8s.io/yaml`. On a corpus of YAML 1.1 scalars (octal, yes/no/on/off, keys that
+/// resolve, anchors and merges, big and odd numbers) both readings must be the same JSON,
+/// object by object.
+fn yaml_reads_like_kubectl(env: &Env) -> Result<(), String> {
+    let path = format!("{ROOT}/tests/fixtures/yaml/tricky-scalars.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // No schema validation: the corpus holds values the API server would refuse, and the
+    // point is how the file is read, not whether it would be stored.
+    let out = env.kubectl(&[
+        "create",
+        "--dry-run=client",
+        "-o",
+        "json",
+        "--validate=false",
+        "-f",
+        &path,
+    ]);
+    if !out.ok {
+        return Err(format!(
+            "kubectl create --dry-run=client failed: {}",
+            out.all()
+        ));
+    }
+    let theirs: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("kubectl output is not a JSON stream: {e}"))?;
+    let ours: Vec<Value> = openclaw_admission::yaml::read_stream(
+        &text,
+        openclaw_admission::yaml::Duplicates::LastWins,
+    )
+    .map_err(|e| format!("{path}: {e}"))?
+    .into_iter()
+    .map(|d| d.value)
+    .filter(|v| !v.is_null())
+    // kubectl lists the items of a `kind: List` one by one.
+    .flat_map(|v| match v.get("kind").and_then(Value::as_str) {
+        Some("List") => v["items"].as_array().cloned().unwrap_or_default(),
+        _ => vec![v],
+    })
+    .map(|mut v| {
+        // kubectl create fills in the namespace of its context; the reading itself does not.
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.entry("namespace").or_insert_with(|| json!("default"));
+        }
+        v
+    })
+    .collect();
+    expect(ours.len() == theirs.len(), || {
+        format!(
+            "{} objects read here, {} by kubectl",
+            ours.len(),
+            theirs.len()
+        )
+    })?;
+    for (o, t) in ours.iter().zip(&theirs) {
+        let name = t["metadata"]["name"].as_str().unwrap_or("?");
+        if let Some(at) = first_difference(o, t, String::new()) {
+            return Err(format!(
+                "object {name}: read differently at {at}\n  here:    {}\n  kubectl: {}",
+                o, t
+            ));
+        }
+    }
+    if theirs.len() < 9 {
+        return Err(format!("the corpus lost objects: {}", theirs.len()));
+    }
+    Ok(())
+}
+
+/// The path of the first place two JSON values differ.
+fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let here = format!("{at}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => {
+                        if let Some(d) = first_difference(p, q, here) {
+                            return Some(d);
+                        }
+                    }
+                    _ => return Some(format!("{here} (present on one side only)")),
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, format!("{at}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}: {a} here, {b} by kubectl")),
+    }
+}
+
+/// `helm template examples/helm/openclaw-agent | openclaw-admission check -f -`, as the
+/// README shows: a chart written with YAML 1.1 scalars (`no`, `on`, octal modes) is read as
+/// kubectl reads it and judged, the Helm test hook named as such.
+fn helm_template_to_check(env: &Env) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let rendered = Command::new(&env.helm)
+        .args([
+            "template",
+            "claw",
+            &format!("{ROOT}/examples/helm/openclaw-agent"),
+        ])
+        .output()
+        .map_err(|e| format!("helm: {e}"))?;
+    expect(rendered.status.success(), || {
+        format!(
+            "helm template failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        )
+    })?;
+    let mut child = Command::new(BIN)
+        .args(["check", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("check: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&rendered.stdout)
+            .map_err(|e| format!("check stdin: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("check: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect(out.status.code() == Some(0), || {
+        format!("check exited {:?}:\n{text}", out.status.code())
+    })?;
+    expect(
+        text.contains("passed: Deployment default/claw (<stdin>)")
+            && text.contains("passed: Pod default/claw-test-connection (Helm test hook \"test\")")
+            && text.contains("2 objects judged, 0 violations"),
+        || format!("unexpected report:\n{text}"),
     )
 }
 

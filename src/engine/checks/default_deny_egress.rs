@@ -10,15 +10,20 @@
 //! every port of its protocol (TCP when unset); an `endPort` range must fit inside one
 //! entry's range; a named port cannot be resolved here (it names a port of whatever pod
 //! receives the traffic), so it is covered only by an entry whose `name` is that port name.
-//! Destinations matter only for entries with `namespaces`: a peer is inside them when it is a
-//! namespaceSelector pinned to those names by `kubernetes.io/metadata.name` (matchLabels or
-//! an `In` expression), or a podSelector-only peer while the pod's own namespace is listed.
-//! An ipBlock or a rule without `to` can reach anywhere.
+//! Destinations matter only for entries that name some. By labels (`namespaces`,
+//! `namespaceSelector`, `podSelector`): a peer's namespaceSelector must be pinned to listed
+//! names by `kubernetes.io/metadata.name` or select a subset of what the entry's selector
+//! selects (judged from the two selectors, [`selector::implies`]); a peer without one is in
+//! the pod's own namespace; a peer's podSelector must select a subset of the entry's. By
+//! address (`cidrs` minus `except`): an ipBlock's addresses after its own `except` must all
+//! lie inside; a rule without `to` reaches every address. An ipBlock never fits a label entry
+//! and a selector peer never fits an address entry.
 //!
 //! Violations sit at the pod's `metadata.labels`: the labels are what policies select on,
 //! and the NetworkPolicy itself is named in the message.
 
 use super::CheckInput;
+use super::cidr;
 use crate::engine::policy::EgressAllow;
 use crate::engine::selector;
 use crate::engine::violation::{Tier, Violation};
@@ -112,19 +117,90 @@ fn pinned_namespaces(sel: &LabelSelector) -> Option<Vec<&str>> {
         .map(|e| e.values.iter().flatten().map(String::as_str).collect())
 }
 
-fn peer_within(peer: &NetworkPolicyPeer, namespaces: &[String], own_ns: &str) -> bool {
-    if peer.ip_block.is_some() {
-        return false;
-    }
-    match (&peer.namespace_selector, &peer.pod_selector) {
-        (Some(ns), _) => pinned_namespaces(ns)
-            .is_some_and(|names| names.iter().all(|n| namespaces.iter().any(|a| a == n))),
-        (None, Some(_)) => namespaces.iter().any(|a| a == own_ns),
-        (None, None) => false,
+/// Where an allow entry's destinations are written by labels, what a peer chosen by labels
+/// must fit.
+fn peer_within(
+    peer: &NetworkPolicyPeer,
+    a: &EgressAllow,
+    own_ns: &str,
+    own_labels: Option<&selector::Labels>,
+) -> bool {
+    let in_listed = |names: &[&str]| {
+        !a.namespaces.is_empty() && names.iter().all(|n| a.namespaces.iter().any(|x| x == n))
+    };
+    let namespace_ok = match &peer.namespace_selector {
+        Some(ns) => {
+            let pinned = pinned_namespaces(ns);
+            pinned.as_deref().is_some_and(&in_listed)
+                || a.namespace_selector.as_ref().is_some_and(|s| selector::implies(ns, s))
+                // An entry naming pods only means the pod's own namespace.
+                || (a.namespaces.is_empty()
+                    && a.namespace_selector.is_none()
+                    && pinned.as_deref() == Some(&[own_ns][..]))
+        }
+        None => {
+            in_listed(&[own_ns])
+                || a.namespace_selector
+                    .as_ref()
+                    .is_some_and(|s| own_labels.is_some_and(|l| selector::matches(s, l)))
+                || (a.namespaces.is_empty() && a.namespace_selector.is_none())
+        }
+    };
+    let pods_ok = match (&a.pod_selector, &peer.pod_selector) {
+        (None, _) => true,
+        (Some(wide), Some(narrow)) => selector::implies(narrow, wide),
+        (Some(wide), None) => selector::is_empty(wide),
+    };
+    (peer.namespace_selector.is_some() || peer.pod_selector.is_some()) && namespace_ok && pods_ok
+}
+
+/// Whether the addresses `cidrs` minus `except` all lie in the entry's.
+fn addresses_within(cidrs: &[String], except: &[String], a: &EgressAllow) -> bool {
+    match (cidr::set(cidrs, except), cidr::set(&a.cidrs, &a.except)) {
+        (Ok(inner), Ok(outer)) => cidr::within(&inner, &outer),
+        // An address the API server let through but that does not parse here is not
+        // judged covered.
+        _ => false,
     }
 }
 
-fn covers(a: &EgressAllow, port: &Ports<'_>, dest: &Dest<'_>, own_ns: &str) -> bool {
+fn dest_ok(
+    a: &EgressAllow,
+    dest: &Dest<'_>,
+    own_ns: &str,
+    own_labels: Option<&selector::Labels>,
+) -> bool {
+    let by_address = !a.cidrs.is_empty();
+    let by_labels =
+        !a.namespaces.is_empty() || a.namespace_selector.is_some() || a.pod_selector.is_some();
+    if !by_address && !by_labels {
+        return true;
+    }
+    match dest {
+        Dest::Anywhere => {
+            by_address && addresses_within(&["0.0.0.0/0".into(), "::/0".into()], &[], a)
+        }
+        Dest::Peer(p) => match &p.ip_block {
+            Some(b) => {
+                by_address
+                    && addresses_within(
+                        std::slice::from_ref(&b.cidr),
+                        b.except.as_deref().unwrap_or(&[]),
+                        a,
+                    )
+            }
+            None => by_labels && peer_within(p, a, own_ns, own_labels),
+        },
+    }
+}
+
+fn covers(
+    a: &EgressAllow,
+    port: &Ports<'_>,
+    dest: &Dest<'_>,
+    own_ns: &str,
+    own_labels: Option<&selector::Labels>,
+) -> bool {
     let port_ok = match port {
         Ports::Every => false,
         Ports::Range {
@@ -134,12 +210,7 @@ fn covers(a: &EgressAllow, port: &Ports<'_>, dest: &Dest<'_>, own_ns: &str) -> b
             a.protocol == *protocol && !a.name.is_empty() && a.name == *name
         }
     };
-    port_ok
-        && (a.namespaces.is_empty()
-            || match dest {
-                Dest::Anywhere => false,
-                Dest::Peer(p) => peer_within(p, &a.namespaces, own_ns),
-            })
+    port_ok && dest_ok(a, dest, own_ns, own_labels)
 }
 
 fn describe_ports(p: &Ports<'_>) -> String {
@@ -205,10 +276,27 @@ fn describe_allow_list(allow: &[EgressAllow]) -> String {
                 Some(e) if e != a.port => format!("{} {}-{e}", a.protocol, a.port),
                 _ => format!("{} {}", a.protocol, a.port),
             };
-            if a.namespaces.is_empty() {
+            let mut to = Vec::new();
+            if !a.namespaces.is_empty() {
+                to.push(format!("namespace {}", a.namespaces.join(", ")));
+            }
+            if let Some(s) = &a.namespace_selector {
+                to.push(describe_namespaces(s));
+            }
+            if let Some(s) = &a.pod_selector {
+                to.push(describe_pods(s));
+            }
+            if !a.cidrs.is_empty() {
+                let mut c = a.cidrs.join(", ");
+                if !a.except.is_empty() {
+                    c.push_str(&format!(" except {}", a.except.join(", ")));
+                }
+                to.push(c);
+            }
+            if to.is_empty() {
                 ports
             } else {
-                format!("{ports} to namespace {}", a.namespaces.join(", "))
+                format!("{ports} to {}", to.join(" "))
             }
         })
         .collect();
@@ -231,6 +319,7 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
         t.spec_path.strip_suffix("spec").unwrap_or("")
     );
     let allowed = describe_allow_list(allow);
+    let own_labels = input.view.namespace_labels(ns);
 
     let mut selecting = 0;
     let mut out = Vec::new();
@@ -247,7 +336,10 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
             let mut open_dests = Vec::new();
             for p in &ports {
                 for d in &dests {
-                    if !allow.iter().any(|a| covers(a, p, d, ns)) {
+                    if !allow
+                        .iter()
+                        .any(|a| covers(a, p, d, ns, own_labels.as_ref()))
+                    {
                         push_unique(&mut open_ports, describe_ports(p));
                         push_unique(&mut open_dests, describe_dest(d, ns));
                     }
@@ -487,7 +579,7 @@ mod tests {
             protocol: "TCP".into(),
             port: 400,
             end_port: Some(500),
-            namespaces: vec![],
+            ..Default::default()
         });
         assert!(run(check, &hardened_pod(), &policy, &view(&[range(480)])).is_empty());
         assert_eq!(
@@ -534,6 +626,7 @@ mod tests {
             port: 4318,
             end_port: None,
             namespaces: vec!["observability".into(), NS.into()],
+            ..Default::default()
         });
         let rule = |to: Value| {
             np(
@@ -572,5 +665,151 @@ mod tests {
     fn deployment_template_path_is_the_template_labels() {
         let v = run_on_deployment(check, &hardened_pod(), &Policy::default(), &view(&[]));
         assert_eq!(paths(&v), ["spec.template.metadata.labels"]);
+    }
+
+    fn https_rule(name: &str, to: Value) -> Value {
+        np(
+            name,
+            json!({"podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": to, "ports": [{"protocol": "TCP", "port": 443}]}]}),
+        )
+    }
+
+    fn internet_only() -> Policy {
+        let mut policy = Policy::default();
+        let https = &mut policy.checks.egress.allow[2];
+        https.cidrs = vec!["0.0.0.0/0".into()];
+        https.except = vec![
+            "10.0.0.0/8".into(),
+            "172.16.0.0/12".into(),
+            "192.168.0.0/16".into(),
+            "169.254.0.0/16".into(),
+        ];
+        policy
+    }
+
+    #[test]
+    fn cidr_entries_honour_except_on_both_sides() {
+        let policy = internet_only();
+        let judge_with = |to: Value| {
+            run(
+                check,
+                &hardened_pod(),
+                &policy,
+                &view(&[https_rule("web", to)]),
+            )
+        };
+        // The example's policy: the internet minus private ranges and link-local.
+        assert!(
+            judge_with(json!([{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+            "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]}}]))
+            .is_empty()
+        );
+        assert!(judge_with(json!([{"ipBlock": {"cidr": "203.0.113.0/24"}}])).is_empty());
+        // Without its except, the same block reaches the cluster's private ranges.
+        let v = judge_with(json!([{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]));
+        assert_eq!(
+            messages(&v),
+            [format!(
+                "NetworkPolicy {NS}/web egress[0] allows TCP 443 to 0.0.0.0/0 (except 10.0.0.0/8)"
+            )]
+        );
+        assert_eq!(
+            judge_with(json!([{"ipBlock": {"cidr": "169.254.169.254/32"}}])).len(),
+            1
+        );
+        // A pod peer is not an address the entry names, nor is a rule without `to`.
+        assert_eq!(judge_with(json!([{"podSelector": {}}])).len(), 1);
+        assert_eq!(
+            run(
+                check,
+                &hardened_pod(),
+                &policy,
+                &view(&[np(
+                    "any",
+                    json!({"podSelector": {}, "policyTypes": ["Egress"],
+                "egress": [{"ports": [{"protocol": "TCP", "port": 443}]}]})
+                )])
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn label_entries_cover_peers_by_namespace_and_pod_labels() {
+        let mut policy = Policy::default();
+        policy.checks.egress.allow.push(EgressAllow {
+            name: "inference".into(),
+            protocol: "TCP".into(),
+            port: 8000,
+            namespace_selector: Some(
+                serde_json::from_value(json!({"matchLabels": {"team": "ml"}})).unwrap(),
+            ),
+            pod_selector: Some(
+                serde_json::from_value(json!({"matchLabels": {"app": "vllm"}})).unwrap(),
+            ),
+            ..Default::default()
+        });
+        let rule = |to: Value| {
+            np(
+                "vllm",
+                json!({"podSelector": {}, "policyTypes": ["Egress"],
+                "egress": [{"to": to, "ports": [{"port": 8000}]}]}),
+            )
+        };
+        let judge_with = |to: Value, extra: &[Value]| {
+            let mut objects = vec![rule(to)];
+            objects.extend_from_slice(extra);
+            run(check, &hardened_pod(), &policy, &view(&objects))
+        };
+        let ml_vllm = json!([{"namespaceSelector": {"matchLabels": {"team": "ml", "env": "prod"}},
+            "podSelector": {"matchLabels": {"app": "vllm", "tier": "gpu"}}}]);
+        assert!(judge_with(ml_vllm, &[]).is_empty());
+        // Every pod of those namespaces is more than the vLLM pods.
+        let v = judge_with(
+            json!([{"namespaceSelector": {"matchLabels": {"team": "ml"}}}]),
+            &[],
+        );
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].fix
+                .contains("TCP 8000 to namespaces team=ml pods app=vllm"),
+            "{}",
+            v[0].fix
+        );
+        // Another team's namespaces are not covered.
+        assert_eq!(
+            judge_with(json!([{"namespaceSelector": {"matchLabels": {"team": "web"}}, "podSelector": {"matchLabels": {"app": "vllm"}}}]), &[]).len(),
+            1
+        );
+        // A podSelector-only peer is in the agent's own namespace: covered when its labels
+        // match the entry's namespaceSelector.
+        let same_ns = json!([{"podSelector": {"matchLabels": {"app": "vllm"}}}]);
+        assert_eq!(judge_with(same_ns.clone(), &[]).len(), 1);
+        let labelled_ns = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": NS, "labels": {"team": "ml"}}});
+        assert!(judge_with(same_ns, &[labelled_ns]).is_empty());
+    }
+
+    #[test]
+    fn policy_refuses_bad_cidrs_and_except_without_cidrs() {
+        let err = Policy::from_yaml(
+            "checks:\n  egress:\n    allow:\n    - {protocol: TCP, port: 443, cidrs: [10.0.0.0/33]}\n",
+            "p.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("checks.egress.allow[0].cidrs[0]") && err.contains("/33"),
+            "{err}"
+        );
+        let err = Policy::from_yaml(
+            "checks:\n  egress:\n    allow:\n    - {protocol: TCP, port: 443, except: [10.0.0.0/8]}\n",
+            "p.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("except needs cidrs"), "{err}");
     }
 }

@@ -337,6 +337,14 @@ impl PodBuilder {
         });
         self
     }
+    pub fn command(mut self, words: &[&str]) -> Self {
+        self.cur().command = Some(words.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    pub fn args(mut self, words: &[&str]) -> Self {
+        self.cur().args = Some(words.iter().map(|s| s.to_string()).collect());
+        self
+    }
     pub fn env_secret(mut self, name: &str, secret: &str, key: &str) -> Self {
         self.cur().env.get_or_insert_with(Vec::new).push(EnvVar {
             name: name.into(),

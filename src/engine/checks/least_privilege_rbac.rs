@@ -3,6 +3,12 @@
 //! through its `system:serviceaccount:<ns>:<name>` user, and through the
 //! `system:serviceaccounts[:<ns>]` and `system:authenticated` groups. A pod without a
 //! ServiceAccount runs as `default`, which is judged the same way.
+//!
+//! Rules are read as the RBAC authorizer reads them: an aggregated ClusterRole grants the
+//! rules of every ClusterRole its selectors match (the view keeps that union current as
+//! labels change); a `nonResourceURLs` rule grants nothing on resources; `resourceNames`
+//! narrows a rule to the named objects. A binding to a role the cluster does not have (yet)
+//! is reported: whatever that role grants once created applies at once, unjudged.
 
 use super::CheckInput;
 use crate::engine::policy::RbacSettings;
@@ -19,11 +25,33 @@ fn has(list: &[String], item: &str) -> bool {
     list.iter().any(|x| x == item)
 }
 
+/// ClusterRoles every cluster has, judged by name (`forbiddenRoles`) when they are not in
+/// the view (`check` reads manifests, which do not carry them).
+fn built_in(role_kind: &str, name: &str) -> bool {
+    role_kind == "ClusterRole"
+        && (matches!(name, "cluster-admin" | "admin" | "edit" | "view")
+            || name.starts_with("system:"))
+}
+
 /// Why one rule is too broad, in short phrases.
 fn rule_problems(rule: &PolicyRule, cluster_wide: bool, s: &RbacSettings, out: &mut Vec<String>) {
     let verbs = &rule.verbs;
     let resources = rule.resources.as_deref().unwrap_or(&[]);
     let groups = rule.api_groups.as_deref().unwrap_or(&[]);
+    let urls = rule.non_resource_urls.as_deref().unwrap_or(&[]);
+    let named = rule
+        .resource_names
+        .as_deref()
+        .is_some_and(|n| !n.is_empty());
+    if resources.is_empty() {
+        // Only non-resource URLs (`/healthz`, `/metrics`): the authorizer applies such a rule
+        // to nothing else, and no forbidden verb means anything there. Only all of them with
+        // all verbs is as broad as cluster-admin's.
+        if s.forbid_wildcards && has(verbs, "*") && urls.iter().any(|u| u == "*" || u == "/*") {
+            out.push("grants * verbs on every non-resource URL".into());
+        }
+        return;
+    }
     if s.forbid_wildcards {
         if has(verbs, "*") {
             out.push("grants * verbs".into());
@@ -32,8 +60,10 @@ fn rule_problems(rule: &PolicyRule, cluster_wide: bool, s: &RbacSettings, out: &
             out.push("grants * resources".into());
         }
     }
+    // `resourceNames` limits a read to the named Secrets, not the cluster's.
     if s.forbid_cluster_secret_read
         && cluster_wide
+        && !named
         && (has(groups, "") || has(groups, "*"))
         && (has(resources, "secrets") || has(resources, "*"))
         && verbs.iter().any(|v| READ_VERBS.contains(&v.as_str()))
@@ -53,6 +83,11 @@ fn problems(b: &BoundRole, s: &RbacSettings) -> Vec<String> {
     // Built-in roles are ClusterRoles, but a Role reusing a forbidden name is meant the same way.
     if has(&s.forbidden_roles, &b.role_name) {
         out.push("forbidden role".into());
+    } else if b.rules.is_none() && !built_in(&b.role_kind, &b.role_name) {
+        out.push(format!(
+            "the {} does not exist (yet), so what it will grant cannot be judged; whatever it grants once created applies at once",
+            b.role_kind
+        ));
     }
     for rule in b.rules.iter().flat_map(|r| r.iter()) {
         rule_problems(rule, b.cluster_wide, s, &mut out);
@@ -95,10 +130,17 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
                     b.via,
                     why.join(", ")
                 ),
-                format!(
-                    "remove {} from the agent's ServiceAccount and bind a Role granting only the verbs and resources it needs",
-                    b.binding
-                ),
+                if b.rules.is_none() && !has(&settings.forbidden_roles, &b.role_name) {
+                    format!(
+                        "create the {} {} (narrow) before the binding, or remove {}",
+                        b.role_kind, b.role_name, b.binding
+                    )
+                } else {
+                    format!(
+                        "remove {} from the agent's ServiceAccount and bind a Role granting only the verbs and resources it needs",
+                        b.binding
+                    )
+                },
             ))
         })
         .collect()
@@ -302,6 +344,119 @@ mod tests {
         let v = run(check, &p, &Policy::default(), &view);
         assert_eq!(v.len(), 1);
         assert!(v[0].message.contains(&format!("{NS}/default")));
+    }
+
+    #[test]
+    fn aggregated_cluster_role_grants_what_its_selectors_match_as_labels_change() {
+        let aggregate = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "agent-aggregate"},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"openclaw.io/aggregate-to-agent": "true"}}]},
+            "rules": []});
+        let reader = |labelled: bool| {
+            let mut r = role(
+                "ClusterRole",
+                "secret-reader",
+                json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]),
+            );
+            if labelled {
+                r["metadata"]["labels"] = json!({"openclaw.io/aggregate-to-agent": "true"});
+            }
+            r
+        };
+        let bind = binding(
+            "ClusterRoleBinding",
+            "agent-aggregate",
+            "ClusterRole",
+            "agent-aggregate",
+            sa_subject(),
+        );
+        let v = judge(&[aggregate.clone(), reader(true), bind.clone()]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains("ClusterRole agent-aggregate")
+                && v[0].message.contains("reads Secrets across the cluster"),
+            "{}",
+            v[0].message
+        );
+        // The label removed (a watch event in a live cluster): the aggregate grants nothing.
+        let mut view = view_of(&[service_account_json(NS, SA), aggregate, reader(true), bind]);
+        view.add(&reader(false), NS).unwrap();
+        assert!(run(check, &hardened_pod(), &Policy::default(), &view).is_empty());
+        // And back.
+        view.add(&reader(true), NS).unwrap();
+        assert_eq!(
+            run(check, &hardened_pod(), &Policy::default(), &view).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn non_resource_urls_and_resource_names_narrow_a_rule() {
+        let v = judge(&[
+            role(
+                "ClusterRole",
+                "probe",
+                json!([
+                    {"nonResourceURLs": ["/healthz", "/metrics"], "verbs": ["*"]},
+                    {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["openclaw-llm"], "verbs": ["get"]}
+                ]),
+            ),
+            binding(
+                "ClusterRoleBinding",
+                "agent-probe",
+                "ClusterRole",
+                "probe",
+                sa_subject(),
+            ),
+        ]);
+        assert!(v.is_empty(), "{v:?}");
+        let v = judge(&[
+            role(
+                "ClusterRole",
+                "urls",
+                json!([{"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+            ),
+            binding(
+                "ClusterRoleBinding",
+                "agent-urls",
+                "ClusterRole",
+                "urls",
+                sa_subject(),
+            ),
+        ]);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.contains("every non-resource URL"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn binding_to_a_missing_role_is_reported_as_such() {
+        let v = judge(&[binding(
+            "RoleBinding",
+            "agent-later",
+            "Role",
+            "not-yet",
+            sa_subject(),
+        )]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains("Role not-yet") && v[0].message.contains("does not exist (yet)"),
+            "{}",
+            v[0].message
+        );
+        assert!(v[0].fix.contains("create the Role not-yet"), "{}", v[0].fix);
+        // Built-in ClusterRoles are not in manifests; they are judged by name.
+        let v = judge(&[binding(
+            "RoleBinding",
+            "agent-view",
+            "ClusterRole",
+            "view",
+            sa_subject(),
+        )]);
+        assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
     ContainerPort, EnvFromSource, EnvVar, PodSpec, SecurityContext, VolumeMount,
 };
 
+pub(crate) mod cidr;
 mod dedicated_service_account;
 mod default_deny_egress;
 mod drop_all_capabilities;
@@ -148,6 +149,8 @@ pub struct ContainerRef<'a> {
     pub env_from: &'a [EnvFromSource],
     pub volume_mounts: &'a [VolumeMount],
     pub ports: &'a [ContainerPort],
+    pub command: &'a [String],
+    pub args: &'a [String],
 }
 
 /// A `ContainerRef` from any of the container types: `Container` and `EphemeralContainer`
@@ -163,6 +166,8 @@ macro_rules! container_ref {
             env_from: $c.env_from.as_deref().unwrap_or(&[]),
             volume_mounts: $c.volume_mounts.as_deref().unwrap_or(&[]),
             ports: $c.ports.as_deref().unwrap_or(&[]),
+            command: $c.command.as_deref().unwrap_or(&[]),
+            args: $c.args.as_deref().unwrap_or(&[]),
         }
     };
 }

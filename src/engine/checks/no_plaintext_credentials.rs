@@ -1,8 +1,12 @@
-//! `no-plaintext-credentials` (high): no env var carries a literal credential, where anyone
-//! who can read the pod (or its workload, or an audit log) would see it. A variable is
-//! flagged by its name (a credential-like name with a literal value) or by its value's shape
-//! (a provider key prefix, a JWT, a PEM private key). Messages name the variable and its
-//! container; the value is never copied anywhere.
+//! `no-plaintext-credentials` (high): no env var, command or argument carries a literal
+//! credential, where anyone who can read the pod (or its workload, or an audit log) would
+//! see it. An env var is flagged by its name (a credential-like name, matched without regard
+//! to case, with a literal value that is not a file path) or by its value's shape (a
+//! provider key prefix, a JWT, a PEM private key, a URL or DSN with a password in it, a
+//! `password=...` pair). `command` and `args` are judged by shape only: each word, and the
+//! value of each `--flag=value`, `--flag value` or `NAME=value` whose name is
+//! credential-like, and `Authorization: Bearer ...` headers. Messages name the variable or
+//! argument and its container; the value is never copied anywhere.
 
 use super::{CheckInput, containers};
 use crate::engine::policy::{CredentialSettings, glob_match};
@@ -15,6 +19,8 @@ const TIER: Tier = Tier::High;
 const MIN_KEY_LEN: usize = 16;
 /// Characters after a provider prefix needed before the value counts as a key.
 const MIN_AFTER_PREFIX: usize = 8;
+/// A bearer or basic token shorter than this is a placeholder (`Bearer xxx`).
+const MIN_HEADER_TOKEN: usize = 8;
 
 fn token_chars(s: &str) -> bool {
     s.bytes()
@@ -60,16 +66,57 @@ fn is_reference(v: &str) -> bool {
     v.starts_with("$(") && v.ends_with(')') && !v[2..v.len() - 1].contains(['(', ')'])
 }
 
-/// Why a literal env var looks like a credential, in words that never quote the value.
-fn reason(name: &str, value: &str, s: &CredentialSettings) -> Option<String> {
-    if value.is_empty() || is_reference(value) {
+/// Text filled in later, not a credential: `$(VAR)` (the kubelet expands it), `$VAR` and
+/// `${VAR}` (a shell does), `{{ .Values.x }}` (a template not yet rendered).
+fn is_placeholder(v: &str) -> bool {
+    v.starts_with('$') || v.starts_with("{{")
+}
+
+/// `/var/run/secrets/key.json`, `./token`, `~/.netrc`: where a credential is, not one.
+fn is_file_path(v: &str) -> bool {
+    (v.starts_with('/') || v.starts_with("./") || v.starts_with("../") || v.starts_with("~/"))
+        && !v.contains(char::is_whitespace)
+        && !v.contains(':')
+}
+
+/// A name the policy calls credential-like, case aside (`github_token` as `GITHUB_TOKEN`).
+fn credential_name<'s>(name: &str, s: &'s CredentialSettings) -> Option<&'s str> {
+    let upper = name.to_ascii_uppercase();
+    let matches = |p: &String| glob_match(&p.to_ascii_uppercase(), &upper);
+    if s.name_exceptions.iter().any(matches) {
         return None;
     }
-    if let Some(p) = s.name_patterns.iter().find(|p| glob_match(p, name))
-        && !s.name_exceptions.iter().any(|e| glob_match(e, name))
-    {
-        return Some(format!("its name matches {p}"));
+    s.name_patterns
+        .iter()
+        .find(|p| matches(p))
+        .map(String::as_str)
+}
+
+/// `scheme://user:password@host`: the password part, when there is one.
+fn url_password(v: &str) -> Option<&str> {
+    let (_, rest) = v.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    Some(password)
+}
+
+/// `user:password@tcp(db:3306)/app`, the DSN form of Go's MySQL driver (no scheme).
+fn dsn_password(v: &str) -> Option<&str> {
+    let (userinfo, _) = v.split_once('@')?;
+    if userinfo.contains(['/', ' ']) {
+        return None;
     }
+    let (_, password) = userinfo.split_once(':')?;
+    Some(password)
+}
+
+fn literal(v: &str) -> bool {
+    !v.is_empty() && !is_placeholder(v)
+}
+
+/// Why a value looks like a credential whatever its name, in words that never quote it.
+fn value_shape(value: &str, s: &CredentialSettings) -> Option<String> {
     if has_provider_prefix(value, &s.value_prefixes) {
         return Some("its value has the shape of a provider API key".into());
     }
@@ -79,6 +126,141 @@ fn reason(name: &str, value: &str, s: &CredentialSettings) -> Option<String> {
     if looks_like_pem_private_key(value) {
         return Some("its value is a PEM private key".into());
     }
+    if url_password(value).is_some_and(literal) {
+        return Some("its value is a URL with a password in it".into());
+    }
+    if let Some(why) = header_token(value) {
+        return Some(why);
+    }
+    words(value).find_map(|w| word_shape(w, s, false))
+}
+
+/// `Authorization: Bearer <token>` (or `Basic`), as in a curl command line.
+fn header_token(v: &str) -> Option<String> {
+    let lower = v.to_ascii_lowercase();
+    for scheme in ["bearer ", "basic "] {
+        for (i, _) in lower.match_indices(scheme) {
+            let preceded = lower[..i].trim_end().ends_with(':') || i == 0;
+            let token: String = v[i + scheme.len()..]
+                .trim_start()
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\''))
+                .collect();
+            if preceded && token.len() >= MIN_HEADER_TOKEN && literal(&token) {
+                return Some(format!(
+                    "it carries an Authorization header with a {} token",
+                    scheme.trim_end()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The words of a command line: split on white space, quotes and `;` stripped.
+fn words(v: &str) -> impl Iterator<Item = &str> {
+    v.split_whitespace()
+        .map(|w| w.trim_matches(|c| matches!(c, '"' | '\'' | ';' | ',' | '`')))
+        .filter(|w| !w.is_empty())
+}
+
+/// The credential-like name of a flag or assignment: `--api-key` -> `API_KEY`,
+/// `-Ddb.password` -> `PASSWORD`, `export TOKEN` -> `TOKEN`.
+fn flag_name(key: &str) -> String {
+    let key = key.trim_start_matches('-');
+    let key = key.rsplit('.').next().unwrap_or(key);
+    key.replace('-', "_")
+}
+
+/// One word: a provider key, a JWT, or `name=value` / `--name=value` with a credential-like
+/// name and a literal value. `in_args` also judges a whole word by its shape (env values
+/// were judged whole already).
+fn word_shape(w: &str, s: &CredentialSettings, in_args: bool) -> Option<String> {
+    if in_args {
+        if has_provider_prefix(w, &s.value_prefixes) {
+            return Some("it has the shape of a provider API key".into());
+        }
+        if looks_like_jwt(w) {
+            return Some("it is a JWT".into());
+        }
+        if url_password(w).is_some_and(literal) {
+            return Some("it is a URL with a password in it".into());
+        }
+    }
+    let (key, value) = w.split_once('=')?;
+    let value = value.trim_matches(|c| matches!(c, '"' | '\''));
+    if key.is_empty() || !literal(value) || is_file_path(value) {
+        return None;
+    }
+    if let Some(p) = credential_name(&flag_name(key), s) {
+        return Some(format!("{} (name matches {p})", shown_key(key)));
+    }
+    if has_provider_prefix(value, &s.value_prefixes) {
+        return Some(format!(
+            "{} with the shape of a provider API key",
+            shown_key(key)
+        ));
+    }
+    if looks_like_jwt(value) {
+        return Some(format!("{} that is a JWT", shown_key(key)));
+    }
+    None
+}
+
+/// `the value of --api-key`, or only `a name=value pair` when the name part is not a plain
+/// identifier (it could itself hold part of a secret, as in a URL).
+fn shown_key(key: &str) -> String {
+    let plain = key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        format!("the value of {key}")
+    } else {
+        "a name=value pair".into()
+    }
+}
+
+/// Why a literal env var looks like a credential, in words that never quote the value.
+fn reason(name: &str, value: &str, s: &CredentialSettings) -> Option<String> {
+    if value.is_empty() || is_reference(value) {
+        return None;
+    }
+    if let Some(p) = credential_name(name, s)
+        && !is_file_path(value)
+        && !is_placeholder(value)
+    {
+        return Some(format!("its name matches {p}"));
+    }
+    if name.to_ascii_uppercase().ends_with("_DSN") && dsn_password(value).is_some_and(literal) {
+        return Some("its value is a DSN with a password in it".into());
+    }
+    value_shape(value, s)
+}
+
+/// Why one of `command`/`args` carries a credential. A flag whose name is credential-like
+/// followed by its value as the next argument (`--api-key`, `sk-...`) counts too.
+fn arg_reason(list: &[String], i: usize, s: &CredentialSettings) -> Option<String> {
+    let arg = &list[i];
+    if looks_like_pem_private_key(arg) {
+        return Some("it is a PEM private key".into());
+    }
+    if let Some(why) = header_token(arg) {
+        return Some(why);
+    }
+    if let Some(why) = words(arg).find_map(|w| word_shape(w, s, true)) {
+        return Some(why);
+    }
+    let previous = i.checked_sub(1).map(|p| list[p].as_str())?;
+    if previous.starts_with('-')
+        && !previous.contains('=')
+        && literal(arg)
+        && !arg.starts_with('-')
+        && !is_file_path(arg)
+        && let Some(p) = credential_name(&flag_name(previous), s)
+    {
+        return Some(format!("{} (name matches {p})", shown_key(previous)));
+    }
     None
 }
 
@@ -86,7 +268,23 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let settings = &input.policy.checks.credentials;
     let mut out = Vec::new();
+    let fix =
+        "store it in a Secret (or the Secrets Store CSI volume) and use valueFrom.secretKeyRef";
     for c in containers(t.spec, t.spec_path) {
+        for (field, list) in [("command", c.command), ("args", c.args)] {
+            for i in 0..list.len() {
+                let Some(why) = arg_reason(list, i, settings) else {
+                    continue;
+                };
+                out.push(Violation::new(
+                    ID,
+                    TIER,
+                    format!("{}.{field}[{i}]", c.path),
+                    format!("{field}[{i}] of container {} holds a literal credential ({why})", c.name),
+                    "pass it in an env var from a Secret (valueFrom.secretKeyRef) and refer to it as $(VAR) or from a mounted file",
+                ));
+            }
+        }
         for (i, e) in c.env.iter().enumerate() {
             if e.value_from.is_some() {
                 continue;
@@ -102,8 +300,11 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 format!("{}.env[{i}]", c.path),
-                format!("env var {} of container {} holds a literal credential ({why})", e.name, c.name),
-                "store it in a Secret (or the Secrets Store CSI volume) and use valueFrom.secretKeyRef",
+                format!(
+                    "env var {} of container {} holds a literal credential ({why})",
+                    e.name, c.name
+                ),
+                fix,
             ));
         }
     }
@@ -199,6 +400,126 @@ mod tests {
             ]
         );
         assert!(v[0].message.contains("JWT") && v[1].message.contains("PEM"));
+    }
+
+    #[test]
+    fn file_paths_are_where_a_credential_is_not_one() {
+        let p = hardened()
+            .with_container("agent")
+            .env(
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                "/var/run/secrets/gcp/key.json",
+            )
+            .env("DB_PASSWORD_FILE", "/run/secrets/db")
+            .env("SSH_KEY_PATH", "~/.ssh/id_ed25519")
+            .env("API_TOKEN", "./token")
+            .env("TLS_KEY", "/etc/tls/tls.key")
+            .build();
+        assert!(
+            run_default(check, &p).is_empty(),
+            "{:?}",
+            run_default(check, &p)
+        );
+    }
+
+    #[test]
+    fn names_match_without_regard_to_case_and_cover_the_usual_shapes() {
+        let p = hardened()
+            .with_container("agent")
+            .env("github_token", "abcdef0123456789")
+            .env("ENCRYPTION_KEY", "k1k2k3k4k5")
+            .env("SMTP_PASS", "hunter2")
+            .env("MYSQL_ROOT_PASSWD", "hunter2")
+            .env("GITLAB_PAT", "abcdefgh12345678")
+            .env("SIGNING_PUBLIC_KEY", "ssh-ed25519 AAAAC3Nza")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].env[1]",
+                "spec.containers[0].env[2]",
+                "spec.containers[0].env[3]",
+                "spec.containers[0].env[4]",
+                "spec.containers[0].env[5]"
+            ],
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn urls_and_dsns_count_only_with_a_password() {
+        let p = hardened()
+            .with_container("agent")
+            .env("DATABASE_URL", "postgres://app:s3cr3t-pw@db:5432/agent")
+            .env("REDIS_URL", "redis://cache:6379/0")
+            .env("CACHE_URL", "redis://:$(REDIS_PASSWORD)@cache:6379")
+            .env("SENTRY_DSN", "https://abc@o1.ingest.sentry.io/1")
+            .env("MYSQL_DSN", "agent:pa55word@tcp(db:3306)/agent")
+            .env(
+                "PG_DSN",
+                "host=db user=agent password=pa55word dbname=agent",
+            )
+            .env("JAVA_OPTS", "-Xmx1g -Ddb.password=pa55word")
+            .env("HOME_URL", "https://example.com/a:b@c")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].env[1]",
+                "spec.containers[0].env[5]",
+                "spec.containers[0].env[6]",
+                "spec.containers[0].env[7]"
+            ],
+            "{v:?}"
+        );
+        let shown = format!("{v:?}");
+        for secret in ["s3cr3t-pw", "pa55word"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn rejects_credentials_in_command_and_args_by_shape() {
+        let p = hardened()
+            .with_container("agent")
+            .command(&["openclaw", "--api-key=sk-proj-Zx9qW2mP4kL8vN1bT6yR3c"])
+            .args(&[
+                "--token",
+                "abcdefgh12345678",
+                "--log-level=debug",
+                "--token-file=/var/run/token",
+                "-H",
+                "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def",
+                "sh -c 'export OPENAI_API_KEY=hunter2hunter2; exec openclaw'",
+                "--password=$(DB_PASSWORD)",
+                "curl -H \"Authorization: Bearer $TOKEN\" https://api",
+            ])
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].command[1]",
+                "spec.containers[0].args[1]",
+                "spec.containers[0].args[5]",
+                "spec.containers[0].args[6]"
+            ],
+            "{v:?}"
+        );
+        assert!(
+            v[0].message.contains("command[1] of container agent"),
+            "{}",
+            v[0].message
+        );
+        assert!(v[0].message.contains("--api-key"), "{}", v[0].message);
+        assert!(v[1].message.contains("--token"), "{}", v[1].message);
+        assert!(v[2].message.contains("Authorization"), "{}", v[2].message);
+        let shown = format!("{v:?}");
+        for secret in ["Zx9qW2mP4kL8", "abcdefgh12345678", "hunter2", "eyJhbGci"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

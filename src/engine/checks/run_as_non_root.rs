@@ -43,13 +43,35 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
                 format!("container {} sets runAsNonRoot: false", c.name),
                 "set runAsNonRoot: true on the container, or remove it to inherit the pod's true",
             )),
-            None if pod_non_root != Some(true) => out.push(Violation::new(
-                ID,
-                TIER,
-                format!("{}.securityContext.runAsNonRoot", c.path),
-                format!("container {} may run as root: runAsNonRoot: true is set neither on it nor on the pod", c.name),
-                "set securityContext.runAsNonRoot: true at pod level (or on every container)",
-            )),
+            None if pod_non_root != Some(true) => {
+                // A non-zero runAsUser looks safe but is not enforced: the kubelet refuses a
+                // root UID only when runAsNonRoot is true.
+                let pinned = match (
+                    sc.and_then(|s| s.run_as_user),
+                    pod_sc.and_then(|s| s.run_as_user),
+                ) {
+                    (Some(uid), _) if uid != 0 => Some((uid, "on the container")),
+                    (None, Some(uid)) if uid != 0 => Some((uid, "on the pod")),
+                    _ => None,
+                };
+                let message = match pinned {
+                    Some((uid, place)) => format!(
+                        "container {} is pinned to UID {uid} (runAsUser {place}) but runAsNonRoot: true is missing: the kubelet enforces non-root only with runAsNonRoot, so nothing stops a change of runAsUser (or of the image) from running it as root",
+                        c.name
+                    ),
+                    None => format!(
+                        "container {} may run as root: runAsNonRoot: true is set neither on it nor on the pod",
+                        c.name
+                    ),
+                };
+                out.push(Violation::new(
+                    ID,
+                    TIER,
+                    format!("{}.securityContext.runAsNonRoot", c.path),
+                    message,
+                    "set securityContext.runAsNonRoot: true at pod level (or on every container)",
+                ));
+            }
             None => {}
         }
         if sc.and_then(|s| s.run_as_user) == Some(0) {
@@ -96,6 +118,32 @@ mod tests {
             ["spec.containers[0].securityContext.runAsNonRoot"]
         );
         assert_eq!(v[0].tier, Tier::High);
+    }
+
+    #[test]
+    fn non_zero_run_as_user_without_run_as_non_root_says_what_is_missing() {
+        let p = pod("a")
+            .container("agent")
+            .edit(|c| {
+                c.security_context
+                    .get_or_insert_with(Default::default)
+                    .run_as_user = Some(10001)
+            })
+            .container("sidecar")
+            .build();
+        let v = run_default(check, &p);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v[0].message
+                .contains("pinned to UID 10001 (runAsUser on the container)")
+                && v[0].message.contains("runAsNonRoot: true is missing")
+                && v[0]
+                    .message
+                    .contains("kubelet enforces non-root only with runAsNonRoot"),
+            "{}",
+            v[0].message
+        );
+        assert!(v[1].message.contains("may run as root"), "{}", v[1].message);
     }
 
     #[test]
