@@ -9,6 +9,7 @@ use crate::cluster::Confirm;
 use crate::engine::policy::Policy;
 use crate::engine::view::StaticView;
 use crate::server::listen::ListenOptions;
+use crate::server::live_policy::LivePolicy;
 use crate::server::metrics::Metrics;
 use crate::server::tls::ReloadingCert;
 use crate::server::{self, AppState, Readiness};
@@ -33,8 +34,8 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
-    /// How often the certificate files are compared with the pair being served
-    /// (e.g. `10s`, `500ms`, `1m`).
+    /// How often the certificate files are compared with the pair being served, and the
+    /// policy file with the policy in force (e.g. `10s`, `500ms`, `1m`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cert_reload_interval: Duration,
     /// After SIGTERM, how long reviews in flight get to finish.
@@ -160,7 +161,7 @@ async fn shutdown_signal() {
 /// Everything `serve` needs, whatever the view.
 pub struct ServeSetup<V> {
     pub listen: SocketAddr,
-    pub policy: Arc<Policy>,
+    pub policy: Arc<LivePolicy>,
     pub view: Arc<V>,
     pub readiness: Readiness,
     pub certs: Arc<ReloadingCert>,
@@ -175,6 +176,13 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", setup.listen))?;
     tracing::info!(listen = %setup.listen, "serving /validate, /mutate, /healthz, /readyz, /metrics over TLS");
+    // The policy file is looked at as often as the certificate; the task ends with the runtime.
+    tokio::spawn(
+        setup
+            .policy
+            .clone()
+            .watch(setup.reload_interval, std::future::pending()),
+    );
     let state = AppState {
         policy: setup.policy,
         view: setup.view,
@@ -199,15 +207,25 @@ pub fn run(args: Args) -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging();
 
-    let policy = match &args.policy {
-        Some(p) => match Policy::from_file(p) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
+    // The bytes parsed at start are kept, so the reloader knows when the file changes.
+    let (policy, policy_source) = match &args.policy {
+        Some(p) => {
+            let content = match std::fs::read(p) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: cannot read the policy file {}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match Policy::from_yaml(&String::from_utf8_lossy(&content), &p.display().to_string()) {
+                Ok(policy) => (policy, Some((p.clone(), content))),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
-        None => Policy::default(),
+        }
+        None => (Policy::default(), None),
     };
     let mut policy = policy;
     if let Some(path) = &args.approval_key_file {
@@ -231,6 +249,11 @@ pub fn run(args: Args) -> ExitCode {
         None
     };
     let metrics = Arc::new(Metrics::new());
+    let cluster_policy = policy.clone();
+    let policy = Arc::new(match policy_source {
+        Some((path, content)) => LivePolicy::from_file(policy, path, content, metrics.clone()),
+        None => LivePolicy::fixed(Arc::new(policy), metrics.clone()),
+    });
     let certs = match ReloadingCert::load(&args.tls_cert, &args.tls_key, metrics.clone()) {
         Ok(c) => c,
         Err(e) => {
@@ -257,7 +280,7 @@ pub fn run(args: Args) -> ExitCode {
             Some(view) => {
                 serve_with(ServeSetup {
                     listen: args.listen,
-                    policy: Arc::new(policy),
+                    policy,
                     view: Arc::new(view),
                     // A static view is complete from the start.
                     readiness: Readiness::new(true),
@@ -272,11 +295,11 @@ pub fn run(args: Args) -> ExitCode {
                 let client = crate::cluster::client(args.kubeconfig.as_deref())
                     .await
                     .context("cannot configure the Kubernetes client (use --kubeconfig, or --no-cluster with --manifests)")?;
-                let (view, ready) = crate::cluster::start(client, &policy);
+                let (view, ready) = crate::cluster::start(client, &cluster_policy);
                 tracing::info!("watching the cluster; /readyz turns ready after the first list of every kind");
                 serve_with(ServeSetup {
                     listen: args.listen,
-                    policy: Arc::new(policy),
+                    policy,
                     view,
                     readiness: Readiness::from_fn(move || ready.is_ready()),
                     certs,

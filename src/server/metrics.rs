@@ -71,6 +71,10 @@ pub struct Metrics {
     cert_not_after: AtomicI64,
     cert_reload_ok: AtomicU64,
     cert_reload_failed: AtomicU64,
+    policy_reload_ok: AtomicU64,
+    policy_reload_failed: AtomicU64,
+    /// 1 while the policy file on disk is one that was refused (the old policy is in force).
+    policy_stale: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -85,6 +89,9 @@ impl Default for Metrics {
             cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
             cert_reload_ok: AtomicU64::new(0),
             cert_reload_failed: AtomicU64::new(0),
+            policy_reload_ok: AtomicU64::new(0),
+            policy_reload_failed: AtomicU64::new(0),
+            policy_stale: AtomicU64::new(0),
         }
     }
 }
@@ -181,6 +188,21 @@ impl Metrics {
         } else {
             self.cert_reload_failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a policy reload attempt after the file changed.
+    pub fn policy_reloaded(&self, ok: bool) {
+        if ok {
+            self.policy_reload_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.policy_reload_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.policy_stale.store(u64::from(!ok), Ordering::Relaxed);
+    }
+
+    /// Policy reloads that failed so far.
+    pub fn policy_reload_failures(&self) -> u64 {
+        self.policy_reload_failed.load(Ordering::Relaxed)
     }
 
     /// Certificate reloads that failed so far (the rotation tests wait on it).
@@ -326,6 +348,21 @@ impl Metrics {
             out,
             "openclaw_admission_certificate_reloads_total{{result=\"failure\"}} {}",
             self.cert_reload_failed.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_policy_reloads_total Policy reloads after the policy file changed, by result.\n# TYPE openclaw_admission_policy_reloads_total counter"
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_policy_reloads_total{{result=\"success\"}} {}\nopenclaw_admission_policy_reloads_total{{result=\"failure\"}} {}",
+            self.policy_reload_ok.load(Ordering::Relaxed),
+            self.policy_reload_failed.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_policy_file_rejected 1 while the policy file holds a policy that was refused; the previous policy is in force.\n# TYPE openclaw_admission_policy_file_rejected gauge\nopenclaw_admission_policy_file_rejected {}",
+            self.policy_stale.load(Ordering::Relaxed)
         )?;
         Ok(())
     }

@@ -51,6 +51,7 @@
 //! would only turn a harmless header difference into a refused pod.
 
 pub mod listen;
+pub mod live_policy;
 pub mod metrics;
 pub mod tls;
 
@@ -64,6 +65,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt as _;
+use live_policy::LivePolicy;
 use metrics::Metrics;
 use std::future::Future;
 use std::sync::Arc;
@@ -122,7 +124,7 @@ impl Readiness {
 
 /// What the handlers share.
 pub struct AppState<V> {
-    pub policy: Arc<Policy>,
+    pub policy: Arc<LivePolicy>,
     pub view: Arc<V>,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
@@ -142,10 +144,11 @@ impl<V> Clone for AppState<V> {
 impl<V> AppState<V> {
     /// State with fresh metrics and the given readiness.
     pub fn new(policy: Arc<Policy>, view: Arc<V>, readiness: Readiness) -> Self {
+        let metrics = Arc::new(Metrics::new());
         AppState {
-            policy,
+            policy: Arc::new(LivePolicy::fixed(policy, metrics.clone())),
             view,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             readiness,
         }
     }
@@ -267,8 +270,9 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
     // read first; everything else answers from the indexed caches.
     let outcome = match admission::read(&bytes) {
         Ok(review) => {
-            let view = st.view.confirm(&review, &st.policy).await;
-            admission::answer(&review, endpoint, &st.policy, &view)
+            let policy = st.policy.get();
+            let view = st.view.confirm(&review, &policy).await;
+            admission::answer(&review, endpoint, &policy, &view)
         }
         Err(outcome) => *outcome,
     };

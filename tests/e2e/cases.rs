@@ -85,6 +85,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "helm_template_of_an_agent_chart_piped_to_check_is_judged",
             helm_template_to_check,
         ),
+        (
+            "policy_file_and_namespace_mode_changes_apply_without_restart_and_a_bad_policy_is_kept_out",
+            crate::workloads::live_policy_and_mode_labels,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",

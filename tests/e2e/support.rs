@@ -192,6 +192,9 @@ impl Env {
             .arg(&policy)
             .arg("--approval-key-file")
             .arg(&approval_key)
+            // The live-policy case rewrites the policy file: look at it every second.
+            .arg("--cert-reload-interval")
+            .arg("1s")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.webhook_port))
             .arg("--kubeconfig")

@@ -527,3 +527,89 @@ pub fn exec_requires_approval(env: &Env) -> Result<(), String> {
         || "no audit event of bob's exec with the command".into(),
     )
 }
+
+/// The policy file the webhook serves from, as the suite wrote it.
+fn policy_file(env: &Env) -> std::path::PathBuf {
+    env.dir.path().join("policy.yaml")
+}
+
+pub fn live_policy_and_mode_labels(env: &Env) -> Result<(), String> {
+    let ns = "e2e-live";
+    env.apply_docs(&[
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": ns}}),
+        deny_egress_policy(ns),
+    ])?;
+    let original = std::fs::read_to_string(policy_file(env)).map_err(|e| e.to_string())?;
+    let writable = |name: &str| {
+        let mut p = hardened_pod(ns, name);
+        p["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+        p
+    };
+    let result = (|| {
+        let refused = |name: &str| -> Result<(), String> {
+            let out = env.apply(&writable(name), &[]);
+            if out.ok {
+                // Not yet in force: take the pod away so the next try is a CREATE again.
+                let _ = env.kubectl(&["-n", ns, "delete", "pod", name, "--wait=false"]);
+                Err(format!("{name} accepted"))
+            } else {
+                Ok(())
+            }
+        };
+        let accepted = |name: &str| -> Result<(), String> {
+            let out = env.apply(&writable(name), &[]);
+            if out.ok {
+                Ok(())
+            } else {
+                Err(format!("{name} refused: {}", out.all()))
+            }
+        };
+        env.eventually(20, || refused("before"))?;
+
+        // A valid change takes effect without a restart.
+        let relaxed = format!("{original}disabledChecks: [read-only-root-filesystem]\n");
+        std::fs::write(policy_file(env), relaxed).map_err(|e| e.to_string())?;
+        env.eventually(20, || accepted("relaxed"))?;
+
+        // A bad change is kept out: the policy in force stays, the error is logged with its key.
+        let bad = format!(
+            "{original}disabledChecks: [read-only-root-filesystem]\nchecks:\n  tokn: {{}}\n"
+        );
+        std::fs::write(policy_file(env), bad).map_err(|e| e.to_string())?;
+        env.eventually(20, || {
+            let log = env.webhook_log_text();
+            if log.contains("policy not reloaded") && log.contains("tokn") {
+                Ok(())
+            } else {
+                Err("no log line for the refused policy".to_string())
+            }
+        })?;
+        accepted("still-relaxed")?;
+
+        // Back to the original; then the namespace's mode label, followed by watch.
+        std::fs::write(policy_file(env), &original).map_err(|e| e.to_string())?;
+        env.eventually(20, || refused("restored"))?;
+        let out = env.kubectl(&[
+            "label",
+            "namespace",
+            ns,
+            "openclaw.io/mode=audit",
+            "--overwrite",
+        ]);
+        expect(out.ok, || out.all())?;
+        env.eventually(20, || accepted("audited"))?;
+        let out = env.kubectl(&[
+            "label",
+            "namespace",
+            ns,
+            "openclaw.io/mode=enforce",
+            "--overwrite",
+        ]);
+        expect(out.ok, || out.all())?;
+        env.eventually(20, || refused("enforced-again"))
+    })();
+    // Whatever happened, the suite's policy is restored for the cases after this one.
+    let _ = std::fs::write(policy_file(env), &original);
+    result
+}
