@@ -1,9 +1,11 @@
 //! The binary's subcommands: `serve` (the webhook), `check` (offline verdicts on manifests),
-//! `certs` (development and small-cluster certificates). `anyhow` lives here, at the edge.
+//! `audit` (verdicts on a live cluster, PolicyReports), `certs` (development and small-cluster
+//! certificates). `anyhow` lives here, at the edge.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod serve;
@@ -27,6 +29,8 @@ pub enum Command {
     Check(check::Args),
     /// Make a CA and a serving certificate (PEM) and print the caBundle.
     Certs(certs::Args),
+    /// Judge what a live cluster runs, and what the next rollout step would refuse.
+    Audit(audit::Args),
 }
 
 /// Parses arguments and runs the chosen subcommand. Exit codes are the subcommand's.
@@ -43,5 +47,6 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Check(a) => check::run(a),
         Command::Certs(a) => certs::run(a),
+        Command::Audit(a) => audit::run(a),
     }
 }

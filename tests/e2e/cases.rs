@@ -89,6 +89,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "policy_file_and_namespace_mode_changes_apply_without_restart_and_a_bad_policy_is_kept_out",
             crate::workloads::live_policy_and_mode_labels,
         ),
+        (
+            "audit_finds_the_seeded_violations_object_by_object_and_keeps_policy_reports_up_to_date",
+            crate::workloads::audit_scans_the_cluster_and_writes_policy_reports,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",

@@ -613,3 +613,208 @@ pub fn live_policy_and_mode_labels(env: &Env) -> Result<(), String> {
     let _ = std::fs::write(policy_file(env), &original);
     result
 }
+
+/// `openclaw-admission audit` with this suite's kubeconfig and policy.
+fn audit(env: &Env, extra: &[&str]) -> Result<(std::process::Output, Value), String> {
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "--kubeconfig"])
+        .arg(&env.kubeconfig)
+        .args([
+            "--policy",
+            &format!("{ROOT}/tests/e2e/policy.yaml"),
+            "-o",
+            "json",
+        ])
+        .args(extra)
+        .output()
+        .map_err(|e| format!("cannot run audit: {e}"))?;
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "audit printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok((out, report))
+}
+
+pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<(), String> {
+    let crds = std::fs::read_to_string(format!(
+        "{ROOT}/charts/openclaw-admission/files/policyreport-crds.yaml"
+    ))
+    .map_err(|e| e.to_string())?;
+    let out = env.kubectl_stdin(&["apply", "-f", "-"], &crds);
+    expect(out.ok, || out.all())?;
+    let out = env.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd/policyreports.wgpolicyk8s.io",
+        "crd/clusterpolicyreports.wgpolicyk8s.io",
+    ]);
+    expect(out.ok, || out.all())?;
+
+    // A namespace in audit mode, seeded with known violations.
+    let ns = "e2e-scan";
+    env.apply_docs(&[
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"openclaw.io/mode": "audit"}}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": ns}}),
+        deny_egress_policy(ns),
+    ])?;
+    let pod = |name: &str, f: &dyn Fn(&mut Value)| {
+        let mut p = hardened_pod(ns, name);
+        p["spec"]["automountServiceAccountToken"] = json!(false);
+        f(&mut p);
+        p
+    };
+    let mut writable = hardened_pod(ns, "x");
+    writable["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+    let mut deploy = workload("Deployment", ns, "scan-writable", &writable);
+    deploy["spec"]["replicas"] = json!(0);
+    let seeded = vec![
+        deploy,
+        pod("scan-hardened", &|_| {}),
+        pod("scan-root", &|p| {
+            p["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] = json!(false)
+        }),
+        pod("scan-unlabelled", &|p| {
+            p["metadata"]["labels"] = json!({"team": "research"});
+            p["spec"]["hostNetwork"] = json!(true);
+        }),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "scan-web", "namespace": ns},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}}),
+    ];
+    env.eventually(20, || env.apply_docs(&seeded))?;
+
+    let (out, report) = audit(env, &["-n", ns, "--write-reports"])?;
+    expect(out.status.code() == Some(1), || {
+        format!(
+            "exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let mut got: Vec<(String, String, Vec<String>, bool, bool)> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let mut checks: Vec<String> = f["violations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["check"].as_str().map(String::from))
+                .collect();
+            checks.sort();
+            checks.dedup();
+            (
+                f["kind"].as_str().unwrap_or("").to_string(),
+                f["name"].as_str().unwrap_or("").to_string(),
+                checks,
+                f["unlabelled"] == json!(true),
+                f["refused_if_enforced"] == json!(true),
+            )
+        })
+        .collect();
+    got.sort();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let want = vec![
+        (
+            "Deployment".to_string(),
+            "scan-writable".to_string(),
+            s(&["read-only-root-filesystem"]),
+            false,
+            true,
+        ),
+        (
+            "Pod".to_string(),
+            "scan-hardened".to_string(),
+            s(&[]),
+            false,
+            false,
+        ),
+        (
+            "Pod".to_string(),
+            "scan-root".to_string(),
+            s(&["run-as-non-root"]),
+            false,
+            true,
+        ),
+        (
+            "Pod".to_string(),
+            "scan-unlabelled".to_string(),
+            s(&["no-host-access"]),
+            true,
+            true,
+        ),
+    ];
+    expect(got == want, || {
+        format!("audit findings differ from the seeded violations:\n got  {got:?}\n want {want:?}")
+    })?;
+    expect(
+        report["next_step"]["audit_to_warn_warned"] == json!(3),
+        || format!("next step: {}", report["next_step"]),
+    )?;
+
+    // The report is stored, and a re-run after a fix updates it in place.
+    let first = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "policyreport",
+        "openclaw-admission",
+        "-o",
+        "json",
+    ])?;
+    let rules = |r: &Value| -> Vec<String> {
+        r["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                format!(
+                    "{}:{}:{}",
+                    x["resources"][0]["name"].as_str().unwrap_or(""),
+                    x["rule"].as_str().unwrap_or(""),
+                    x["result"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    expect(
+        rules(&first).contains(&"scan-root:run-as-non-root:fail".to_string()),
+        || format!("{:?}", rules(&first)),
+    )?;
+    expect(first["summary"]["pass"] == json!(1), || {
+        format!("summary: {}", first["summary"])
+    })?;
+    let out = env.kubectl(&["-n", ns, "delete", "pod", "scan-root", "--wait=true"]);
+    expect(out.ok, || out.all())?;
+    let (_, _) = audit(env, &["-n", ns, "--write-reports"])?;
+    let second = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "policyreport",
+        "openclaw-admission",
+        "-o",
+        "json",
+    ])?;
+    expect(
+        second["metadata"]["uid"] == first["metadata"]["uid"]
+            && second["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+            && !rules(&second).iter().any(|r| r.starts_with("scan-root:")),
+        || format!("not updated in place: {:?}", rules(&second)),
+    )?;
+    let cluster = env.kubectl_json(&[
+        "get",
+        "clusterpolicyreport",
+        "openclaw-admission",
+        "-o",
+        "json",
+    ])?;
+    expect(
+        cluster["results"].as_array().is_some_and(|r| !r.is_empty()),
+        || cluster.to_string(),
+    )
+}

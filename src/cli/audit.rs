@@ -1,0 +1,668 @@
+//! `audit`: judges what a live cluster already runs, with the same engine as the webhook, so a
+//! platform team sees before each rollout step (audit, then warn, then enforce) what the next
+//! one would refuse.
+//!
+//! It lists, page by page, the cluster view (Namespaces, ServiceAccounts, NetworkPolicies,
+//! roles and bindings) and then every Pod and every workload that no controller owns
+//! (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs): the Pods are what runs
+//! now, the workloads what their next rollout will create. Each is judged as a CREATE by a user
+//! with no groups, in the mode its namespace is in, and again as `enforce` would judge it.
+//! Agents are found by the policy's selectors, and also by image without any agent label (the
+//! catch-all's images, whether or not the catch-all is on), so an agent that dropped its label
+//! shows up here.
+//!
+//! `--write-reports` writes one `wgpolicyk8s.io/v1alpha2` `PolicyReport` per namespace and a
+//! `ClusterPolicyReport` summary, by server-side apply, so a re-run updates them in place and
+//! report viewers (Policy Reporter, the Kyverno UI) show them. Nothing else is written.
+
+use crate::engine::policy::{Mode, Policy};
+use crate::engine::review::{
+    GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User,
+};
+use crate::engine::view::StaticView;
+use crate::engine::{self, Judged};
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The user an audit judges as: no groups, so no annotation is honoured as an approver's.
+const AUDIT_USER: &str = "openclaw-admission-audit";
+/// Name of the reports this command owns, and its field manager.
+const REPORT_NAME: &str = "openclaw-admission";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Kubeconfig of the cluster to scan; without it, $KUBECONFIG, ~/.kube/config or the
+    /// in-cluster ServiceAccount.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Policy file (YAML), as the webhook uses it; the built-in defaults without it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Only this namespace's Pods and workloads (the cluster view is read whole).
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = super::check::Output::Table)]
+    pub output: super::check::Output,
+    /// Objects per page when listing (the API server's `limit`).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
+    /// Write a PolicyReport per namespace and a ClusterPolicyReport (server-side apply).
+    #[arg(long)]
+    pub write_reports: bool,
+}
+
+/// One judged object.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// The namespace's mode now.
+    pub mode: &'static str,
+    /// Found by image only: no agent label.
+    pub unlabelled: bool,
+    /// Refused if created now, in the namespace's mode.
+    pub refused_now: bool,
+    /// Refused if created under `enforce`.
+    pub refused_if_enforced: bool,
+    pub violations: Vec<Judged>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub objects: usize,
+    pub violations: usize,
+    pub refused_now: usize,
+    pub refused_if_enforced: usize,
+}
+
+impl Counts {
+    fn add(&mut self, f: &Finding) {
+        self.objects += 1;
+        self.violations += f.violations.len();
+        self.refused_now += usize::from(f.refused_now);
+        self.refused_if_enforced += usize::from(f.refused_if_enforced);
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub total: Counts,
+    pub by_namespace: BTreeMap<String, Counts>,
+    pub by_mode: BTreeMap<&'static str, Counts>,
+    /// Violations per check id.
+    pub by_check: BTreeMap<&'static str, usize>,
+    /// Agents found by image without an agent label.
+    pub unlabelled_agents: usize,
+    /// What the next rollout step changes: objects now admitted that it would refuse, and
+    /// objects in audit mode that would start to get warnings.
+    pub next_step: NextStep,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct NextStep {
+    /// In `audit` namespaces: objects that `warn` would warn about.
+    pub audit_to_warn_warned: usize,
+    /// In `warn` namespaces: objects that `enforce` would refuse.
+    pub warn_to_enforce_refused: usize,
+    /// Everywhere: objects admitted today that `enforce` would refuse.
+    pub refused_if_enforced_everywhere: usize,
+}
+
+/// Progress on stderr, at most once a second, for large clusters.
+struct Progress {
+    last: Instant,
+}
+
+impl Progress {
+    fn tick(&mut self, what: &str, n: usize) {
+        if self.last.elapsed().as_secs() >= 1 {
+            eprintln!("audit: {what}: {n} so far");
+            self.last = Instant::now();
+        }
+    }
+}
+
+/// Every object of a kind, page by page (`limit` + `continue`).
+async fn list_all<K>(
+    api: &Api<K>,
+    page: u32,
+    what: &str,
+    progress: &mut Progress,
+) -> anyhow::Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(page);
+    loop {
+        let list = api
+            .list(&lp)
+            .await
+            .with_context(|| format!("cannot list {what}"))?;
+        out.extend(list.items);
+        progress.tick(what, out.len());
+        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn erased<K: kube::Resource<DynamicType = ()>>(
+    client: &Client,
+    ns: Option<&str>,
+) -> (Api<DynamicObject>, ApiResource) {
+    let ar = ApiResource::erase::<K>(&());
+    let api = match ns {
+        Some(n) => Api::namespaced_with(client.clone(), n, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    (api, ar)
+}
+
+/// The cluster view, read whole.
+async fn read_view(
+    client: &Client,
+    page: u32,
+    progress: &mut Progress,
+) -> anyhow::Result<StaticView> {
+    let mut view = StaticView::new();
+    let idx = &mut view.index;
+    for ns in list_all(
+        &Api::<Namespace>::all(client.clone()),
+        page,
+        "Namespaces",
+        progress,
+    )
+    .await?
+    {
+        idx.apply_namespace(&ns);
+    }
+    for sa in list_all(
+        &Api::<ServiceAccount>::all(client.clone()),
+        page,
+        "ServiceAccounts",
+        progress,
+    )
+    .await?
+    {
+        idx.apply_service_account(&sa);
+    }
+    for np in list_all(
+        &Api::<NetworkPolicy>::all(client.clone()),
+        page,
+        "NetworkPolicies",
+        progress,
+    )
+    .await?
+    {
+        idx.apply_network_policy(np);
+    }
+    for r in list_all(&Api::<Role>::all(client.clone()), page, "Roles", progress).await? {
+        idx.apply_role(&r);
+    }
+    for r in list_all(
+        &Api::<ClusterRole>::all(client.clone()),
+        page,
+        "ClusterRoles",
+        progress,
+    )
+    .await?
+    {
+        idx.apply_cluster_role(&r);
+    }
+    for b in list_all(
+        &Api::<RoleBinding>::all(client.clone()),
+        page,
+        "RoleBindings",
+        progress,
+    )
+    .await?
+    {
+        idx.apply_role_binding(&b);
+    }
+    for b in list_all(
+        &Api::<ClusterRoleBinding>::all(client.clone()),
+        page,
+        "ClusterRoleBindings",
+        progress,
+    )
+    .await?
+    {
+        idx.apply_cluster_role_binding(&b);
+    }
+    Ok(view)
+}
+
+/// Pods, and workloads that no controller owns, as (kind, apiVersion, object).
+async fn read_subjects(
+    client: &Client,
+    ns: Option<&str>,
+    page: u32,
+    progress: &mut Progress,
+) -> anyhow::Result<Vec<(&'static str, String, Value)>> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::core::v1::Pod;
+    let kinds: Vec<(&'static str, (Api<DynamicObject>, ApiResource))> = vec![
+        ("Pod", erased::<Pod>(client, ns)),
+        ("Deployment", erased::<Deployment>(client, ns)),
+        ("StatefulSet", erased::<StatefulSet>(client, ns)),
+        ("DaemonSet", erased::<DaemonSet>(client, ns)),
+        ("ReplicaSet", erased::<ReplicaSet>(client, ns)),
+        ("Job", erased::<Job>(client, ns)),
+        ("CronJob", erased::<CronJob>(client, ns)),
+    ];
+    let mut out = Vec::new();
+    for (kind, (api, ar)) in kinds {
+        for obj in list_all(&api, page, &format!("{kind}s"), progress).await? {
+            let owned = obj
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true));
+            // Pods are judged whoever made them (they are what runs); a workload that a
+            // controller made is judged at the workload that owns it.
+            if owned && kind != "Pod" {
+                continue;
+            }
+            let mut value = serde_json::to_value(&obj).context("cannot re-read a listed object")?;
+            value["kind"] = kind.into();
+            value["apiVersion"] = ar.api_version.clone().into();
+            out.push((kind, ar.api_version.clone(), value));
+        }
+    }
+    Ok(out)
+}
+
+fn review_of(kind: &str, api_version: &str, object: &Value) -> Result<Review, serde_json::Error> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let meta = &object["metadata"];
+    Ok(Review {
+        uid: String::new(),
+        kind: GroupVersionKind::gvk(group, version, kind),
+        resource: GroupVersionResource::gvr(group, version, &format!("{}s", kind.to_lowercase())),
+        sub_resource: None,
+        operation: Operation::Create,
+        namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
+        name: meta["name"].as_str().unwrap_or_default().to_string(),
+        user: User {
+            username: AUDIT_USER.to_string(),
+            groups: Vec::new(),
+        },
+        dry_run: true,
+        object: Subject::from_value(kind, object.clone())?,
+        old_object: Subject::None,
+        now: crate::admission::unix_now(),
+    })
+}
+
+/// Judges every subject: the pure part of `audit`, shared with its tests.
+pub fn judge(
+    policy: &Policy,
+    view: &StaticView,
+    subjects: &[(&'static str, String, Value)],
+) -> Report {
+    // `enforce` everywhere: the global mode, with no namespace label able to soften it.
+    let enforced = Policy {
+        mode: Mode::Enforce,
+        mode_label: "openclaw-admission.audit/no-such-label".into(),
+        ..policy.clone()
+    };
+    // The catch-all's images, on, so that unlabelled agents are found whatever the policy says.
+    let by_image = Policy {
+        catch_all: crate::engine::policy::CatchAll {
+            enabled: true,
+            ..policy.catch_all.clone()
+        },
+        ..policy.clone()
+    };
+    let by_image_enforced = Policy {
+        mode: Mode::Enforce,
+        mode_label: enforced.mode_label.clone(),
+        ..by_image.clone()
+    };
+    // The selectors alone: an agent that carries its label.
+    let by_label = Policy {
+        catch_all: crate::engine::policy::CatchAll {
+            enabled: false,
+            ..policy.catch_all.clone()
+        },
+        ..policy.clone()
+    };
+    let mut report = Report::default();
+    for (kind, api_version, object) in subjects {
+        let Ok(review) = review_of(kind, api_version, object) else {
+            eprintln!(
+                "audit: skipped {kind} {}/{}: it does not fit its schema",
+                object["metadata"]["namespace"].as_str().unwrap_or(""),
+                object["metadata"]["name"].as_str().unwrap_or("")
+            );
+            continue;
+        };
+        let labelled = engine::is_agent(&review, &by_label);
+        let unlabelled = !labelled && engine::is_agent(&review, &by_image);
+        if !labelled && !unlabelled {
+            continue;
+        }
+        let judging = if unlabelled { &by_image } else { policy };
+        let now = engine::evaluate(&review, judging, view);
+        let strict = engine::evaluate(
+            &review,
+            if unlabelled {
+                &by_image_enforced
+            } else {
+                &enforced
+            },
+            view,
+        );
+        let finding = Finding {
+            kind: kind.to_string(),
+            namespace: review.namespace.clone(),
+            name: review.name.clone(),
+            uid: object["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+            mode: now.mode.unwrap_or_default().as_str(),
+            unlabelled,
+            refused_now: !now.allowed,
+            refused_if_enforced: !strict.allowed,
+            violations: now.violations,
+        };
+        report.total.add(&finding);
+        report
+            .by_namespace
+            .entry(finding.namespace.clone())
+            .or_default()
+            .add(&finding);
+        report
+            .by_mode
+            .entry(finding.mode)
+            .or_default()
+            .add(&finding);
+        for j in &finding.violations {
+            *report.by_check.entry(j.violation.check).or_default() += 1;
+        }
+        report.unlabelled_agents += usize::from(unlabelled);
+        let ns = &mut report.next_step;
+        match finding.mode {
+            "audit" if !finding.violations.is_empty() => ns.audit_to_warn_warned += 1,
+            "warn" if finding.refused_if_enforced => ns.warn_to_enforce_refused += 1,
+            _ => {}
+        }
+        if finding.refused_if_enforced && !finding.refused_now {
+            ns.refused_if_enforced_everywhere += 1;
+        }
+        report.findings.push(finding);
+    }
+    report
+}
+
+fn print_table(r: &Report) {
+    for f in &r.findings {
+        let verdict = if f.violations.is_empty() {
+            "passes".to_string()
+        } else if f.refused_now {
+            format!("{} violations, refused now", f.violations.len())
+        } else if f.refused_if_enforced {
+            format!("{} violations, refused under enforce", f.violations.len())
+        } else {
+            format!("{} violations", f.violations.len())
+        };
+        let how = if f.unlabelled {
+            ", found by image, no agent label"
+        } else {
+            ""
+        };
+        println!(
+            "{} {}/{} [{}{how}]: {verdict}",
+            f.kind, f.namespace, f.name, f.mode
+        );
+        for j in &f.violations {
+            println!(
+                "  {}  {}  {}",
+                j.violation.check, j.violation.path, j.violation.message
+            );
+        }
+    }
+    println!();
+    println!("by check:");
+    for (c, n) in &r.by_check {
+        println!("  {c:<28} {n}");
+    }
+    println!("by namespace (objects, violations, refused now, refused under enforce):");
+    for (ns, c) in &r.by_namespace {
+        println!(
+            "  {ns:<28} {} {} {} {}",
+            c.objects, c.violations, c.refused_now, c.refused_if_enforced
+        );
+    }
+    println!("by mode (objects, violations, refused now, refused under enforce):");
+    for (m, c) in &r.by_mode {
+        println!(
+            "  {m:<28} {} {} {} {}",
+            c.objects, c.violations, c.refused_now, c.refused_if_enforced
+        );
+    }
+    let n = &r.next_step;
+    println!(
+        "next step: audit -> warn warns about {} object(s); warn -> enforce refuses {}; enforce everywhere refuses {} admitted today",
+        n.audit_to_warn_warned, n.warn_to_enforce_refused, n.refused_if_enforced_everywhere
+    );
+    println!(
+        "{} agent object(s) judged, {} violation(s), {} found by image without an agent label",
+        r.total.objects, r.total.violations, r.unlabelled_agents
+    );
+}
+
+fn severity(tier: crate::engine::violation::Tier) -> &'static str {
+    use crate::engine::violation::Tier;
+    match tier {
+        Tier::High => "high",
+        Tier::Medium => "medium",
+        Tier::Low => "low",
+    }
+}
+
+/// The `PolicyReport` of one namespace (wgpolicyk8s.io/v1alpha2).
+pub fn policy_report(ns: &str, findings: &[&Finding], now: i64) -> Value {
+    let mut results = Vec::new();
+    let (mut pass, mut fail, mut warn) = (0, 0, 0);
+    for f in findings {
+        let resource = json!({"apiVersion": api_version_of(&f.kind), "kind": f.kind, "namespace": f.namespace,
+            "name": f.name, "uid": f.uid});
+        if f.violations.is_empty() {
+            pass += 1;
+            results.push(
+                json!({"policy": REPORT_NAME, "rule": "agent-box", "result": "pass",
+                "message": "passes every check", "source": REPORT_NAME, "scored": true,
+                "timestamp": {"seconds": now, "nanos": 0}, "resources": [resource]}),
+            );
+            continue;
+        }
+        for j in &f.violations {
+            let result = if j.action == crate::engine::policy::Action::Deny || f.refused_if_enforced
+            {
+                "fail"
+            } else {
+                "warn"
+            };
+            if result == "fail" {
+                fail += 1
+            } else {
+                warn += 1
+            }
+            results.push(json!({
+                "policy": REPORT_NAME, "rule": j.violation.check, "result": result,
+                "severity": severity(j.violation.tier), "category": "OpenClaw agent box",
+                "message": format!("{}: {} (fix: {})", j.violation.path, j.violation.message, j.violation.fix),
+                "source": REPORT_NAME, "scored": true,
+                "timestamp": {"seconds": now, "nanos": 0}, "resources": [resource.clone()],
+                "properties": {"path": j.violation.path, "mode": f.mode}
+            }));
+        }
+    }
+    json!({
+        "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": REPORT_NAME, "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": REPORT_NAME}},
+        "summary": {"pass": pass, "fail": fail, "warn": warn, "error": 0, "skip": 0},
+        "results": results
+    })
+}
+
+fn api_version_of(kind: &str) -> &'static str {
+    match kind {
+        "Pod" => "v1",
+        "Job" | "CronJob" => "batch/v1",
+        _ => "apps/v1",
+    }
+}
+
+async fn write_reports(client: &Client, r: &Report) -> anyhow::Result<usize> {
+    let now = crate::admission::unix_now();
+    let pp = PatchParams::apply(REPORT_NAME).force();
+    let nsr = ApiResource {
+        group: "wgpolicyk8s.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "wgpolicyk8s.io/v1alpha2".into(),
+        kind: "PolicyReport".into(),
+        plural: "policyreports".into(),
+    };
+    let mut by_ns: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for f in &r.findings {
+        by_ns.entry(f.namespace.as_str()).or_default().push(f);
+    }
+    for (ns, findings) in &by_ns {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &nsr);
+        api.patch(REPORT_NAME, &pp, &Patch::Apply(policy_report(ns, findings, now)))
+            .await
+            .with_context(|| format!("cannot write PolicyReport {ns}/{REPORT_NAME} (is the wgpolicyk8s.io CRD installed?)"))?;
+    }
+    let cr = ApiResource {
+        kind: "ClusterPolicyReport".into(),
+        plural: "clusterpolicyreports".into(),
+        ..nsr
+    };
+    let summary_results: Vec<Value> = r
+        .by_namespace
+        .iter()
+        .map(|(ns, c)| {
+            json!({"policy": REPORT_NAME, "rule": "namespace-summary",
+                "result": if c.refused_if_enforced > 0 { "fail" } else { "pass" },
+                "message": format!("namespace {ns}: {} agent object(s), {} violation(s), {} refused now, {} refused under enforce",
+                    c.objects, c.violations, c.refused_now, c.refused_if_enforced),
+                "source": REPORT_NAME, "scored": true, "timestamp": {"seconds": now, "nanos": 0},
+                "resources": [{"apiVersion": "v1", "kind": "Namespace", "name": ns}]})
+        })
+        .collect();
+    let failing = r
+        .by_namespace
+        .values()
+        .filter(|c| c.refused_if_enforced > 0)
+        .count();
+    let cluster = json!({
+        "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "ClusterPolicyReport",
+        "metadata": {"name": REPORT_NAME, "labels": {"app.kubernetes.io/managed-by": REPORT_NAME}},
+        "summary": {"pass": r.by_namespace.len() - failing, "fail": failing, "warn": 0, "error": 0, "skip": 0},
+        "results": summary_results
+    });
+    Api::<DynamicObject>::all_with(client.clone(), &cr)
+        .patch(REPORT_NAME, &pp, &Patch::Apply(cluster))
+        .await
+        .context("cannot write ClusterPolicyReport openclaw-admission")?;
+    Ok(by_ns.len())
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let policy = match &args.policy {
+        Some(p) => match Policy::from_file(p) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Policy::default(),
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result: anyhow::Result<Report> = runtime.block_on(async {
+        let started = Instant::now();
+        let client = crate::cluster::client(args.kubeconfig.as_deref())
+            .await
+            .context("cannot configure the Kubernetes client (use --kubeconfig)")?;
+        let mut progress = Progress {
+            last: Instant::now(),
+        };
+        let view = read_view(&client, args.page_size, &mut progress).await?;
+        let subjects = read_subjects(
+            &client,
+            args.namespace.as_deref(),
+            args.page_size,
+            &mut progress,
+        )
+        .await?;
+        let listed = started.elapsed();
+        let report = judge(&policy, &view, &subjects);
+        eprintln!(
+            "audit: {} objects listed in {:.2}s, {} agent objects judged in {:.2}s",
+            subjects.len(),
+            listed.as_secs_f64(),
+            report.total.objects,
+            (started.elapsed() - listed).as_secs_f64()
+        );
+        if args.write_reports {
+            let n = write_reports(&client, &report).await?;
+            eprintln!("audit: wrote {n} PolicyReport(s) and ClusterPolicyReport {REPORT_NAME}");
+        }
+        Ok(report)
+    });
+    match result {
+        Ok(report) => {
+            match args.output {
+                super::check::Output::Table => print_table(&report),
+                super::check::Output::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("error: cannot write JSON: {e}");
+                        return ExitCode::from(1);
+                    }
+                },
+            }
+            if report.total.violations > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
