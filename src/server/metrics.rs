@@ -71,6 +71,9 @@ pub struct Metrics {
     cert_not_after: AtomicI64,
     cert_reload_ok: AtomicU64,
     cert_reload_failed: AtomicU64,
+    spans_exported: AtomicU64,
+    spans_dropped_queue_full: AtomicU64,
+    spans_export_failed: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -85,6 +88,9 @@ impl Default for Metrics {
             cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
             cert_reload_ok: AtomicU64::new(0),
             cert_reload_failed: AtomicU64::new(0),
+            spans_exported: AtomicU64::new(0),
+            spans_dropped_queue_full: AtomicU64::new(0),
+            spans_export_failed: AtomicU64::new(0),
         }
     }
 }
@@ -191,6 +197,33 @@ impl Metrics {
     /// Certificate reloads that succeeded so far.
     pub fn certificate_reload_successes(&self) -> u64 {
         self.cert_reload_ok.load(Ordering::Relaxed)
+    }
+
+    /// Counts decision spans the collector accepted.
+    pub fn spans_exported(&self, n: u64) {
+        self.spans_exported.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a decision span dropped because the export queue was full.
+    pub fn span_dropped_queue_full(&self) {
+        self.spans_dropped_queue_full
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts decision spans lost to a failed export (collector down, refused, timed out).
+    pub fn spans_export_failed(&self, n: u64) {
+        self.spans_export_failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Decision spans exported so far.
+    pub fn spans_exported_total(&self) -> u64 {
+        self.spans_exported.load(Ordering::Relaxed)
+    }
+
+    /// Decision spans dropped so far, whatever the reason.
+    pub fn spans_dropped_total(&self) -> u64 {
+        self.spans_dropped_queue_full.load(Ordering::Relaxed)
+            + self.spans_export_failed.load(Ordering::Relaxed)
     }
 
     /// The text exposition format.
@@ -326,6 +359,34 @@ impl Metrics {
             out,
             "openclaw_admission_certificate_reloads_total{{result=\"failure\"}} {}",
             self.cert_reload_failed.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_spans_exported_total Decision spans the OTLP collector accepted."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_spans_exported_total counter"
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_spans_exported_total {}",
+            self.spans_exported.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_spans_dropped_total Decision spans lost, by reason (queue_full: the export queue was full; export_failed: the collector was down, refused or too slow)."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_spans_dropped_total counter")?;
+        writeln!(
+            out,
+            "openclaw_admission_spans_dropped_total{{reason=\"queue_full\"}} {}",
+            self.spans_dropped_queue_full.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_spans_dropped_total{{reason=\"export_failed\"}} {}",
+            self.spans_export_failed.load(Ordering::Relaxed)
         )?;
         Ok(())
     }
