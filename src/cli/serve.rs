@@ -258,6 +258,7 @@ pub fn run(args: Args) -> ExitCode {
                     .await
                     .context("cannot configure the Kubernetes client (use --kubeconfig, or --no-cluster with --manifests)")?;
                 let (view, ready) = crate::cluster::start(client, &policy);
+                metrics.watch_cache(view.stats());
                 tracing::info!("watching the cluster; /readyz turns ready after the first list of every kind");
                 serve_with(ServeSetup {
                     listen: args.listen,

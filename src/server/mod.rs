@@ -52,6 +52,7 @@
 
 pub mod listen;
 pub mod metrics;
+mod process;
 pub mod telemetry;
 pub mod tls;
 
