@@ -109,6 +109,15 @@ async fn each_review_becomes_one_span_carrying_the_decision_and_no_secret_value(
     )
     .await;
     assert_eq!(denied["allowed"], false);
+    // The API server did not sample its trace: the decision is recorded all the same.
+    let unsampled = format!("00-{TRACE_ID}-{PARENT_SPAN}-00");
+    post(
+        &st,
+        "/validate",
+        &planted("pod-create-unhardened.json", "uid-unsampled"),
+        Some(&unsampled),
+    )
+    .await;
     let mutated = post(
         &st,
         "/mutate",
@@ -121,7 +130,7 @@ async fn each_review_becomes_one_span_carrying_the_decision_and_no_secret_value(
     flush(&st).await;
 
     let spans = rx.spans();
-    assert_eq!(spans.len(), 2, "one span per review");
+    assert_eq!(spans.len(), 3, "one span per review");
     let by_uid = |uid: &str| {
         spans
             .iter()
@@ -187,7 +196,9 @@ async fn each_review_becomes_one_span_carrying_the_decision_and_no_secret_value(
             "{secret} reached the exported spans"
         );
     }
-    assert_eq!(st.metrics.spans_exported_total(), 2);
+    let (_, span) = by_uid("uid-unsampled");
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(st.metrics.spans_exported_total(), 3);
     assert_eq!(st.metrics.spans_dropped_total(), 0);
 }
 

@@ -37,7 +37,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, Span, SpanData,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
 };
 use std::collections::HashMap;
@@ -401,6 +401,9 @@ impl Telemetry {
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
         let provider = SdkTracerProvider::builder()
+            // Every decision is recorded, whatever the API server's sampling flag says: the
+            // span is the decision's record, not a sample of traffic. It still joins the trace.
+            .with_sampler(Sampler::AlwaysOn)
             .with_span_processor(Bounded {
                 inner: batch,
                 queue,
