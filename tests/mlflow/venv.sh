@@ -23,6 +23,8 @@ exec 9>"$CACHE/venv/.lock"
 flock 9
 if [[ ! -f "$VENV/.complete" ]]; then
   command -v "$PYTHON" >/dev/null || { echo "venv.sh: $PYTHON (>= 3.10) is needed for the MLflow tests" >&2; exit 2; }
+  "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null \
+    || { echo "venv.sh: $PYTHON cannot create virtual environments (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 2; }
   rm -rf "$VENV"
   start=$(date +%s)
   echo "venv.sh: installing $(grep -vc "^#" "$REQ") pinned packages (requirements.txt) into $VENV (first run only)" >&2
