@@ -8,7 +8,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench
+.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench bench-audit mlflow promtool
 
 demo:
 	bash tests/demo/run.sh
@@ -18,13 +18,25 @@ demo:
 controlplane:
 	bash tests/controlplane/build.sh
 
+# MLflow and the OpenTelemetry Python SDK, pinned, in a venv cached outside git (first run
+# about 1.5 minutes and 850 MB, then nothing); the e2e suite sends spans there.
+mlflow:
+	bash tests/mlflow/venv.sh >/dev/null
+
+# promtool from the Go module proxy, cached like the control plane (first run: see
+# tests/promtool/build.sh), for the alert rules' unit tests.
+promtool:
+	bash tests/promtool/build.sh >/dev/null
+
 # Formatting, the pure library alone, clippy -D warnings, then every test target; the e2e
-# target (tests/e2e) starts its own control plane and runs the chart checks against it.
-test: toolchain controlplane
+# target (tests/e2e) starts its own control plane and MLflow, and runs the chart checks
+# against them; last, the chart's alert rules under `promtool test rules`.
+test: toolchain controlplane mlflow promtool
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+	bash tests/promtool/test-rules.sh
 
 # The chart's lint/template/self-check alone, without an API server.
 chart: controlplane
@@ -44,6 +56,10 @@ build:
 # BENCH_SECONDS (default 10) sets the measuring time per target.
 bench:
 	$(CARGO) bench --bench webhook
+
+# `audit` on a real API server seeded with AUDIT_BENCH_PODS agent Pods (default 10,000).
+bench-audit: controlplane
+	$(CARGO) bench --bench audit_scale
 
 # The library alone, without the server feature: proves the engine stays pure.
 build-lib:

@@ -104,6 +104,20 @@ pub struct Summary {
     pub mode: Option<&'static str>,
     pub violations: Vec<&'static str>,
     pub error: Option<String>,
+    /// The requesting user (`userInfo.username`).
+    pub user: String,
+    /// The ServiceAccount the pod or pod template runs as, as stored (empty when unset).
+    pub service_account: String,
+    /// Risk tier of each entry of `violations`, in the same order.
+    pub tiers: Vec<&'static str>,
+    /// Checks exempted, as `check (reason)`; an approved annotation names its approver.
+    pub exempted: Vec<String>,
+    /// Exemption annotations not honoured, as `check (reason)`.
+    pub exemptions_refused: Vec<String>,
+    /// Mutations applied (or, in audit mode, that would have been).
+    pub injected: Vec<&'static str>,
+    /// Why the request was not judged (`not-judged`, `not-an-agent`, `operation`, `unchanged`).
+    pub skipped: Option<&'static str>,
 }
 
 /// The answer to one HTTP body.
@@ -375,6 +389,8 @@ pub fn answer(
         kind: review.kind.kind.clone(),
         operation: format!("{:?}", review.operation).to_uppercase(),
         dry_run: review.dry_run,
+        user: review.user.username.clone(),
+        service_account: service_account_of(review).to_string(),
         ..Default::default()
     };
     let decision = match endpoint {
@@ -404,6 +420,15 @@ pub fn answer(
         .iter()
         .map(|j| j.violation.check)
         .collect();
+    summary.tiers = decision
+        .violations
+        .iter()
+        .map(|j| j.violation.tier.as_str())
+        .collect();
+    summary.exempted = reasons(&decision.exempted);
+    summary.exemptions_refused = reasons(&decision.exemptions_refused);
+    summary.injected = decision.mutations.clone();
+    summary.skipped = decision.skipped.map(skip_str);
     match respond(review, decision) {
         Ok(r) => Outcome {
             http_status: 200,
@@ -416,4 +441,33 @@ pub fn answer(
             500,
         ),
     }
+}
+
+fn reasons(list: &[(String, String)]) -> Vec<String> {
+    list.iter().map(|(c, why)| format!("{c} ({why})")).collect()
+}
+
+fn skip_str(s: engine::Skip) -> &'static str {
+    match s {
+        engine::Skip::NotJudged => "not-judged",
+        engine::Skip::NotAnAgent => "not-an-agent",
+        engine::Skip::Operation => "operation",
+        engine::Skip::Unchanged => "unchanged",
+    }
+}
+
+/// The ServiceAccount named by the pod or template under review (empty when unset).
+fn service_account_of(review: &Review) -> &str {
+    let spec = match &review.object {
+        Subject::Pod(p) => p.spec.as_ref(),
+        Subject::Template(t) => t.template.spec.as_ref(),
+        Subject::None | Subject::Other | Subject::Connect(_) => None,
+    };
+    spec.and_then(|s| {
+        s.service_account_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or(s.service_account.as_deref())
+    })
+    .unwrap_or("")
 }

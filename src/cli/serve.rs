@@ -11,6 +11,7 @@ use crate::engine::view::StaticView;
 use crate::server::listen::ListenOptions;
 use crate::server::live_policy::LivePolicy;
 use crate::server::metrics::Metrics;
+use crate::server::telemetry::Telemetry;
 use crate::server::tls::ReloadingCert;
 use crate::server::{self, AppState, Readiness};
 use anyhow::Context as _;
@@ -168,6 +169,7 @@ pub struct ServeSetup<V> {
     pub metrics: Arc<Metrics>,
     pub reload_interval: Duration,
     pub listen_options: ListenOptions,
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Binds and serves until a signal; the part shared by every kind of view.
@@ -188,6 +190,7 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         view: setup.view,
         metrics: setup.metrics,
         readiness: setup.readiness,
+        telemetry: setup.telemetry,
     };
     server::run(
         listener,
@@ -261,6 +264,17 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Telemetry is set up once at start; a policy reload does not move the exporter.
+    let telemetry = match Telemetry::start(&cluster_policy.telemetry, metrics.clone()) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            eprintln!("error: policy file: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(endpoint) = telemetry.endpoint() {
+        tracing::info!(endpoint, "exporting one span per review over OTLP/HTTP");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -275,6 +289,7 @@ pub fn run(args: Args) -> ExitCode {
         shutdown_grace: args.shutdown_grace,
         ..ListenOptions::default()
     };
+    let flush_at_exit = telemetry.clone();
     let result = runtime.block_on(async move {
         match static_view {
             Some(view) => {
@@ -288,6 +303,7 @@ pub fn run(args: Args) -> ExitCode {
                     metrics,
                     reload_interval: args.cert_reload_interval,
                     listen_options,
+                    telemetry: telemetry.clone(),
                 })
                 .await
             }
@@ -296,6 +312,7 @@ pub fn run(args: Args) -> ExitCode {
                     .await
                     .context("cannot configure the Kubernetes client (use --kubeconfig, or --no-cluster with --manifests)")?;
                 let (view, ready) = crate::cluster::start(client, &cluster_policy);
+                metrics.watch_cache(view.stats());
                 tracing::info!("watching the cluster; /readyz turns ready after the first list of every kind");
                 serve_with(ServeSetup {
                     listen: args.listen,
@@ -306,11 +323,15 @@ pub fn run(args: Args) -> ExitCode {
                     metrics,
                     reload_interval: args.cert_reload_interval,
                     listen_options,
+                    telemetry: telemetry.clone(),
                 })
                 .await
             }
         }
     });
+    // Outside the runtime: the flush waits on the export thread.
+    drop(runtime);
+    flush_at_exit.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

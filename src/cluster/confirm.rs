@@ -12,6 +12,7 @@
 //! NetworkPolicy of the namespace, nothing is fetched and nothing allocated beyond the checks.
 
 use super::LiveView;
+use super::stats::LookupStats;
 use crate::engine;
 use crate::engine::policy::Policy;
 use crate::engine::review::{Operation, Review, Subject, Target};
@@ -146,12 +147,17 @@ impl LiveView {
             return cached;
         }
         let ns = review.namespace.as_str();
-        match tokio::time::timeout(CONFIRM_TIMEOUT, fetch(client, ns, &missing)).await {
-            Ok(extra) => Confirmed {
-                live: self,
-                extra: Some(extra),
-            },
+        let lookups = &self.stats.lookups;
+        match tokio::time::timeout(CONFIRM_TIMEOUT, fetch(client, ns, &missing, lookups)).await {
+            Ok(extra) => {
+                lookups.fetched();
+                Confirmed {
+                    live: self,
+                    extra: Some(extra),
+                }
+            }
             Err(_) => {
+                lookups.timed_out();
                 tracing::warn!(
                     namespace = ns,
                     ?missing,
@@ -218,7 +224,7 @@ impl ClusterView for &Index {
     }
 }
 
-async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
+async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStats) -> Index {
     let namespace = async {
         if !missing.namespace {
             return None;
@@ -229,6 +235,7 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
                 .await,
             "Namespace",
             ns,
+            lookups,
         )??;
         Some(Namespace {
             metadata: meta.metadata,
@@ -238,12 +245,12 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
     let rbac = async {
         let name = missing.service_account.as_deref()?;
         let api = Api::<ServiceAccount>::namespaced(client.clone(), ns);
-        let sa = logged(api.get_opt(name).await, "ServiceAccount", ns)??;
+        let sa = logged(api.get_opt(name).await, "ServiceAccount", ns, lookups)??;
         // A ServiceAccount that new may come with its bindings in the same apply.
         Some((
             name.to_string(),
             sa.automount_service_account_token,
-            fetch_namespaced_rbac(client, ns).await,
+            fetch_namespaced_rbac(client, ns, lookups).await,
         ))
     };
     let policies = async {
@@ -251,9 +258,14 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
             return Vec::new();
         }
         let api = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
-        logged(api.list(&ListParams::default()).await, "NetworkPolicy", ns)
-            .map(|l| l.items)
-            .unwrap_or_default()
+        logged(
+            api.list(&ListParams::default()).await,
+            "NetworkPolicy",
+            ns,
+            lookups,
+        )
+        .map(|l| l.items)
+        .unwrap_or_default()
     };
     let (namespace, rbac, policies) = futures::join!(namespace, rbac, policies);
 
@@ -279,15 +291,16 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses) -> Index {
 async fn fetch_namespaced_rbac(
     client: &Client,
     ns: &str,
+    lookups: &LookupStats,
 ) -> (Vec<RoleBinding>, Vec<Role>, Vec<ClusterRole>) {
     let lp = ListParams::default();
     let bindings_api = Api::<RoleBinding>::namespaced(client.clone(), ns);
     let roles_api = Api::<Role>::namespaced(client.clone(), ns);
     let (bindings, roles) = futures::join!(bindings_api.list(&lp), roles_api.list(&lp));
-    let bindings = logged(bindings, "RoleBinding", ns)
+    let bindings = logged(bindings, "RoleBinding", ns, lookups)
         .map(|l| l.items)
         .unwrap_or_default();
-    let roles = logged(roles, "Role", ns)
+    let roles = logged(roles, "Role", ns, lookups)
         .map(|l| l.items)
         .unwrap_or_default();
     let wanted: BTreeSet<&str> = bindings
@@ -300,14 +313,22 @@ async fn fetch_namespaced_rbac(
         futures::future::join_all(wanted.iter().map(|name| cluster_roles_api.get_opt(name))).await;
     let cluster_roles = found
         .into_iter()
-        .filter_map(|r| logged(r, "ClusterRole", ns).flatten())
+        .filter_map(|r| logged(r, "ClusterRole", ns, lookups).flatten())
         .collect();
     (bindings, roles, cluster_roles)
 }
 
-fn logged<T>(result: Result<T, kube::Error>, kind: &str, namespace: &str) -> Option<T> {
+fn logged<T>(
+    result: Result<T, kube::Error>,
+    kind: &str,
+    namespace: &str,
+    lookups: &LookupStats,
+) -> Option<T> {
     result
-        .inspect_err(|e| tracing::warn!(kind, namespace, error = %e, "live confirmation failed; judging from cache"))
+        .inspect_err(|e| {
+            lookups.failed();
+            tracing::warn!(kind, namespace, error = %e, "live confirmation failed; judging from cache")
+        })
         .ok()
 }
 

@@ -40,6 +40,7 @@
 
 mod confirm;
 mod feed;
+pub mod stats;
 
 pub use confirm::{CONFIRM_TIMEOUT, Confirm, Confirmed};
 
@@ -82,6 +83,7 @@ pub struct LiveView {
     index: Arc<RwLock<Index>>,
     /// `None` for a view with no API server behind it (tests): confirm steps do nothing.
     client: Option<Client>,
+    stats: Arc<stats::CacheStats>,
 }
 
 impl LiveView {
@@ -90,7 +92,13 @@ impl LiveView {
         LiveView {
             index: Arc::new(RwLock::new(index)),
             client: None,
+            stats: Arc::default(),
         }
+    }
+
+    /// Cache freshness per watched kind and live confirmation outcomes, for `/metrics`.
+    pub fn stats(&self) -> Arc<stats::CacheStats> {
+        Arc::clone(&self.stats)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Index> {
@@ -209,10 +217,12 @@ pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
     if legacy {
         kinds.push(feed::LegacyTokenSecrets::KIND);
     }
+    let stats = Arc::new(stats::CacheStats::new(&kinds));
     let ready = Readiness::new(kinds);
     let view = Arc::new(LiveView {
         index: Arc::new(RwLock::new(Index::new())),
         client: Some(client.clone()),
+        stats,
     });
 
     // The cache may be a moment behind the API server, which the confirm step covers;
@@ -260,17 +270,28 @@ where
 {
     let index = Arc::clone(&view.index);
     let state = Arc::clone(&ready.state);
+    let stats = Arc::clone(&view.stats);
     tokio::spawn(async move {
         let mut applier = feed::Applier::<F>::default();
         let mut stream = std::pin::pin!(stream.default_backoff());
+        let kind_stats = stats.kind(F::KIND);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(event) => {
+                    if let Some(k) = kind_stats {
+                        k.event();
+                        if matches!(event, watcher::Event::Init) {
+                            k.list_started();
+                        }
+                    }
                     if applier.handle(&index, event) {
                         state.synced(F::KIND);
                     }
                 }
                 Err(e) => {
+                    if let Some(k) = kind_stats {
+                        k.watch_error();
+                    }
                     tracing::warn!(kind = F::KIND, error = %e, "watch failed; retrying after backoff")
                 }
             }

@@ -176,6 +176,8 @@ pub struct Policy {
     /// or honoured.
     #[serde(skip)]
     pub approval_key: Option<std::sync::Arc<Vec<u8>>>,
+    /// Where the webhook's own decision spans go (not the agents': see `mutations.otel`).
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Policy {
@@ -196,6 +198,32 @@ impl Default for Policy {
             checks: CheckSettings::default(),
             mutations: MutationSettings::default(),
             approval_key: None,
+            telemetry: TelemetrySettings::default(),
+        }
+    }
+}
+
+/// The webhook's decision spans, exported over OTLP/HTTP protobuf (docs/observability.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP traces URL, used as is (`http://collector:4318/v1/traces`). Empty: the
+    /// standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` decide;
+    /// with neither, nothing is exported.
+    pub endpoint: String,
+    /// Headers sent with every export (MLflow wants `x-mlflow-experiment-id`). Not for
+    /// credentials: those go in `OTEL_EXPORTER_OTLP_HEADERS` from a Secret.
+    pub headers: BTreeMap<String, String>,
+    /// Spans waiting for export beyond which new ones are dropped and counted.
+    pub max_queue_size: usize,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            endpoint: String::new(),
+            headers: BTreeMap::new(),
+            max_queue_size: 2048,
         }
     }
 }
@@ -728,6 +756,31 @@ impl Policy {
                         },
                     )?;
                 }
+            }
+        }
+        let t = &self.telemetry;
+        let is_url = t.endpoint.starts_with("http://") || t.endpoint.starts_with("https://");
+        if !t.endpoint.is_empty() && !is_url {
+            return Err(bad(
+                "telemetry.endpoint",
+                format!(
+                    "{:?} is not an http:// or https:// URL (e.g. http://otel-collector.observability.svc:4318/v1/traces)",
+                    t.endpoint
+                ),
+            ));
+        }
+        if t.max_queue_size == 0 {
+            return Err(bad("telemetry.maxQueueSize", "must be at least 1".into()));
+        }
+        for k in t.headers.keys() {
+            let token = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(bad(
+                    &format!("telemetry.headers.{k}"),
+                    "not an HTTP header name".into(),
+                ));
             }
         }
         let max = self.checks.token.max_expiration_seconds;

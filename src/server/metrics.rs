@@ -3,10 +3,11 @@
 //! atomic adds per review. Rendered in the text exposition format at `GET /metrics`.
 
 use crate::admission::{Endpoint, Summary};
+use crate::cluster::stats::CacheStats;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds (seconds) of the latency buckets: the engine answers in microseconds, the
@@ -75,6 +76,13 @@ pub struct Metrics {
     policy_reload_failed: AtomicU64,
     /// 1 while the policy file on disk is one that was refused (the old policy is in force).
     policy_stale: AtomicU64,
+    spans_exported: AtomicU64,
+    spans_dropped_queue_full: AtomicU64,
+    spans_export_failed: AtomicU64,
+    /// `(endpoint, decision, mode)`: every label from a fixed set, so the series are bounded.
+    decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    /// The live view's figures, once `serve` watches a cluster.
+    cache: Mutex<Option<Arc<CacheStats>>>,
 }
 
 impl Default for Metrics {
@@ -92,6 +100,11 @@ impl Default for Metrics {
             policy_reload_ok: AtomicU64::new(0),
             policy_reload_failed: AtomicU64::new(0),
             policy_stale: AtomicU64::new(0),
+            spans_exported: AtomicU64::new(0),
+            spans_dropped_queue_full: AtomicU64::new(0),
+            spans_export_failed: AtomicU64::new(0),
+            decisions: Mutex::default(),
+            cache: Mutex::default(),
         }
     }
 }
@@ -161,7 +174,17 @@ impl Metrics {
                 *v.entry(*id).or_insert(0) += 1;
             }
         }
+        {
+            let mode = summary.mode.unwrap_or("none");
+            let mut d = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
+            *d.entry((endpoint.as_str(), result, mode)).or_insert(0) += 1;
+        }
         self.latency(endpoint).observe(elapsed);
+    }
+
+    /// Reports the live view's cache freshness and confirmation outcomes from now on.
+    pub fn watch_cache(&self, stats: Arc<CacheStats>) {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
 
     /// Records a body refused before it was read as a review (too large, unreadable).
@@ -215,6 +238,33 @@ impl Metrics {
         self.cert_reload_ok.load(Ordering::Relaxed)
     }
 
+    /// Counts decision spans the collector accepted.
+    pub fn spans_exported(&self, n: u64) {
+        self.spans_exported.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a decision span dropped because the export queue was full.
+    pub fn span_dropped_queue_full(&self) {
+        self.spans_dropped_queue_full
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts decision spans lost to a failed export (collector down, refused, timed out).
+    pub fn spans_export_failed(&self, n: u64) {
+        self.spans_export_failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Decision spans exported so far.
+    pub fn spans_exported_total(&self) -> u64 {
+        self.spans_exported.load(Ordering::Relaxed)
+    }
+
+    /// Decision spans dropped so far, whatever the reason.
+    pub fn spans_dropped_total(&self) -> u64 {
+        self.spans_dropped_queue_full.load(Ordering::Relaxed)
+            + self.spans_export_failed.load(Ordering::Relaxed)
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -238,6 +288,20 @@ impl Metrics {
                     escape(&k.kind),
                     escape(&k.operation),
                     k.result
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP openclaw_admission_decisions_total Reviews by endpoint, decision (allowed, denied, skipped, invalid, error) and mode (enforce, warn, audit, none when not judged)."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_decisions_total counter")?;
+        {
+            let d = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
+            for ((endpoint, decision, mode), n) in d.iter() {
+                writeln!(
+                    out,
+                    "openclaw_admission_decisions_total{{endpoint=\"{endpoint}\",decision=\"{decision}\",mode=\"{mode}\"}} {n}"
                 )?;
             }
         }
@@ -364,8 +428,98 @@ impl Metrics {
             "# HELP openclaw_admission_policy_file_rejected 1 while the policy file holds a policy that was refused; the previous policy is in force.\n# TYPE openclaw_admission_policy_file_rejected gauge\nopenclaw_admission_policy_file_rejected {}",
             self.policy_stale.load(Ordering::Relaxed)
         )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_spans_exported_total Decision spans the OTLP collector accepted."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_spans_exported_total counter"
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_spans_exported_total {}",
+            self.spans_exported.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_spans_dropped_total Decision spans lost, by reason (queue_full: the export queue was full; export_failed: the collector was down, refused or too slow)."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_spans_dropped_total counter")?;
+        writeln!(
+            out,
+            "openclaw_admission_spans_dropped_total{{reason=\"queue_full\"}} {}",
+            self.spans_dropped_queue_full.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_spans_dropped_total{{reason=\"export_failed\"}} {}",
+            self.spans_export_failed.load(Ordering::Relaxed)
+        )?;
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(cache) = cache {
+            render_cache(out, &cache)?;
+        }
+        super::process::render(out)?;
         Ok(())
     }
+}
+
+fn render_cache(out: &mut String, cache: &CacheStats) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# HELP openclaw_admission_cache_last_event_timestamp_seconds Unix time of the last watch event per watched kind (0 before the first)."
+    )?;
+    writeln!(
+        out,
+        "# TYPE openclaw_admission_cache_last_event_timestamp_seconds gauge"
+    )?;
+    for (kind, k) in cache.kinds() {
+        writeln!(
+            out,
+            "openclaw_admission_cache_last_event_timestamp_seconds{{kind=\"{kind}\"}} {}",
+            k.last_event_unix()
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP openclaw_admission_cache_relists_total Lists after the first per watched kind (a broken watch or an expired resource version)."
+    )?;
+    writeln!(out, "# TYPE openclaw_admission_cache_relists_total counter")?;
+    for (kind, k) in cache.kinds() {
+        writeln!(
+            out,
+            "openclaw_admission_cache_relists_total{{kind=\"{kind}\"}} {}",
+            k.relists()
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP openclaw_admission_cache_watch_errors_total Watch errors per watched kind (each retried after backoff)."
+    )?;
+    writeln!(
+        out,
+        "# TYPE openclaw_admission_cache_watch_errors_total counter"
+    )?;
+    for (kind, k) in cache.kinds() {
+        writeln!(
+            out,
+            "openclaw_admission_cache_watch_errors_total{{kind=\"{kind}\"}} {}",
+            k.watch_errors()
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP openclaw_admission_live_lookups_total Live confirmations of cache misses, by outcome (fetched, timed_out, failed)."
+    )?;
+    writeln!(out, "# TYPE openclaw_admission_live_lookups_total counter")?;
+    for (outcome, n) in cache.lookups.outcomes() {
+        writeln!(
+            out,
+            "openclaw_admission_live_lookups_total{{outcome=\"{outcome}\"}} {n}"
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -415,6 +569,73 @@ mod tests {
         assert!(text.contains(
             r#"openclaw_admission_review_duration_seconds_count{endpoint="validate"} 2"#
         ));
+    }
+
+    #[test]
+    fn decisions_are_counted_by_mode_with_bounded_labels() {
+        let m = Metrics::new();
+        let mut s = summary("Pod", "denied", vec!["run-as-non-root"]);
+        s.mode = Some("enforce");
+        m.observe_review(Endpoint::Validate, &s, Duration::ZERO);
+        m.observe_review(
+            Endpoint::Validate,
+            &summary("Po\"d", "skipped", vec![]),
+            Duration::ZERO,
+        );
+        let text = m.render();
+        assert!(
+            text.contains(r#"openclaw_admission_decisions_total{endpoint="validate",decision="denied",mode="enforce"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"openclaw_admission_decisions_total{endpoint="validate",decision="skipped",mode="none"} 1"#),
+            "{text}"
+        );
+        // The kind from the request is not a label of this series.
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("openclaw_admission_decisions_total") && l.contains("Po"))
+        );
+    }
+
+    #[test]
+    fn cache_figures_appear_once_a_live_view_is_watched() {
+        let m = Metrics::new();
+        assert!(
+            !m.render()
+                .contains("openclaw_admission_cache_relists_total")
+        );
+        m.watch_cache(Arc::new(CacheStats::new(&["Namespace", "NetworkPolicy"])));
+        let text = m.render();
+        assert!(
+            text.contains(r#"openclaw_admission_cache_relists_total{kind="NetworkPolicy"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"openclaw_admission_cache_last_event_timestamp_seconds{kind="Namespace"} 0"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"openclaw_admission_live_lookups_total{outcome="timed_out"} 0"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn process_figures_come_from_proc() {
+        let text = Metrics::new().render();
+        let rss: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .expect("process_resident_memory_bytes")
+            .parse()
+            .unwrap();
+        assert!(rss > 1e6, "{text}");
+        assert!(text.contains("process_start_time_seconds "), "{text}");
+        assert!(text.contains("process_open_fds "), "{text}");
     }
 
     #[test]

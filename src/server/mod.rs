@@ -53,9 +53,11 @@
 pub mod listen;
 pub mod live_policy;
 pub mod metrics;
+mod process;
+pub mod telemetry;
 pub mod tls;
 
-use crate::admission::{self, Endpoint, Summary};
+use crate::admission::{self, Endpoint};
 use crate::cluster::Confirm;
 use crate::engine::policy::Policy;
 use axum::Router;
@@ -71,6 +73,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use telemetry::Telemetry;
 
 /// Largest request body accepted, in bytes (6 MiB). See the module docs for why.
 pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
@@ -128,6 +131,8 @@ pub struct AppState<V> {
     pub view: Arc<V>,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
+    /// Decision spans (off unless an OTLP endpoint is configured).
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl<V> Clone for AppState<V> {
@@ -137,12 +142,13 @@ impl<V> Clone for AppState<V> {
             view: self.view.clone(),
             metrics: self.metrics.clone(),
             readiness: self.readiness.clone(),
+            telemetry: self.telemetry.clone(),
         }
     }
 }
 
 impl<V> AppState<V> {
-    /// State with fresh metrics and the given readiness.
+    /// State with fresh metrics, the given readiness and no span export.
     pub fn new(policy: Arc<Policy>, view: Arc<V>, readiness: Readiness) -> Self {
         let metrics = Arc::new(Metrics::new());
         AppState {
@@ -150,6 +156,7 @@ impl<V> AppState<V> {
             view,
             metrics,
             readiness,
+            telemetry: Arc::new(Telemetry::off()),
         }
     }
 }
@@ -279,7 +286,9 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
     let elapsed = start.elapsed();
     st.metrics
         .observe_review(endpoint, &outcome.summary, elapsed);
-    log_review(endpoint, &outcome.summary, elapsed);
+    telemetry::log_review(endpoint, &outcome.summary, elapsed);
+    st.telemetry
+        .review_span(endpoint, &outcome.summary, &parts.headers, elapsed);
     let status =
         StatusCode::from_u16(outcome.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
@@ -288,48 +297,6 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
         outcome.body,
     )
         .into_response()
-}
-
-/// Parse errors can quote a fragment of the request (serde names the value it did not
-/// expect); quoted text is dropped so that no object content reaches the log.
-fn redact_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut inside = false;
-    for c in s.chars() {
-        if c == '"' {
-            if inside {
-                out.push_str("…\"");
-            } else {
-                out.push('"');
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// One line per review: who, what, the decision and how long it took; never the object.
-fn log_review(endpoint: Endpoint, s: &Summary, elapsed: Duration) {
-    // Microsecond precision is all a log reader needs.
-    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
-    let violations = s.violations.join(",");
-    let error = s.error.as_deref().map(redact_quoted).unwrap_or_default();
-    let mode = s.mode.unwrap_or("");
-    if matches!(s.result, "invalid" | "error") {
-        tracing::warn!(
-            endpoint = endpoint.as_str(), uid = %s.uid, namespace = %s.namespace, name = %s.name, kind = %s.kind,
-            operation = %s.operation, dry_run = s.dry_run, decision = s.result, mutated = s.mutated, mode,
-            violations = %violations, duration_ms, error = %error, "review"
-        );
-    } else {
-        tracing::info!(
-            endpoint = endpoint.as_str(), uid = %s.uid, namespace = %s.namespace, name = %s.name, kind = %s.kind,
-            operation = %s.operation, dry_run = s.dry_run, decision = s.result, mutated = s.mutated, mode,
-            violations = %violations, duration_ms, "review"
-        );
-    }
 }
 
 /// Runs the webhook on `listener` until `shutdown` resolves: TLS from `certs` (re-read
@@ -351,17 +318,4 @@ pub async fn run<V: Confirm>(
     let _ = stop_tx.send(());
     let _ = reloader.await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redaction_drops_quoted_values_from_parse_errors() {
-        let e = r#"invalid type: string "sk-live-123", expected i64 at line 3"#;
-        let r = redact_quoted(e);
-        assert!(!r.contains("sk-live"), "{r}");
-        assert!(r.contains("expected i64 at line 3"), "{r}");
-    }
 }

@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use openclaw_admission::certs;
 use openclaw_admission::cli::serve::load_view;
-use openclaw_admission::engine::policy::Policy;
+use openclaw_admission::engine::policy::{Policy, TelemetrySettings};
 use openclaw_admission::engine::view::StaticView;
 use openclaw_admission::server::listen::{self, ListenOptions};
 use openclaw_admission::server::metrics::Metrics;
+use openclaw_admission::server::telemetry::Telemetry;
 use openclaw_admission::server::tls::ReloadingCert;
 use openclaw_admission::server::{self, AppState, Readiness};
 use serde_json::json;
@@ -99,14 +100,35 @@ fn options() -> ListenOptions {
 
 /// The webhook as `serve` runs it: router, metrics, reloading certificate, TLS listener.
 pub fn start_webhook(rt: &Runtime, tls: &Tls, view: StaticView) -> anyhow::Result<Running> {
+    Ok(start_webhook_exporting(rt, tls, view, None)?.0)
+}
+
+/// [`start_webhook`], exporting one span per review to `traces_url` when given; the metrics
+/// say how many spans left and how many were dropped.
+pub fn start_webhook_exporting(
+    rt: &Runtime,
+    tls: &Tls,
+    view: StaticView,
+    traces_url: Option<String>,
+) -> anyhow::Result<(Running, Arc<Metrics>)> {
     let certs = tls.reloading()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         Arc::new(Policy::default()),
         Arc::new(view),
         Readiness::new(true),
     );
+    if let Some(endpoint) = traces_url {
+        let settings = TelemetrySettings {
+            endpoint,
+            ..Default::default()
+        };
+        let telemetry =
+            Telemetry::start(&settings, state.metrics.clone()).map_err(|e| anyhow::anyhow!(e))?;
+        state.telemetry = Arc::new(telemetry);
+    }
+    let metrics = state.metrics.clone();
     let (tx, rx) = oneshot::channel::<()>();
     rt.spawn(async move {
         let shutdown = async move {
@@ -125,10 +147,13 @@ pub fn start_webhook(rt: &Runtime, tls: &Tls, view: StaticView) -> anyhow::Resul
             eprintln!("webhook server failed: {e}");
         }
     });
-    Ok(Running {
-        addr,
-        stop: Some(tx),
-    })
+    Ok((
+        Running {
+            addr,
+            stop: Some(tx),
+        },
+        metrics,
+    ))
 }
 
 /// What the echo server answers, whatever it is sent.

@@ -9,6 +9,8 @@
 //! 3. The same with 10,000 NetworkPolicies and 100,000 ServiceAccounts in the view.
 //! 4. The engine alone (`admission::handle`), one thread, no HTTP.
 //! 5. Memory of the release binary (`serve --no-cluster`), idle and after load.
+//! 6. `/validate` with one span per review exported over OTLP/HTTP to a local receiver,
+//!    beside the same webhook with export off, interleaved: the ratio is the price of export.
 //!
 //! Under `cargo test` (no `--bench` argument) it only starts everything and checks one answer
 //! of each kind, so that the bench cannot rot unnoticed.
@@ -19,6 +21,8 @@
 //! `BENCH_SECONDS` per endpoint (for a profiler).
 
 mod load;
+#[path = "../common/otlp.rs"]
+mod otlp;
 mod setup;
 
 use anyhow::{Context as _, bail, ensure};
@@ -286,11 +290,20 @@ fn run() -> anyhow::Result<()> {
     let echo = setup::start_echo(&server_rt, &tls)?;
     let small_hook = setup::start_webhook(&server_rt, &tls, setup::small_view()?)?;
     let large_hook = setup::start_webhook(&server_rt, &tls, large)?;
+    let receiver = server_rt.block_on(otlp::Receiver::start_discarding());
+    let (otel_hook, otel_metrics) = setup::start_webhook_exporting(
+        &server_rt,
+        &tls,
+        setup::small_view()?,
+        Some(receiver.traces_url()),
+    )?;
     let (echo_addr, small_addr, large_addr) = (echo.addr, small_hook.addr, large_hook.addr);
-    servers.extend([echo, small_hook, large_hook]);
+    let otel_addr = otel_hook.addr;
+    servers.extend([echo, small_hook, large_hook, otel_hook]);
 
     let answers =
         client_rt.block_on(sanity(&connector, echo_addr, small_addr, large_addr, &body))?;
+    client_rt.block_on(sanity(&connector, echo_addr, otel_addr, large_addr, &body))?;
     if !bench {
         println!("bench smoke: servers up, {answers}; run `make bench` for figures");
         return Ok(());
@@ -371,6 +384,43 @@ fn run() -> anyhow::Result<()> {
     );
     println!();
 
+    println!(
+        "6. /validate with span export on (OTLP/HTTP to a local receiver) beside export off, interleaved off/on/off/on"
+    );
+    header();
+    let half = Plan {
+        measure: cfg.measure / 2,
+        ..cfg.closed()
+    };
+    let half_run = |addr| {
+        client_rt.block_on(load::closed_loop(
+            &connector,
+            addr,
+            "/validate",
+            body.clone(),
+            half,
+        ))
+    };
+    let off_a = half_run(small_addr)?;
+    let on_a = half_run(otel_addr)?;
+    let off_b = half_run(small_addr)?;
+    let on_b = half_run(otel_addr)?;
+    let export_off = (off_a.per_second() + off_b.per_second()) / 2.0;
+    let export_on = (on_a.per_second() + on_b.per_second()) / 2.0;
+    row("/validate, export off", &off_b, Some(floor));
+    row("/validate, export on", &on_b, Some(floor));
+    let export_ratio = export_on / export_off;
+    let export_errors = off_a.errors + on_a.errors + off_b.errors + on_b.errors;
+    // Let the last batch leave before reading the counters.
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "  export on/off {export_ratio:.3} (mean of two runs each: {export_on:.0} vs {export_off:.0} req/s); spans exported {}, dropped {}, in {} exports",
+        otel_metrics.spans_exported_total(),
+        otel_metrics.spans_dropped_total(),
+        receiver.exports()
+    );
+    println!();
+
     for s in &mut servers {
         s.stop();
     }
@@ -412,7 +462,8 @@ fn run() -> anyhow::Result<()> {
     let p99_large = rate_large.quantile_us(0.99) / 1000.0;
     let p99_ratio = p99_large / p99_small;
     let rps_ratio = validate_large.per_second() / validate.per_second();
-    let errors = echo.errors
+    let errors = export_errors
+        + echo.errors
         + validate.errors
         + mutate.errors
         + validate_large.errors
@@ -466,6 +517,12 @@ fn run() -> anyhow::Result<()> {
         format!("{:.1} MiB", mib(mem.peak_kib)),
         "< 64 MiB",
         mem.peak_kib < 64 * 1024,
+    );
+    line(
+        "/validate req/s, span export on / off",
+        format!("{export_ratio:.2}"),
+        ">= 0.95",
+        export_ratio >= 0.95,
     );
     line("failed requests", errors.to_string(), "0", errors == 0);
     println!(

@@ -52,6 +52,7 @@ CASES=(
   "catchAll|--set catchAll.enabled=true"
   "legacySecretCheck|--set policy.checks.token.legacySecretCheck=true"
   "singleReplica|--set replicaCount=1"
+  "monitoring|--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true --set policy.telemetry.endpoint=http://otel-collector.observability.svc:4318/v1/traces"
 )
 # Renders that must be refused, each with a piece of the expected message.
 REFUSED=(
@@ -127,7 +128,7 @@ done
 
 # --- assertions on what was rendered --------------------------------------------------------
 step "rendered content"
-python3 - "$OUT_DIR/render" <<'PY' || FAILED=1
+CHART="$CHART" python3 - "$OUT_DIR/render" <<'PY' || FAILED=1
 import os, sys, yaml
 d = sys.argv[1]
 def load(name):
@@ -141,6 +142,19 @@ def expect(cond, msg):
     print(("ok   " if cond else "FAIL ") + msg, file=sys.stdout if cond else sys.stderr)
     if not cond:
         bad.append(msg)
+
+docs = load("monitoring")
+rule = one(docs, "PrometheusRule")
+alerts = yaml.safe_load(open(os.path.join(os.environ["CHART"], "files", "alerts.yaml")))
+expect(rule["spec"] == alerts, "PrometheusRule carries files/alerts.yaml as is (what promtool tests)")
+sm = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+expect(sm["scheme"] == "https" and sm["tlsConfig"]["ca"]["secret"]["key"] == "ca.crt",
+       "ServiceMonitor scrapes over HTTPS trusting the serving CA")
+egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+expect(any(p.get("port") == 4318 for e in egress for p in e.get("ports", [])),
+       "with a telemetry endpoint the webhook may reach the OTLP collector")
+expect("monitoring.coreos.com/v1" not in {d["apiVersion"] for d in load("default")},
+       "no Prometheus Operator objects by default")
 
 docs = load("default")
 vwc, mwc = one(docs, "ValidatingWebhookConfiguration"), one(docs, "MutatingWebhookConfiguration")
@@ -275,16 +289,16 @@ else
   for c in "${CASES[@]}"; do
     name="${c%%|*}"
     file="$OUT_DIR/render/$name.yaml"
-    if [[ -z "$have_cert_manager" ]]; then
-      # Without cert-manager's CRDs the server cannot know Issuer and Certificate; the rest of
-      # the render is still applied.
-      python3 - "$file" "$OUT_DIR/render/$name.server.yaml" <<'PY'
+    # Without cert-manager's CRDs the server cannot know Issuer and Certificate, and the
+    # Prometheus Operator's (ServiceMonitor, PrometheusRule) are never installed here; the rest
+    # of the render is still applied.
+    python3 - "$file" "$OUT_DIR/render/$name.server.yaml" "$have_cert_manager" <<'PY'
 import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and not d["apiVersion"].startswith("cert-manager.io/")]
+skip = ("monitoring.coreos.com/",) + (() if sys.argv[3] else ("cert-manager.io/",))
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and not d["apiVersion"].startswith(skip)]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
-      file="$OUT_DIR/render/$name.server.yaml"
-    fi
+    file="$OUT_DIR/render/$name.server.yaml"
     if out="$("${K[@]}" apply --dry-run=server -f "$file" 2>&1)"; then
       ok "kubectl apply --dry-run=server ($name): $(wc -l <<<"$out") objects accepted"
     else

@@ -1,5 +1,6 @@
 //! The e2e cases: each asserts what a user sees through kubectl and the API server.
 
+use crate::observability;
 use crate::second_webhook;
 use crate::support::*;
 use serde_json::{Value, json};
@@ -92,6 +93,19 @@ pub fn all() -> Vec<(&'static str, Case)> {
         (
             "audit_finds_the_seeded_violations_object_by_object_and_keeps_policy_reports_up_to_date",
             crate::workloads::audit_scans_the_cluster_and_writes_policy_reports,
+        ),
+        (
+            "decision_spans_reach_mlflow_for_a_refused_and_an_accepted_agent",
+            observability::decision_spans_reach_mlflow,
+        ),
+        (
+            "the_injected_otel_env_sends_an_agent_trace_to_mlflow",
+            observability::injected_env_sends_an_agent_trace_to_mlflow,
+        ),
+        // After every MLflow case: it stops MLflow.
+        (
+            "stopping_mlflow_costs_counted_spans_and_no_answer",
+            observability::stopping_mlflow_costs_spans_never_answers,
         ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (

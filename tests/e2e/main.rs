@@ -13,6 +13,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cases;
+mod mlflow;
+mod observability;
 mod second_webhook;
 mod support;
 mod workloads;

@@ -1,5 +1,6 @@
 //! The e2e environment: control plane, webhook process, kubectl helpers.
 
+use crate::mlflow::Mlflow;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -35,6 +36,8 @@ impl Output {
 }
 
 pub struct Env {
+    /// Where the webhook's decision spans go (first field: stopped before `dir` goes).
+    pub mlflow: Mlflow,
     pub dir: tempfile::TempDir,
     pub kubectl: PathBuf,
     pub helm: PathBuf,
@@ -105,6 +108,8 @@ impl Env {
             .map_err(|e| e.to_string())?;
         let cp = dir.path().join("cp");
         std::fs::create_dir_all(&cp).map_err(|e| e.to_string())?;
+        // Started first: it boots while the control plane does.
+        let mut mlflow = Mlflow::spawn(dir.path())?;
         let status = Command::new("bash")
             .arg(format!("{ROOT}/tests/controlplane/up.sh"))
             .arg(&cp)
@@ -115,6 +120,7 @@ impl Env {
         if !status.success() {
             return Err(format!("tests/controlplane/up.sh failed ({status})"));
         }
+        mlflow.wait_ready()?;
         let cpenv = read_env_file(&cp.join("env"))?;
         let get = |k: &str| {
             cpenv
@@ -128,6 +134,7 @@ impl Env {
             .build()
             .map_err(|e| e.to_string())?;
         let mut env = Env {
+            mlflow,
             kubectl: bin_dir.join("kubectl"),
             helm: bin_dir.join("helm"),
             kubeconfig: PathBuf::from(get("KUBECONFIG")?),
@@ -175,7 +182,14 @@ impl Env {
 
     fn start_webhook(&mut self) -> Result<(), String> {
         let policy = self.dir.path().join("policy.yaml");
-        std::fs::write(&policy, include_str!("policy.yaml")).map_err(|e| e.to_string())?;
+        // Decision spans to MLflow's OTLP endpoint, in the experiment the suite made.
+        let text = format!(
+            "{}telemetry:\n  endpoint: {}\n  headers:\n    x-mlflow-experiment-id: \"{}\"\n",
+            include_str!("policy.yaml"),
+            self.mlflow.traces_url(),
+            self.mlflow.experiment_id
+        );
+        std::fs::write(&policy, text).map_err(|e| e.to_string())?;
         let certs = self.dir.path().join("certs");
         // What the chart keeps in a Secret: random bytes, made once per suite.
         let approval_key = self.dir.path().join("approval.key");
@@ -381,6 +395,32 @@ impl Env {
     pub fn pod_exists(&self, ns: &str, name: &str) -> bool {
         self.kubectl(&["-n", ns, "get", "pod", name, "-o", "name"])
             .ok
+    }
+
+    /// `GET https://127.0.0.1:<webhook>/<path>`, trusting the suite's CA: the body of a 200.
+    pub fn webhook_get(&self, path: &str) -> Result<String, String> {
+        let ca = reqwest::Certificate::from_pem(
+            &std::fs::read(self.dir.path().join("certs/ca.crt")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let url = format!("https://127.0.0.1:{}{path}", self.webhook_port);
+        self.rt.block_on(async {
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if !r.status().is_success() {
+                return Err(format!("{url}: HTTP {}", r.status()));
+            }
+            r.text().await.map_err(|e| format!("{url}: {e}"))
+        })
     }
 
     pub fn webhook_log_text(&self) -> String {
