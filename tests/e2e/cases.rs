@@ -50,6 +50,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",
             helm_chart,
         ),
+        (
+            "image_pushed_to_a_loopback_registry_is_installed_by_the_chart",
+            image_from_registry,
+        ),
     ]
 }
 
@@ -547,5 +551,30 @@ fn helm_chart(env: &Env) -> Result<(), String> {
     expect(
         left.ok && !left.stdout.contains("openclaw-admission"),
         || format!("left behind: {}", left.all()),
+    )
+}
+
+/// The `make image` archive through a real registry (crane's, on loopback): pushed, pulled back
+/// by digest, its config checked, then `helm install` with image.repository/image.digest
+/// pointing at it, accepted by this API server (tests/image/registry.sh). Builds the image
+/// first when needed (image/build.sh; cached after the first run).
+fn image_from_registry(env: &Env) -> Result<(), String> {
+    let out = std::process::Command::new("bash")
+        .arg(format!("{ROOT}/tests/image/registry.sh"))
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("HELM", &env.helm)
+        .env("KUBECTL", &env.kubectl)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oks = text.lines().filter(|l| l.starts_with("ok ")).count();
+    println!("    registry check: {oks} ok lines");
+    expect(
+        out.status.success() && text.contains("registry check passed"),
+        || format!("tests/image/registry.sh failed:\n{text}"),
     )
 }
