@@ -27,6 +27,11 @@ cd "$ROOT"
 CARGO="${CARGO:-cargo}"
 OUT="$ROOT/target/image"
 
+# Run from a cargo test (the e2e suite), this script inherits what cargo sets for the test
+# process. Build scripts (ring's) watch some of those names, and seeing them set would rebuild
+# the release binary from scratch; they describe the caller, not this build.
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(CARGO_PKG_|CARGO_MANIFEST_|CARGO_CRATE_NAME$|CARGO_BIN_|CARGO_PRIMARY_PACKAGE$|CARGO_TARGET_TMPDIR$|OUT_DIR$)')
+
 say() { printf 'image: %s\n' "$*"; }
 die() { printf 'image/build.sh: %s\n' "$*" >&2; exit 1; }
 

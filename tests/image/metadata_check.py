@@ -10,6 +10,7 @@ default must be the crate version, and the archive must be named as the chart's 
 in the archive and a build argument in the Containerfile, so only its presence is compared.
 """
 
+import io
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ def main():
     c = config["config"]
 
     with open(os.path.join(ROOT, "Containerfile"), "rb") as f:
-        dfp = DockerfileParser(fileobj=f)
+        dfp = DockerfileParser(fileobj=io.BytesIO(f.read()))
     final = []
     for instr in dfp.structure:
         if instr["instruction"] == "FROM":

@@ -325,18 +325,23 @@ def run(a, work, cid, started):
     # The image's own binary, in the same box, tries to write a certificate pair everywhere.
     probe = dict(config["process"])
     control = os.path.join(work, "control-probe")
-    out = subprocess.run([binary, "certs", "--out-dir", control], capture_output=True, text=True)
-    expect(out.returncode == 0, "control: the write probe (certs --out-dir) writes on the host")
-    targets = ["/", "/probe", "/tmp", "/etc", "/usr/local/bin", "/dev", "/dev/shm", "/sys/probe", "/proc/probe",
-               "/etc/openclaw-admission/manifests"] + [dst for dst, _ in mounts]
+    write = ["certs", "--dns", "probe", "--out-dir"]
+    out = subprocess.run([binary] + write + [control], capture_output=True, text=True)
+    expect(out.returncode == 0 and os.path.exists(os.path.join(control, "tls.key")),
+           "control: the write probe (certs --out-dir) writes on the host", out.stderr)
+    # Refused by the kernel for a read-only mount (os error 30) or missing permission (13);
+    # /proc and /sys refuse a new entry with their own errors, any of which is a refusal.
+    refusals = {"/proc/probe": ("os error",), "/sys/probe": ("os error",)}
+    targets = ["/", "/probe", "/tmp", "/etc", "/usr/local/bin", "/dev", "/dev/shm", "/sys/probe",
+               "/proc/probe"] + [dst for dst, _ in mounts]
     for target in targets:
-        probe["args"] = config["process"]["args"][:1] + ["certs", "--out-dir", target]
+        probe["args"] = config["process"]["args"][:1] + write + [target]
         pfile = os.path.join(work, "probe.json")
         json.dump(probe, open(pfile, "w"))
         out = subprocess.run([a.runc, "exec", "--process", pfile, cid], capture_output=True, text=True, timeout=PATIENCE)
-        reason = next((r for r in ("Read-only file system", "Permission denied", "No such file or directory")
-                       if r in out.stderr), out.stderr.strip().splitlines()[-1:] or ["?"])
-        expect(out.returncode != 0, f"cannot write in {target} ({reason})",
+        why = refusals.get(target, ("Read-only file system (os error 30)", "Permission denied (os error 13)"))
+        reason = next((line.strip() for line in out.stderr.splitlines() if any(w in line for w in why)), None)
+        expect(out.returncode != 0 and reason is not None, f"cannot write in {target}: {reason}",
                f"exit {out.returncode}: {out.stdout}{out.stderr}")
 
     for name, allowed in (("pod-create-unhardened.json", False), ("pod-create-hardened.json", True)):
