@@ -185,15 +185,20 @@ sbom_name="openclaw-admission.sbom-$$"
   || { rm -f "$ROOT/$sbom_name.json"; die "cargo-cyclonedx failed: $(cat "$WORK/sbom.log")"; }
 mv -f "$ROOT/$sbom_name.json" "$SBOM"
 
-layer_size="$(python3 - "$WORK/layout" "$DIGEST" <<'PY'
-import json, os, sys
+read -r layer_size unpacked_size < <(python3 - "$WORK/layout" "$DIGEST" <<'PY'
+import gzip, json, os, sys
 layout, digest = sys.argv[1], sys.argv[2]
 blob = lambda d: os.path.join(layout, "blobs", *d.split(":"))
 manifest = json.load(open(blob(digest)))
-print(sum(l["size"] for l in manifest["layers"]))
+unpacked = 0
+for layer in manifest["layers"]:
+    with gzip.open(blob(layer["digest"])) as f:
+        while chunk := f.read(1 << 20):
+            unpacked += len(chunk)
+print(sum(l["size"] for l in manifest["layers"]), unpacked)
 PY
-)"
+)
 say "$IMAGE_REPOSITORY:$VERSION linux/$ARCH digest $DIGEST"
-say "compressed layers $layer_size bytes, archive $(stat -c %s "$ARCHIVE") bytes, binary $(stat -c %s "$BIN") bytes"
+say "size: $layer_size bytes compressed (a pull), $unpacked_size bytes unpacked (on disk); binary $(stat -c %s "$BIN") bytes; archive $(stat -c %s "$ARCHIVE") bytes"
 say "sbom: $SBOM ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1])).get("components", [])))' "$SBOM") components)"
 echo "$ARCHIVE"
