@@ -104,6 +104,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 rootfs="$WORK/rootfs"
 mkdir -p "$rootfs/etc" "$rootfs/usr/local/bin"
@@ -123,7 +124,8 @@ reproducible_tar() {
 reproducible_tar "$rootfs" "$WORK/layer.tar" etc usr
 
 # --- 3: the image, via a throwaway loopback registry -----------------------------------------
-"$CRANE" registry serve --address 127.0.0.1:0 2>"$WORK/registry.log" &
+# --pdeathsig: the registry goes with this script even if it is killed outright.
+setpriv --pdeathsig TERM -- "$CRANE" registry serve --address 127.0.0.1:0 2>"$WORK/registry.log" &
 REG_PID=$!
 port=""
 for _ in $(seq 1 100); do

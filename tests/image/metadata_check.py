@@ -6,7 +6,8 @@ Usage: metadata_check.py ARCHIVE
 Fails when they drift: the Containerfile's final stage (parsed with dockerfile-parse) must give
 the config `make image` wrote (user, entrypoint, cmd, env, workdir, ports, labels), its VERSION
 default must be the crate version, and the archive must be named as the chart's default image
-(values image.repository, tag = appVersion = crate version). The revision label is the commit
+(values image.repository, tag = appVersion = crate version), and the SBOM beside it must
+describe the crate. The revision label is the commit
 in the archive and a build argument in the Containerfile, so only its presence is compared.
 """
 
@@ -77,6 +78,18 @@ def main():
     want("archive names the chart's default image",
          desc.get("annotations", {}).get("org.opencontainers.image.ref.name"),
          f"{values['image']['repository']}:{chart['appVersion']}")
+
+    # The SBOM beside the archive: CycloneDX for this crate and version, the crates linked into
+    # the binary (rustls' ring among them), not the dev-dependencies (reqwest serves the tests).
+    sbom_path = archive[: -len(".oci.tar")] + ".cdx.json"
+    sbom = json.load(open(sbom_path)) if os.path.exists(sbom_path) else {}
+    names = {c["name"] for c in sbom.get("components", [])}
+    want("SBOM format", (sbom.get("bomFormat"), sbom.get("specVersion")), ("CycloneDX", "1.5"))
+    want("SBOM describes", (sbom.get("metadata", {}).get("component", {}).get("name"),
+                            sbom.get("metadata", {}).get("component", {}).get("version")), ("openclaw-admission", crate))
+    want("SBOM lists ring and kube, not the dev-dependency reqwest",
+         ("ring" in names, "kube" in names, "reqwest" in names), (True, True, False))
+    print(f"     SBOM {sbom_path}: {len(names)} components")
     sys.exit(1 if bad else 0)
 
 

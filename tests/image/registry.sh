@@ -45,9 +45,11 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- 1: the registry --------------------------------------------------------------------------
-"$CRANE" registry serve --address 127.0.0.1:0 2>"$WORK/registry.log" &
+# --pdeathsig: the registry goes with this script even if it is killed outright.
+setpriv --pdeathsig TERM -- "$CRANE" registry serve --address 127.0.0.1:0 2>"$WORK/registry.log" &
 REG_PID=$!
 port=""
 for _ in $(seq 1 100); do

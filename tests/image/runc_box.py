@@ -207,6 +207,8 @@ def main():
     if not shutil.which(a.runc):
         raise SystemExit(f"runc_box.py: no runc at '{a.runc}' (Debian: apt-get install runc)")
 
+    # SIGTERM (a CI timeout) unwinds like an error, so the container is still removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = tempfile.mkdtemp(prefix="openclaw-runc.")
     os.chmod(work, 0o755)
     cid = f"openclaw-admission-test-{os.getpid()}"
