@@ -46,9 +46,11 @@ image: toolchain
 image-test: toolchain tools
 	bash tests/image/run.sh
 
-# Licenses, bans and sources of Cargo.lock against deny.toml (advisories need GitHub).
+# Licenses, bans and sources of Cargo.lock against deny.toml, offline (--frozen): cargo fetch
+# brings every crate's manifest from crates.io first; advisories would need GitHub.
 deny: tools
-	"$$(bash tools/build.sh --print-tools-dir)/cargo-deny" --locked check --hide-inclusion-graph licenses bans sources
+	@$(CARGO) fetch --locked --quiet
+	"$$(bash tools/build.sh --print-tools-dir)/cargo-deny" --frozen check --hide-inclusion-graph licenses bans sources
 
 # The chart's lint/template/self-check alone, without an API server.
 chart: controlplane
