@@ -89,9 +89,10 @@ if [[ "$pulled_digest" == "$DIGEST" ]] && cmp -s "$WORK/layout/blobs/sha256/${DI
 else
   fail "pulled back $pulled_digest, pushed $DIGEST"
 fi
-if "$CRANE" config "$REPO@$DIGEST" >"$WORK/config.json" && python3 - "$WORK/config.json" "$APP_VERSION" <<'PY'
+case "$(uname -m)" in x86_64) ARCH=amd64 ;; aarch64) ARCH=arm64 ;; *) ARCH="$(uname -m)" ;; esac
+if "$CRANE" config "$REPO@$DIGEST" >"$WORK/config.json" && python3 - "$WORK/config.json" "$APP_VERSION" "$ARCH" <<'PY'
 import json, sys
-cfg, version = json.load(open(sys.argv[1])), sys.argv[2]
+cfg, version, arch = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 c = cfg["config"]
 labels = c.get("Labels") or {}
 bad = []
@@ -102,7 +103,7 @@ def want(what, got, expected):
 want("user", c.get("User"), "65532:65532")
 want("entrypoint", c.get("Entrypoint"), ["/usr/local/bin/openclaw-admission"])
 want("cmd", c.get("Cmd"), ["serve"])
-want("os/architecture", cfg.get("os"), "linux")
+want("platform", f"{cfg.get('os')}/{cfg.get('architecture')}", f"linux/{arch}")
 want("label version", labels.get("org.opencontainers.image.version"), version)
 want("label licenses", labels.get("org.opencontainers.image.licenses"), "Apache-2.0")
 want("label source", labels.get("org.opencontainers.image.source"), "https://github.com/openclaw/openclaw-admission")
