@@ -98,9 +98,10 @@ say "ldd: $ldd_out"
 
 # --- 2: the layer ----------------------------------------------------------------------------
 WORK="$(mktemp -d -t openclaw-image.XXXXXX)"
-REG_PID=""
+# shellcheck source=../tools/crane-registry.sh
+source "$ROOT/tools/crane-registry.sh"
 cleanup() {
-  if [[ -n "$REG_PID" ]]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
+  crane_registry_stop
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -124,18 +125,8 @@ reproducible_tar() {
 reproducible_tar "$rootfs" "$WORK/layer.tar" etc usr
 
 # --- 3: the image, via a throwaway loopback registry -----------------------------------------
-# --pdeathsig: the registry goes with this script even if it is killed outright.
-setpriv --pdeathsig TERM -- "$CRANE" registry serve --address 127.0.0.1:0 2>"$WORK/registry.log" &
-REG_PID=$!
-port=""
-for _ in $(seq 1 100); do
-  port="$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p' "$WORK/registry.log")"
-  [[ -n "$port" ]] && break
-  kill -0 "$REG_PID" 2>/dev/null || die "crane registry exited: $(cat "$WORK/registry.log")"
-  sleep 0.1
-done
-[[ -n "$port" ]] || die "crane registry did not report its port: $(cat "$WORK/registry.log")"
-scratch="127.0.0.1:$port/openclaw-admission"
+crane_registry_start "$CRANE" "$WORK/registry.log" || die "cannot start the build registry"
+scratch="127.0.0.1:$REG_PORT/openclaw-admission"
 "$CRANE" append --oci-empty-base --new_layer "$WORK/layer.tar" --new_tag "$scratch:build" >/dev/null 2>"$WORK/crane.log" \
   || die "crane append failed: $(cat "$WORK/crane.log")"
 label_args=()
@@ -145,9 +136,7 @@ ref="$("$CRANE" mutate "$scratch:build" --tag "$scratch:$VERSION" \
   --entrypoint "$ENTRYPOINT" --cmd serve --env PATH=/usr/local/bin --exposed-ports 8443/tcp \
   "${label_args[@]}" 2>"$WORK/crane.log")" || die "crane mutate failed: $(cat "$WORK/crane.log")"
 "$CRANE" pull --format oci "$ref" "$WORK/layout" 2>"$WORK/crane.log" || die "crane pull failed: $(cat "$WORK/crane.log")"
-kill "$REG_PID" 2>/dev/null || true
-wait "$REG_PID" 2>/dev/null || true
-REG_PID=""
+crane_registry_stop
 
 # crane pull names the image in index.json at most by the loopback reference it was pulled
 # from; the archive carries its real name instead (what `--annotate-ref` writes, with the

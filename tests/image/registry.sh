@@ -37,30 +37,21 @@ ok() { printf 'ok   %s\n' "$*"; }
 fail() { printf 'FAIL %s\n' "$*" >&2; FAILED=1; }
 
 WORK="$(mktemp -d -t openclaw-registry.XXXXXX)"
-REG_PID=""
+# shellcheck source=../../tools/crane-registry.sh
+source "$ROOT/tools/crane-registry.sh"
 cleanup() {
   "$HELM" uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true
   "${K[@]}" delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  if [[ -n "$REG_PID" ]]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
+  crane_registry_stop
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- 1: the registry --------------------------------------------------------------------------
-# --pdeathsig: the registry goes with this script even if it is killed outright.
-setpriv --pdeathsig TERM -- "$CRANE" registry serve --address 127.0.0.1:0 2>"$WORK/registry.log" &
-REG_PID=$!
-port=""
-for _ in $(seq 1 100); do
-  port="$(sed -n 's/.*serving on port \([0-9][0-9]*\).*/\1/p' "$WORK/registry.log")"
-  [[ -n "$port" ]] && break
-  kill -0 "$REG_PID" 2>/dev/null || { echo "crane registry exited: $(cat "$WORK/registry.log")" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n "$port" ]] || { echo "crane registry did not report its port" >&2; exit 1; }
-REPO="127.0.0.1:$port/openclaw/openclaw-admission"
-ok "crane registry on 127.0.0.1:$port (pid $REG_PID)"
+crane_registry_start "$CRANE" "$WORK/registry.log" || exit 1
+REPO="127.0.0.1:$REG_PORT/openclaw/openclaw-admission"
+ok "crane registry on 127.0.0.1:$REG_PORT (pid $REG_PID)"
 
 # --- 2: push, pull back by digest, check the config ------------------------------------------
 mkdir "$WORK/layout"
