@@ -9,11 +9,13 @@ Usage: runc_box.py ARCHIVE --helm HELM --seccomp-tool TOOL [--runc RUNC]
   2. renders the chart (helm template) and builds the runc bundle from its Deployment: the
      container's args, the user and group (fsGroup as a supplementary group, as the kubelet
      does), a read-only root filesystem, every capability dropped, no_new_privileges, Docker's
-     default seccomp profile (what RuntimeDefault means on containerd and CRI-O), the serving
-     certificate and the policy mounted read-only at the chart's paths (0440, group 65532, like
-     the chart's Secret volume). Differences from a cluster, all forced by having no kubelet:
-     host network with `--listen 127.0.0.1:<free port>` instead of the pod's 0.0.0.0:8443, and
-     `--manifests` (one more read-only mount) instead of an API server;
+     default seccomp profile (what RuntimeDefault means on containerd and CRI-O), and every
+     volume the Deployment mounts, read-only at its path, filled from the rendered Secrets and
+     ConfigMaps (0440, group 65532, as the kubelet lays out the chart's Secret volumes).
+     Differences from a cluster, all forced by having no kubelet: host network with
+     `--listen 127.0.0.1:<free port>` instead of the pod's 0.0.0.0:8443, `--manifests` (one
+     more read-only mount) instead of an API server, and a serving pair for 127.0.0.1 in place
+     of the chart's (which names the Service);
   3. from the host: the kernel's view of the process (uid/gid 65532, no capabilities in any
      set, NoNewPrivs 1, Seccomp 2, root mounted ro), and the image's own binary trying to write
      (`certs --out-dir`) in every place a process could, refused each time;
@@ -26,6 +28,7 @@ Every container started here is killed and deleted on the way out, on failure to
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -100,15 +103,36 @@ def unpack_rootfs(layers, rootfs):
     return sorted(names)
 
 
-def render_chart(helm, work):
+def render_chart(helm):
+    """The chart's default render: the pod spec and every rendered object (for the volumes)."""
     out = subprocess.run(
         [helm, "template", "openclaw-admission", os.path.join(ROOT, "charts", "openclaw-admission"),
          "--namespace", "openclaw-system"],
         check=True, capture_output=True, text=True).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
     deploy = next(d for d in docs if d["kind"] == "Deployment")
-    cm = next(d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in d.get("data", {}))
-    return deploy["spec"]["template"]["spec"], cm["data"]["policy.yaml"]
+    return deploy["spec"]["template"]["spec"], docs
+
+
+def volume_files(volume, docs):
+    """What the kubelet would put in a Secret or ConfigMap volume, from the rendered objects:
+    {relative path: bytes}. Other volume kinds (the projected API token) stay empty: with
+    --manifests, serve reads no token."""
+    for kind, field in (("Secret", "secret"), ("ConfigMap", "configMap")):
+        if field not in volume:
+            continue
+        src = volume[field]
+        name = src.get("secretName") or src.get("name")
+        obj = next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name), None)
+        if obj is None:
+            raise SystemExit(f"volume {volume['name']}: the chart renders no {kind} {name}")
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()} if kind == "Secret" \
+            else {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+        data.update({k: v.encode() for k, v in (obj.get("stringData") or {}).items()})
+        if "items" in src:
+            return {item["path"]: data[item["key"]] for item in src["items"]}
+        return data
+    return {}
 
 
 def free_port():
@@ -248,7 +272,7 @@ def run(a, work, cid, started):
 
     # --- 2: the bundle, from the chart's Deployment -------------------------------------------
     print("== the box, from the chart's Deployment")
-    pod, policy = render_chart(a.helm, work)
+    pod, docs = render_chart(a.helm)
     container = next(x for x in pod["containers"] if x["name"] == "webhook")
     csc = container["securityContext"]
     expect(csc.get("readOnlyRootFilesystem") is True and csc.get("allowPrivilegeEscalation") is False
@@ -263,17 +287,21 @@ def run(a, work, cid, started):
              "--shutdown-grace=20s"]
     mounts_by_name = {m["name"]: m for m in container["volumeMounts"]}
     expect(all(m.get("readOnly") for m in container["volumeMounts"]), "every volume the chart mounts is read-only")
+    # Every volume the chart mounts, filled from the rendered Secrets and ConfigMaps, except
+    # the serving pair: the chart's own is for the Service's DNS name, the host calls 127.0.0.1.
+    volumes = {v["name"]: v for v in pod["volumes"]}
     host = {}
     for name in mounts_by_name:
         host[name] = os.path.join(work, "volumes", name)
         os.makedirs(host[name])
+        for rel, content in volume_files(volumes[name], docs).items():
+            open(os.path.join(host[name], rel), "wb").write(content)
     # The serving pair, made by the image's own binary (static: it runs on the host as well).
     certs = os.path.join(work, "certs")
     subprocess.run([binary, "certs", "--out-dir", certs, "--ip", "127.0.0.1", "--dns", "localhost"],
                    check=True, capture_output=True)
     for f in ("tls.crt", "tls.key"):
         shutil.copy(os.path.join(certs, f), host["tls"])
-    open(os.path.join(host["policy"], "policy.yaml"), "w").write(policy)
     manifests = os.path.join(work, "volumes", "manifests")
     os.makedirs(manifests)
     shutil.copy(os.path.join(FIXTURES, "cluster-view.json"), manifests)
