@@ -112,6 +112,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",
             helm_chart,
         ),
+        (
+            "image_pushed_to_a_loopback_registry_is_installed_by_the_chart",
+            image_from_registry,
+        ),
     ]
 }
 
@@ -801,25 +805,15 @@ fn helm_chart(env: &Env) -> Result<(), String> {
         let out = env.kubectl(&["get", "certificates.cert-manager.io", "-A"]);
         expect(out.ok, || out.all())
     })?;
-    let out = std::process::Command::new("bash")
-        .arg(format!("{ROOT}/tests/chart/check.sh"))
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("HELM", &env.helm)
-        .env("KUBECTL", &env.kubectl)
-        .env("OPENCLAW_ADMISSION", BIN)
-        .env("OUT_DIR", env.dir.path().join("chart"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let oks = text.lines().filter(|l| l.starts_with("ok ")).count();
-    println!("    chart check: {oks} ok lines");
-    expect(out.status.success(), || {
-        format!("tests/chart/check.sh failed:\n{text}")
-    })?;
+    let text = run_check_script(
+        env,
+        "chart check",
+        "tests/chart/check.sh",
+        &[
+            ("OPENCLAW_ADMISSION", BIN.into()),
+            ("OUT_DIR", env.dir.path().join("chart").into()),
+        ],
+    )?;
     expect(!text.contains("were not sent"), || {
         format!("cert-manager objects were not applied:\n{text}")
     })?;
@@ -833,4 +827,43 @@ fn helm_chart(env: &Env) -> Result<(), String> {
         left.ok && !left.stdout.contains("openclaw-admission"),
         || format!("left behind: {}", left.all()),
     )
+}
+
+/// The `make image` archive through a real registry (crane's, on loopback): pushed, pulled back
+/// by digest, its config checked, then `helm install` with image.repository/image.digest
+/// pointing at it, accepted by this API server (tests/image/registry.sh). Builds the image
+/// first when needed (image/build.sh; cached after the first run).
+fn image_from_registry(env: &Env) -> Result<(), String> {
+    let text = run_check_script(env, "registry check", "tests/image/registry.sh", &[])?;
+    expect(text.contains("registry check passed"), || {
+        format!("tests/image/registry.sh did not finish:\n{text}")
+    })
+}
+
+/// Runs a check script from the repository against this API server (KUBECONFIG, HELM,
+/// KUBECTL set, plus `extra`), prints how many `ok` lines it wrote, and returns its output, or
+/// the output as the error when it fails.
+fn run_check_script(
+    env: &Env,
+    label: &str,
+    script: &str,
+    extra: &[(&str, std::ffi::OsString)],
+) -> Result<String, String> {
+    let out = std::process::Command::new("bash")
+        .arg(format!("{ROOT}/{script}"))
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("HELM", &env.helm)
+        .env("KUBECTL", &env.kubectl)
+        .envs(extra.iter().map(|(k, v)| (k, v)))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oks = text.lines().filter(|l| l.starts_with("ok ")).count();
+    println!("    {label}: {oks} ok lines");
+    expect(out.status.success(), || format!("{script} failed:\n{text}"))?;
+    Ok(text)
 }
