@@ -441,3 +441,32 @@ async fn get_on_a_review_endpoint_is_405() {
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_finishes_is_cut_after_the_body_read_deadline() {
+    // Ten bytes of a declared hundred, then nothing: the clock is paused, so the deadline
+    // passes as soon as the handler waits; without one, the outer guard fails the test.
+    use futures::StreamExt as _;
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from_static(b"{\"apiVers"))];
+    let body = Body::from_stream(futures::stream::iter(chunks).chain(futures::stream::pending()));
+    let req = Request::post("/validate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, "100")
+        .body(body)
+        .unwrap();
+    let answered = tokio::time::timeout(
+        openclaw_admission::server::BODY_READ_TIMEOUT * 6,
+        send(app(), req),
+    )
+    .await
+    .expect("the review must be answered, not held open");
+    assert_eq!(answered.0, StatusCode::REQUEST_TIMEOUT);
+    let v: Value = serde_json::from_slice(&answered.1).unwrap();
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not complete within"),
+        "{v}"
+    );
+}

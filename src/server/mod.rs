@@ -203,9 +203,16 @@ async fn metrics_text<V>(State(st): State<AppState<V>>) -> Response {
         .into_response()
 }
 
+/// How long a review's body may take to arrive once its headers are in. A real review is
+/// sent at once; a body that trickles or never comes must not hold a connection and its
+/// buffer for as long as the client cares to (the API server gives up after the webhook's
+/// `timeoutSeconds`, at most 30 s, anyway).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 enum BodyError {
     TooLarge,
     Read(String),
+    Slow,
 }
 
 /// Reads the body, refusing it as soon as it is known to pass the limit.
@@ -218,16 +225,21 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, BodyError> 
         return Err(BodyError::TooLarge);
     }
     let capacity = declared.map_or(0, |n| n as usize);
-    let mut buf = Vec::with_capacity(capacity);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
-        if buf.len() + chunk.len() > BODY_LIMIT {
-            return Err(BodyError::TooLarge);
+    let read = async {
+        let mut buf = Vec::with_capacity(capacity);
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+            if buf.len() + chunk.len() > BODY_LIMIT {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .unwrap_or(Err(BodyError::Slow))
 }
 
 /// A review-shaped refusal for a body that was never read as a review.
@@ -265,6 +277,13 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
                 BodyError::Read(e) => (
                     StatusCode::BAD_REQUEST,
                     format!("cannot read request body: {e}"),
+                ),
+                BodyError::Slow => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "request body not complete within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
                 ),
             };
             tracing::warn!(endpoint = endpoint.as_str(), status = status.as_u16(), error = %message, "request body refused");
