@@ -16,9 +16,7 @@
 //! report viewers (Policy Reporter, the Kyverno UI) show them. Nothing else is written.
 
 use crate::engine::policy::{Mode, Policy};
-use crate::engine::review::{
-    GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User,
-};
+use crate::engine::review::{Review, Subject};
 use crate::engine::view::StaticView;
 use crate::engine::{self, Judged};
 use anyhow::Context;
@@ -293,25 +291,16 @@ async fn read_subjects(
 }
 
 fn review_of(kind: &str, api_version: &str, object: &Value) -> Result<Review, serde_json::Error> {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let meta = &object["metadata"];
-    Ok(Review {
-        uid: String::new(),
-        kind: GroupVersionKind::gvk(group, version, kind),
-        resource: GroupVersionResource::gvr(group, version, &format!("{}s", kind.to_lowercase())),
-        sub_resource: None,
-        operation: Operation::Create,
-        namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
-        name: meta["name"].as_str().unwrap_or_default().to_string(),
-        user: User {
-            username: AUDIT_USER.to_string(),
-            groups: Vec::new(),
-        },
-        dry_run: true,
-        object: Subject::from_value(kind, object.clone())?,
-        old_object: Subject::None,
-        now: crate::admission::unix_now(),
-    })
+    Ok(Review::dry_run_create(
+        kind,
+        api_version,
+        meta["namespace"].as_str().unwrap_or_default(),
+        meta["name"].as_str().unwrap_or_default(),
+        AUDIT_USER,
+        Subject::from_value(kind, object.clone())?,
+        crate::admission::unix_now(),
+    ))
 }
 
 /// Judges every subject: the pure part of `audit`, shared with its tests.

@@ -8,9 +8,7 @@
 //! usage, unreadable input, or nothing to read at all (an empty directory or render).
 
 use crate::engine::policy::Policy;
-use crate::engine::review::{
-    GroupVersionKind, GroupVersionResource, Operation, Review, Subject, User, WORKLOAD_KINDS,
-};
+use crate::engine::review::{Review, Subject, WORKLOAD_KINDS};
 use crate::engine::view::{StaticView, VIEW_KINDS};
 use crate::engine::{self, Decision, Judged, Skip};
 use crate::yaml::{self, Marks};
@@ -389,35 +387,19 @@ fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
 /// The review the API server would send for `kubectl apply` of this object.
 fn review_of(o: &Manifest, args: &Args) -> Result<Review, serde_json::Error> {
     let kind = o.kind();
-    let (group, version) = match o.api_version().split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", o.api_version()),
-    };
     let mut subject = Subject::from_value(kind, o.value.clone())?;
     if args.assume_openshift {
         engine::openshift::fill(&mut subject);
     }
-    Ok(Review {
-        uid: String::new(),
-        kind: GroupVersionKind::gvk(group, version, kind),
-        resource: GroupVersionResource::gvr(group, version, &format!("{}s", kind.to_lowercase())),
-        sub_resource: None,
-        operation: Operation::Create,
-        namespace: o
-            .meta_str("namespace")
-            .unwrap_or(&args.namespace)
-            .to_string(),
-        name: o.meta_str("name").unwrap_or_default().to_string(),
-        user: User {
-            username: CHECK_USER.to_string(),
-            groups: Vec::new(),
-        },
-        // Nothing is stored: the engine answers a dry run exactly like a real request.
-        dry_run: true,
-        object: subject,
-        old_object: Subject::None,
-        now: crate::admission::unix_now(),
-    })
+    Ok(Review::dry_run_create(
+        kind,
+        o.api_version(),
+        o.meta_str("namespace").unwrap_or(&args.namespace),
+        o.meta_str("name").unwrap_or_default(),
+        CHECK_USER,
+        subject,
+        crate::admission::unix_now(),
+    ))
 }
 
 // --- reading inputs ---

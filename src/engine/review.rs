@@ -230,6 +230,44 @@ impl Subject {
     }
 }
 
+impl Review {
+    /// The review the API server would send for creating `object` as a dry run by `username`
+    /// with no groups: what `check` (manifests) and `audit` (a live cluster) judge.
+    pub fn dry_run_create(
+        kind: &str,
+        api_version: &str,
+        namespace: &str,
+        name: &str,
+        username: &str,
+        object: Subject,
+        now: i64,
+    ) -> Review {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        Review {
+            uid: String::new(),
+            kind: GroupVersionKind::gvk(group, version, kind),
+            resource: GroupVersionResource::gvr(
+                group,
+                version,
+                &format!("{}s", kind.to_lowercase()),
+            ),
+            sub_resource: None,
+            operation: Operation::Create,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            user: User {
+                username: username.to_string(),
+                groups: Vec::new(),
+            },
+            // Nothing is stored: the engine answers a dry run exactly like a real request.
+            dry_run: true,
+            object,
+            old_object: Subject::None,
+            now,
+        }
+    }
+}
+
 static EMPTY_SPEC: std::sync::LazyLock<PodSpec> = std::sync::LazyLock::new(PodSpec::default);
 static EMPTY_META: std::sync::LazyLock<ObjectMeta> = std::sync::LazyLock::new(ObjectMeta::default);
 
