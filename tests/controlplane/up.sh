@@ -65,10 +65,15 @@ log() { echo "up.sh: $*" >&2; }
 # --- ports -------------------------------------------------------------------
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 declare -A TAKEN=()
+# Ports come from below the kernel's ephemeral range: a port above it can be the local end of
+# some client's connection, which a connect probe does not see and which makes bind fail
+# ("address already in use") a moment later.
+EPHEMERAL_LOW="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+(( EPHEMERAL_LOW > 12000 )) || EPHEMERAL_LOW=32768
 free_port() {
   local p i
   for i in $(seq 1 200); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL_LOW - 10000) ))
     [[ -z "${TAKEN[$p]:-}" ]] || continue
     if ! port_in_use "$p"; then TAKEN[$p]=1; echo "$p"; return 0; fi
   done
