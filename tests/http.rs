@@ -470,3 +470,63 @@ async fn a_body_that_never_finishes_is_cut_after_the_body_read_deadline() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn bodies_beyond_the_memory_budget_are_answered_at_once_not_buffered() {
+    use futures::StreamExt as _;
+    // A budget of 3 MiB: one stalled 2 MiB body holds most of it.
+    let mut st = state(true);
+    st.body_budget = openclaw_admission::server::body_budget(3 * 1024 * 1024);
+    let app = router(st);
+    let stalled = |declared: usize| {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from_static(b"{"))];
+        Request::post("/validate")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, declared.to_string())
+            .body(Body::from_stream(
+                futures::stream::iter(chunks).chain(futures::stream::pending()),
+            ))
+            .unwrap()
+    };
+    let holder = tokio::spawn(app.clone().oneshot(stalled(2 * 1024 * 1024)));
+    // Let the first request take its share.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, bytes) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        send(app.clone(), stalled(2 * 1024 * 1024)),
+    )
+    .await
+    .expect("the excess must be answered at once, not queued");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry"),
+        "{v}"
+    );
+    // A small review still fits beside the stalled one.
+    let (status, _) = post_bytes(
+        app.clone(),
+        "/validate",
+        fixture("pod-create-hardened.json").to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    holder.abort();
+    // Once the stalled body is gone, its bytes are free again.
+    let _ = holder.await;
+    let (status, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        send(app, stalled(2 * 1024 * 1024 + 1)),
+    )
+    .await
+    // Still waiting for its body after 5 s: it was let in, which is what this asserts.
+    .unwrap_or((StatusCode::REQUEST_TIMEOUT, Bytes::new()));
+    assert_ne!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the budget was not given back"
+    );
+}

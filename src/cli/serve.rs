@@ -191,6 +191,7 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         metrics: setup.metrics,
         readiness: setup.readiness,
         telemetry: setup.telemetry,
+        body_budget: server::body_budget(server::BODY_BUDGET),
     };
     server::run(
         listener,

@@ -133,6 +133,18 @@ pub struct AppState<V> {
     pub readiness: Readiness,
     /// Decision spans (off unless an OTLP endpoint is configured).
     pub telemetry: Arc<Telemetry>,
+    /// Bytes of review bodies held at once, across every connection ([`BODY_BUDGET`]).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// Review bodies held in memory at once, all connections together. A real review is tens of
+/// KB; a few maximum-size ones fit, and the excess is answered 503 at once instead of being
+/// buffered: twenty 6 MiB bodies would otherwise take 120 MiB, near the chart's 128 MiB limit.
+pub const BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+/// A fresh body budget of `bytes`.
+pub fn body_budget(bytes: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(bytes))
 }
 
 impl<V> Clone for AppState<V> {
@@ -143,6 +155,7 @@ impl<V> Clone for AppState<V> {
             metrics: self.metrics.clone(),
             readiness: self.readiness.clone(),
             telemetry: self.telemetry.clone(),
+            body_budget: self.body_budget.clone(),
         }
     }
 }
@@ -157,6 +170,7 @@ impl<V> AppState<V> {
             metrics,
             readiness,
             telemetry: Arc::new(Telemetry::off()),
+            body_budget: body_budget(BODY_BUDGET),
         }
     }
 }
@@ -213,10 +227,16 @@ enum BodyError {
     TooLarge,
     Read(String),
     Slow,
+    /// The body budget is spent by other reviews.
+    Busy,
 }
 
 /// Reads the body, refusing it as soon as it is known to pass the limit.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, BodyError> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -225,6 +245,16 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, BodyError> 
         return Err(BodyError::TooLarge);
     }
     let capacity = declared.map_or(0, |n| n as usize);
+    // Bytes are reserved before they are held: the declared length at once, or chunk by
+    // chunk for a body without one. Never waited for: a review that cannot have its bytes now
+    // is answered at once.
+    let take = |n: usize| {
+        u32::try_from(n)
+            .ok()
+            .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
+            .ok_or(BodyError::Busy)
+    };
+    let mut held = take(capacity)?;
     let read = async {
         let mut buf = Vec::with_capacity(capacity);
         let mut stream = body.into_data_stream();
@@ -233,9 +263,13 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, BodyError> 
             if buf.len() + chunk.len() > BODY_LIMIT {
                 return Err(BodyError::TooLarge);
             }
+            let beyond = (buf.len() + chunk.len()).saturating_sub(capacity.max(buf.len()));
+            if beyond > 0 {
+                held.merge(take(beyond)?);
+            }
             buf.extend_from_slice(&chunk);
         }
-        Ok(Bytes::from(buf))
+        Ok((Bytes::from(buf), held))
     };
     tokio::time::timeout(BODY_READ_TIMEOUT, read)
         .await
@@ -265,7 +299,8 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
     let _in_flight = st.metrics.in_flight();
     let start = Instant::now();
     let (parts, body) = req.into_parts();
-    let bytes = match read_body(&parts.headers, body).await {
+    // The permit holds the body's bytes against the budget until the answer is built.
+    let (bytes, _budget) = match read_body(&parts.headers, body, &st.body_budget).await {
         Ok(b) => b,
         Err(err) => {
             st.metrics.observe_rejected_body();
@@ -277,6 +312,11 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
                 BodyError::Read(e) => (
                     StatusCode::BAD_REQUEST,
                     format!("cannot read request body: {e}"),
+                ),
+                BodyError::Busy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "other reviews hold all the request-body memory this webhook allows at once; retry"
+                        .to_string(),
                 ),
                 BodyError::Slow => (
                     StatusCode::REQUEST_TIMEOUT,
