@@ -224,26 +224,8 @@ fn stores_hardened_agent(env: &Env) -> Result<(), String> {
     expect(spec["automountServiceAccountToken"] == json!(false), || {
         "automountServiceAccountToken is not false".into()
     })?;
+    let token = projected_token(&stored)?;
     let vols = volumes(&stored);
-    expect(
-        !vols.iter().any(|v| {
-            v["name"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("kube-api-access-")
-        }),
-        || format!("a kube-api-access volume is left: {vols:?}"),
-    )?;
-    let token = vols
-        .iter()
-        .flat_map(|v| {
-            v["projected"]["sources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .find(|s| s.get("serviceAccountToken").is_some())
-        .ok_or("no projected serviceAccountToken volume")?;
     expect(
         token["serviceAccountToken"]["expirationSeconds"] == json!(3600),
         || format!("token: {token}"),

@@ -533,3 +533,29 @@ pub fn hardened_pod(ns: &str, name: &str) -> Value {
         }
     })
 }
+
+/// The stored Pod's projected ServiceAccount token source, once it is checked that the
+/// ServiceAccount plugin's own `kube-api-access-*` volume is gone.
+pub fn projected_token(pod: &Value) -> Result<Value, String> {
+    let vols = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if vols.iter().any(|v| {
+        v["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("kube-api-access-")
+    }) {
+        return Err(format!("a kube-api-access volume is left: {vols:?}"));
+    }
+    vols.iter()
+        .flat_map(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|s| s.get("serviceAccountToken").is_some())
+        .ok_or_else(|| format!("no projected serviceAccountToken volume: {vols:?}"))
+}

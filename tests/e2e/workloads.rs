@@ -88,29 +88,11 @@ fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> 
 /// What the mutation must have put into a stored Pod.
 fn carries_the_box(pod: &Value) -> Result<(), String> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("?");
+    let token = projected_token(pod).map_err(|e| format!("{name}: {e}"))?;
     let vols = pod["spec"]["volumes"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    expect(
-        !vols.iter().any(|v| {
-            v["name"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("kube-api-access-")
-        }),
-        || format!("{name}: a kube-api-access volume is left: {vols:?}"),
-    )?;
-    let token = vols
-        .iter()
-        .flat_map(|v| {
-            v["projected"]["sources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .find(|s| s.get("serviceAccountToken").is_some())
-        .ok_or_else(|| format!("{name}: no projected token: {vols:?}"))?;
     let secs = token["serviceAccountToken"]["expirationSeconds"]
         .as_i64()
         .unwrap_or(i64::MAX);
