@@ -85,6 +85,14 @@ fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> 
     })
 }
 
+/// Whether one event of the API server's audit log holds every one of `needles`.
+fn audit_log_has(env: &Env, needles: &[&str]) -> bool {
+    std::fs::read_to_string(&env.audit_log)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| needles.iter().all(|n| l.contains(n)))
+}
+
 /// What the mutation must have put into a stored Pod.
 fn carries_the_box(pod: &Value) -> Result<(), String> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("?");
@@ -231,13 +239,8 @@ pub fn approvals_survive_controllers(env: &Env) -> Result<(), String> {
     )?;
     let pods = wait_for_pods(env, ns, "approved")?;
     carries_the_box(&pods[0])?;
-    let audit = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
     expect(
-        audit.lines().any(|l| {
-            l.contains("replicaset-controller")
-                && l.contains("openclaw-approval")
-                && l.contains("bob")
-        }),
+        audit_log_has(env, &["replicaset-controller", "openclaw-approval", "bob"]),
         || "no audit event of the controller's Pod naming the approval and bob".into(),
     )?;
 
@@ -499,13 +502,11 @@ pub fn exec_requires_approval(env: &Env) -> Result<(), String> {
         !text.contains("validate-exec.openclaw.io") && !text.contains("exec-requires-approval"),
         || format!("approver's exec refused by the webhook: {text}"),
     )?;
-    let audit = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
     expect(
-        audit.lines().any(|l| {
-            l.contains("openclaw-exec")
-                && l.contains("\"username\":\"bob\"")
-                && l.contains("cat /etc/hostname")
-        }),
+        audit_log_has(
+            env,
+            &["openclaw-exec", "\"username\":\"bob\"", "cat /etc/hostname"],
+        ),
         || "no audit event of bob's exec with the command".into(),
     )
 }
