@@ -21,7 +21,7 @@
 
 pub mod admission;
 pub mod engine;
-pub mod patch;
+pub mod wire;
 pub mod yaml;
 
 #[cfg(feature = "server")]

@@ -6,6 +6,7 @@ pub mod approval;
 pub mod checks;
 pub mod mutations;
 pub mod openshift;
+pub mod patch;
 pub mod policy;
 pub mod review;
 pub mod selector;
@@ -838,7 +839,7 @@ fn mutate_pod(
         return Ok(Decision::allow(Skip::NotAnAgent));
     }
     let mode = policy.mode_for(view.namespace_labels(&review.namespace).as_ref());
-    let mut mutated: Pod = pod.clone();
+    let mut draft = mutations::PodDraft::new(pod);
     let input = mutations::MutationInput {
         policy,
         namespace: &review.namespace,
@@ -847,11 +848,11 @@ fn mutate_pod(
             target.service_account().unwrap_or("default"),
         ),
     };
-    let applied = mutations::apply_all(&mut mutated, &input);
+    let applied = mutations::apply_all(&mut draft, &input);
     let patch = if applied.is_empty() {
         None
     } else {
-        patch::diff(pod, &mutated)?
+        Some(json_patch::Patch(draft.patch()?)).filter(|p| !p.0.is_empty())
     };
     let mut d = Decision {
         allowed: true,
@@ -894,5 +895,3 @@ fn describe_op(op: &json_patch::PatchOperation) -> String {
         P::Test(o) => format!("test {}", o.path),
     }
 }
-
-use crate::patch;

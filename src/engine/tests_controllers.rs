@@ -85,9 +85,7 @@ impl<'a> Req<'a> {
                 "object": self.object, "oldObject": self.old, "dryRun": false
             }
         });
-        admission::parse(&serde_json::to_vec(&v).unwrap())
-            .unwrap()
-            .unwrap()
+        admission::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
     }
 }
 
@@ -703,9 +701,7 @@ fn exec_review(pod: &str, user: (&str, &[&str])) -> Review {
             "oldObject": null, "dryRun": false
         }
     });
-    admission::parse(&serde_json::to_vec(&v).unwrap())
-        .unwrap()
-        .unwrap()
+    admission::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
 }
 
 fn view_with_pods() -> StaticView {

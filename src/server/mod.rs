@@ -278,19 +278,10 @@ async fn read_body(
 
 /// A review-shaped refusal for a body that was never read as a review.
 fn refused_body(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({
-        "apiVersion": admission::API_VERSION,
-        "kind": admission::KIND,
-        "response": {
-            "uid": "",
-            "allowed": false,
-            "status": { "code": status.as_u16(), "message": message },
-        },
-    });
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        crate::wire::cannot_judge("", status.as_u16(), message),
     )
         .into_response()
 }

@@ -1,10 +1,13 @@
-//! One mutation per file: `fn apply(&mut Pod, &MutationInput) -> bool`, true when it
-//! changed the pod. Each is idempotent by content: applied to its own output it changes
-//! nothing, so reinvocation yields no second patch.
+//! One mutation per file: `fn apply(&mut PodDraft, &MutationInput) -> bool`, true when it
+//! changed the pod. Each reads the original pod and writes through the draft (`draft.rs`),
+//! which turns what was written into the JSON Patch. Each is idempotent by content: applied
+//! to its own output it changes nothing, so reinvocation yields no second patch.
 
 use super::policy::Policy;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
+pub use draft::PodDraft;
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
+pub mod draft;
 pub mod otel_env;
 pub mod secrets_store;
 pub mod short_lived_token;
@@ -24,7 +27,7 @@ pub struct MutationInput<'a> {
 pub struct Mutation {
     pub name: &'static str,
     pub enabled: fn(&Policy) -> bool,
-    pub apply: fn(&mut Pod, &MutationInput<'_>) -> bool,
+    pub apply: fn(&mut PodDraft<'_>, &MutationInput<'_>) -> bool,
 }
 
 pub static MUTATIONS: &[Mutation] = &[
@@ -47,7 +50,7 @@ pub static MUTATIONS: &[Mutation] = &[
 
 /// Applies every enabled mutation and records them in [`INJECTED_ANNOTATION`]. Returns the
 /// names of the mutations that changed the pod in this call.
-pub fn apply_all(pod: &mut Pod, input: &MutationInput<'_>) -> Vec<&'static str> {
+pub fn apply_all(pod: &mut PodDraft<'_>, input: &MutationInput<'_>) -> Vec<&'static str> {
     let mut applied = Vec::new();
     for m in MUTATIONS {
         if (m.enabled)(input.policy) && (m.apply)(pod, input) {
@@ -62,11 +65,8 @@ pub fn apply_all(pod: &mut Pod, input: &MutationInput<'_>) -> Vec<&'static str> 
 
 /// Merges `applied` into the annotation, keeping earlier entries, sorted and deduplicated,
 /// so that a reinvocation that applies nothing new leaves it byte-equal.
-fn record(pod: &mut Pod, applied: &[&str]) {
-    let annotations = pod
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default);
+fn record(pod: &mut PodDraft<'_>, applied: &[&str]) {
+    let annotations = pod.annotations_mut().get_or_insert_with(Default::default);
     let mut names: Vec<String> = annotations
         .get(INJECTED_ANNOTATION)
         .map(|v| {
@@ -82,26 +82,23 @@ fn record(pod: &mut Pod, applied: &[&str]) {
     annotations.insert(INJECTED_ANNOTATION.to_string(), names.join(","));
 }
 
-/// Init and regular containers: the ones that exist at Pod CREATE and so receive injected
-/// mounts and env. Ephemeral containers arrive later through their own subresource.
-pub(crate) fn app_containers(spec: &mut PodSpec) -> impl Iterator<Item = &mut Container> {
-    spec.init_containers
-        .iter_mut()
-        .flatten()
-        .chain(spec.containers.iter_mut())
-}
-
 /// Mounts `volume` read-only at `path` in every init and regular container that mounts
 /// nothing there yet (a container that already does is the validator's to judge). True when
 /// a mount was added.
-pub(crate) fn mount_where_free(spec: &mut PodSpec, volume: &str, path: &str) -> bool {
+pub(crate) fn mount_where_free(pod: &mut PodDraft<'_>, volume: &str, path: &str) -> bool {
     let mut changed = false;
-    for c in app_containers(spec) {
-        let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
-        if mounts.iter().any(|m| same_path(&m.mount_path, path)) {
+    for c in pod.app_containers() {
+        if pod
+            .volume_mounts(c)
+            .iter()
+            .any(|m| same_path(&m.mount_path, path))
+        {
             continue;
         }
-        mounts.push(VolumeMount {
+        let Some(mounts) = pod.volume_mounts_mut(c) else {
+            continue;
+        };
+        mounts.get_or_insert_with(Vec::new).push(VolumeMount {
             name: volume.to_string(),
             mount_path: path.to_string(),
             read_only: Some(true),
@@ -119,17 +116,44 @@ fn same_path(a: &str, b: &str) -> bool {
 
 /// Puts `volume` among the pod's volumes: appended when no volume has its name, replaced when
 /// one does with other content. True when the volumes changed.
-pub(crate) fn upsert_volume(spec: &mut PodSpec, volume: Volume) -> bool {
-    let volumes = spec.volumes.get_or_insert_with(Vec::new);
-    match volumes.iter_mut().find(|v| v.name == volume.name) {
-        Some(existing) if *existing == volume => false,
-        Some(existing) => {
-            *existing = volume;
+pub(crate) fn upsert_volume(pod: &mut PodDraft<'_>, volume: Volume) -> bool {
+    match pod.volumes().iter().position(|v| v.name == volume.name) {
+        Some(i) if pod.volumes()[i] == volume => false,
+        Some(i) => {
+            if let Some(volumes) = pod.volumes_mut() {
+                volumes[i] = volume;
+            }
             true
         }
         None => {
-            volumes.push(volume);
+            pod.volumes_mut().get_or_insert_with(Vec::new).push(volume);
             true
         }
     }
+}
+
+/// Runs one mutation on `pod` through a draft and puts the result back, as the unit tests
+/// of each mutation want it; on the way, checks that the draft's patch applied to the
+/// original's JSON gives exactly the typed result.
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+pub(crate) fn run_on(
+    pod: &mut k8s_openapi::api::core::v1::Pod,
+    apply: fn(&mut PodDraft<'_>, &MutationInput<'_>) -> bool,
+    input: &MutationInput<'_>,
+) -> bool {
+    let original = pod.clone();
+    let mut draft = PodDraft::new(&original);
+    let changed = apply(&mut draft, input);
+    let ops = draft.patch().expect("patch serializes");
+    *pod = draft.to_pod();
+    let mut doc = serde_json::to_value(&original).expect("pod serializes");
+    json_patch::patch(&mut doc, &ops).expect("patch applies to the original");
+    assert_eq!(
+        doc,
+        serde_json::to_value(&*pod).expect("pod serializes"),
+        "the patch and the typed result differ"
+    );
+    assert_eq!(changed, !ops.is_empty(), "changed flag and patch disagree");
+    changed
 }

@@ -19,8 +19,8 @@
 //! an explicit `env` entry wins over `envFrom`; a team that configures OTel that way should
 //! disable this mutation for its namespace's policy.
 
-use super::{MutationInput, app_containers};
-use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
+use super::{MutationInput, PodDraft};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
 pub const NAME: &str = "otel-env";
 
@@ -45,8 +45,9 @@ struct PodFacts<'a> {
     namespace: String,
 }
 
-pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
+pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
     let settings = &input.policy.mutations.otel;
+    let pod = draft.original();
     let meta = &pod.metadata;
     let from_annotation = meta
         .annotations
@@ -88,12 +89,14 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
         service_name,
         namespace,
     };
-    let Some(spec) = pod.spec.as_mut() else {
-        return false;
-    };
     let mut changed = false;
-    for c in app_containers(spec) {
-        changed |= inject(c, &facts);
+    for at in draft.app_containers() {
+        let Some(name) = draft.container(at).map(|c| c.name.as_str()) else {
+            continue;
+        };
+        if let Some(env) = draft.env_mut(at) {
+            changed |= inject(name, env, &facts);
+        }
     }
     changed
 }
@@ -135,8 +138,8 @@ fn refers_to(value: Option<&str>, name: &str) -> bool {
     value.is_some_and(|v| v.contains(&format!("$({name})")))
 }
 
-fn inject(c: &mut Container, facts: &PodFacts<'_>) -> bool {
-    let env = c.env.get_or_insert_with(Vec::new);
+fn inject(container: &str, env: &mut Option<Vec<EnvVar>>, facts: &PodFacts<'_>) -> bool {
+    let env = env.get_or_insert_with(Vec::new);
     let user_attrs = env.iter().rposition(|e| e.name == RESOURCE_ATTRIBUTES);
     // A user attribute list from `valueFrom` cannot be read or extended: leave it be.
     let user_literal = user_attrs.filter(|&i| env[i].value_from.is_none());
@@ -156,7 +159,7 @@ fn inject(c: &mut Container, facts: &PodFacts<'_>) -> bool {
     if !has(SERVICE_NAME) && !user_keys.iter().any(|k| k == "service.name") {
         missing.push(literal(
             SERVICE_NAME,
-            facts.service_name.as_deref().unwrap_or(&c.name),
+            facts.service_name.as_deref().unwrap_or(container),
         ));
     }
     if !has(POD_NAME) {
@@ -211,7 +214,7 @@ fn inject(c: &mut Container, facts: &PodFacts<'_>) -> bool {
     if defined_before(NODE_NAME) {
         wanted.push(("k8s.node.name", format!("$({NODE_NAME})")));
     }
-    wanted.push(("k8s.container.name", c.name.clone()));
+    wanted.push(("k8s.container.name", container.to_string()));
 
     let list = &mut env[attrs_at];
     let mut value = list.value.take().unwrap_or_default();
@@ -234,6 +237,7 @@ fn inject(c: &mut Container, facts: &PodFacts<'_>) -> bool {
 mod tests {
     use super::*;
     use crate::engine::policy::Policy;
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::{Value, json};
 
     fn pod(v: Value) -> Pod {
@@ -241,8 +245,9 @@ mod tests {
     }
 
     fn run(p: &mut Pod) -> bool {
-        apply(
+        super::super::run_on(
             p,
+            apply,
             &MutationInput {
                 policy: &Policy::default(),
                 namespace: "agents",

@@ -3,16 +3,17 @@
 //! vars or Kubernetes Secrets. It acts only when a SecretProviderClass is known, from the pod
 //! annotation or the namespace's default in the policy; otherwise the pod is left as it is.
 
-use super::{MutationInput, mount_where_free, upsert_volume};
-use k8s_openapi::api::core::v1::{CSIVolumeSource, Pod, Volume};
+use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
+use k8s_openapi::api::core::v1::{CSIVolumeSource, Volume};
 use std::collections::BTreeMap;
 
 pub const NAME: &str = "secrets-store";
 
 pub const DRIVER: &str = "secrets-store.csi.k8s.io";
 
-pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
+pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
     let settings = &input.policy.mutations.secrets_store;
+    let pod = draft.original();
     let from_annotation = pod
         .metadata
         .annotations
@@ -36,9 +37,9 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
     else {
         return false;
     };
-    let Some(spec) = pod.spec.as_mut() else {
+    if !draft.has_spec() {
         return false;
-    };
+    }
     let volume = Volume {
         name: settings.volume_name.clone(),
         csi: Some(CSIVolumeSource {
@@ -49,8 +50,8 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
         }),
         ..Default::default()
     };
-    let mut changed = upsert_volume(spec, volume);
-    changed |= mount_where_free(spec, &settings.volume_name, &settings.mount_path);
+    let mut changed = upsert_volume(draft, volume);
+    changed |= mount_where_free(draft, &settings.volume_name, &settings.mount_path);
     changed
 }
 
@@ -59,6 +60,7 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
 mod tests {
     use super::*;
     use crate::engine::policy::Policy;
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
     fn pod(annotations: serde_json::Value) -> Pod {
@@ -75,8 +77,9 @@ mod tests {
     }
 
     fn run(pod: &mut Pod, policy: &Policy, ns: &str) -> bool {
-        apply(
+        super::super::run_on(
             pod,
+            apply,
             &MutationInput {
                 policy,
                 namespace: ns,

@@ -9,12 +9,12 @@
 //! plugin mounts no token then, and neither do we. Once our volume is in place the field is
 //! `false` because we set it, and reinvocation keeps going.
 
-use super::{MutationInput, app_containers, mount_where_free, upsert_volume};
+use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
 use crate::engine::policy::{SA_TOKEN_MOUNT_PATH, TokenMutation};
 use k8s_openapi::api::core::v1::{
     ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
-    ObjectFieldSelector, Pod, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
-    Volume, VolumeMount, VolumeProjection,
+    ObjectFieldSelector, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
+    VolumeProjection,
 };
 
 pub const NAME: &str = "short-lived-token";
@@ -26,17 +26,13 @@ pub const PLUGIN_VOLUME_PREFIX: &str = "kube-api-access-";
 /// pod seen on reinvocation equals what we wrote.
 const DEFAULT_MODE: i32 = 0o644;
 
-pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
+pub fn apply(pod: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
     let settings = &input.policy.mutations.token;
-    let Some(spec) = pod.spec.as_mut() else {
+    if !pod.has_spec() {
         return false;
-    };
-    let ours_present = spec
-        .volumes
-        .iter()
-        .flatten()
-        .any(|v| v.name == settings.volume_name);
-    let opted_out = match spec.automount_service_account_token {
+    }
+    let ours_present = pod.volumes().iter().any(|v| v.name == settings.volume_name);
+    let opted_out = match pod.automount() {
         Some(own) => !own,
         None => input.service_account_automount == Some(false),
     };
@@ -44,23 +40,21 @@ pub fn apply(pod: &mut Pod, input: &MutationInput<'_>) -> bool {
         return false;
     }
     let mut changed = false;
-    if spec.automount_service_account_token != Some(false) {
-        spec.automount_service_account_token = Some(false);
+    if pod.automount() != Some(false) {
+        pod.set_automount(Some(false));
         changed = true;
     }
-    changed |= remove_plugin_volume(spec);
-    changed |= upsert_volume(spec, token_volume(settings));
-    changed |= mount_where_free(spec, &settings.volume_name, SA_TOKEN_MOUNT_PATH);
+    changed |= remove_plugin_volume(pod);
+    changed |= upsert_volume(pod, token_volume(settings));
+    changed |= mount_where_free(pod, &settings.volume_name, SA_TOKEN_MOUNT_PATH);
     changed
 }
 
 /// Removes the `kube-api-access-*` volumes and every mount of them, in all three container
 /// lists (a mount left behind would name a volume that no longer exists).
-fn remove_plugin_volume(spec: &mut PodSpec) -> bool {
-    let Some(volumes) = spec.volumes.as_mut() else {
-        return false;
-    };
-    let gone: Vec<String> = volumes
+fn remove_plugin_volume(pod: &mut PodDraft<'_>) -> bool {
+    let gone: Vec<String> = pod
+        .volumes()
         .iter()
         .filter(|v| v.name.starts_with(PLUGIN_VOLUME_PREFIX))
         .map(|v| v.name.clone())
@@ -68,17 +62,20 @@ fn remove_plugin_volume(spec: &mut PodSpec) -> bool {
     if gone.is_empty() {
         return false;
     }
-    volumes.retain(|v| !gone.contains(&v.name));
-    let drop_mounts = |mounts: Option<&mut Vec<VolumeMount>>| {
-        if let Some(m) = mounts {
-            m.retain(|m| !gone.contains(&m.name));
-        }
-    };
-    for c in app_containers(spec) {
-        drop_mounts(c.volume_mounts.as_mut());
+    if let Some(volumes) = pod.volumes_mut() {
+        volumes.retain(|v| !gone.contains(&v.name));
     }
-    for c in spec.ephemeral_containers.iter_mut().flatten() {
-        drop_mounts(c.volume_mounts.as_mut());
+    let containers: Vec<_> = pod
+        .app_containers()
+        .chain(pod.ephemeral_containers())
+        .collect();
+    for c in containers {
+        if !pod.volume_mounts(c).iter().any(|m| gone.contains(&m.name)) {
+            continue;
+        }
+        if let Some(Some(mounts)) = pod.volume_mounts_mut(c) {
+            mounts.retain(|m| !gone.contains(&m.name));
+        }
     }
     true
 }
@@ -139,6 +136,7 @@ pub fn token_volume(settings: &TokenMutation) -> Volume {
 mod tests {
     use super::*;
     use crate::engine::policy::Policy;
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
     /// An agent pod as the API server hands it to webhooks: the ServiceAccount plugin has
@@ -170,8 +168,9 @@ mod tests {
     }
 
     fn run(pod: &mut Pod, policy: &Policy) -> bool {
-        apply(
+        super::super::run_on(
             pod,
+            apply,
             &MutationInput {
                 policy,
                 namespace: "agents",

@@ -1,56 +1,19 @@
-//! Typed diff to JSON Patch. The patch always comes from comparing the typed original with
-//! the typed mutated pod, never raw request JSON against a typed round-trip (which would
-//! invent `remove` ops for fields the types do not know).
+//! JSON diff for the parts a mutation wrote (`mutations::draft`). Both sides of a part come
+//! from the same typed values, never raw request JSON against a typed round-trip (which
+//! would invent `remove` ops for fields the types do not know).
 //!
 //! The API server applies the patch to the object it sent, which may carry fields our types
 //! do not know. So lists of named things (containers, volumes, env, mounts) are diffed by
 //! name: a removed volume is one `remove` of that element and an added one is one `add`,
 //! where a positional diff (`json_patch::diff`) would rewrite every later element field by
-//! field and turn the plugin's `kube-api-access-*` volume into ours. Parts the typed
-//! comparison finds equal are not serialized at all.
+//! field and turn the plugin's `kube-api-access-*` volume into ours.
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{
     AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation,
 };
-use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
-
-/// The JSON Patch turning `original` into `mutated`; `None` when they serialize equal.
-pub fn diff(original: &Pod, mutated: &Pod) -> Result<Option<Patch>, serde_json::Error> {
-    let mut ops = Vec::new();
-    if original.metadata != mutated.metadata {
-        diff_part(
-            Some(&original.metadata),
-            Some(&mutated.metadata),
-            "metadata",
-            &mut ops,
-        )?;
-    }
-    if original.spec != mutated.spec {
-        diff_part(
-            original.spec.as_ref(),
-            mutated.spec.as_ref(),
-            "spec",
-            &mut ops,
-        )?;
-    }
-    if original.status != mutated.status {
-        diff_part(
-            original.status.as_ref(),
-            mutated.status.as_ref(),
-            "status",
-            &mut ops,
-        )?;
-    }
-    Ok(if ops.is_empty() {
-        None
-    } else {
-        Some(Patch(ops))
-    })
-}
 
 /// The JSON Patch turning one JSON document into another, diffing named lists by name.
 pub fn diff_values(original: &Value, mutated: &Value) -> Patch {
@@ -59,35 +22,14 @@ pub fn diff_values(original: &Value, mutated: &Value) -> Patch {
     Patch(ops)
 }
 
-/// Diffs one top-level field of the pod; an absent field serializes as absent.
-fn diff_part<T: Serialize>(
-    a: Option<&T>,
-    b: Option<&T>,
-    key: &str,
+/// Appends to `ops` what turns `a` into `b` at `path`: objects key by key, named lists by
+/// name, anything else replaced whole.
+pub(crate) fn diff_value(
+    a: &Value,
+    b: &Value,
+    path: &mut PointerBuf,
     ops: &mut Vec<PatchOperation>,
-) -> Result<(), serde_json::Error> {
-    let mut path = PointerBuf::new();
-    path.push_back(key);
-    match (a, b) {
-        (None, None) => {}
-        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path })),
-        (None, Some(b)) => ops.push(PatchOperation::Add(AddOperation {
-            path,
-            value: serde_json::to_value(b)?,
-        })),
-        (Some(a), Some(b)) => {
-            diff_value(
-                &serde_json::to_value(a)?,
-                &serde_json::to_value(b)?,
-                &mut path,
-                ops,
-            );
-        }
-    }
-    Ok(())
-}
-
-fn diff_value(a: &Value, b: &Value, path: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
+) {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, bv) in b {
@@ -301,15 +243,6 @@ mod tests {
     }
 
     #[test]
-    fn equal_pods_give_no_patch() {
-        let pod: Pod = serde_json::from_value(
-            json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c"}]}}),
-        )
-        .unwrap();
-        assert_eq!(diff(&pod, &pod.clone()).unwrap(), None);
-    }
-
-    #[test]
     fn a_removed_named_element_is_one_remove_and_the_rest_stay_put() {
         let a = json!({"volumes": [{"name": "data", "emptyDir": {}}, {"name": "kube-api-access-x", "projected": {}},
             {"name": "cfg", "configMap": {"name": "c"}}]});
@@ -365,25 +298,5 @@ mod tests {
             let (a, b) = (names(x), names(y));
             assert_eq!(applied(&a, &diff_values(&a, &b)), b, "{x:?} -> {y:?}");
         }
-    }
-
-    #[test]
-    fn keeps_fields_the_types_do_not_know_in_the_raw_object() {
-        let raw = json!({"metadata": {"name": "a"}, "spec": {"futureField": {"x": 1}, "containers": [
-            {"name": "c", "futureContainerField": true}]}});
-        let original: Pod = serde_json::from_value(raw.clone()).unwrap();
-        let mut mutated = original.clone();
-        mutated.spec.as_mut().unwrap().containers[0].env =
-            Some(vec![k8s_openapi::api::core::v1::EnvVar {
-                name: "X".into(),
-                value: Some("1".into()),
-                value_from: None,
-            }]);
-        let p = diff(&original, &mutated).unwrap().unwrap();
-        assert!(paths(&p, "remove").is_empty());
-        let out = applied(&raw, &p);
-        assert_eq!(out["spec"]["futureField"], json!({"x": 1}));
-        assert_eq!(out["spec"]["containers"][0]["futureContainerField"], true);
-        assert_eq!(out["spec"]["containers"][0]["env"][0]["name"], "X");
     }
 }
