@@ -31,6 +31,15 @@ pub(crate) fn diff_value(
     ops: &mut Vec<PatchOperation>,
 ) {
     match (a, b) {
+        // An object that loses a field was replaced, not edited (a mutation's own volume
+        // over a user's one of the same name): one `replace` of the whole, never a
+        // `remove` of its old fields.
+        (Value::Object(a), Value::Object(b)) if a.keys().any(|k| !b.contains_key(k)) => {
+            ops.push(PatchOperation::Replace(ReplaceOperation {
+                path: path.clone(),
+                value: Value::Object(b.clone()),
+            }));
+        }
         (Value::Object(a), Value::Object(b)) => {
             for (k, bv) in b {
                 path.push_back(k);
@@ -41,13 +50,6 @@ pub(crate) fn diff_value(
                         value: bv.clone(),
                     })),
                 }
-                path.pop_back();
-            }
-            for k in a.keys().filter(|k| !b.contains_key(*k)) {
-                path.push_back(k);
-                ops.push(PatchOperation::Remove(RemoveOperation {
-                    path: path.clone(),
-                }));
                 path.pop_back();
             }
         }

@@ -9,6 +9,8 @@ use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
 pub mod draft;
 pub mod otel_env;
+#[cfg(test)]
+mod proptests;
 pub mod secrets_store;
 pub mod short_lived_token;
 
