@@ -215,6 +215,76 @@ async fn client_trusting_only_the_generated_ca_gets_the_review_answered() {
     run.shut_down().await;
 }
 
+/// A client that offers HTTP/2 by ALPN (as the API server's does) gets it, and many reviews
+/// in flight at once share its one connection; a client that offers only HTTP/1.1 still gets
+/// that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_chosen_by_alpn_and_multiplexes_reviews_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test ca", 2).unwrap();
+    let (c, k) = write_pair(dir.path(), &leaf(&ca, 2));
+    let run = start(&c, &k).await;
+
+    let h2 = client(&ca.cert_pem, false);
+    let body = fixture_bytes("pod-create-unhardened.json");
+    // The connection first: a client that starts many requests before it knows the server
+    // speaks HTTP/2 opens one connection per request.
+    let first = h2.get(run.url("/healthz")).send().await.unwrap();
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    let sends = (0..32).map(|_| {
+        h2.post(run.url("/validate"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    });
+    let answers = futures::future::join_all(sends).await;
+    for a in answers {
+        let a = a.unwrap();
+        assert_eq!(a.version(), reqwest::Version::HTTP_2);
+        assert_eq!(a.status(), 200);
+        let v: Value = a.json().await.unwrap();
+        assert_eq!(v["response"]["uid"], "7f0c5b2e-9a61-4c43-8f0e-1d2a3b4c5d01");
+        assert_eq!(v["response"]["allowed"], false);
+    }
+    let metrics = h2.get(run.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.version(), reqwest::Version::HTTP_2);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("openclaw_admission_connections_total{protocol=\"h2\"} 1\n"),
+        "34 requests over HTTP/2 should share one connection:\n{text}"
+    );
+
+    let h1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem.as_bytes()).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let a = h1
+        .post(run.url("/validate"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.version(), reqwest::Version::HTTP_11);
+    assert_eq!(a.status(), 200);
+    let text = h2
+        .get(run.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("openclaw_admission_connections_total{protocol=\"http/1.1\"} 1\n"),
+        "{text}"
+    );
+    run.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_and_tls_1_1_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
-//! The accept loop: TCP, then a TLS handshake with a deadline, then HTTP/1.1 with keep-alive
-//! and a header-read timeout, every connection registered for graceful shutdown.
+//! The accept loop: TCP, then a TLS handshake with a deadline, then HTTP/2 when the client
+//! chose it by ALPN (the API server does), else HTTP/1.1 with keep-alive and a header-read
+//! timeout; every connection registered for graceful shutdown.
 //!
 //! Wired by hand on hyper rather than through a server crate because three things matter
 //! here and are plain in hyper: the header-read timeout (a client that opens a connection
@@ -7,8 +8,9 @@
 //! the TLS layer, and a drain that lets reviews in flight finish while new connections are
 //! refused.
 
+use super::metrics::Metrics;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
@@ -27,6 +29,8 @@ pub struct ListenOptions {
     pub header_read_timeout: Duration,
     /// After shutdown is asked for, how long reviews in flight get to finish.
     pub shutdown_grace: Duration,
+    /// Reviews one HTTP/2 connection may have in flight at once.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ListenOptions {
@@ -36,6 +40,8 @@ impl Default for ListenOptions {
             header_read_timeout: Duration::from_secs(10),
             // Kubernetes waits 30 s (terminationGracePeriodSeconds) before SIGKILL.
             shutdown_grace: Duration::from_secs(25),
+            // What hyper uses by default; the body budget bounds memory across streams.
+            max_concurrent_streams: 200,
         }
     }
 }
@@ -49,12 +55,30 @@ pub async fn serve_tls(
     opts: ListenOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_tls_counted(listener, tls, app, opts, None, shutdown).await;
+}
+
+/// [`serve_tls`], counting each connection by protocol in `metrics`.
+pub async fn serve_tls_counted(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    opts: ListenOptions,
+    metrics: Option<Arc<Metrics>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
         .keep_alive(true);
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(opts.max_concurrent_streams)
+        // A peer that stops answering pings is gone: its connection is closed, not kept.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(opts.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -73,6 +97,8 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
         let http = http.clone();
+        let h2 = h2.clone();
+        let metrics = metrics.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let stream =
@@ -87,8 +113,17 @@ pub async fn serve_tls(
                         return;
                     }
                 };
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
+            let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            if let Some(m) = &metrics {
+                m.observe_connection(negotiated_h2);
+            }
+            let io = TokioIo::new(stream);
+            let served = if negotiated_h2 {
+                watcher.watch(h2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http.serve_connection(io, service)).await
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -68,6 +68,9 @@ pub struct Metrics {
     validate_latency: Histogram,
     mutate_latency: Histogram,
     rejected_bodies: AtomicU64,
+    /// TLS connections accepted, by the protocol chosen by ALPN: HTTP/2, HTTP/1.1.
+    connections_h2: AtomicU64,
+    connections_http1: AtomicU64,
     in_flight: AtomicI64,
     cert_not_after: AtomicI64,
     cert_reload_ok: AtomicU64,
@@ -93,6 +96,8 @@ impl Default for Metrics {
             validate_latency: Histogram::new(),
             mutate_latency: Histogram::new(),
             rejected_bodies: AtomicU64::new(0),
+            connections_h2: AtomicU64::new(0),
+            connections_http1: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
             cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
             cert_reload_ok: AtomicU64::new(0),
@@ -190,6 +195,16 @@ impl Metrics {
     /// Records a body refused before it was read as a review (too large, unreadable).
     pub fn observe_rejected_body(&self) {
         self.rejected_bodies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection past its TLS handshake, by the HTTP version it will speak.
+    pub fn observe_connection(&self, http2: bool) {
+        let counter = if http2 {
+            &self.connections_h2
+        } else {
+            &self.connections_http1
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     fn latency(&self, endpoint: Endpoint) -> &Histogram {
@@ -332,6 +347,22 @@ impl Metrics {
             "openclaw_admission_rejected_bodies_total {}",
             self.rejected_bodies.load(Ordering::Relaxed)
         )?;
+
+        writeln!(
+            out,
+            "# HELP openclaw_admission_connections_total TLS connections accepted, by the protocol ALPN chose (h2 or http/1.1)."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_connections_total counter")?;
+        for (protocol, counter) in [
+            ("h2", &self.connections_h2),
+            ("http/1.1", &self.connections_http1),
+        ] {
+            writeln!(
+                out,
+                "openclaw_admission_connections_total{{protocol=\"{protocol}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            )?;
+        }
 
         writeln!(
             out,

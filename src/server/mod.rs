@@ -364,7 +364,16 @@ pub async fn run<V: Confirm>(
     let reloader = tokio::spawn(certs.watch(reload_interval, async move {
         let _ = stop_rx.await;
     }));
-    listen::serve_tls(listener, config, router(state), opts, shutdown).await;
+    let metrics = state.metrics.clone();
+    listen::serve_tls_counted(
+        listener,
+        config,
+        router(state),
+        opts,
+        Some(metrics),
+        shutdown,
+    )
+    .await;
     let _ = stop_tx.send(());
     let _ = reloader.await;
     Ok(())

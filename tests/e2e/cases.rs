@@ -102,6 +102,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "the_injected_otel_env_sends_an_agent_trace_to_mlflow",
             observability::injected_env_sends_an_agent_trace_to_mlflow,
         ),
+        (
+            "the_api_server_sends_its_reviews_over_http2",
+            api_server_uses_http2,
+        ),
         // After every MLflow case: it stops MLflow.
         (
             "stopping_mlflow_costs_counted_spans_and_no_answer",
@@ -117,6 +121,24 @@ pub fn all() -> Vec<(&'static str, Case)> {
             image_from_registry,
         ),
     ]
+}
+
+/// The webhook offers h2 by ALPN; the API server's webhook client takes it, so its reviews
+/// share multiplexed connections. By now every earlier case has sent reviews.
+fn api_server_uses_http2(env: &Env) -> Result<(), String> {
+    let text = env.webhook_get("/metrics")?;
+    let count = |protocol: &str| -> f64 {
+        let series = format!("openclaw_admission_connections_total{{protocol=\"{protocol}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let (h2, h1) = (count("h2"), count("http/1.1"));
+    println!("    connections to the webhook: h2 {h2}, http/1.1 {h1}");
+    expect(h2 >= 1.0, || {
+        format!("the API server never spoke HTTP/2 to the webhook (h2 {h2}, http/1.1 {h1})")
+    })
 }
 
 fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
