@@ -10,5 +10,8 @@
 //! - [`apiserver_down`]: the API server stopped and started again under a live `serve`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod apiserver_down;
+mod connections;
 mod properties;
+mod soak;
 mod support;

@@ -8,7 +8,7 @@ use openclaw_admission::certs;
 use rustls::pki_types::ServerName;
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -170,9 +170,9 @@ impl Serve {
             .arg(certs.key())
             .arg("--listen")
             .arg(addr.to_string())
-            // Warnings and errors only: one info line per review would make the soak about
-            // the log's speed.
-            .env("RUST_LOG", "warn")
+            // Warnings and errors, and the certificate reloads: one info line per review
+            // would make the soak about the log's speed.
+            .env("RUST_LOG", "warn,openclaw_admission::server::tls=info")
             .stdin(Stdio::null())
             .stdout(log.reopen()?)
             .stderr(log.reopen()?)
@@ -223,9 +223,6 @@ impl Serve {
     }
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-    pub fn log_path(&self) -> &Path {
-        self.log.path()
     }
 }
 
