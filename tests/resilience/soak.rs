@@ -163,6 +163,10 @@ fn two_hundred_thousand_reviews_with_a_certificate_rotation_and_a_flat_resident_
         (at_review, at, seen)
     });
     let seconds = started.elapsed().as_secs_f64();
+    let (server_cpu, client_cpu) = (
+        support::cpu_seconds(serve.pid()),
+        support::cpu_seconds(std::process::id()),
+    );
     finished.store(true, Ordering::Relaxed);
     let samples = sampler.join().unwrap();
 
@@ -174,6 +178,11 @@ fn two_hundred_thousand_reviews_with_a_certificate_rotation_and_a_flat_resident_
          connections ({} handshakes) in {seconds:.1} s, {:.0} reviews/s, {errors} errors",
         handshakes.load(Ordering::Relaxed),
         done as f64 / seconds
+    );
+    println!(
+        "CPU: serve {server_cpu:.1} s ({:.0} us a review), this test process (client, debug \
+         build) {client_cpu:.1} s",
+        server_cpu * 1e6 / done as f64
     );
     println!(
         "certificate rotated at review {at_review} ({:.1} s); new certificate on a fresh \
