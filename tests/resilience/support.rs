@@ -76,20 +76,18 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-/// The chart's memory limit (`resources.limits.memory`), in KiB.
+/// The chart's memory limit (`resources.limits.memory` in values.yaml, `NNNMi`), in KiB.
 pub fn chart_memory_limit_kib() -> u64 {
-    let values = std::fs::read_to_string(manifest_path("charts/openclaw-admission/values.yaml"))
-        .expect("read the chart's values.yaml");
-    // `limits:` then, indented under it, `memory: NNNMi`.
-    let after = values
-        .split_once("\n  limits:")
-        .map(|(_, rest)| rest)
-        .expect("values.yaml has resources.limits");
-    let memory = after
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("memory:"))
-        .map(str::trim)
-        .expect("resources.limits.memory");
+    let path = manifest_path("charts/openclaw-admission/values.yaml");
+    let text = std::fs::read_to_string(&path).expect("read the chart's values.yaml");
+    let docs =
+        openclaw_admission::yaml::read_stream(&text, openclaw_admission::yaml::Duplicates::Refuse)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let memory = docs
+        .first()
+        .and_then(|d| d.value.pointer("/resources/limits/memory"))
+        .and_then(|m| m.as_str())
+        .expect("values.yaml has resources.limits.memory");
     let mib: u64 = memory
         .strip_suffix("Mi")
         .and_then(|n| n.parse().ok())
