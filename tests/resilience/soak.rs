@@ -184,10 +184,17 @@ fn two_hundred_thousand_reviews_with_a_certificate_rotation_and_a_flat_resident_
          build) {client_cpu:.1} s",
         server_cpu * 1e6 / done as f64
     );
+    let serial = |der: &[u8]| {
+        x509_parser::parse_x509_certificate(der)
+            .map(|(_, c)| c.tbs_certificate.raw_serial_as_string())
+            .unwrap_or_default()
+    };
     println!(
-        "certificate rotated at review {at_review} ({:.1} s); new certificate on a fresh \
-         handshake after {}",
+        "certificate rotated at review {at_review} ({:.1} s), serial {} -> {}; the new one \
+         served on a fresh handshake after {}",
         at.as_secs_f64(),
+        serial(&certs.leaves[0]),
+        serial(&certs.leaves[1]),
         seen.map_or("never".to_string(), |d| format!("{} ms", d.as_millis()))
     );
     // Every sample, a line each tenth of the run, and the quarters' peaks.
