@@ -81,12 +81,7 @@ LABELS=(
 
 # --- 1: the static binary --------------------------------------------------------------------
 say "building $IMAGE_REPOSITORY:$VERSION for linux/$ARCH (static $TARGET binary, commit ${REVISION:0:12})"
-# With --target, RUSTFLAGS reach only the target's code, not build scripts and proc macros,
-# which must stay dynamic. The path remaps keep this machine's paths out of the binary.
-RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$ROOT=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
-  CARGO_PROFILE_RELEASE_STRIP=symbols \
-  "$CARGO" build --release --locked --target "$TARGET" --bin openclaw-admission
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET/release/openclaw-admission"
+BIN="$(bash "$ROOT/image/binary.sh" | tail -n 1)"
 file_out="$(file -b "$BIN")"
 ldd_out="$(ldd "$BIN" 2>&1 || true)"
 [[ "$file_out" == *"static-pie linked"* || "$file_out" == *"statically linked"* ]] \

@@ -530,3 +530,36 @@ async fn bodies_beyond_the_memory_budget_are_answered_at_once_not_buffered() {
         "the budget was not given back"
     );
 }
+
+#[tokio::test]
+async fn reviews_beyond_the_in_flight_cap_are_answered_at_once_not_queued() {
+    use futures::StreamExt as _;
+    // One slot: a review whose body stalls holds it.
+    let mut st = state(true);
+    st.review_slots = openclaw_admission::server::review_slots(1);
+    let app = router(st);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from_static(b"{"))];
+    let stalled = Request::post("/validate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, "100")
+        .body(Body::from_stream(
+            futures::stream::iter(chunks).chain(futures::stream::pending()),
+        ))
+        .unwrap();
+    let holder = tokio::spawn(app.clone().oneshot(stalled));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let hardened = fixture("pod-create-hardened.json").to_string();
+    let (status, v) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        post_bytes(app.clone(), "/validate", hardened.clone()),
+    )
+    .await
+    .expect("the excess must be answered at once, not queued");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(message(&v["response"]).contains("retry"), "{v}");
+    // The slot comes back when the stalled review ends.
+    holder.abort();
+    let _ = holder.await;
+    let (status, v) = post_bytes(app, "/validate", hardened).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}

@@ -192,6 +192,7 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         readiness: setup.readiness,
         telemetry: setup.telemetry,
         body_budget: server::body_budget(server::BODY_BUDGET),
+        review_slots: server::review_slots(server::MAX_REVIEWS_IN_FLIGHT),
     };
     server::run(
         listener,

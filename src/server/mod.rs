@@ -44,6 +44,9 @@
 //! | wrong `apiVersion` or `kind` (uid present) | 200 | uid kept, `allowed: false`, code 400 | `unsupported review <apiVersion>/<kind>; this webhook answers admission.k8s.io/v1 AdmissionReview ...` |
 //! | object that does not fit its kind's schema (uid present) | 200 | uid kept, `allowed: false`, code 400 | `cannot read the <Kind> in request.object: ...` |
 //! | body over 6 MiB | 413 | code 413 | `request body exceeds the 6 MiB limit (6291456 bytes)` |
+//! | body not complete within 10 s ([`BODY_READ_TIMEOUT`]) | 408 | code 408 | `request body not complete within 10 s` |
+//! | body that does not fit the bytes left of [`BODY_BUDGET`] | 503 | code 503 | `other reviews hold all the request-body memory ...; retry` |
+//! | a review beyond [`MAX_REVIEWS_IN_FLIGHT`] at once | 503 | code 503 | `as many reviews as this webhook answers at once are in progress; retry` |
 //! | body that breaks off mid-stream | 400 | code 400 | `cannot read request body: ...` |
 //! | other paths / methods | 404 / 405 | (empty body) | - |
 //!
@@ -135,6 +138,8 @@ pub struct AppState<V> {
     pub telemetry: Arc<Telemetry>,
     /// Bytes of review bodies held at once, across every connection ([`BODY_BUDGET`]).
     pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// Reviews being handled at once, across every connection ([`MAX_REVIEWS_IN_FLIGHT`]).
+    pub review_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Review bodies held in memory at once, all connections together. A real review is tens of
@@ -147,6 +152,17 @@ pub fn body_budget(bytes: usize) -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(bytes))
 }
 
+/// Reviews handled at once, all connections together, from the first body byte to the answer.
+/// Above what one API server sends a webhook (its default `--max-requests-inflight` plus
+/// `--max-mutating-requests-inflight` is 600), so it only ever turns away a flood, at once
+/// with a 503, instead of letting reviews parked on live lookups pile up without bound.
+pub const MAX_REVIEWS_IN_FLIGHT: usize = 1024;
+
+/// Fresh review slots: `n` reviews at once.
+pub fn review_slots(n: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(n))
+}
+
 impl<V> Clone for AppState<V> {
     fn clone(&self) -> Self {
         AppState {
@@ -156,6 +172,7 @@ impl<V> Clone for AppState<V> {
             readiness: self.readiness.clone(),
             telemetry: self.telemetry.clone(),
             body_budget: self.body_budget.clone(),
+            review_slots: self.review_slots.clone(),
         }
     }
 }
@@ -171,6 +188,7 @@ impl<V> AppState<V> {
             readiness,
             telemetry: Arc::new(Telemetry::off()),
             body_budget: body_budget(BODY_BUDGET),
+            review_slots: review_slots(MAX_REVIEWS_IN_FLIGHT),
         }
     }
 }
@@ -289,6 +307,14 @@ fn refused_body(status: StatusCode, message: &str) -> Response {
 async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) -> Response {
     let _in_flight = st.metrics.in_flight();
     let start = Instant::now();
+    // Never waited for, like the body budget: a review over the cap is answered at once.
+    let Ok(_slot) = Arc::clone(&st.review_slots).try_acquire_owned() else {
+        st.metrics.observe_rejected_body();
+        let message =
+            "as many reviews as this webhook answers at once are in progress; retry".to_string();
+        tracing::warn!(endpoint = endpoint.as_str(), status = 503, error = %message, "review refused");
+        return refused_body(StatusCode::SERVICE_UNAVAILABLE, &message);
+    };
     let (parts, body) = req.into_parts();
     // The permit holds the body's bytes against the budget until the answer is built.
     let (bytes, _budget) = match read_body(&parts.headers, body, &st.body_budget).await {

@@ -24,6 +24,10 @@
 #
 # OPENCLAW_CP_CONTROLLERS overrides kube-controller-manager's --controllers.
 #
+# tests/controlplane/apiserver.sh DIR stop|start stops kube-apiserver alone (etcd
+# and the controller manager keep running) and starts it again with the same
+# flags and port, for tests of clients that lose the API server for a while.
+#
 # The ServiceAccount controller gives every namespace its `default`
 # ServiceAccount a moment after the namespace is created; a harness that creates
 # a Pod using it right away should wait for it (kubectl wait or a GET loop).
@@ -199,7 +203,7 @@ KCM_ARGS=(
 
 # --- keeper ----------------------------------------------------------------------------
 keeper() {
-  local etcd_pid="" api_pid="" kcm_pid="" why=""
+  local etcd_pid="" api_pid="" kcm_pid="" why="" api_stopped=""
   stop() {
     local pid i
     trap - TERM INT HUP
@@ -213,7 +217,33 @@ keeper() {
     echo "keeper: stopped"
     exit 0
   }
+  # SIGUSR1 (apiserver.sh stop): kube-apiserver alone stops; SIGUSR2 (apiserver.sh start):
+  # it starts again, same flags, same port, its log appended, its pid in DIR/env. The traps
+  # only note the request (bash runs no trap while another one runs); the loop below acts.
+  local want_api=""
+  stop_apiserver() {
+    local i
+    echo "keeper: stopping kube-apiserver (pid $api_pid) on request"
+    kill -TERM "$api_pid" 2>/dev/null || true
+    for i in $(seq 1 30); do kill -0 "$api_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$api_pid" 2>/dev/null && echo "keeper: pid $api_pid needed SIGKILL"
+    wait "$api_pid" 2>/dev/null || true
+    api_stopped=1
+    echo "stopped" >"$DIR/.apiserver-state"
+    echo "keeper: kube-apiserver stopped"
+  }
+  start_apiserver() {
+    "${PDEATH[@]}" "$BIN_DIR/kube-apiserver" "${APISERVER_ARGS[@]}" </dev/null >>"$DIR/apiserver.log" 2>&1 &
+    api_pid=$!
+    api_stopped=""
+    sed -i -e "s/^APISERVER_PID=.*/APISERVER_PID=$api_pid/" \
+      -e "s/^APISERVER_START=.*/APISERVER_START=$(sed 's/^.*) //' "/proc/$api_pid/stat" | awk '{print $20}')/" "$DIR/env"
+    echo "running $api_pid" >"$DIR/.apiserver-state"
+    echo "keeper: kube-apiserver started again (pid $api_pid)"
+  }
   trap 'why="signal"; stop' TERM INT HUP
+  trap 'want_api=stop' USR1
+  trap 'want_api=start' USR2
   "${PDEATH[@]}" "$BIN_DIR/etcd" "${ETCD_ARGS[@]}" </dev/null >"$DIR/etcd.log" 2>&1 &
   etcd_pid=$!
   "${PDEATH[@]}" "$BIN_DIR/kube-apiserver" "${APISERVER_ARGS[@]}" </dev/null >"$DIR/apiserver.log" 2>&1 &
@@ -229,7 +259,11 @@ keeper() {
   while true; do
     kill -0 "$OWNER_PID" 2>/dev/null || { why="owner pid $OWNER_PID exited"; stop; }
     kill -0 "$etcd_pid" 2>/dev/null || { why="etcd exited"; stop; }
-    kill -0 "$api_pid" 2>/dev/null || { why="kube-apiserver exited"; stop; }
+    case "$want_api" in
+      stop) want_api=""; [[ -n "$api_stopped" ]] || stop_apiserver ;;
+      start) want_api=""; [[ -z "$api_stopped" ]] || start_apiserver ;;
+    esac
+    [[ -n "$api_stopped" ]] || kill -0 "$api_pid" 2>/dev/null || { why="kube-apiserver exited"; stop; }
     kill -0 "$kcm_pid" 2>/dev/null || { why="kube-controller-manager exited"; stop; }
     sleep 1 & wait $! || true
   done
