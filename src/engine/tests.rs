@@ -178,6 +178,7 @@ fn applying_all_mutations_twice_changes_nothing_the_second_time() {
         policy: &policy,
         namespace: NS,
         service_account_automount: None,
+        view: &crate::engine::view::StaticView::new(),
     };
     assert!(!super::mutations::apply_all(&mut pod, &input).is_empty());
     let once = pod.clone();

@@ -3,6 +3,7 @@
 //! nothing, so reinvocation yields no second patch.
 
 use super::policy::Policy;
+use super::view::ClusterView;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
 
 pub mod otel_env;
@@ -18,6 +19,8 @@ pub struct MutationInput<'a> {
     pub namespace: &'a str,
     /// The pod's ServiceAccount's own `automountServiceAccountToken`, when known and set.
     pub service_account_automount: Option<bool>,
+    /// Cluster state a mutation consults (`secrets-store`: whether the class exists).
+    pub view: &'a dyn ClusterView,
 }
 
 /// A registered mutation.

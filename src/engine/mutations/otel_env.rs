@@ -247,6 +247,7 @@ mod tests {
                 policy: &Policy::default(),
                 namespace: "agents",
                 service_account_automount: None,
+                view: &crate::engine::view::StaticView::new(),
             },
         )
     }
