@@ -6,8 +6,9 @@
 //! Discovery asks the API server whether the group-version serves the resource. Not served:
 //! a warning says what is not judged because of it, the kind's cache metrics say
 //! `served = 0`, and the kind stops holding up readiness (a missing CRD is a fact about the
-//! cluster, not a cache still syncing). The question is asked again every
-//! [`REDISCOVER_INTERVAL`], so installing the CRD later starts the watch without a restart.
+//! cluster, not a cache still syncing). The question is asked again at every interval
+//! (`serve --discovery-interval`, 60 s by default), so installing the CRD later starts the
+//! watch without a restart.
 
 use super::feed::Feed;
 use super::{LiveView, Readiness};
@@ -22,8 +23,6 @@ use kube::runtime::watcher::{self, watcher};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often an API found not served (or not answering discovery) is looked for again.
-pub const REDISCOVER_INTERVAL: Duration = Duration::from_secs(60);
 /// After a failed discovery call (API server away), the next try comes sooner.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
@@ -99,12 +98,13 @@ fn cfg() -> watcher::Config {
     watcher::Config::default().any_semantic()
 }
 
-/// Looks for the API now and, while it is not served, every [`REDISCOVER_INTERVAL`]; starts
-/// the watch once it is.
+/// Looks for the API now and, while it is not served, every `interval`; starts the watch
+/// once it is.
 pub(crate) fn watch_when_served<F: OptionalFeed>(
     client: Client,
     view: Arc<LiveView>,
     ready: Readiness,
+    interval: Duration,
 ) {
     tokio::spawn(async move {
         let api = F::API;
@@ -133,7 +133,7 @@ pub(crate) fn watch_when_served<F: OptionalFeed>(
                         tracing::warn!(
                             kind = api.kind,
                             api_version,
-                            interval_s = REDISCOVER_INTERVAL.as_secs(),
+                            interval_s = interval.as_secs_f64(),
                             "API not served: {}; looking again at every interval",
                             api.unjudged
                         );
@@ -141,11 +141,11 @@ pub(crate) fn watch_when_served<F: OptionalFeed>(
                     }
                     // Nothing to wait for: readiness must not hang on a CRD that is absent.
                     ready.state.synced(api.kind);
-                    REDISCOVER_INTERVAL
+                    interval
                 }
                 Err(e) => {
                     tracing::warn!(kind = api.kind, api_version, error = %e, "API discovery failed; retrying");
-                    RETRY_AFTER_ERROR
+                    RETRY_AFTER_ERROR.min(interval)
                 }
             };
             tokio::time::sleep(wait).await;

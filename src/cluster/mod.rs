@@ -220,7 +220,12 @@ impl Readiness {
 
 /// Starts the watchers (inside a tokio runtime) and returns the view they feed and its
 /// readiness. The Secret watch runs only when the policy's legacy token check asks for it.
-pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
+/// Optional APIs not served are looked for again every `discovery_interval`.
+pub fn start(
+    client: Client,
+    policy: &Policy,
+    discovery_interval: std::time::Duration,
+) -> (Arc<LiveView>, Readiness) {
     let legacy = policy.checks.token.legacy_secret_check;
     let mut kinds = vec![
         feed::Namespaces::KIND,
@@ -275,16 +280,19 @@ pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
         client.clone(),
         Arc::clone(&view),
         ready.clone(),
+        discovery_interval,
     );
     dynamic::watch_when_served::<dynamic::CiliumNetworkPolicies>(
         client.clone(),
         Arc::clone(&view),
         ready.clone(),
+        discovery_interval,
     );
     dynamic::watch_when_served::<dynamic::CiliumClusterwideNetworkPolicies>(
         client.clone(),
         Arc::clone(&view),
         ready.clone(),
+        discovery_interval,
     );
     (view, ready)
 }
