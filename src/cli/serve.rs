@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Manifests (files or directories, YAML or JSON) whose ServiceAccounts, Namespaces,
-    /// NetworkPolicies, roles and bindings make the cluster view.
+    /// NetworkPolicies, Cilium policies, SecretProviderClasses, roles and bindings make the
+    /// cluster view.
     /// Implies `--no-cluster`.
     #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
     pub manifests: Vec<PathBuf>,

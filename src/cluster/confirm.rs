@@ -687,6 +687,87 @@ mod tests {
         );
     }
 
+    fn spc(name: &str) -> serde_json::Value {
+        json!({"apiVersion":"secrets-store.csi.x-k8s.io/v1","kind":"SecretProviderClass",
+            "metadata":{"name":name,"namespace":NS},"spec":{"provider":"vault"}})
+    }
+
+    #[test]
+    fn classes_the_pod_names_and_the_cache_lacks_are_confirmed_only_where_classes_are_known() {
+        let p = crate::engine::checks::fixtures::hardened()
+            .annotation("openclaw.io/secret-provider-class", "fresh")
+            .build();
+        // The API is not served: nothing to confirm.
+        let m = misses(
+            &complete_namespace(),
+            &review_of(p.clone()),
+            &Policy::default(),
+        );
+        assert!(m.secret_provider_classes.is_empty());
+        let mut index = complete_namespace();
+        index.apply_secret_provider_class(NS, "old");
+        let m = misses(&index, &review_of(p.clone()), &Policy::default());
+        assert_eq!(m.secret_provider_classes, ["fresh"]);
+        index.apply_secret_provider_class(NS, "fresh");
+        assert!(!misses(&index, &review_of(p), &Policy::default()).any());
+    }
+
+    #[test]
+    fn a_fetched_class_counts_where_the_cache_has_none() {
+        let live = LiveView::from_index(view(json!([spc("old")])));
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([spc("fresh")]))),
+        };
+        assert_eq!(v.secret_provider_class(NS, "fresh"), Some(true));
+        assert_eq!(v.secret_provider_class(NS, "old"), Some(true));
+        assert_eq!(v.secret_provider_class(NS, "typo"), Some(false));
+        // Where the API is not served, a fetched answer does not make it known.
+        let unknown = LiveView::from_index(Index::new());
+        let v = Confirmed {
+            live: &unknown,
+            extra: Some(view(json!([spc("fresh")]))),
+        };
+        assert_eq!(v.secret_provider_class(NS, "fresh"), None);
+    }
+
+    #[test]
+    fn a_namespace_with_only_cilium_policies_needs_no_live_call_and_fetched_ones_fill_a_gap() {
+        let cnp = json!({"apiVersion":"cilium.io/v2","kind":"CiliumNetworkPolicy",
+            "metadata":{"name":"llm","namespace":NS},"spec":{"endpointSelector":{},"egress":[{}]}});
+        let ccnp = json!({"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicy",
+            "metadata":{"name":"base"},"spec":{"endpointSelector":{}}});
+        let mut with_cnp = view(json!([
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":NS}},
+            {"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":SA,"namespace":NS}},
+            ccnp
+        ]));
+        let m = misses(&with_cnp, &review_of(hardened_pod()), &Policy::default());
+        assert!(m.network_policies && m.cilium, "{m:?}");
+        with_cnp.apply_cilium_policy(CiliumPolicy::from_object(&cnp).unwrap());
+        assert!(!misses(&with_cnp, &review_of(hardened_pod()), &Policy::default()).any());
+
+        let live = LiveView::from_index(view(json!([ccnp])));
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([cnp]))),
+        };
+        let mut names: Vec<String> = v
+            .cilium_policies(NS)
+            .unwrap()
+            .iter()
+            .map(|p| p.describe())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "CiliumClusterwideNetworkPolicy base",
+                "CiliumNetworkPolicy agents/llm"
+            ]
+        );
+    }
+
     #[test]
     fn cached_network_policies_win_over_fetched_ones() {
         let live = LiveView::from_index(complete_namespace());
