@@ -54,7 +54,7 @@ impl CiliumPolicy {
         };
         let mut rules = Vec::new();
         if let Some(spec) = object.get("spec").filter(|s| !s.is_null()) {
-            let rule = Rule::deserialize(spec).map_err(|e| format!("spec: {e}"))?;
+            let rule = rule_at(spec, "spec")?;
             rules.push(("spec".to_string(), rule));
         }
         if let Some(specs) = object.get("specs").filter(|s| !s.is_null()) {
@@ -62,7 +62,7 @@ impl CiliumPolicy {
                 .as_array()
                 .ok_or_else(|| "specs: not a list".to_string())?;
             for (i, spec) in list.iter().enumerate() {
-                let rule = Rule::deserialize(spec).map_err(|e| format!("specs[{i}]: {e}"))?;
+                let rule = rule_at(spec, &format!("specs[{i}]"))?;
                 rules.push((format!("specs[{i}]"), rule));
             }
         }
@@ -77,6 +77,19 @@ impl CiliumPolicy {
             rules,
         })
     }
+}
+
+/// Reads one rule; an error names the field's path from the policy's root.
+fn rule_at(value: &serde_json::Value, at: &str) -> Result<Rule, String> {
+    serde_path_to_error::deserialize::<_, Rule>(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." || inner.is_empty() {
+            at.to_string()
+        } else {
+            format!("{at}.{inner}")
+        };
+        format!("{path}: {}", e.into_inner())
+    })
 }
 
 /// One Cilium rule (`spec`, or an entry of `specs`).
@@ -223,6 +236,9 @@ mod tests {
         let err = CiliumPolicy::from_object(&json!({"kind": NAMESPACED_KIND,
             "metadata": {"name": "x", "namespace": "a"}, "specs": [{"egress": {"toCIDR": []}}]}))
         .unwrap_err();
-        assert!(err.starts_with("specs[0]:"), "{err}");
+        assert!(
+            err.starts_with("specs[0].egress: invalid type: map"),
+            "{err}"
+        );
     }
 }
