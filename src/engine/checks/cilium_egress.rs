@@ -290,8 +290,12 @@ fn endpoint_peer(sel: &LabelSelector, clusterwide: bool) -> Option<NetworkPolicy
 fn destinations(rule: &EgressRule, p: &CiliumPolicy) -> Vec<Destination> {
     let mut out = Vec::new();
     for sel in rule.to_endpoints.iter().flatten() {
-        // A selector no pod can match reaches nothing.
-        out.extend(endpoint_peer(sel, p.clusterwide).map(Destination::Peer));
+        // A selector of another label source (`reserved:host`, ...) names no pod but still
+        // some endpoint: a destination this check does not resolve.
+        out.push(match endpoint_peer(sel, p.clusterwide) {
+            Some(peer) => Destination::Peer(peer),
+            None => Destination::Opaque(format!("endpoints {}", selector::describe(sel))),
+        });
     }
     for c in rule.to_cidr.iter().flatten() {
         out.push(Destination::Peer(ip_block(c, &[])));
@@ -469,15 +473,14 @@ fn denied_entries(rule: &EgressRule, p: &CiliumPolicy, own_ns: &str) -> Vec<Egre
             }
         }
     }
-    // Destinations, each as the destination fields of an entry.
+    // Destinations, each as the destination fields of an entry. An empty deny rule (`{}`)
+    // has none: like an empty allow rule, it selects no peer and denies nothing.
     let mut dests: Vec<EgressAllow> = Vec::new();
-    let mut has_l3 = false;
     for d in destinations(rule, p) {
         match d {
             Destination::Anywhere => dests.push(EgressAllow::default()),
-            Destination::Fqdn(_) | Destination::Opaque(_) => has_l3 = true,
+            Destination::Fqdn(_) | Destination::Opaque(_) => {}
             Destination::Peer(peer) => {
-                has_l3 = true;
                 if let Some(b) = peer.ip_block {
                     dests.push(EgressAllow {
                         cidrs: vec![b.cidr],
@@ -497,9 +500,6 @@ fn denied_entries(rule: &EgressRule, p: &CiliumPolicy, own_ns: &str) -> Vec<Egre
                 dests.push(e);
             }
         }
-    }
-    if dests.is_empty() && !has_l3 && !ports.is_empty() {
-        dests.push(EgressAllow::default());
     }
     let mut out = Vec::new();
     for d in &dests {
@@ -822,6 +822,29 @@ mod tests {
                 "egress": [{"to": [{"ipBlock": {"cidr": "10.2.0.0/16"}}], "ports": [{"port": 8080}]}]}),
         );
         assert!(judge_with(&Policy::default(), &[np, deny]).is_empty());
+    }
+
+    #[test]
+    fn an_empty_deny_rule_closes_nothing_and_reserved_endpoints_are_destinations() {
+        let open = cnp(
+            "open-8080",
+            json!({"endpointSelector": {}, "egress": [{"toCIDR": ["10.1.0.0/16"],
+                "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]}],
+                "egressDeny": [{}]}),
+        );
+        assert_eq!(judge_with(&Policy::default(), &[open]).len(), 1);
+        let host = cnp(
+            "to-host",
+            json!({"endpointSelector": {}, "egress": [{"toEndpoints": [{"matchLabels": {"reserved:host": ""}}],
+                "toPorts": [{"ports": [{"port": "10250", "protocol": "TCP"}]}]}]}),
+        );
+        let v = judge_with(&Policy::default(), &[host]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains("allows TCP 10250 to endpoints"),
+            "{}",
+            v[0].message
+        );
     }
 
     #[test]
