@@ -252,6 +252,35 @@ fn cilium_with_fqdn_allow_list(env: &Env) -> Result<(), String> {
     })?;
     expect(env.pod_exists(ns, "agent"), || "pod not stored".into())?;
 
+    // `audit` reads the Cilium policies too: the stored agent is clean under the same policy.
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "--kubeconfig"])
+        .arg(&env.kubeconfig)
+        .arg("--policy")
+        .arg(policy_file(env))
+        .args(["-n", ns, "-o", "json"])
+        .output()
+        .map_err(|e| format!("cannot run audit: {e}"))?;
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "audit printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let finding = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["kind"] == "Pod" && f["name"] == "agent")
+        .ok_or_else(|| format!("audit did not judge the agent: {report}"))?;
+    expect(
+        finding["violations"]
+            .as_array()
+            .is_some_and(|v| v.is_empty())
+            && out.status.code() == Some(0),
+        || format!("audit finds the Cilium-boxed agent at fault: {finding}"),
+    )?;
+
     // A second policy opening HTTPS to the world: refused, naming it, once the watch has it.
     let wide = json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
         "metadata": {"name": "open-web", "namespace": ns},
