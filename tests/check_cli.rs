@@ -653,3 +653,105 @@ fn helm_chart_directory_is_skipped_with_how_to_render_it() {
     );
     assert!(!err.contains("invalid YAML"), "{err}");
 }
+
+/// An egress box written as a CiliumNetworkPolicy (DNS to kube-dns, HTTPS to one host).
+const CILIUM_LLM_ONLY: &str = "\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: llm-only
+  namespace: openclaw-hardened
+spec:
+  endpointSelector:
+    matchLabels:
+      app: openclaw
+  egress:
+  - toEndpoints:
+    - matchLabels:
+        k8s:io.kubernetes.pod.namespace: kube-system
+        k8s:k8s-app: kube-dns
+    toPorts:
+    - ports: [{port: '53', protocol: ANY}]
+      rules:
+        dns: [{matchPattern: '*'}]
+  - toFQDNs: [{matchName: api.anthropic.com}]
+    toPorts:
+    - ports: [{port: '443', protocol: TCP}]
+";
+
+const FQDN_POLICY: &str = "\
+checks:
+  egress:
+    allow:
+    - {name: DNS, protocol: UDP, port: 53, namespaces: [kube-system]}
+    - {name: DNS, protocol: TCP, port: 53, namespaces: [kube-system]}
+    - {name: Anthropic, protocol: TCP, port: 443, fqdns: [api.anthropic.com]}
+";
+
+#[test]
+fn cilium_policies_in_the_manifests_count_for_default_deny_egress() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(dir.path(), "policy.yaml", FQDN_POLICY);
+    let mut paths = Vec::new();
+    for f in ["agent.yaml", "namespace.yaml", "serviceaccount.yaml"] {
+        let text = std::fs::read_to_string(examples("hardened").join(f)).unwrap();
+        paths.push(write(dir.path(), f, &text));
+    }
+    let cnp = write(dir.path(), "cnp.yaml", CILIUM_LLM_ONLY);
+    let mut args: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    args.push(&cnp);
+    let policy_arg = policy.to_str().unwrap();
+    let out = check_paths(&args, &["--policy", policy_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // The same policy opening HTTPS to the whole internet breaks the allow-list.
+    let wide = write(
+        dir.path(),
+        "cnp.yaml",
+        &CILIUM_LLM_ONLY.replace(
+            "- toFQDNs: [{matchName: api.anthropic.com}]",
+            "- toEntities: [world]",
+        ),
+    );
+    let mut args: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    args.push(&wide);
+    let out = check_paths(&args, &["--policy", policy_arg]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "CiliumNetworkPolicy openclaw-hardened/llm-only egress[1] allows TCP 443 to 0.0.0.0/0, ::/0"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_secret_provider_class_missing_from_the_manifests_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = examples("hardened").join("agent.yaml");
+    let np = examples("hardened").join("networkpolicy.yaml");
+    let sa = examples("hardened").join("serviceaccount.yaml");
+    let class = write(
+        dir.path(),
+        "class.yaml",
+        "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\n\
+         metadata: {name: openclaw-vualt, namespace: openclaw-hardened}\nspec: {provider: vault}\n",
+    );
+    let out = check_paths(&[&agent, &np, &sa, &class], &[]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("annotation openclaw.io/secret-provider-class names SecretProviderClass openclaw-vault, which does not exist in namespace openclaw-hardened"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    // Low tier: reported (exit 1), but a warning rather than a refusal.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("would be allowed in enforce mode"), "{text}");
+}

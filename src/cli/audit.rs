@@ -3,7 +3,8 @@
 //! one would refuse.
 //!
 //! It lists, page by page, the cluster view (Namespaces, ServiceAccounts, NetworkPolicies,
-//! roles and bindings) and then every Pod and every workload that no controller owns
+//! roles and bindings, and where their APIs are served Cilium policies and
+//! SecretProviderClasses) and then every Pod and every workload that no controller owns
 //! (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs): the Pods are what runs
 //! now, the workloads what their next rollout will create. Each is judged as a CREATE by a user
 //! with no groups, in the mode its namespace is in, and again as `enforce` would judge it.
@@ -244,6 +245,32 @@ async fn read_view(
     .await?
     {
         idx.apply_cluster_role_binding(&b);
+    }
+    // Optional APIs, read where served, as the live view watches them.
+    use crate::cluster::dynamic;
+    for api in [
+        &dynamic::SECRET_PROVIDER_CLASSES,
+        &dynamic::CILIUM_NETWORK_POLICIES,
+        &dynamic::CILIUM_CLUSTERWIDE_NETWORK_POLICIES,
+    ] {
+        let served = api
+            .served(client)
+            .await
+            .with_context(|| format!("cannot ask whether {} is served", api.api_version()))?;
+        if !served {
+            tracing::info!(kind = api.kind, "API not served; not read");
+            continue;
+        }
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &api.resource());
+        let what = format!("{}s", api.kind);
+        view.index.set_served(api.kind, true);
+        for o in list_all(&all, page, &what, progress).await? {
+            let mut value = serde_json::to_value(&o)?;
+            value["kind"] = api.kind.into();
+            if let Err(e) = view.add(&value, "") {
+                tracing::warn!(kind = api.kind, name = ?o.metadata.name, error = %e, "skipping object that does not fit its kind");
+            }
+        }
     }
     Ok(view)
 }

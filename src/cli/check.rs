@@ -1,7 +1,8 @@
 //! `check`: offline verdicts on manifests, from the same engine the webhook runs.
 //!
-//! Every input is read first, so the ServiceAccounts, bindings, roles, NetworkPolicies,
-//! Namespaces and Secrets found anywhere in them form one `StaticView`; only then is each Pod
+//! Every input is read first, so the ServiceAccounts, bindings, roles, NetworkPolicies, Cilium
+//! policies, SecretProviderClasses, Namespaces and Secrets found anywhere in them form one
+//! `StaticView`; only then is each Pod
 //! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
 //! honoured). Every violation is shown whatever its action, because the point of running this
 //! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad

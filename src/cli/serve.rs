@@ -39,11 +39,16 @@ pub struct Args {
     /// policy file with the policy in force (e.g. `10s`, `500ms`, `1m`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cert_reload_interval: Duration,
+    /// How often an optional API found not served (Cilium's policies, SecretProviderClasses)
+    /// is looked for again, so installing its CRD later needs no restart.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub discovery_interval: Duration,
     /// After SIGTERM, how long reviews in flight get to finish.
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Manifests (files or directories, YAML or JSON) whose ServiceAccounts, Namespaces,
-    /// NetworkPolicies, roles and bindings make the cluster view.
+    /// NetworkPolicies, Cilium policies, SecretProviderClasses, roles and bindings make the
+    /// cluster view.
     /// Implies `--no-cluster`.
     #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
     pub manifests: Vec<PathBuf>,
@@ -313,7 +318,7 @@ pub fn run(args: Args) -> ExitCode {
                 let client = crate::cluster::client(args.kubeconfig.as_deref())
                     .await
                     .context("cannot configure the Kubernetes client (use --kubeconfig, or --no-cluster with --manifests)")?;
-                let (view, ready) = crate::cluster::start(client, &cluster_policy);
+                let (view, ready) = crate::cluster::start(client, &cluster_policy, args.discovery_interval);
                 metrics.watch_cache(view.stats());
                 tracing::info!("watching the cluster; /readyz turns ready after the first list of every kind");
                 serve_with(ServeSetup {

@@ -12,17 +12,22 @@
 //! NetworkPolicy of the namespace, nothing is fetched and nothing allocated beyond the checks.
 
 use super::LiveView;
+use super::dynamic;
 use super::stats::LookupStats;
 use crate::engine;
+use crate::engine::checks::secret_provider_class;
+use crate::engine::cilium::CiliumPolicy;
+use crate::engine::mutations::secrets_store;
 use crate::engine::policy::Policy;
 use crate::engine::review::{Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
 use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup, StaticView};
+use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,24 +42,70 @@ struct Misses {
     namespace: bool,
     /// The ServiceAccount's name when the cache does not know it.
     service_account: Option<String>,
-    /// No NetworkPolicy at all in the namespace.
+    /// No NetworkPolicy at all in the namespace (nor, where Cilium's API is served, any
+    /// CiliumNetworkPolicy).
     network_policies: bool,
+    /// Cilium's API is served: a miss of policies lists CiliumNetworkPolicies too.
+    cilium: bool,
+    /// SecretProviderClasses the pod names that the cache does not hold.
+    secret_provider_classes: Vec<String>,
 }
 
 impl Misses {
     fn any(&self) -> bool {
-        self.namespace || self.service_account.is_some() || self.network_policies
+        self.namespace
+            || self.service_account.is_some()
+            || self.network_policies
+            || !self.secret_provider_classes.is_empty()
     }
+}
+
+/// Classes the pod names (its CSI volumes, and the mutation's annotation) that the cache
+/// says do not exist, where the cache knows SecretProviderClasses at all.
+fn missing_classes(index: &Index, target: &Target<'_>, policy: &Policy) -> Vec<String> {
+    let ns = target.namespace;
+    let settings = &policy.mutations.secrets_store;
+    let mut named: Vec<&str> = Vec::new();
+    if settings.enabled {
+        named.extend(
+            target
+                .meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(&settings.annotation))
+                .map(|s| s.trim()),
+        );
+        named.extend(settings.namespace_defaults.get(ns).map(String::as_str));
+    }
+    for v in target.spec.volumes.iter().flatten() {
+        if let Some(csi) = v.csi.as_ref().filter(|c| c.driver == secrets_store::DRIVER) {
+            named.extend(
+                csi.volume_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(secret_provider_class::CLASS_ATTRIBUTE))
+                    .map(|s| s.trim()),
+            );
+        }
+    }
+    let mut out: Vec<String> = named
+        .into_iter()
+        .filter(|c| !c.is_empty() && index.secret_provider_class(ns, c) == Some(false))
+        .map(String::from)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
     let ns = review.namespace.as_str();
-    let sa = match &review.object {
-        Subject::Pod(pod) => Target::of_pod(pod, ns).service_account(),
-        Subject::Template(t) => Target::of_template(t, ns, "").service_account(),
+    let target = match &review.object {
+        Subject::Pod(pod) => Target::of_pod(pod, ns),
+        Subject::Template(t) => Target::of_template(t, ns, ""),
         Subject::None | Subject::Other | Subject::Connect(_) => return Misses::default(),
-    }
-    .unwrap_or("default");
+    };
+    let sa = target.service_account().unwrap_or("default");
+    let cilium = index.cilium_policies(ns);
     let sa_checked = policy.check_enabled("dedicated-service-account")
         || policy.check_enabled("least-privilege-rbac");
     Misses {
@@ -62,7 +113,12 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
         service_account: (sa_checked && !index.service_account_exists(ns, sa))
             .then(|| sa.to_string()),
         network_policies: policy.check_enabled("default-deny-egress")
-            && index.network_policies(ns).is_empty(),
+            && index.network_policies(ns).is_empty()
+            && cilium
+                .as_ref()
+                .is_none_or(|c| c.iter().all(|p| p.clusterwide)),
+        cilium: cilium.is_some(),
+        secret_provider_classes: missing_classes(index, &target, policy),
     }
 }
 
@@ -222,6 +278,12 @@ impl ClusterView for &Index {
     fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
         (**self).pod_labels(namespace, name)
     }
+    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
+        (**self).secret_provider_class(namespace, name)
+    }
+    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        (**self).cilium_policies(namespace)
+    }
 }
 
 async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStats) -> Index {
@@ -267,7 +329,53 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStat
         .map(|l| l.items)
         .unwrap_or_default()
     };
-    let (namespace, rbac, policies) = futures::join!(namespace, rbac, policies);
+    let cilium = async {
+        if !(missing.network_policies && missing.cilium) {
+            return Vec::new();
+        }
+        let api = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            ns,
+            &dynamic::CILIUM_NETWORK_POLICIES.resource(),
+        );
+        let listed = logged(
+            api.list(&ListParams::default()).await,
+            CILIUM_NETWORK_POLICY,
+            ns,
+            lookups,
+        )
+        .map(|l| l.items)
+        .unwrap_or_default();
+        listed
+            .into_iter()
+            .filter_map(|o| {
+                let mut v = serde_json::to_value(&o).ok()?;
+                v["kind"] = CILIUM_NETWORK_POLICY.into();
+                CiliumPolicy::from_object(&v).ok()
+            })
+            .collect()
+    };
+    let classes = async {
+        let api = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            ns,
+            &dynamic::SECRET_PROVIDER_CLASSES.resource(),
+        );
+        let found = futures::future::join_all(
+            missing
+                .secret_provider_classes
+                .iter()
+                .map(|name| api.get_metadata_opt(name)),
+        )
+        .await;
+        found
+            .into_iter()
+            .filter_map(|r| logged(r, SECRET_PROVIDER_CLASS, ns, lookups).flatten())
+            .filter_map(|o| o.metadata.name)
+            .collect::<Vec<String>>()
+    };
+    let (namespace, rbac, policies, cilium, classes) =
+        futures::join!(namespace, rbac, policies, cilium, classes);
 
     let mut extra = Index::new();
     if let Some(n) = namespace {
@@ -283,6 +391,12 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStat
     }
     for p in policies {
         extra.apply_network_policy(p);
+    }
+    for p in cilium {
+        extra.apply_cilium_policy(p);
+    }
+    for c in classes {
+        extra.apply_secret_provider_class(ns, &c);
     }
     extra
 }
@@ -387,6 +501,33 @@ impl ClusterView for Confirmed<'_> {
             None => self.live.pod_labels(namespace, name),
         }
     }
+
+    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
+        let cached = self.live.secret_provider_class(namespace, name)?;
+        Some(
+            cached
+                || self
+                    .extra
+                    .as_ref()
+                    .and_then(|x| x.secret_provider_class(namespace, name))
+                    .unwrap_or(false),
+        )
+    }
+
+    /// As for NetworkPolicies: the namespace's fetched policies stand in only where the
+    /// cache has none of the namespace's own; clusterwide ones always come from the cache.
+    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        let mut cached = self.live.cilium_policies(namespace)?;
+        if cached.iter().all(|p| p.clusterwide)
+            && let Some(fetched) = self
+                .extra
+                .as_ref()
+                .and_then(|x| x.cilium_policies(namespace))
+        {
+            cached.extend(fetched.into_iter().filter(|p| !p.clusterwide));
+        }
+        Some(cached)
+    }
 }
 
 #[cfg(test)]
@@ -453,7 +594,9 @@ mod tests {
             Misses {
                 namespace: true,
                 service_account: Some(SA.into()),
-                network_policies: true
+                network_policies: true,
+                cilium: false,
+                secret_provider_classes: Vec::new(),
             }
         );
     }
@@ -540,6 +683,87 @@ mod tests {
             [
                 format!("RoleBinding {NS}/admin"),
                 format!("RoleBinding {NS}/read")
+            ]
+        );
+    }
+
+    fn spc(name: &str) -> serde_json::Value {
+        json!({"apiVersion":"secrets-store.csi.x-k8s.io/v1","kind":"SecretProviderClass",
+            "metadata":{"name":name,"namespace":NS},"spec":{"provider":"vault"}})
+    }
+
+    #[test]
+    fn classes_the_pod_names_and_the_cache_lacks_are_confirmed_only_where_classes_are_known() {
+        let p = crate::engine::checks::fixtures::hardened()
+            .annotation("openclaw.io/secret-provider-class", "fresh")
+            .build();
+        // The API is not served: nothing to confirm.
+        let m = misses(
+            &complete_namespace(),
+            &review_of(p.clone()),
+            &Policy::default(),
+        );
+        assert!(m.secret_provider_classes.is_empty());
+        let mut index = complete_namespace();
+        index.apply_secret_provider_class(NS, "old");
+        let m = misses(&index, &review_of(p.clone()), &Policy::default());
+        assert_eq!(m.secret_provider_classes, ["fresh"]);
+        index.apply_secret_provider_class(NS, "fresh");
+        assert!(!misses(&index, &review_of(p), &Policy::default()).any());
+    }
+
+    #[test]
+    fn a_fetched_class_counts_where_the_cache_has_none() {
+        let live = LiveView::from_index(view(json!([spc("old")])));
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([spc("fresh")]))),
+        };
+        assert_eq!(v.secret_provider_class(NS, "fresh"), Some(true));
+        assert_eq!(v.secret_provider_class(NS, "old"), Some(true));
+        assert_eq!(v.secret_provider_class(NS, "typo"), Some(false));
+        // Where the API is not served, a fetched answer does not make it known.
+        let unknown = LiveView::from_index(Index::new());
+        let v = Confirmed {
+            live: &unknown,
+            extra: Some(view(json!([spc("fresh")]))),
+        };
+        assert_eq!(v.secret_provider_class(NS, "fresh"), None);
+    }
+
+    #[test]
+    fn a_namespace_with_only_cilium_policies_needs_no_live_call_and_fetched_ones_fill_a_gap() {
+        let cnp = json!({"apiVersion":"cilium.io/v2","kind":"CiliumNetworkPolicy",
+            "metadata":{"name":"llm","namespace":NS},"spec":{"endpointSelector":{},"egress":[{}]}});
+        let ccnp = json!({"apiVersion":"cilium.io/v2","kind":"CiliumClusterwideNetworkPolicy",
+            "metadata":{"name":"base"},"spec":{"endpointSelector":{}}});
+        let mut with_cnp = view(json!([
+            {"apiVersion":"v1","kind":"Namespace","metadata":{"name":NS}},
+            {"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":SA,"namespace":NS}},
+            ccnp
+        ]));
+        let m = misses(&with_cnp, &review_of(hardened_pod()), &Policy::default());
+        assert!(m.network_policies && m.cilium, "{m:?}");
+        with_cnp.apply_cilium_policy(CiliumPolicy::from_object(&cnp).unwrap());
+        assert!(!misses(&with_cnp, &review_of(hardened_pod()), &Policy::default()).any());
+
+        let live = LiveView::from_index(view(json!([ccnp])));
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([cnp]))),
+        };
+        let mut names: Vec<String> = v
+            .cilium_policies(NS)
+            .unwrap()
+            .iter()
+            .map(|p| p.describe())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "CiliumClusterwideNetworkPolicy base",
+                "CiliumNetworkPolicy agents/llm"
             ]
         );
     }

@@ -29,6 +29,9 @@ pub(crate) trait Feed: Send + 'static {
     fn convert(raw: Self::Raw) -> Option<Self::Obj>;
     fn apply(index: &mut Index, obj: Self::Obj);
     fn delete(index: &mut Index, namespace: &str, name: &str);
+    /// Called once, under the same lock as the first list: for optional kinds, to record
+    /// that the index now knows them.
+    fn synced(_index: &mut Index) {}
 }
 
 fn write(index: &RwLock<Index>) -> RwLockWriteGuard<'_, Index> {
@@ -88,6 +91,9 @@ impl<F: Feed> Applier<F> {
                     idx.clear_kind(F::KIND);
                     for obj in listed {
                         F::apply(&mut idx, obj);
+                    }
+                    if !self.synced {
+                        F::synced(&mut idx);
                     }
                 }
                 tracing::debug!(kind = F::KIND, count, "list applied");

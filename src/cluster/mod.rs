@@ -6,6 +6,8 @@
 //!   wholesale so objects deleted while the watch was down disappear.
 //! - `confirm`: before judging an agent pod, a live GET for what the cache misses and may have
 //!   been created a moment ago (namespace, ServiceAccount and NetworkPolicy in one apply).
+//! - `dynamic`: kinds of optional APIs (SecretProviderClass, Cilium's policies), watched only
+//!   where discovery finds them served.
 //!
 //! Readiness ([`Readiness`]) turns true once every watcher has finished its first list and
 //! stays true afterwards: the webhook keeps serving from cache while the API server is away.
@@ -36,14 +38,23 @@
 //!   # - apiGroups: [""]
 //!   #   resources: [secrets]
 //!   #   verbs: [list, watch]
+//!   # Watched only where the API is served (src/cluster/dynamic.rs).
+//!   - apiGroups: [secrets-store.csi.x-k8s.io]
+//!     resources: [secretproviderclasses]
+//!     verbs: [get, list, watch]
+//!   - apiGroups: [cilium.io]
+//!     resources: [ciliumnetworkpolicies, ciliumclusterwidenetworkpolicies]
+//!     verbs: [get, list, watch]
 //! ```
 
 mod confirm;
+pub mod dynamic;
 mod feed;
 pub mod stats;
 
 pub use confirm::{CONFIRM_TIMEOUT, Confirm, Confirmed};
 
+use crate::engine::cilium::CiliumPolicy;
 use crate::engine::policy::Policy;
 use crate::engine::selector::Labels;
 use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup};
@@ -135,6 +146,12 @@ impl ClusterView for LiveView {
     fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
         self.read().pod_labels(namespace, name)
     }
+    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.read().secret_provider_class(namespace, name)
+    }
+    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        self.read().cilium_policies(namespace)
+    }
 }
 
 struct ReadyState {
@@ -203,7 +220,12 @@ impl Readiness {
 
 /// Starts the watchers (inside a tokio runtime) and returns the view they feed and its
 /// readiness. The Secret watch runs only when the policy's legacy token check asks for it.
-pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
+/// Optional APIs not served are looked for again every `discovery_interval`.
+pub fn start(
+    client: Client,
+    policy: &Policy,
+    discovery_interval: std::time::Duration,
+) -> (Arc<LiveView>, Readiness) {
     let legacy = policy.checks.token.legacy_secret_check;
     let mut kinds = vec![
         feed::Namespaces::KIND,
@@ -217,6 +239,12 @@ pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
     if legacy {
         kinds.push(feed::LegacyTokenSecrets::KIND);
     }
+    // Optional APIs: each waits for readiness only until discovery says it is not served.
+    kinds.extend([
+        dynamic::SECRET_PROVIDER_CLASSES.kind,
+        dynamic::CILIUM_NETWORK_POLICIES.kind,
+        dynamic::CILIUM_CLUSTERWIDE_NETWORK_POLICIES.kind,
+    ]);
     let stats = Arc::new(stats::CacheStats::new(&kinds));
     let ready = Readiness::new(kinds);
     let view = Arc::new(LiveView {
@@ -248,6 +276,24 @@ pub fn start(client: Client, policy: &Policy) -> (Arc<LiveView>, Readiness) {
         let secrets = watcher(metadata::<Secret>(c), cfg().fields(LEGACY_TOKEN_SELECTOR));
         spawn::<feed::LegacyTokenSecrets, _>(secrets, &view, &ready);
     }
+    dynamic::watch_when_served::<dynamic::SecretProviderClasses>(
+        client.clone(),
+        Arc::clone(&view),
+        ready.clone(),
+        discovery_interval,
+    );
+    dynamic::watch_when_served::<dynamic::CiliumNetworkPolicies>(
+        client.clone(),
+        Arc::clone(&view),
+        ready.clone(),
+        discovery_interval,
+    );
+    dynamic::watch_when_served::<dynamic::CiliumClusterwideNetworkPolicies>(
+        client.clone(),
+        Arc::clone(&view),
+        ready.clone(),
+        discovery_interval,
+    );
     (view, ready)
 }
 

@@ -1,7 +1,7 @@
 //! How current the caches are, per watched kind, and how live confirmations went: counters the
 //! watch tasks and the confirm step bump, and `/metrics` reads (src/server/metrics.rs).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One watched kind.
@@ -13,6 +13,8 @@ pub struct KindStats {
     relists: AtomicU64,
     lists: AtomicU64,
     watch_errors: AtomicU64,
+    /// Set when discovery found the kind's API not served (optional APIs only).
+    not_served: AtomicBool,
 }
 
 impl KindStats {
@@ -24,6 +26,13 @@ impl KindStats {
     }
     pub fn watch_errors(&self) -> u64 {
         self.watch_errors.load(Ordering::Relaxed)
+    }
+    /// Whether the API server serves the kind (always, for built-in kinds).
+    pub fn served(&self) -> bool {
+        !self.not_served.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_served(&self, served: bool) {
+        self.not_served.store(!served, Ordering::Relaxed);
     }
     pub(crate) fn event(&self) {
         self.last_event.store(unix_now(), Ordering::Relaxed);

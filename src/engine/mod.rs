@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod checks;
+pub mod cilium;
 pub mod mutations;
 pub mod openshift;
 pub mod patch;
@@ -847,6 +848,7 @@ fn mutate_pod(
             &review.namespace,
             target.service_account().unwrap_or("default"),
         ),
+        view,
     };
     let applied = mutations::apply_all(&mut draft, &input);
     let patch = if applied.is_empty() {

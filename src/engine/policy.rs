@@ -24,6 +24,7 @@ pub const CHECK_IDS: &[&str] = &[
     "short-lived-token",
     "in-cluster-inference",
     "exec-requires-approval",
+    "secret-provider-class-exists",
 ];
 
 /// Errors found while loading a policy. Each names the place and what is allowed.
@@ -382,6 +383,11 @@ pub struct EgressAllow {
     pub cidrs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<String>,
+    /// When set, covers only Cilium `toFQDNs` destinations whose names or patterns these
+    /// host names or patterns (`api.anthropic.com`, `*.openai.com`) cover. Only a Cilium
+    /// policy can name hosts, so such an entry never covers a NetworkPolicy rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fqdns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -402,6 +408,7 @@ impl Default for EgressSettings {
             pod_selector: None,
             cidrs: Vec::new(),
             except: Vec::new(),
+            fqdns: Vec::new(),
         };
         EgressSettings {
             allow: vec![
@@ -731,6 +738,21 @@ impl Policy {
                     super::checks::cidr::parse(c)
                         .map_err(|m| bad(&format!("checks.egress.allow[{i}].{field}[{j}]"), m))?;
                 }
+            }
+            for (j, f) in a.fqdns.iter().enumerate() {
+                super::checks::check_fqdn_pattern(f)
+                    .map_err(|m| bad(&format!("checks.egress.allow[{i}].fqdns[{j}]"), m))?;
+            }
+            if !a.fqdns.is_empty()
+                && (!a.cidrs.is_empty()
+                    || !a.namespaces.is_empty()
+                    || a.namespace_selector.is_some()
+                    || a.pod_selector.is_some())
+            {
+                return Err(bad(
+                    &format!("checks.egress.allow[{i}].fqdns"),
+                    "an entry names hosts, or addresses, or namespaces and pods, not two of them; write one entry per kind of destination".into(),
+                ));
             }
             if !a.except.is_empty() && a.cidrs.is_empty() {
                 return Err(bad(

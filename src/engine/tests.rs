@@ -176,6 +176,7 @@ fn applying_all_mutations_twice_changes_nothing_the_second_time() {
         policy: &policy,
         namespace: NS,
         service_account_automount: None,
+        view: &crate::engine::view::StaticView::new(),
     };
     let mut first = super::mutations::PodDraft::new(&pod);
     assert!(!super::mutations::apply_all(&mut first, &input).is_empty());

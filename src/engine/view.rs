@@ -4,6 +4,7 @@
 //! objects the checks need, keyed for direct lookup (never a scan of the cluster), and is
 //! shared by `StaticView` (manifests, for tests and `check`) and the live reflector-fed view.
 
+use super::cilium::CiliumPolicy;
 use super::selector::Labels;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -48,7 +49,23 @@ pub trait ClusterView {
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool;
     /// A pod's labels, for requests that name a pod without carrying it (`kubectl exec`).
     fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup;
+    /// Whether a SecretProviderClass exists in the namespace; `None` when the view does not
+    /// know SecretProviderClasses (the `secrets-store.csi.x-k8s.io` API is not served).
+    fn secret_provider_class(&self, _namespace: &str, _name: &str) -> Option<bool> {
+        None
+    }
+    /// The Cilium policies that may select pods of a namespace: its CiliumNetworkPolicies and
+    /// every CiliumClusterwideNetworkPolicy; `None` when the view does not know Cilium
+    /// policies (the `cilium.io/v2` API is not served).
+    fn cilium_policies(&self, _namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        None
+    }
 }
+
+/// Kind names of the optional APIs, as [`Index::clear_kind`] and [`VIEW_KINDS`] spell them.
+pub const SECRET_PROVIDER_CLASS: &str = "SecretProviderClass";
+pub const CILIUM_NETWORK_POLICY: &str = super::cilium::NAMESPACED_KIND;
+pub const CILIUM_CLUSTERWIDE_NETWORK_POLICY: &str = super::cilium::CLUSTERWIDE_KIND;
 
 /// What the view knows of a pod named by a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +124,14 @@ pub struct Index {
     legacy_token_secrets: HashSet<(String, String)>,
     /// Pods looked up for one request (never watched): labels, or `None` for no such pod.
     pods: HashMap<(String, String), Option<Labels>>,
+    /// Whether SecretProviderClasses are known (their API is served and listed).
+    secret_provider_classes_served: bool,
+    /// SecretProviderClasses by namespace and name; nothing of their spec is kept.
+    secret_provider_classes: HashSet<(String, String)>,
+    /// Whether Cilium policies are known (their API is served and listed).
+    cilium_served: bool,
+    cilium_policies: HashMap<String, BTreeMap<String, Arc<CiliumPolicy>>>,
+    cilium_clusterwide: BTreeMap<String, Arc<CiliumPolicy>>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
@@ -336,6 +361,54 @@ impl Index {
             .remove(&(namespace.to_string(), name.to_string()));
     }
 
+    /// Records whether an optional API's objects are known: a view that knows them answers
+    /// "missing" for an object it does not hold; one that does not answers "not known".
+    pub fn set_served(&mut self, kind: &str, served: bool) {
+        match kind {
+            SECRET_PROVIDER_CLASS => self.secret_provider_classes_served = served,
+            CILIUM_NETWORK_POLICY | CILIUM_CLUSTERWIDE_NETWORK_POLICY => {
+                self.cilium_served = served
+            }
+            _ => {}
+        }
+    }
+
+    /// A SecretProviderClass by name (all the index keeps of it).
+    pub fn apply_secret_provider_class(&mut self, namespace: &str, name: &str) {
+        self.secret_provider_classes_served = true;
+        self.secret_provider_classes
+            .insert((namespace.to_string(), name.to_string()));
+    }
+    pub fn delete_secret_provider_class(&mut self, namespace: &str, name: &str) {
+        self.secret_provider_classes
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// A Cilium policy of either kind.
+    pub fn apply_cilium_policy(&mut self, policy: CiliumPolicy) {
+        self.cilium_served = true;
+        if policy.clusterwide {
+            self.cilium_clusterwide
+                .insert(policy.name.clone(), Arc::new(policy));
+        } else {
+            self.cilium_policies
+                .entry(policy.namespace.clone())
+                .or_default()
+                .insert(policy.name.clone(), Arc::new(policy));
+        }
+    }
+    /// Removes a CiliumNetworkPolicy (`namespace` set) or a clusterwide one (`namespace` empty).
+    pub fn delete_cilium_policy(&mut self, namespace: &str, name: &str) {
+        if namespace.is_empty() {
+            self.cilium_clusterwide.remove(name);
+        } else if let Some(m) = self.cilium_policies.get_mut(namespace) {
+            m.remove(name);
+            if m.is_empty() {
+                self.cilium_policies.remove(namespace);
+            }
+        }
+    }
+
     /// Forgets every object of one kind (a name from [`VIEW_KINDS`]), so that a watcher's
     /// relist can replace the kind wholesale and objects deleted meanwhile disappear.
     pub fn clear_kind(&mut self, kind: &str) {
@@ -363,6 +436,9 @@ impl Index {
                 });
             }
             "Secret" => self.legacy_token_secrets.clear(),
+            SECRET_PROVIDER_CLASS => self.secret_provider_classes.clear(),
+            CILIUM_NETWORK_POLICY => self.cilium_policies.clear(),
+            CILIUM_CLUSTERWIDE_NETWORK_POLICY => self.cilium_clusterwide.clear(),
             _ => {}
         }
     }
@@ -381,6 +457,15 @@ impl Index {
             ("rolebindings", self.role_bindings.len()),
             ("clusterrolebindings", self.cluster_role_bindings.len()),
             ("legacytokensecrets", self.legacy_token_secrets.len()),
+            ("secretproviderclasses", self.secret_provider_classes.len()),
+            (
+                "ciliumnetworkpolicies",
+                self.cilium_policies.values().map(|m| m.len()).sum(),
+            ),
+            (
+                "ciliumclusterwidenetworkpolicies",
+                self.cilium_clusterwide.len(),
+            ),
         ])
     }
 
@@ -517,6 +602,26 @@ impl ClusterView for Index {
             None => PodLookup::Unknown,
         }
     }
+
+    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.secret_provider_classes_served.then(|| {
+            self.secret_provider_classes
+                .contains(&(namespace.to_string(), name.to_string()))
+        })
+    }
+
+    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        if !self.cilium_served {
+            return None;
+        }
+        let mut out: Vec<Arc<CiliumPolicy>> = self
+            .cilium_policies
+            .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        out.extend(self.cilium_clusterwide.values().cloned());
+        Some(out)
+    }
 }
 
 /// A cluster view built from manifests: the objects given to `check`, or a test's fixtures.
@@ -535,6 +640,9 @@ pub const VIEW_KINDS: &[&str] = &[
     "RoleBinding",
     "ClusterRoleBinding",
     "Secret",
+    SECRET_PROVIDER_CLASS,
+    CILIUM_NETWORK_POLICY,
+    CILIUM_CLUSTERWIDE_NETWORK_POLICY,
 ];
 
 impl StaticView {
@@ -545,6 +653,10 @@ impl StaticView {
     /// Adds one manifest when its kind is one the view keeps. Returns `Ok(true)` when taken,
     /// `Ok(false)` when the kind is not one the view keeps, and an error when the object does
     /// not fit its kind's schema. `default_namespace` fills objects that name none.
+    ///
+    /// A SecretProviderClass or a Cilium policy among the manifests makes its API count as
+    /// served: classes the manifests do not hold are then missing, and Cilium policies count
+    /// for `default-deny-egress`.
     pub fn add(
         &mut self,
         object: &serde_json::Value,
@@ -554,6 +666,7 @@ impl StaticView {
         let mut object = object.clone();
         if kind != "Namespace"
             && !kind.starts_with("Cluster")
+            && kind != CILIUM_CLUSTERWIDE_NETWORK_POLICY
             && let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut())
             && !meta.contains_key("namespace")
         {
@@ -577,6 +690,17 @@ impl StaticView {
                     m.remove("stringData");
                 }
                 idx.apply_secret(&serde_json::from_value(object)?)
+            }
+            SECRET_PROVIDER_CLASS => {
+                let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+                    serde_json::from_value(object.get("metadata").cloned().unwrap_or_default())?;
+                let (ns, name) = ns_name(&meta);
+                idx.apply_secret_provider_class(&ns, &name);
+            }
+            CILIUM_NETWORK_POLICY | CILIUM_CLUSTERWIDE_NETWORK_POLICY => {
+                let policy = CiliumPolicy::from_object(&object)
+                    .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+                idx.apply_cilium_policy(policy);
             }
             _ => return Ok(false),
         }
@@ -614,6 +738,12 @@ impl ClusterView for StaticView {
     }
     fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
         self.index.pod_labels(namespace, name)
+    }
+    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.index.secret_provider_class(namespace, name)
+    }
+    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        self.index.cilium_policies(namespace)
     }
 }
 

@@ -541,6 +541,18 @@ fn render_cache(out: &mut String, cache: &CacheStats) -> std::fmt::Result {
     }
     writeln!(
         out,
+        "# HELP openclaw_admission_cache_served Whether the API server serves the watched kind (0 for an optional API whose CRD is not installed: its objects are not judged)."
+    )?;
+    writeln!(out, "# TYPE openclaw_admission_cache_served gauge")?;
+    for (kind, k) in cache.kinds() {
+        writeln!(
+            out,
+            "openclaw_admission_cache_served{{kind=\"{kind}\"}} {}",
+            u8::from(k.served())
+        )?;
+    }
+    writeln!(
+        out,
         "# HELP openclaw_admission_live_lookups_total Live confirmations of cache misses, by outcome (fetched, timed_out, failed)."
     )?;
     writeln!(out, "# TYPE openclaw_admission_live_lookups_total counter")?;
@@ -637,8 +649,22 @@ mod tests {
             !m.render()
                 .contains("openclaw_admission_cache_relists_total")
         );
-        m.watch_cache(Arc::new(CacheStats::new(&["Namespace", "NetworkPolicy"])));
+        let stats = Arc::new(CacheStats::new(&[
+            "Namespace",
+            "NetworkPolicy",
+            "CiliumNetworkPolicy",
+        ]));
+        stats.kind("CiliumNetworkPolicy").unwrap().set_served(false);
+        m.watch_cache(stats);
         let text = m.render();
+        assert!(
+            text.contains(r#"openclaw_admission_cache_served{kind="CiliumNetworkPolicy"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"openclaw_admission_cache_served{kind="Namespace"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"openclaw_admission_cache_relists_total{kind="NetworkPolicy"} 0"#),
             "{text}"

@@ -189,6 +189,10 @@ expect(not any(w["objectSelector"].get("matchLabels", {}).items() <= pod["metada
 rules = one(docs, "ClusterRole")["rules"]
 expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
 expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")
+granted = {(g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] if "watch" in r["verbs"]}
+expect({("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies"),
+        ("secrets-store.csi.x-k8s.io", "secretproviderclasses")} <= granted,
+       "the optional kinds the webhook watches where served (Cilium policies, SecretProviderClasses)")
 expect(any(x["kind"] == "PodDisruptionBudget" for x in docs), "a PodDisruptionBudget with two replicas")
 
 legacy = one(load("legacySecretCheck"), "ClusterRole")["rules"]

@@ -111,6 +111,16 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "stopping_mlflow_costs_counted_spans_and_no_answer",
             observability::stopping_mlflow_costs_spans_never_answers,
         ),
+        // After every case that applies agents in namespaces of its own: these install CRDs,
+        // and the SecretProviderClass one makes the class hardened_pod names matter.
+        (
+            "secret_provider_classes_are_found_once_served_an_existing_one_is_mounted_a_typo_warned",
+            crate::optional_apis::secret_provider_classes,
+        ),
+        (
+            "cilium_only_namespace_admits_the_agent_and_an_over_wide_cilium_policy_is_refused_by_name",
+            crate::optional_apis::cilium_policies,
+        ),
         // Last: an installed chart registers webhooks whose service has no endpoints here.
         (
             "helm_chart_renders_applies_installs_and_uninstalls_cleanly",

@@ -15,6 +15,7 @@
 mod cases;
 mod mlflow;
 mod observability;
+mod optional_apis;
 mod second_webhook;
 mod support;
 mod workloads;

@@ -209,6 +209,9 @@ impl Env {
             // The live-policy case rewrites the policy file: look at it every second.
             .arg("--cert-reload-interval")
             .arg("1s")
+            // The Cilium and SecretProviderClass cases install their CRDs mid-suite.
+            .arg("--discovery-interval")
+            .arg("1s")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.webhook_port))
             .arg("--kubeconfig")

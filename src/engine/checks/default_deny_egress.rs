@@ -34,11 +34,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 pub const ID: &str = "default-deny-egress";
-const TIER: Tier = Tier::High;
-const NS_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+pub(super) const TIER: Tier = Tier::High;
+pub(super) const NS_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// What one port entry of a rule opens.
-enum Ports<'a> {
+pub(super) enum Ports<'a> {
     /// The rule lists no ports: every port of every protocol.
     Every,
     Range {
@@ -51,12 +51,19 @@ enum Ports<'a> {
         protocol: &'a str,
         name: &'a str,
     },
+    /// ICMP messages (a Cilium `icmps` entry): no allow entry names ICMP.
+    Icmp,
 }
 
 /// Where a rule lets traffic go.
-enum Dest<'a> {
+pub(super) enum Dest<'a> {
     Anywhere,
     Peer(&'a NetworkPolicyPeer),
+    /// A host name or pattern (Cilium `toFQDNs`).
+    Fqdn(&'a str),
+    /// A destination this check does not resolve (a Service, an entity such as `cluster`,
+    /// a CIDR group), described: only an entry without destinations covers it.
+    Opaque(String),
 }
 
 fn selects_for_egress(spec: &NetworkPolicySpec, labels: &selector::Labels) -> bool {
@@ -173,10 +180,16 @@ fn dest_ok(
     let by_address = !a.cidrs.is_empty();
     let by_labels =
         !a.namespaces.is_empty() || a.namespace_selector.is_some() || a.pod_selector.is_some();
-    if !by_address && !by_labels {
+    let by_name = !a.fqdns.is_empty();
+    if !by_address && !by_labels && !by_name {
         return true;
     }
     match dest {
+        Dest::Fqdn(name) => a
+            .fqdns
+            .iter()
+            .any(|q| super::cilium_egress::fqdn_within(name, q)),
+        Dest::Opaque(_) => false,
         Dest::Anywhere => {
             by_address && addresses_within(&["0.0.0.0/0".into(), "::/0".into()], &[], a)
         }
@@ -194,7 +207,7 @@ fn dest_ok(
     }
 }
 
-fn covers(
+pub(super) fn covers(
     a: &EgressAllow,
     port: &Ports<'_>,
     dest: &Dest<'_>,
@@ -209,13 +222,15 @@ fn covers(
         Ports::Named { protocol, name } => {
             a.protocol == *protocol && !a.name.is_empty() && a.name == *name
         }
+        Ports::Icmp => false,
     };
     port_ok && dest_ok(a, dest, own_ns, own_labels)
 }
 
-fn describe_ports(p: &Ports<'_>) -> String {
+pub(super) fn describe_ports(p: &Ports<'_>) -> String {
     match p {
         Ports::Every => "all ports".into(),
+        Ports::Icmp => "ICMP".into(),
         Ports::Range {
             protocol,
             numbered: false,
@@ -247,9 +262,12 @@ fn describe_pods(sel: &LabelSelector) -> String {
     }
 }
 
-fn describe_dest(d: &Dest<'_>, own_ns: &str) -> String {
-    let Dest::Peer(p) = d else {
-        return "anywhere".into();
+pub(super) fn describe_dest(d: &Dest<'_>, own_ns: &str) -> String {
+    let p = match d {
+        Dest::Anywhere => return "anywhere".into(),
+        Dest::Fqdn(name) => return (*name).to_string(),
+        Dest::Opaque(what) => return what.clone(),
+        Dest::Peer(p) => p,
     };
     if let Some(b) = &p.ip_block {
         return match b.except.as_deref().filter(|e| !e.is_empty()) {
@@ -286,6 +304,9 @@ fn describe_allow_list(allow: &[EgressAllow]) -> String {
             if let Some(s) = &a.pod_selector {
                 to.push(describe_pods(s));
             }
+            if !a.fqdns.is_empty() {
+                to.push(a.fqdns.join(", "));
+            }
             if !a.cidrs.is_empty() {
                 let mut c = a.cidrs.join(", ");
                 if !a.except.is_empty() {
@@ -303,7 +324,7 @@ fn describe_allow_list(allow: &[EgressAllow]) -> String {
     items.join(", ")
 }
 
-fn push_unique(v: &mut Vec<String>, s: String) {
+pub(super) fn push_unique(v: &mut Vec<String>, s: String) {
     if !v.contains(&s) {
         v.push(s);
     }
@@ -312,14 +333,33 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let ns = t.namespace;
-    let allow = &input.policy.checks.egress.allow;
     let labels = selector::labels_of(t.meta.labels.as_ref());
     let path = format!(
         "{}metadata.labels",
         t.spec_path.strip_suffix("spec").unwrap_or("")
     );
-    let allowed = describe_allow_list(allow);
+    let allowed = describe_allow_list(&input.policy.checks.egress.allow);
     let own_labels = input.view.namespace_labels(ns);
+
+    // Cilium's policies first: their egressDeny rules close what any allow rule opens, a
+    // NetworkPolicy's included, so what they deny is covered like an allow-list entry.
+    let cilium = super::cilium_egress::judge(input, labels, own_labels.as_ref(), &path, &allowed);
+    let with_denied: Vec<EgressAllow>;
+    let allow: &[EgressAllow] = match &cilium {
+        Some(c) if !c.denied.is_empty() => {
+            with_denied = input
+                .policy
+                .checks
+                .egress
+                .allow
+                .iter()
+                .chain(&c.denied)
+                .cloned()
+                .collect();
+            &with_denied
+        }
+        _ => &input.policy.checks.egress.allow,
+    };
 
     let mut selecting = 0;
     let mut out = Vec::new();
@@ -363,16 +403,30 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
             ));
         }
     }
+    let cilium_served = cilium.is_some();
+    if let Some(c) = cilium {
+        selecting += c.default_deny;
+        out.extend(c.violations);
+    }
     if selecting == 0 {
-        out.push(Violation::new(
-            ID,
-            TIER,
-            path,
-            format!("no NetworkPolicy in namespace {ns} selects this pod for Egress"),
-            format!(
-                "add a NetworkPolicy in {ns} whose podSelector matches this pod, with policyTypes: [Egress] and egress allowing only {allowed}"
-            ),
-        ));
+        let (message, fix) = if cilium_served {
+            (
+                format!(
+                    "no NetworkPolicy in namespace {ns} selects this pod for Egress, and no CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy puts it in egress default-deny"
+                ),
+                format!(
+                    "add a NetworkPolicy in {ns} whose podSelector matches this pod with policyTypes: [Egress], or a CiliumNetworkPolicy whose endpointSelector matches it with egress rules, allowing only {allowed}"
+                ),
+            )
+        } else {
+            (
+                format!("no NetworkPolicy in namespace {ns} selects this pod for Egress"),
+                format!(
+                    "add a NetworkPolicy in {ns} whose podSelector matches this pod, with policyTypes: [Egress] and egress allowing only {allowed}"
+                ),
+            )
+        };
+        out.push(Violation::new(ID, TIER, path, message, fix));
     }
     out
 }

@@ -601,8 +601,12 @@ mod tests {
             .add_caps(&["SYS_ADMIN"])
             .env("OPENAI_API_KEY", "literal-value-here")
             .env("OPENAI_BASE_URL", "https://api.openai.com/v1")
+            .annotation("openclaw.io/secret-provider-class", "no-such-class")
             .build();
         let view = view_of(&[
+            // Any SecretProviderClass makes the API known, so the missing one is reported.
+            json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+                "metadata": {"name": "other", "namespace": NS}, "spec": {"provider": "vault"}}),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": "default-edit", "namespace": NS},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
 };
 
 pub(crate) mod cidr;
+mod cilium_egress;
+pub(crate) use cilium_egress::check_fqdn_pattern;
 mod dedicated_service_account;
 mod default_deny_egress;
 mod drop_all_capabilities;
@@ -22,6 +24,7 @@ mod no_privilege_escalation;
 mod read_only_root_filesystem;
 mod run_as_non_root;
 mod seccomp_profile;
+pub(crate) mod secret_provider_class;
 mod short_lived_token;
 
 #[cfg(test)]
@@ -103,6 +106,11 @@ pub static CHECKS: &[Check] = &[
         id: in_cluster_inference::ID,
         tier: Tier::Medium,
         run: in_cluster_inference::check,
+    },
+    Check {
+        id: secret_provider_class::ID,
+        tier: Tier::Low,
+        run: secret_provider_class::check,
     },
 ];
 

@@ -4,6 +4,7 @@
 //! to its own output it changes nothing, so reinvocation yields no second patch.
 
 use super::policy::Policy;
+use super::view::ClusterView;
 pub use draft::PodDraft;
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
@@ -23,6 +24,8 @@ pub struct MutationInput<'a> {
     pub namespace: &'a str,
     /// The pod's ServiceAccount's own `automountServiceAccountToken`, when known and set.
     pub service_account_automount: Option<bool>,
+    /// Cluster state a mutation consults (`secrets-store`: whether the class exists).
+    pub view: &'a dyn ClusterView,
 }
 
 /// A registered mutation.

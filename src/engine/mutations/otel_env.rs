@@ -252,6 +252,7 @@ mod tests {
                 policy: &Policy::default(),
                 namespace: "agents",
                 service_account_automount: None,
+                view: &crate::engine::view::StaticView::new(),
             },
         )
     }

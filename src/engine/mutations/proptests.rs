@@ -179,7 +179,8 @@ proptest! {
     ) {
         let policy = policy();
         let original: Pod = serde_json::from_value(raw.clone()).unwrap();
-        let input = MutationInput { policy: &policy, namespace: "agents", service_account_automount: sa_automount };
+        let view = crate::engine::view::StaticView::new();
+        let input = MutationInput { policy: &policy, namespace: "agents", service_account_automount: sa_automount, view: &view };
         let mut draft = PodDraft::new(&original);
         let applied = apply_all(&mut draft, &input);
         let ops = draft.patch().unwrap();

@@ -2,6 +2,9 @@
 //! credentials from files the driver fetches from the external store, rather than from env
 //! vars or Kubernetes Secrets. It acts only when a SecretProviderClass is known, from the pod
 //! annotation or the namespace's default in the policy; otherwise the pod is left as it is.
+//! Where the view knows SecretProviderClasses (their API is served), the class must also
+//! exist in the pod's namespace: a volume naming a missing class would keep the Pod in
+//! ContainerCreating, so none is injected and `secret-provider-class-exists` says why.
 
 use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
 use k8s_openapi::api::core::v1::{CSIVolumeSource, Volume};
@@ -37,6 +40,9 @@ pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
     else {
         return false;
     };
+    if input.view.secret_provider_class(namespace, &class) == Some(false) {
+        return false;
+    }
     if !draft.has_spec() {
         return false;
     }
@@ -60,6 +66,7 @@ pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
 mod tests {
     use super::*;
     use crate::engine::policy::Policy;
+    use crate::engine::view::StaticView;
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
@@ -77,6 +84,10 @@ mod tests {
     }
 
     fn run(pod: &mut Pod, policy: &Policy, ns: &str) -> bool {
+        run_in(pod, policy, ns, &StaticView::new())
+    }
+
+    fn run_in(pod: &mut Pod, policy: &Policy, ns: &str, view: &StaticView) -> bool {
         super::super::run_on(
             pod,
             apply,
@@ -84,8 +95,35 @@ mod tests {
                 policy,
                 namespace: ns,
                 service_account_automount: None,
+                view,
             },
         )
+    }
+
+    fn classes(list: &[(&str, &str)]) -> StaticView {
+        let mut v = StaticView::new();
+        for (ns, name) in list {
+            v.add(
+                &json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+                    "metadata": {"name": name, "namespace": ns}, "spec": {"provider": "vault"}}),
+                "default",
+            )
+            .unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn where_classes_are_known_only_an_existing_class_of_the_namespace_is_mounted() {
+        let policy = Policy::default();
+        let view = classes(&[("agents", "agent-keys"), ("other", "typo")]);
+        let mut p = pod(json!({"openclaw.io/secret-provider-class": "agent-keys"}));
+        assert!(run_in(&mut p, &policy, "agents", &view));
+
+        let mut typo = pod(json!({"openclaw.io/secret-provider-class": "typo"}));
+        let before = typo.clone();
+        assert!(!run_in(&mut typo, &policy, "agents", &view));
+        assert_eq!(typo, before, "a class of another namespace does not count");
     }
 
     #[test]

@@ -175,6 +175,7 @@ mod tests {
                 policy,
                 namespace: "agents",
                 service_account_automount: None,
+                view: &crate::engine::view::StaticView::new(),
             },
         )
     }
