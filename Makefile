@@ -10,7 +10,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench bench-audit mlflow promtool tools image image-test deny
+.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench bench-audit bench-controlplane mlflow promtool tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -87,6 +87,13 @@ bench:
 # `audit` on a real API server seeded with AUDIT_BENCH_PODS agent Pods (default 10,000).
 bench-audit: controlplane
 	$(CARGO) bench --bench audit_scale
+
+# Pod creates on the real API server with no policy, the CEL pair (tests/bench/cel/) and
+# the webhook, 1 to 8 clients; prints the figures and the API server's own metrics, and
+# redraws docs/controlplane-bench.svg (docs/performance.md). CP_BENCH_CREATES (default 500
+# per setup and client count), CP_BENCH_ROUNDS (default 2).
+bench-controlplane: controlplane
+	$(CARGO) bench --bench controlplane
 
 # The library alone, without the server feature: proves the engine stays pure.
 build-lib:
