@@ -586,15 +586,9 @@ const FIGURES: &[Figure] = &[
         webhook: false,
     },
     Figure {
-        label: "of which mutate-0.openclaw.io (label app)",
+        label: "of which mutate.openclaw.io",
         metric: "apiserver_admission_webhook_admission_duration_seconds",
-        labels: &[("operation", "CREATE"), ("name", "mutate-0.openclaw.io")],
-        webhook: false,
-    },
-    Figure {
-        label: "of which mutate-1.openclaw.io (label app.kubernetes.io/name)",
-        metric: "apiserver_admission_webhook_admission_duration_seconds",
-        labels: &[("operation", "CREATE"), ("name", "mutate-1.openclaw.io")],
+        labels: &[("operation", "CREATE"), ("name", "mutate.openclaw.io")],
         webhook: false,
     },
     Figure {
@@ -613,15 +607,9 @@ const FIGURES: &[Figure] = &[
         webhook: false,
     },
     Figure {
-        label: "of which validate-0.openclaw.io (label app)",
+        label: "of which validate.openclaw.io",
         metric: "apiserver_admission_webhook_admission_duration_seconds",
-        labels: &[("operation", "CREATE"), ("name", "validate-0.openclaw.io")],
-        webhook: false,
-    },
-    Figure {
-        label: "of which validate-1.openclaw.io (label app.kubernetes.io/name)",
-        metric: "apiserver_admission_webhook_admission_duration_seconds",
-        labels: &[("operation", "CREATE"), ("name", "validate-1.openclaw.io")],
+        labels: &[("operation", "CREATE"), ("name", "validate.openclaw.io")],
         webhook: false,
     },
     Figure {
@@ -818,7 +806,7 @@ impl Bench {
                             && injected == "otel-env,secrets-store"
                     }
                     Setup::Webhook => {
-                        refused_by("admission webhook \"validate-0.openclaw.io\"")
+                        refused_by("admission webhook \"validate.openclaw.io\"")
                             && mutated
                             && injected.contains("otel-env")
                             && injected.contains("secrets-store")

@@ -158,9 +158,15 @@ expect("monitoring.coreos.com/v1" not in {d["apiVersion"] for d in load("default
 
 docs = load("default")
 vwc, mwc = one(docs, "ValidatingWebhookConfiguration"), one(docs, "MutatingWebhookConfiguration")
-pod_v = [w for w in vwc["webhooks"] if "objectSelector" in w]
-pod_m = [w for w in mwc["webhooks"] if "objectSelector" in w]
-expect(len(pod_v) == 3 and len(pod_m) == 3, "one pod entry per default agent selector")
+pod_v = [w for w in vwc["webhooks"] if w["name"] == "validate.openclaw.io"]
+pod_m = [w for w in mwc["webhooks"] if w["name"] == "mutate.openclaw.io"]
+expect(len(pod_v) == 1 and len(pod_m) == 1, "one pod entry each, validating and mutating, for every agent selector")
+selectors = yaml.safe_load(open(os.path.join(os.environ["CHART"], "values.yaml")))["agentSelectors"]
+for w in pod_v + pod_m:
+    cond = [c["expression"] for c in w.get("matchConditions", []) if c["name"] == "agent-pod"]
+    expect("objectSelector" not in w and len(cond) == 1
+           and all(f'l["{k}"] == "{v}"' in cond[0] for s in selectors for k, v in s["matchLabels"].items()),
+           f"{w['name']} ORs every agent selector in one matchCondition")
 expect(all(w["failurePolicy"] == "Fail" for w in vwc["webhooks"]), "validating entries fail closed")
 expect(all(w.get("reinvocationPolicy") == "IfNeeded" for w in pod_m), "pod mutating entries reinvoke IfNeeded")
 wl_v = [w for w in vwc["webhooks"] if w["name"] == "validate-workloads.openclaw.io"]
@@ -184,8 +190,8 @@ for w in vwc["webhooks"] + mwc["webhooks"]:
            f"{w['name']} has sideEffects None, v1 reviews, a short timeout")
     expect(w["clientConfig"].get("caBundle"), f"{w['name']} carries a caBundle (generate mode)")
 pod = one(docs, "Deployment")["spec"]["template"]
-expect(not any(w["objectSelector"].get("matchLabels", {}).items() <= pod["metadata"]["labels"].items()
-               for w in pod_v), "the webhook's own pod matches no agent selector")
+expect(not any(s.get("matchLabels", {}).items() <= pod["metadata"]["labels"].items()
+               for s in selectors), "the webhook's own pod matches no agent selector")
 rules = one(docs, "ClusterRole")["rules"]
 expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
 expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")

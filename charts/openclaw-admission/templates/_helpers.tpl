@@ -251,6 +251,15 @@ has(object.spec.jobTemplate) ? (has(object.spec.jobTemplate.spec) && has(object.
 object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" "labels" }}].exists(l, {{ join " || " $any | default "false" }})
 {{- end -}}
 
+{{/* The pod's own labels match one of agentSelectors (a Pod always has metadata). */}}
+{{- define "openclaw-admission.celAgentPod" -}}
+{{- $any := list -}}
+{{- range .Values.agentSelectors -}}
+{{- $any = append $any (printf "(%s)" (include "openclaw-admission.celSelector" .)) -}}
+{{- end -}}
+object != null && has(object.metadata) && [has(object.metadata.labels) ? object.metadata.labels : {}].exists(l, {{ join " || " $any | default "false" }})
+{{- end -}}
+
 {{/* The template asks for an exemption (the policy's exemptionAnnotation). */}}
 {{- define "openclaw-admission.celExemptionAsked" -}}
 {{- $key := .Values.policy.exemptionAnnotation | default "openclaw.io/exempt" -}}
