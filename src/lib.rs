@@ -24,6 +24,13 @@ pub mod engine;
 pub mod wire;
 pub mod yaml;
 
+/// Every binary built with the server (`serve`, `check`, `audit`, the tests and benches) uses
+/// mimalloc: a review is a few hundred short-lived allocations, and the engine bench spent a
+/// quarter of its samples in glibc's malloc and free (docs/performance.md).
+#[cfg(feature = "server")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(feature = "server")]
 pub mod certs;
 #[cfg(feature = "server")]

@@ -525,8 +525,9 @@ fn run() -> anyhow::Result<()> {
     line(
         "/mutate req/s vs echo floor",
         format!("{m_ratio:.2}"),
-        ">= 0.50",
-        m_ratio >= 0.5,
+        // Issue 12 sets 0.4 for /mutate (DESIGN.md said 0.5 for both; the issue wins).
+        ">= 0.40",
+        m_ratio >= 0.4,
     );
     line(
         "p99 large / small view at fixed rate",
