@@ -1,9 +1,11 @@
 //! The AdmissionReview wire format, both directions, for `admission.k8s.io/v1`.
 //!
-//! In: the envelope is read once from the request body, borrowing its strings where they
-//! carry no escapes; the object and old object are kept as raw JSON slices of the body and
-//! read straight into the engine's types by [`Subject::parse`], which skips every field no
-//! check or mutation reads (`managedFields`). Nothing else of the request is built.
+//! In: the body is read in one pass, borrowing the envelope's strings where they carry no
+//! escapes; once the request's `kind` is known the object and old object are read straight
+//! into the engine's types ([`Subject::deserialize_as`]), skipping every field no check or
+//! mutation reads (`managedFields`). Nothing else of the request is built. A body the one
+//! pass cannot take (an object that does not fit its type, a repeated field) is read again
+//! in two passes, which name what is wrong and keep the uid.
 //!
 //! Out: one typed response, serialized straight to the body. The patch is JSON written once
 //! and base64-encoded once (the API's `[]byte`), with no intermediate JSON value of the
@@ -101,6 +103,159 @@ struct RawRequest<'a> {
     dry_run: Option<bool>,
 }
 
+/// An object of the request: built in the envelope's pass, or kept raw to be read once the
+/// kind is known.
+enum Obj<'a> {
+    Raw(Option<&'a RawValue>),
+    Read(Subject),
+}
+
+/// The request's fields, however they were read.
+struct Request<'a> {
+    uid: Option<String>,
+    kind: Option<GroupVersionKind>,
+    resource: Option<GroupVersionResource>,
+    sub_resource: Option<String>,
+    name: Option<String>,
+    namespace: Option<String>,
+    operation: Option<Operation>,
+    user_info: Option<RawUser>,
+    object: Obj<'a>,
+    old_object: Obj<'a>,
+    dry_run: Option<bool>,
+}
+
+impl<'a> From<RawRequest<'a>> for Request<'a> {
+    fn from(r: RawRequest<'a>) -> Self {
+        Request {
+            uid: r.uid,
+            kind: r.kind,
+            resource: r.resource,
+            sub_resource: r.sub_resource,
+            name: r.name,
+            namespace: r.namespace,
+            operation: r.operation,
+            user_info: r.user_info,
+            object: Obj::Raw(r.object),
+            old_object: Obj::Raw(r.old_object),
+            dry_run: r.dry_run,
+        }
+    }
+}
+
+/// The envelope read in one pass over the body: when the request's `kind` comes before its
+/// objects (the API server writes it first), each object is read straight into the engine's
+/// types as the parser reaches it, instead of being scanned once to keep it raw and again to
+/// read it. Any error (a malformed object, a duplicate field) sends the body to the
+/// two-pass reader, [`RawReview`], which says precisely what is wrong and keeps the uid.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OnePassReview<'a> {
+    #[serde(default, borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    request: Option<OnePassRequest<'a>>,
+}
+
+struct OnePassRequest<'a>(Request<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OnePassRequest<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(OnePassVisitor(std::marker::PhantomData))
+    }
+}
+
+struct OnePassVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+/// Reads one object of a known kind, `null` being none.
+struct SubjectSeed<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for SubjectSeed<'_> {
+    type Value = Subject;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Subject, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SubjectSeed<'_> {
+    type Value = Subject;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a {} or null", self.0)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Subject, E> {
+        Ok(Subject::None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Subject, E> {
+        Ok(Subject::None)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Subject, D::Error> {
+        Subject::deserialize_as(self.0, d)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for OnePassVisitor<'a> {
+    type Value = OnePassRequest<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an AdmissionReview request")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        use serde::de::Error as _;
+        let mut r = Request {
+            uid: None,
+            kind: None,
+            resource: None,
+            sub_resource: None,
+            name: None,
+            namespace: None,
+            operation: None,
+            user_info: None,
+            object: Obj::Raw(None),
+            old_object: Obj::Raw(None),
+            dry_run: None,
+        };
+        // Fields seen, so that a repeated one is an error here as it is for the derived
+        // reader (which then reports it).
+        let mut seen: Vec<&'de str> = Vec::with_capacity(16);
+        // Keys with escapes cannot be borrowed: an error, and the two-pass reader takes over.
+        while let Some(key) = map.next_key::<&'de str>()? {
+            if seen.contains(&key) {
+                return Err(M::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            seen.push(key);
+            match key {
+                "uid" => r.uid = map.next_value()?,
+                "kind" => r.kind = map.next_value()?,
+                "resource" => r.resource = map.next_value()?,
+                "subResource" => r.sub_resource = map.next_value()?,
+                "name" => r.name = map.next_value()?,
+                "namespace" => r.namespace = map.next_value()?,
+                "operation" => r.operation = map.next_value()?,
+                "userInfo" => r.user_info = map.next_value()?,
+                "dryRun" => r.dry_run = map.next_value()?,
+                "object" | "oldObject" => {
+                    let obj = match &r.kind {
+                        Some(gvk) => Obj::Read(map.next_value_seed(SubjectSeed(&gvk.kind))?),
+                        None => Obj::Raw(map.next_value()?),
+                    };
+                    if key == "object" {
+                        r.object = obj;
+                    } else {
+                        r.old_object = obj;
+                    }
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(OnePassRequest(r))
+    }
+}
+
 /// The operation as the API server spells it.
 pub fn operation_str(op: &Operation) -> &'static str {
     match op {
@@ -113,14 +268,24 @@ pub fn operation_str(op: &Operation) -> &'static str {
 
 /// Reads a body. `now` (seconds since the epoch, the caller's clock) goes into the review.
 pub fn read(body: &[u8], now: i64) -> Read {
+    read_with(body, now, true)
+}
+
+fn read_with(body: &[u8], now: i64, one_pass: bool) -> Read {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Read::NotAReview(NotAReview::Empty);
     }
-    let raw: RawReview<'_> = match serde_json::from_slice(body) {
-        Ok(r) => r,
-        Err(e) => return Read::NotAReview(NotAReview::NotJson(e)),
+    let fast = one_pass
+        .then(|| serde_json::from_slice::<OnePassReview<'_>>(body).ok())
+        .flatten();
+    let (api_version, kind, request) = match fast {
+        Some(r) => (r.api_version, r.kind, r.request.map(|r| r.0)),
+        None => match serde_json::from_slice::<RawReview<'_>>(body) {
+            Ok(r) => (r.api_version, r.kind, r.request.map(Request::from)),
+            Err(e) => return Read::NotAReview(NotAReview::NotJson(e)),
+        },
     };
-    let Some(req) = raw.request else {
+    let Some(req) = request else {
         return Read::NotAReview(NotAReview::NoRequest);
     };
     let Some(uid) = req.uid.filter(|u| !u.is_empty()) else {
@@ -149,8 +314,8 @@ pub fn read(body: &[u8], now: i64) -> Read {
             message,
         }))
     };
-    let api_version = raw.api_version.as_deref().unwrap_or_default();
-    let kind = raw.kind.as_deref().unwrap_or_default();
+    let api_version = api_version.as_deref().unwrap_or_default();
+    let kind = kind.as_deref().unwrap_or_default();
     if api_version != API_VERSION || kind != KIND {
         let or_none = |s: &str| if s.is_empty() { "<none>" } else { s }.to_string();
         return unjudgeable(
@@ -169,11 +334,12 @@ pub fn read(body: &[u8], now: i64) -> Read {
             "AdmissionReview request lacks kind, resource or operation".into(),
         );
     };
-    let parse_obj = |raw: Option<&RawValue>, which: &str| -> Result<Subject, String> {
-        match raw {
-            None => Ok(Subject::None),
-            Some(r) if r.get() == "null" => Ok(Subject::None),
-            Some(r) => Subject::parse(&gvk.kind, r.get())
+    let parse_obj = |obj: Obj<'_>, which: &str| -> Result<Subject, String> {
+        match obj {
+            Obj::Read(subject) => Ok(subject),
+            Obj::Raw(None) => Ok(Subject::None),
+            Obj::Raw(Some(r)) if r.get() == "null" => Ok(Subject::None),
+            Obj::Raw(Some(r)) => Subject::parse(&gvk.kind, r.get())
                 .map_err(|e| format!("cannot read the {} in request.{which}: {e}", gvk.kind)),
         }
     };
@@ -375,6 +541,60 @@ mod tests {
         assert_eq!(v["response"]["status"]["code"], 400);
         assert_eq!(v["response"]["status"]["reason"], "BadRequest");
         assert_eq!(v["response"]["status"]["message"], "bad \"thing\"\nhere");
+    }
+
+    /// The one-pass reader and the two-pass one agree on every fixture review, on a review
+    /// whose kind comes after its object, and on one whose object does not fit its type.
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_two_pass_reader() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reviews");
+        let mut bodies: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        assert!(bodies.len() >= 5, "{} fixtures", bodies.len());
+        let pod = json!({"metadata": {"name": "p", "labels": {"app": "openclaw"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let kind = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let resource = json!({"group": "", "version": "v1", "resource": "pods"});
+        let envelope = |request: Value| {
+            serde_json::to_vec(
+                &json!({"apiVersion": API_VERSION, "kind": KIND, "request": request}),
+            )
+            .unwrap()
+        };
+        // Object before kind: kept raw, read once the kind is known.
+        let late_kind = format!(
+            r#"{{"apiVersion":"{API_VERSION}","kind":"{KIND}","request":{{"uid":"u","object":{pod},"kind":{kind},"resource":{resource},"operation":"CREATE","namespace":"ns"}}}}"#
+        );
+        bodies.push(late_kind.into_bytes());
+        // An object that does not fit: the one pass fails, the two-pass reader keeps the uid.
+        bodies.push(envelope(
+            json!({"uid": "u", "kind": kind, "resource": resource,
+            "operation": "CREATE", "object": {"spec": {"containers": "not a list"}}}),
+        ));
+        bodies.push(envelope(
+            json!({"uid": "u", "kind": kind, "resource": resource,
+            "operation": "DELETE", "object": null, "oldObject": pod}),
+        ));
+        for body in &bodies {
+            let one = format!("{:?}", read_with(body, 1, true));
+            let two = format!("{:?}", read_with(body, 1, false));
+            assert_eq!(one, two, "{}", String::from_utf8_lossy(body));
+        }
+        match read(bodies.last().unwrap(), 1) {
+            Read::Review(r) => assert!(matches!(r.old_object, Subject::Pod(_))),
+            other => panic!("{other:?}"),
+        }
+        match read(&bodies[bodies.len() - 2], 1) {
+            Read::Unjudgeable(u) => {
+                assert_eq!(u.uid, "u");
+                assert!(u.message.contains("request.object"), "{}", u.message);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

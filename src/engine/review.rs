@@ -186,9 +186,21 @@ struct WithJobTemplate {
 impl Subject {
     /// Parses an object of `kind` from raw JSON, reading only what the engine needs.
     pub fn parse(kind: &str, json: &str) -> Result<Subject, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let subject = Subject::deserialize_as(kind, &mut de)?;
+        de.end()?;
+        Ok(subject)
+    }
+
+    /// Reads an object of `kind` from any deserializer, reading only what the engine needs:
+    /// the review reader uses it to build the object in the envelope's own pass.
+    pub fn deserialize_as<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        de: D,
+    ) -> Result<Subject, D::Error> {
         Ok(match kind {
             "Pod" => {
-                let p: PodIn = serde_json::from_str(json)?;
+                let p = PodIn::deserialize(de)?;
                 Subject::Pod(Box::new(Pod {
                     metadata: p.metadata,
                     spec: p.spec,
@@ -196,7 +208,7 @@ impl Subject {
                 }))
             }
             "CronJob" => {
-                let w: WithJobTemplate = serde_json::from_str(json)?;
+                let w = WithJobTemplate::deserialize(de)?;
                 Subject::Template(Box::new(Template {
                     kind: kind.to_string(),
                     metadata: w.metadata,
@@ -205,12 +217,12 @@ impl Subject {
                 }))
             }
             k if CONNECT_KINDS.contains(&k) => {
-                let mut o: ConnectOptions = serde_json::from_str(json)?;
+                let mut o = ConnectOptions::deserialize(de)?;
                 o.kind = k.to_string();
                 Subject::Connect(Box::new(o))
             }
             k if WORKLOAD_KINDS.contains(&k) => {
-                let w: WithTemplate = serde_json::from_str(json)?;
+                let w = WithTemplate::deserialize(de)?;
                 Subject::Template(Box::new(Template {
                     kind: kind.to_string(),
                     metadata: w.metadata,
@@ -218,7 +230,10 @@ impl Subject {
                     template_path: "spec.template",
                 }))
             }
-            _ => Subject::Other,
+            _ => {
+                serde::de::IgnoredAny::deserialize(de)?;
+                Subject::Other
+            }
         })
     }
 
