@@ -274,16 +274,6 @@ pub fn large_view() -> anyhow::Result<StaticView> {
     Ok(view)
 }
 
-/// A kernel figure of a process, in KiB (`VmRSS`, `VmHWM`, ...).
-pub fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path} has no {field}"))
-}
-
 /// The release binary, serving on a loopback port; killed when dropped.
 pub struct ServeProcess {
     pub child: Child,

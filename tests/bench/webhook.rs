@@ -21,6 +21,10 @@
 //! `BENCH_SECONDS` per endpoint (for a profiler).
 
 mod load;
+#[path = "../common/procfs.rs"]
+mod procfs;
+use procfs::thread_cpu_seconds;
+
 #[path = "../common/otlp.rs"]
 mod otlp;
 mod setup;
@@ -240,18 +244,6 @@ impl std::fmt::Display for EngineRate {
     }
 }
 
-/// User + system CPU seconds of the calling thread (`/proc/thread-self/stat`, in clock
-/// ticks of 1/100 s on Linux; a run of seconds makes that resolution a fraction of a percent).
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
 struct Memory {
     idle_kib: u64,
     peak_kib: u64,
@@ -272,7 +264,7 @@ fn memory(
     setup::wait_listening(&mut serve)?;
     std::thread::sleep(Duration::from_millis(500));
     let pid = serve.child.id();
-    let idle_kib = setup::proc_status_kib(pid, "VmRSS")?;
+    let idle_kib = procfs::proc_status_kib(pid, "VmRSS")?;
     let plan = Plan {
         connections: cfg.connections,
         warmup: Duration::from_secs(1).min(cfg.warmup),
@@ -284,8 +276,8 @@ fn memory(
         let m = load::closed_loop(connector, addr, "/mutate", body.clone(), plan).await?;
         anyhow::Ok((v, m))
     })?;
-    let peak_kib = setup::proc_status_kib(pid, "VmHWM")?;
-    let after_kib = setup::proc_status_kib(pid, "VmRSS")?;
+    let peak_kib = procfs::proc_status_kib(pid, "VmHWM")?;
+    let after_kib = procfs::proc_status_kib(pid, "VmRSS")?;
     Ok(Memory {
         idle_kib,
         peak_kib,
@@ -315,7 +307,7 @@ fn run() -> anyhow::Result<()> {
     let client_rt = runtime()?;
     let connector = load::connector(&tls.ca_pem)?;
 
-    let rss_before = setup::proc_status_kib(std::process::id(), "VmRSS")?;
+    let rss_before = procfs::proc_status_kib(std::process::id(), "VmRSS")?;
     let built = Instant::now();
     let large = if bench {
         setup::large_view()?
@@ -323,7 +315,8 @@ fn run() -> anyhow::Result<()> {
         setup::small_view()?
     };
     let build_time = built.elapsed();
-    let index_kib = setup::proc_status_kib(std::process::id(), "VmRSS")?.saturating_sub(rss_before);
+    let index_kib =
+        procfs::proc_status_kib(std::process::id(), "VmRSS")?.saturating_sub(rss_before);
     let counts = large.index.counts();
 
     let mut servers: Vec<Running> = Vec::new();

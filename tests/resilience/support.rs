@@ -13,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+#[path = "../common/procfs.rs"]
+mod procfs;
+pub use procfs::{cpu_seconds, proc_status_kib};
+
 #[path = "../bench/load.rs"]
 #[allow(dead_code)]
 pub mod load;
@@ -49,31 +53,6 @@ pub fn release_binary() -> PathBuf {
         path
     })
     .clone()
-}
-
-/// A kernel figure of a process, in KiB (`VmRSS`, `VmHWM`, ...).
-pub fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path} has no {field}"))
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces), 1-based from `state`: utime is
-    // the 12th, stime the 13th.
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
-        .sum();
-    // USER_HZ is 100 on every Linux this runs on.
-    ticks as f64 / 100.0
 }
 
 /// The chart's memory limit (`resources.limits.memory` in values.yaml, `NNNMi`), in KiB.
