@@ -882,26 +882,51 @@ fn check_operator(op: &str, values: &[String]) -> Result<(), String> {
 }
 
 /// `*` glob match used for env var name patterns: `*` matches any run of characters.
-/// Linear: the first piece must be a prefix, the last a suffix, and the pieces between are
-/// found left to right (taking the leftmost place of each never loses a match).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or("");
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let mut middle: Vec<&str> = pieces.collect();
-    let Some(last) = middle.pop() else {
+    glob_bytes(pattern.as_bytes(), name.as_bytes(), |a, b| a == b)
+}
+
+/// [`glob_match`] with ASCII case ignored (`*_token` matches `GITHUB_TOKEN`), without
+/// allocating: the credential check runs it for every env var and pattern of every review.
+pub fn glob_match_ignore_ascii_case(pattern: &str, name: &str) -> bool {
+    glob_bytes(pattern.as_bytes(), name.as_bytes(), |a, b| {
+        a.eq_ignore_ascii_case(&b)
+    })
+}
+
+/// Linear: the first piece must be a prefix and the last a suffix, not overlapping; the
+/// pieces between are found left to right in what lies between them (taking the leftmost
+/// place of each never loses a match). Bytes compare as `eq` says; for UTF-8 input a byte
+/// match is a character match, since no piece can start inside a character it matches.
+fn glob_bytes(pattern: &[u8], name: &[u8], eq: impl Fn(u8, u8) -> bool + Copy) -> bool {
+    let same = |a: &[u8], b: &[u8]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| eq(*x, *y));
+    let (Some(first_star), Some(last_star)) = (
+        pattern.iter().position(|&b| b == b'*'),
+        pattern.iter().rposition(|&b| b == b'*'),
+    ) else {
         // No `*` at all: an exact match.
-        return rest.is_empty();
+        return same(pattern, name);
     };
-    for piece in middle {
-        match rest.find(piece) {
+    let (first, last) = (&pattern[..first_star], &pattern[last_star + 1..]);
+    if name.len() < first.len() + last.len()
+        || !same(first, &name[..first.len()])
+        || !same(last, &name[name.len() - last.len()..])
+    {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    if first_star == last_star {
+        return true;
+    }
+    for piece in pattern[first_star + 1..last_star].split(|&b| b == b'*') {
+        let found = (0..=rest.len().saturating_sub(piece.len()))
+            .find(|&at| rest.len() >= piece.len() && same(piece, &rest[at..at + piece.len()]));
+        match found {
             Some(at) => rest = &rest[at + piece.len()..],
             None => return false,
         }
     }
-    rest.len() >= last.len() && rest.ends_with(last)
+    true
 }
 
 #[cfg(test)]
@@ -1026,5 +1051,58 @@ mod tests {
         );
         assert!(glob_match("*_TOKEN", "GITHUB_TOKEN"));
         assert!(!glob_match("*_TOKEN", "GITHUB_TOKEN_URL"));
+        assert!(glob_match("**", "x"));
+        assert!(glob_match("A**B", "AB"));
+        assert!(!glob_match("A*xyz*B", "AxyB"));
+        assert!(!glob_match("a*", "A"), "case counts");
+        assert!(glob_match("é*", "é!"));
+    }
+
+    /// The plain definition, by backtracking: the oracle for the linear matcher.
+    fn glob_oracle(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| glob_oracle(rest, &n[i..])),
+            Some((c, rest)) => n.first() == Some(c) && glob_oracle(rest, &n[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_agrees_with_backtracking(p in "[ab*]{0,7}", n in "[ab]{0,9}") {
+            proptest::prop_assert_eq!(glob_match(&p, &n), glob_oracle(p.as_bytes(), n.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn glob_ignoring_case_matches_as_uppercasing_both_did() {
+        let names = [
+            "github_token",
+            "GITHUB_TOKEN",
+            "Api_Key",
+            "x",
+            "",
+            "PASSWD_x",
+            "é_token",
+        ];
+        let patterns = [
+            "*_TOKEN",
+            "*_api_key",
+            "*PASSWD*",
+            "X",
+            "*",
+            "",
+            "A*B*C",
+            "É*",
+        ];
+        for p in patterns {
+            for n in names {
+                assert_eq!(
+                    glob_match_ignore_ascii_case(p, n),
+                    glob_match(&p.to_ascii_uppercase(), &n.to_ascii_uppercase()),
+                    "{p} against {n}"
+                );
+            }
+        }
     }
 }

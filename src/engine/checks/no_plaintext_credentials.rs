@@ -9,7 +9,7 @@
 //! argument and its container; the value is never copied anywhere.
 
 use super::{CheckInput, containers};
-use crate::engine::policy::{CredentialSettings, glob_match};
+use crate::engine::policy::{CredentialSettings, glob_match_ignore_ascii_case};
 use crate::engine::violation::{Tier, Violation};
 
 pub const ID: &str = "no-plaintext-credentials";
@@ -33,12 +33,18 @@ fn base64url(s: &str) -> bool {
 }
 
 fn looks_like_jwt(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('.').collect();
-    v.starts_with("eyJ")
-        && parts.len() == 3
-        && !parts[0].is_empty()
-        && !parts[1].is_empty()
-        && parts.iter().all(|p| base64url(p))
+    if !v.starts_with("eyJ") {
+        return false;
+    }
+    let mut parts = v.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !header.is_empty()
+        && !payload.is_empty()
+        && [header, payload, signature].iter().all(|p| base64url(p))
 }
 
 /// `-----BEGIN [RSA |EC |OPENSSH |ENCRYPTED ]PRIVATE KEY-----`, also when the newlines were
@@ -81,8 +87,7 @@ fn is_file_path(v: &str) -> bool {
 
 /// A name the policy calls credential-like, case aside (`github_token` as `GITHUB_TOKEN`).
 fn credential_name<'s>(name: &str, s: &'s CredentialSettings) -> Option<&'s str> {
-    let upper = name.to_ascii_uppercase();
-    let matches = |p: &String| glob_match(&p.to_ascii_uppercase(), &upper);
+    let matches = |p: &String| glob_match_ignore_ascii_case(p, name);
     if s.name_exceptions.iter().any(matches) {
         return None;
     }
@@ -137,10 +142,9 @@ fn value_shape(value: &str, s: &CredentialSettings) -> Option<String> {
 
 /// `Authorization: Bearer <token>` (or `Basic`), as in a curl command line.
 fn header_token(v: &str) -> Option<String> {
-    let lower = v.to_ascii_lowercase();
     for scheme in ["bearer ", "basic "] {
-        for (i, _) in lower.match_indices(scheme) {
-            let preceded = lower[..i].trim_end().ends_with(':') || i == 0;
+        for i in ascii_case_insensitive_indices(v, scheme) {
+            let preceded = v[..i].trim_end().ends_with(':') || i == 0;
             let token: String = v[i + scheme.len()..]
                 .trim_start()
                 .chars()
@@ -155,6 +159,18 @@ fn header_token(v: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Where `needle` (ASCII) starts in `hay`, case aside; every index is a char boundary, since
+/// a match starts with an ASCII byte. Scanned in place: this runs on every env value.
+fn ascii_case_insensitive_indices<'h>(
+    hay: &'h str,
+    needle: &'static str,
+) -> impl Iterator<Item = usize> + 'h {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    (0..=hay.len().saturating_sub(needle.len())).filter(move |&i| {
+        hay.len() >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
+    })
 }
 
 /// The words of a command line: split on white space, quotes and `;` stripped.
@@ -232,7 +248,9 @@ fn reason(name: &str, value: &str, s: &CredentialSettings) -> Option<String> {
     {
         return Some(format!("its name matches {p}"));
     }
-    if name.to_ascii_uppercase().ends_with("_DSN") && dsn_password(value).is_some_and(literal) {
+    let dsn_name =
+        name.len() >= 4 && name.as_bytes()[name.len() - 4..].eq_ignore_ascii_case(b"_DSN");
+    if dsn_name && dsn_password(value).is_some_and(literal) {
         return Some("its value is a DSN with a password in it".into());
     }
     value_shape(value, s)
