@@ -275,9 +275,13 @@ fn read_with(body: &[u8], now: i64, one_pass: bool) -> Read {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Read::NotAReview(NotAReview::Empty);
     }
+    // UTF-8 checked once for the whole body, so the reader need not check string by string
+    // (serde_json's slice reader does, at every string it returns); a body that is not
+    // UTF-8 goes to the two-pass reader, which names where it breaks.
     let fast = one_pass
-        .then(|| serde_json::from_slice::<OnePassReview<'_>>(body).ok())
-        .flatten();
+        .then(|| std::str::from_utf8(body).ok())
+        .flatten()
+        .and_then(|text| serde_json::from_str::<OnePassReview<'_>>(text).ok());
     let (api_version, kind, request) = match fast {
         Some(r) => (r.api_version, r.kind, r.request.map(|r| r.0)),
         None => match serde_json::from_slice::<RawReview<'_>>(body) {
