@@ -12,8 +12,10 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{
     AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation,
 };
+use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
+use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The JSON Patch turning one JSON document into another, diffing named lists by name.
 pub fn diff_values(original: &Value, mutated: &Value) -> Patch {
@@ -75,7 +77,7 @@ fn list_key(a: &[Value], b: &[Value]) -> Option<&'static str> {
 }
 
 fn unique_keys(list: &[Value], key: &str) -> bool {
-    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    let mut seen = HashSet::with_capacity(list.len());
     list.iter().all(|v| {
         v.get(key)
             .and_then(Value::as_str)
@@ -87,10 +89,6 @@ fn key_of<'v>(v: &'v Value, key: &str) -> &'v str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// Three steps, each keeping the indices of the next valid: remove the elements of `a` that
-/// `b` lacks (highest index first); `move` the fewest of the rest into `b`'s order (those off
-/// the longest run already in order), so that a reordered element is moved, never removed
-/// and re-added; then walk `b`, diffing each kept element in place and adding the new ones.
 fn diff_keyed(
     a: &[Value],
     b: &[Value],
@@ -98,14 +96,117 @@ fn diff_keyed(
     path: &mut PointerBuf,
     ops: &mut Vec<PatchOperation>,
 ) {
-    let in_b: HashMap<&str, usize> = b
-        .iter()
-        .enumerate()
-        .map(|(j, v)| (key_of(v, key), j))
-        .collect();
+    let Ok(()) = diff_keyed_by::<_, std::convert::Infallible>(
+        a,
+        b,
+        |v| key_of(v, key),
+        |x, y, path, ops| {
+            diff_value(x, y, path, ops);
+            Ok(())
+        },
+        |v| Ok(v.clone()),
+        path,
+        ops,
+    );
+}
+
+/// A typed list element the patch can diff without serializing it first: its value under
+/// each field [`list_key`] tries, as the JSON form would have it.
+pub(crate) trait Named: Serialize + PartialEq {
+    fn field(&self, key: &str) -> Option<&str>;
+}
+
+impl Named for EnvVar {
+    fn field(&self, key: &str) -> Option<&str> {
+        (key == "name").then_some(self.name.as_str())
+    }
+}
+
+impl Named for Volume {
+    fn field(&self, key: &str) -> Option<&str> {
+        (key == "name").then_some(self.name.as_str())
+    }
+}
+
+impl Named for VolumeMount {
+    fn field(&self, key: &str) -> Option<&str> {
+        match key {
+            "name" => Some(self.name.as_str()),
+            "mountPath" => Some(self.mount_path.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// What [`diff_value`] gives for the two lists' JSON, computed on the typed elements: only
+/// elements that differ (typed comparison) or are new are serialized. Lists without a key
+/// take the JSON path whole.
+pub(crate) fn diff_list<T: Named>(
+    a: &[T],
+    b: &[T],
+    path: &mut PointerBuf,
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), serde_json::Error> {
+    if a == b {
+        return Ok(());
+    }
+    let unique = |list: &[T], key: &str| {
+        let mut seen = HashSet::with_capacity(list.len());
+        list.iter()
+            .all(|v| v.field(key).is_some_and(|k| seen.insert(k)))
+    };
+    let Some(key) = ["name", "mountPath"]
+        .into_iter()
+        .find(|key| unique(a, key) && unique(b, key))
+    else {
+        diff_value(
+            &serde_json::to_value(a)?,
+            &serde_json::to_value(b)?,
+            path,
+            ops,
+        );
+        return Ok(());
+    };
+    diff_keyed_by(
+        a,
+        b,
+        |v| v.field(key).unwrap_or_default(),
+        |x, y, path, ops| {
+            if x != y {
+                diff_value(
+                    &serde_json::to_value(x)?,
+                    &serde_json::to_value(y)?,
+                    path,
+                    ops,
+                );
+            }
+            Ok(())
+        },
+        |v| serde_json::to_value(v),
+        path,
+        ops,
+    )
+}
+
+/// Three steps, each keeping the indices of the next valid: remove the elements of `a` that
+/// `b` lacks (highest index first); `move` the fewest of the rest into `b`'s order (those off
+/// the longest run already in order), so that a reordered element is moved, never removed
+/// and re-added; then walk `b`, diffing each kept element in place and adding the new ones.
+/// Generic over the element, so that typed lists ([`diff_list`]) serialize only what the
+/// patch carries.
+fn diff_keyed_by<T, E>(
+    a: &[T],
+    b: &[T],
+    key_of: impl Fn(&T) -> &str,
+    mut diff_element: impl FnMut(&T, &T, &mut PointerBuf, &mut Vec<PatchOperation>) -> Result<(), E>,
+    to_value: impl Fn(&T) -> Result<Value, E>,
+    path: &mut PointerBuf,
+    ops: &mut Vec<PatchOperation>,
+) -> Result<(), E> {
+    let in_b: HashMap<&str, usize> = b.iter().enumerate().map(|(j, v)| (key_of(v), j)).collect();
     let mut from_a: Vec<Option<usize>> = vec![None; b.len()];
     for (i, v) in a.iter().enumerate().rev() {
-        match in_b.get(key_of(v, key)) {
+        match in_b.get(key_of(v)) {
             Some(&j) => from_a[j] = Some(i),
             None => push_op(ops, path, i, |p| {
                 PatchOperation::Remove(RemoveOperation { path: p })
@@ -115,7 +216,7 @@ fn diff_keyed(
     // What is left, as indices into `b`, in its current order.
     let mut order: Vec<usize> = a
         .iter()
-        .filter_map(|v| in_b.get(key_of(v, key)).copied())
+        .filter_map(|v| in_b.get(key_of(v)).copied())
         .collect();
     let mut settled = vec![false; b.len()];
     for j in longest_increasing(&order) {
@@ -147,15 +248,19 @@ fn diff_keyed(
     }
     for (j, bv) in b.iter().enumerate() {
         path.push_back(j);
-        match from_a[j] {
-            Some(i) => diff_value(&a[i], bv, path, ops),
-            None => ops.push(PatchOperation::Add(AddOperation {
-                path: path.clone(),
-                value: bv.clone(),
-            })),
-        }
+        let done = match from_a[j] {
+            Some(i) => diff_element(&a[i], bv, path, ops),
+            None => to_value(bv).map(|value| {
+                ops.push(PatchOperation::Add(AddOperation {
+                    path: path.clone(),
+                    value,
+                }))
+            }),
+        };
         path.pop_back();
+        done?;
     }
+    Ok(())
 }
 
 fn push_op(
@@ -299,6 +404,74 @@ mod tests {
         for (x, y) in cases {
             let (a, b) = (names(x), names(y));
             assert_eq!(applied(&a, &diff_values(&a, &b)), b, "{x:?} -> {y:?}");
+        }
+    }
+
+    #[test]
+    fn typed_lists_give_the_same_operations_as_their_json() {
+        let env = |v: &[(&str, &str)]| -> Vec<EnvVar> {
+            v.iter()
+                .map(|(n, x)| EnvVar {
+                    name: n.to_string(),
+                    value: Some(x.to_string()),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let cases: [(&[(&str, &str)], &[(&str, &str)]); 5] = [
+            (
+                &[("a", "1"), ("b", "2")],
+                &[("a", "1"), ("b", "3"), ("c", "4")],
+            ),
+            (
+                &[("a", "1"), ("b", "2"), ("c", "3")],
+                &[("c", "3"), ("a", "9")],
+            ),
+            (
+                &[("a", "1"), ("a", "2")],
+                &[("a", "1"), ("a", "3"), ("b", "0")],
+            ),
+            (&[], &[("x", "1")]),
+            (&[("x", "1")], &[]),
+        ];
+        for (x, y) in cases {
+            let (a, b) = (env(x), env(y));
+            let mut typed = Vec::new();
+            diff_list(&a, &b, &mut PointerBuf::new(), &mut typed).unwrap();
+            let json = diff_values(
+                &serde_json::to_value(&a).unwrap(),
+                &serde_json::to_value(&b).unwrap(),
+            );
+            assert_eq!(typed, json.0, "{x:?} -> {y:?}");
+        }
+        // Mounts: by name while names are unique, by mountPath when one volume is mounted
+        // twice, by index when neither is unique.
+        let mounts = |v: &[(&str, &str)]| -> Vec<VolumeMount> {
+            v.iter()
+                .map(|(n, p)| VolumeMount {
+                    name: n.to_string(),
+                    mount_path: p.to_string(),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let cases: [(&[(&str, &str)], &[(&str, &str)]); 3] = [
+            (&[("v", "/a"), ("w", "/b")], &[("w", "/b"), ("v", "/c")]),
+            (
+                &[("v", "/a"), ("v", "/b")],
+                &[("v", "/b"), ("v", "/a"), ("w", "/c")],
+            ),
+            (&[("v", "/a"), ("v", "/a")], &[("v", "/a"), ("w", "/a")]),
+        ];
+        for (x, y) in cases {
+            let (a, b) = (mounts(x), mounts(y));
+            let mut typed = Vec::new();
+            diff_list(&a, &b, &mut PointerBuf::new(), &mut typed).unwrap();
+            let json = diff_values(
+                &serde_json::to_value(&a).unwrap(),
+                &serde_json::to_value(&b).unwrap(),
+            );
+            assert_eq!(typed, json.0, "{x:?} -> {y:?}");
         }
     }
 }

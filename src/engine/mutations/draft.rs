@@ -270,6 +270,13 @@ impl<'p> PodDraft<'p> {
                 now,
                 &mut pointer(&["spec", "automountServiceAccountToken"]),
                 &mut ops,
+                |_, b, path, ops| {
+                    ops.push(PatchOperation::Replace(ReplaceOperation {
+                        path: path.clone(),
+                        value: serde_json::Value::Bool(*b),
+                    }));
+                    Ok(())
+                },
             )?;
         }
         if let Some(now) = self.volumes.written() {
@@ -278,6 +285,7 @@ impl<'p> PodDraft<'p> {
                 now,
                 &mut pointer(&["spec", "volumes"]),
                 &mut ops,
+                |a, b, path, ops| patch::diff_list(a, b, path, ops),
             )?;
         }
         for (group, list) in [
@@ -291,12 +299,24 @@ impl<'p> PodDraft<'p> {
                 path.push_back(index);
                 if let Some(now) = parts.env.written() {
                     path.push_back("env");
-                    part_ops(self.original_env(at), now, &mut path, &mut ops)?;
+                    part_ops(
+                        self.original_env(at),
+                        now,
+                        &mut path,
+                        &mut ops,
+                        |a, b, p, o| patch::diff_list(a, b, p, o),
+                    )?;
                     path.pop_back();
                 }
                 if let Some(now) = parts.volume_mounts.written() {
                     path.push_back("volumeMounts");
-                    part_ops(self.original_mounts(at), now, &mut path, &mut ops)?;
+                    part_ops(
+                        self.original_mounts(at),
+                        now,
+                        &mut path,
+                        &mut ops,
+                        |a, b, p, o| patch::diff_list(a, b, p, o),
+                    )?;
                     path.pop_back();
                 }
             }
@@ -363,6 +383,12 @@ fn part_ops<T: Serialize + PartialEq>(
     now: Option<&T>,
     path: &mut PointerBuf,
     ops: &mut Vec<PatchOperation>,
+    diff: impl FnOnce(
+        &T,
+        &T,
+        &mut PointerBuf,
+        &mut Vec<PatchOperation>,
+    ) -> Result<(), serde_json::Error>,
 ) -> Result<(), serde_json::Error> {
     match (original, now) {
         (None, None) => {}
@@ -374,12 +400,7 @@ fn part_ops<T: Serialize + PartialEq>(
             value: serde_json::to_value(b)?,
         })),
         (Some(a), Some(b)) if a == b => {}
-        (Some(a), Some(b)) => patch::diff_value(
-            &serde_json::to_value(a)?,
-            &serde_json::to_value(b)?,
-            path,
-            ops,
-        ),
+        (Some(a), Some(b)) => diff(a, b, path, ops)?,
     }
     Ok(())
 }
