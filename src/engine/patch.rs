@@ -407,6 +407,12 @@ mod tests {
         }
     }
 
+    /// A list before and after, as (name, value or path) pairs.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [(&'static str, &'static str)],
+    );
+
     #[test]
     fn typed_lists_give_the_same_operations_as_their_json() {
         let env = |v: &[(&str, &str)]| -> Vec<EnvVar> {
@@ -418,7 +424,7 @@ mod tests {
                 })
                 .collect()
         };
-        let cases: [(&[(&str, &str)], &[(&str, &str)]); 5] = [
+        let cases: [Case; 5] = [
             (
                 &[("a", "1"), ("b", "2")],
                 &[("a", "1"), ("b", "3"), ("c", "4")],
@@ -455,7 +461,7 @@ mod tests {
                 })
                 .collect()
         };
-        let cases: [(&[(&str, &str)], &[(&str, &str)]); 3] = [
+        let cases: [Case; 3] = [
             (&[("v", "/a"), ("w", "/b")], &[("w", "/b"), ("v", "/c")]),
             (
                 &[("v", "/a"), ("v", "/b")],
