@@ -220,11 +220,8 @@ const KINDS: &[Bucket] = &[
         except: &[],
     },
     Bucket {
-        label: "admission webhook dispatch, rest",
-        frames: &[
-            "k8s.io/apiserver/pkg/admission/plugin/webhook",
-            "k8s.io/client-go/rest",
-        ],
+        label: "webhook plugins' own code (matching, reinvocation)",
+        frames: &["k8s.io/apiserver/pkg/admission/plugin/webhook"],
         except: &[],
     },
 ];
