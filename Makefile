@@ -90,8 +90,10 @@ bench-audit: controlplane
 
 # Pod creates on the real API server with no policy, the CEL pair (tests/bench/cel/) and
 # the webhook, 1 to 8 clients; prints the figures and the API server's own metrics, and
-# redraws docs/controlplane-bench.svg (docs/performance.md). CP_BENCH_CREATES (default 500
-# per setup and client count), CP_BENCH_ROUNDS (default 2).
+# redraws docs/controlplane-bench.svg (docs/performance.md); last, kube-apiserver's CPU per
+# create by bucket from a Go profile per setup (target/controlplane-bench/*.pprof).
+# CP_BENCH_CREATES (default 500 per setup and client count), CP_BENCH_ROUNDS (default 2),
+# CP_BENCH_PROFILE (seconds per profile, default 10; 0: none).
 bench-controlplane: controlplane
 	$(CARGO) bench --bench controlplane
 

@@ -23,11 +23,28 @@
 //! create succeeded, and the API server's metrics saw the creates and the calls. It measures
 //! nothing.
 //!
+//! Where the API server's time goes: kube-apiserver runs with `--profiling=true`, and in the
+//! last round, after each setup's phase with the most clients, the bench creates Pods with
+//! as many clients again for `CP_BENCH_PROFILE` seconds while it fetches a Go CPU profile of
+//! kube-apiserver (`/debug/pprof/profile`) over that window. Apart from the measured phase, so
+//! that the profiler's signals never touch the figures above; the same load otherwise. It
+//! saves each profile as `target/controlplane-bench/apiserver-<setup>.pprof` and, when `go`
+//! is on the PATH, prints one table of CPU milliseconds per create by bucket side by side
+//! (none | cel | webhook; tests/bench/apiprof.rs says how samples are sorted), the CPU each
+//! process of the control plane used per create over the window (from /proc), and pprof's
+//! top functions per setup. Without `go`, or when a profile cannot be had, it says why in
+//! one line and goes on. The smoke run profiles one window of a second (the webhook setup,
+//! 2 clients) and checks the answer is a gzip'd profile that pprof reads.
+//!
 //! Environment (all optional): `CP_BENCH_CREATES` (creates per setup and client count over
 //! all rounds, default 500), `CP_BENCH_ROUNDS` (default 2), `CP_BENCH_CLIENTS` (default
-//! `1,2,4,8`), `CP_BENCH_SVG` (default docs/controlplane-bench.svg).
+//! `1,2,4,8`), `CP_BENCH_SVG` (default docs/controlplane-bench.svg), `CP_BENCH_PROFILE`
+//! (seconds of each profile window, default 10; 0 profiles nothing).
 
+mod apiprof;
 mod chart;
+#[path = "../common/procfs.rs"]
+mod procfs;
 
 use anyhow::{Context as _, bail, ensure};
 use serde_json::{Value, json};
@@ -36,7 +53,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -76,6 +93,10 @@ struct Config {
     clients: Vec<usize>,
     warmup: usize,
     svg: PathBuf,
+    /// Seconds of each kube-apiserver profile window; 0: none.
+    profile_secs: u64,
+    /// Where the profiles are saved.
+    profile_dir: PathBuf,
 }
 
 impl Config {
@@ -101,6 +122,8 @@ impl Config {
                 clients: vec![1, 2],
                 warmup: 1,
                 svg: dir.join("chart.svg"),
+                profile_secs: 1,
+                profile_dir: dir,
             });
         }
         let clients = match std::env::var("CP_BENCH_CLIENTS") {
@@ -113,8 +136,25 @@ impl Config {
                 })?,
             Err(_) => vec![1, 2, 4, 8],
         };
+        let profile_secs = match std::env::var("CP_BENCH_PROFILE") {
+            Ok(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                // The API server's request timeout is 60 s.
+                .filter(|n| *n <= 50)
+                .with_context(|| {
+                    format!("CP_BENCH_PROFILE={v:?} is not a number of seconds from 0 to 50")
+                })?,
+            Err(_) => 10,
+        };
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(ROOT).join("target"));
         Ok(Config {
             bench,
+            profile_secs,
+            profile_dir: target.join("controlplane-bench"),
             creates: number("CP_BENCH_CREATES", 500)?,
             rounds: number("CP_BENCH_ROUNDS", 2)?,
             clients,
@@ -161,10 +201,15 @@ impl Cluster {
             .prefix("openclaw-cp-bench-")
             .tempdir()?;
         let cp = dir.path().join("cp");
+        // up.sh turns profiling off; the bench profiles kube-apiserver (the endpoint costs
+        // nothing until a profile is asked for). Later flags win over up.sh's.
+        let mut apiserver_args = std::env::var("OPENCLAW_CP_APISERVER_ARGS").unwrap_or_default();
+        apiserver_args.push_str(" --profiling=true");
         let status = Command::new("bash")
             .arg(format!("{ROOT}/tests/controlplane/up.sh"))
             .arg(&cp)
             .env("OPENCLAW_CP_OWNER_PID", std::process::id().to_string())
+            .env("OPENCLAW_CP_APISERVER_ARGS", apiserver_args.trim())
             .stdin(Stdio::null())
             .status()
             .context("cannot run tests/controlplane/up.sh")?;
@@ -450,6 +495,30 @@ impl Api {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         ))
+    }
+
+    /// A Go CPU profile of kube-apiserver over the next `seconds` (gzip'd protobuf).
+    async fn cpu_profile(&self, seconds: u64) -> anyhow::Result<hyper::body::Bytes> {
+        let path = format!("/debug/pprof/profile?seconds={seconds}");
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(seconds + 30))
+            .send()
+            .await?;
+        let status = r.status();
+        let bytes = r.bytes().await?;
+        ensure!(
+            status.is_success(),
+            "GET {path}: HTTP {status} {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        );
+        ensure!(
+            bytes.starts_with(&[0x1f, 0x8b]),
+            "GET {path}: {} bytes that are not gzip",
+            bytes.len()
+        );
+        Ok(bytes)
     }
 
     async fn text(&self, path: &str) -> anyhow::Result<String> {
@@ -839,54 +908,71 @@ impl Bench {
         clients: usize,
         count: usize,
     ) -> anyhow::Result<(Vec<Duration>, Duration)> {
-        self.rt.block_on(async {
-            let next = Arc::new(AtomicUsize::new(0));
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..clients {
-                // The clients share one pool: each request in flight holds its own
-                // keep-alive connection, as separate callers would.
-                let api = self.api.clone();
-                // In a mutating setup every stored Pod must carry the mark of the mutation:
-                // with `failurePolicy: Ignore` a failed call would store it unmutated.
-                let mark: &[u8] = if setup == Setup::None {
-                    b""
-                } else {
-                    b"\"openclaw.io/injected\""
-                };
-                let body = self.body.clone();
-                let next = next.clone();
-                let prefix = prefix.to_string();
-                tasks.push(tokio::spawn(async move {
-                    let mut lat = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= count {
-                            return Ok::<_, anyhow::Error>(lat);
-                        }
-                        let bytes = body.with_name(&format!("{prefix}-{i:05}"));
-                        let t = Instant::now();
-                        let (status, answer) = api.create_raw(bytes).await?;
-                        let took = t.elapsed();
-                        ensure!(
-                            status == 201,
-                            "create {prefix}-{i:05}: HTTP {status} {}",
-                            String::from_utf8_lossy(&answer)
-                        );
-                        ensure!(
-                            mark.is_empty() || answer.windows(mark.len()).any(|w| w == mark),
-                            "create {prefix}-{i:05} was stored without openclaw.io/injected"
-                        );
-                        lat.push(took);
+        self.rt
+            .block_on(self.creates(setup, prefix, clients, count, None))
+    }
+
+    /// The same, until `count` or, given `stop`, until it is set: the creates answered after
+    /// that are not counted.
+    async fn creates(
+        &self,
+        setup: Setup,
+        prefix: &str,
+        clients: usize,
+        count: usize,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> anyhow::Result<(Vec<Duration>, Duration)> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            // The clients share one pool: each request in flight holds its own
+            // keep-alive connection, as separate callers would.
+            let api = self.api.clone();
+            // In a mutating setup every stored Pod must carry the mark of the mutation:
+            // with `failurePolicy: Ignore` a failed call would store it unmutated.
+            let mark: &[u8] = if setup == Setup::None {
+                b""
+            } else {
+                b"\"openclaw.io/injected\""
+            };
+            let body = self.body.clone();
+            let next = next.clone();
+            let prefix = prefix.to_string();
+            let stop = stop.clone();
+            let stopped = move || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || stopped() {
+                        return Ok::<_, anyhow::Error>(lat);
                     }
-                }));
-            }
-            let mut all = Vec::with_capacity(count);
-            for t in tasks {
-                all.extend(t.await??);
-            }
-            Ok((all, started.elapsed()))
-        })
+                    let bytes = body.with_name(&format!("{prefix}-{i:05}"));
+                    let t = Instant::now();
+                    let (status, answer) = api.create_raw(bytes).await?;
+                    let took = t.elapsed();
+                    ensure!(
+                        status == 201,
+                        "create {prefix}-{i:05}: HTTP {status} {}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                    ensure!(
+                        mark.is_empty() || answer.windows(mark.len()).any(|w| w == mark),
+                        "create {prefix}-{i:05} was stored without openclaw.io/injected"
+                    );
+                    if stopped() {
+                        return Ok(lat);
+                    }
+                    lat.push(took);
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        Ok((all, started.elapsed()))
     }
 
     fn measure(
@@ -923,11 +1009,224 @@ impl Bench {
     }
 }
 
+// --- the API server's profile ----------------------------------------------------------------
+
+/// One profile window: kube-apiserver's CPU profile while the bench created Pods.
+struct Profiled {
+    file: PathBuf,
+    /// Creates answered within the window.
+    creates: usize,
+    /// CPU seconds each process used over the window (/proc), and the window's length.
+    cpu: Vec<(&'static str, f64)>,
+    window: Duration,
+    /// The samples sorted into buckets, or why not (no `go`, pprof failed).
+    split: Result<apiprof::Split, String>,
+    /// pprof's top functions by their own samples.
+    top: Vec<String>,
+}
+
+impl Bench {
+    /// The processes whose CPU the profile window reports, by name.
+    fn processes(&self) -> Vec<(&'static str, u32)> {
+        let pid = |key: &str| {
+            self.cluster
+                .get(key)
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        let mut out = Vec::new();
+        for (name, key) in [
+            ("kube-apiserver", "APISERVER_PID"),
+            ("etcd", "ETCD_PID"),
+            ("kube-controller-manager", "KCM_PID"),
+        ] {
+            if let Some(p) = pid(key) {
+                out.push((name, p));
+            }
+        }
+        if let Some(c) = &self.cluster.webhook {
+            out.push(("openclaw-admission", c.id()));
+        }
+        out.push(("the bench's clients", std::process::id()));
+        out
+    }
+
+    /// Creates Pods with `clients` clients while kube-apiserver profiles itself for
+    /// `seconds`, saves the profile in `dir` and sorts its samples. The outer error is the
+    /// bench's own (a create failed, the Pods would not go); the inner one says why there is
+    /// no profile (the endpoint refused, the file could not be written).
+    fn profile(
+        &self,
+        setup: Setup,
+        clients: usize,
+        seconds: u64,
+        dir: &Path,
+    ) -> anyhow::Result<Result<Profiled, String>> {
+        let processes = self.processes();
+        let before: Vec<f64> = processes
+            .iter()
+            .map(|(_, pid)| procfs::cpu_seconds(*pid))
+            .collect();
+        let started = Instant::now();
+        let (profile, creates) = self.rt.block_on(async {
+            let stop = Arc::new(AtomicBool::new(false));
+            let fetch = {
+                let api = self.api.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let profile = api.cpu_profile(seconds).await;
+                    // The window is over (or never opened): the clients stop.
+                    stop.store(true, Ordering::Relaxed);
+                    profile
+                })
+            };
+            let prefix = format!("{}-profile-c{clients}", setup.slug());
+            let created = self
+                .creates(setup, &prefix, clients, usize::MAX, Some(stop))
+                .await;
+            let profile = fetch.await.context("the profile's task")?;
+            Ok::<_, anyhow::Error>((profile, created?.0.len()))
+        })?;
+        let window = started.elapsed();
+        let cpu = processes
+            .iter()
+            .zip(&before)
+            .map(|((name, pid), b)| (*name, procfs::cpu_seconds(*pid) - b))
+            .collect();
+        self.rt.block_on(self.api.delete_pods())?;
+        let profile = match profile {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("no profile of kube-apiserver: {e:#}"))),
+        };
+        let file = dir.join(format!("apiserver-{}.pprof", setup.slug()));
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &profile))
+        {
+            return Ok(Err(format!("cannot save {}: {e}", file.display())));
+        }
+        let (split, top) = match apiprof::go_missing() {
+            Some(why) => (Err(why), Vec::new()),
+            None => (
+                apiprof::traces(&file)
+                    .map(|t| apiprof::split(&t))
+                    .map_err(|e| format!("{e:#}")),
+                apiprof::top(&file, 8).unwrap_or_default(),
+            ),
+        };
+        Ok(Ok(Profiled {
+            file,
+            creates,
+            cpu,
+            window,
+            split,
+            top,
+        }))
+    }
+}
+
+type Profiles = Vec<(Setup, usize, Result<Profiled, String>)>;
+
+fn report_profiles(profiles: &Profiles) {
+    if profiles.is_empty() {
+        return;
+    }
+    println!("\nkube-apiserver's CPU profile (go tool pprof), CPU ms per create\n");
+    for (setup, clients, p) in profiles {
+        match p {
+            Ok(p) => println!(
+                "- {}: {clients} clients for {:.1} s, {} creates ({:.0}/s): {}",
+                setup.slug(),
+                p.window.as_secs_f64(),
+                p.creates,
+                p.creates as f64 / p.window.as_secs_f64(),
+                p.file.display()
+            ),
+            Err(why) => println!("- {}: {why}", setup.slug()),
+        }
+    }
+    let done: Vec<(Setup, &Profiled)> = profiles
+        .iter()
+        .filter_map(|(s, _, p)| p.as_ref().ok().map(|p| (*s, p)))
+        .collect();
+    if done.is_empty() {
+        return;
+    }
+    let per_create = |p: &Profiled, seconds: f64| {
+        if p.creates == 0 {
+            "".to_string()
+        } else {
+            format!("{:.3}", seconds * 1000.0 / p.creates as f64)
+        }
+    };
+    let mut header = String::from("\n| CPU ms per create |");
+    let mut rule = String::from("| --- |");
+    for (setup, _) in &done {
+        header.push_str(&format!(" {} |", setup.slug()));
+        rule.push_str(" ---: |");
+    }
+    println!("{header}\n{rule}");
+    // Rows: the buckets (when pprof could sort them), then the processes from /proc.
+    let splits: Vec<Option<&apiprof::Split>> =
+        done.iter().map(|(_, p)| p.split.as_ref().ok()).collect();
+    let mut why_not = Vec::new();
+    for (setup, p) in &done {
+        if let Err(why) = &p.split {
+            why_not.push(format!("{}: {why}", setup.slug()));
+        }
+    }
+    let bucket_row = |label: String, value: &dyn Fn(&apiprof::Split) -> f64| {
+        // A bucket no setup has a sample in says nothing.
+        if splits.iter().flatten().all(|s| value(s) == 0.0) {
+            return;
+        }
+        let mut row = format!("| {label} |");
+        for ((_, p), s) in done.iter().zip(&splits) {
+            let cell = s.map(|s| per_create(p, value(s))).unwrap_or_default();
+            row.push_str(&format!(" {cell} |"));
+        }
+        println!("{row}");
+    };
+    if let Some(first) = splits.iter().flatten().next() {
+        for (i, (label, _)) in first.exclusive.iter().enumerate() {
+            bucket_row(label.to_string(), &|s| s.exclusive[i].1);
+        }
+        bucket_row("**all samples**".into(), &|s| s.total);
+        for (i, (label, _)) in first.inclusive.iter().enumerate() {
+            bucket_row(format!("({label})"), &|s| s.inclusive[i].1);
+        }
+    }
+    let names: Vec<&'static str> = done[0].1.cpu.iter().map(|(n, _)| *n).collect();
+    for (i, name) in names.iter().enumerate() {
+        let mut row = format!("| {name}, /proc |");
+        for (_, p) in &done {
+            let cell = p.cpu.get(i).map(|c| per_create(p, c.1)).unwrap_or_default();
+            row.push_str(&format!(" {cell} |"));
+        }
+        println!("{row}");
+    }
+    let mut row = String::from("| cores busy, these processes |");
+    for (_, p) in &done {
+        let all: f64 = p.cpu.iter().map(|c| c.1).sum();
+        row.push_str(&format!(" {:.2} |", all / p.window.as_secs_f64()));
+    }
+    println!("{row}");
+    for why in why_not {
+        println!("\nno buckets for {why}");
+    }
+    for (setup, p) in &done {
+        if !p.top.is_empty() {
+            println!("\ntop functions by own samples, {}:", setup.slug());
+            for l in &p.top {
+                println!("{l}");
+            }
+        }
+    }
+}
+
 // --- the run ---------------------------------------------------------------------------------
 
 type Results = BTreeMap<(Setup, usize), Phase>;
 
-fn run(cfg: &Config) -> anyhow::Result<Results> {
+fn run(cfg: &Config) -> anyhow::Result<(Results, Profiles)> {
     let started = Instant::now();
     let mut cluster = Cluster::start()?;
     cluster.prepare_namespace()?;
@@ -960,6 +1259,8 @@ fn run(cfg: &Config) -> anyhow::Result<Results> {
     );
     let per_round = cfg.creates.div_ceil(cfg.rounds);
     let mut results = Results::new();
+    let mut profiles = Profiles::new();
+    let most = cfg.clients.iter().copied().max().unwrap_or(1);
     for round in 0..cfg.rounds {
         for setup in Setup::ALL {
             bench.cluster.switch_to(setup)?;
@@ -969,12 +1270,56 @@ fn run(cfg: &Config) -> anyhow::Result<Results> {
                 let phase = results.entry((setup, clients)).or_default();
                 bench.measure(setup, round, clients, per_round, cfg.warmup, phase)?;
             }
+            // The smoke run profiles the setup with the most to profile, once.
+            let profiled = cfg.profile_secs > 0
+                && round + 1 == cfg.rounds
+                && (cfg.bench || setup == Setup::Webhook);
+            if profiled {
+                let p = bench.profile(setup, most, cfg.profile_secs, &cfg.profile_dir)?;
+                if let Err(why) = &p {
+                    eprintln!("{}: {why}", setup.name());
+                }
+                profiles.push((setup, most, p));
+            }
         }
     }
     if !cfg.bench {
         smoke_checks(&results)?;
+        smoke_profile_checks(&profiles)?;
     }
-    Ok(results)
+    Ok((results, profiles))
+}
+
+/// The profile of the smoke run: there, saved as gzip, and (when `go` is here) read by pprof
+/// into buckets that add up to its total.
+fn smoke_profile_checks(profiles: &Profiles) -> anyhow::Result<()> {
+    ensure!(profiles.len() == 1, "{} profiles, not one", profiles.len());
+    for (setup, _, p) in profiles {
+        let p = p
+            .as_ref()
+            .map_err(|why| anyhow::anyhow!("{}: {why}", setup.name()))?;
+        let bytes = std::fs::read(&p.file)?;
+        ensure!(
+            bytes.len() > 2 && bytes.starts_with(&[0x1f, 0x8b]),
+            "{} is not a gzip'd profile",
+            p.file.display()
+        );
+        ensure!(p.creates > 0, "no create within the profile window");
+        match (&p.split, apiprof::go_missing()) {
+            (Ok(split), _) => {
+                let summed: f64 = split.exclusive.iter().map(|(_, v)| v).sum();
+                // pprof prints each stack's value and the total rounded, hence the margin.
+                ensure!(
+                    split.total > 0.0 && (summed - split.total).abs() <= 0.01 * split.total,
+                    "the buckets add up to {summed} s of the profile's {} s",
+                    split.total
+                );
+            }
+            (Err(why), Some(_)) => eprintln!("profile not read ({why}); checked as gzip only"),
+            (Err(why), None) => bail!("pprof could not read {}: {why}", p.file.display()),
+        }
+    }
+    Ok(())
 }
 
 /// What the smoke run asserts beyond the setups being in force: every create was counted by
@@ -1031,7 +1376,12 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn report(cfg: &Config, results: &Results, load_at_start: &str) -> anyhow::Result<()> {
+fn report(
+    cfg: &Config,
+    results: &Results,
+    profiles: &Profiles,
+    load_at_start: &str,
+) -> anyhow::Result<()> {
     let load = format!(
         "load average {load_at_start} at the start, {} at the end",
         load_average()
@@ -1116,6 +1466,7 @@ fn report(cfg: &Config, results: &Results, load_at_start: &str) -> anyhow::Resul
         println!("\nTargets");
         judge_targets(results, seq, conc);
     }
+    report_profiles(profiles);
 
     let colours = [
         (Setup::None, "#555555"),
@@ -1194,8 +1545,8 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let load_at_start = load_average();
     let result = Config::from_env(bench).and_then(|cfg| {
-        let results = run(&cfg)?;
-        report(&cfg, &results, &load_at_start)?;
+        let (results, profiles) = run(&cfg)?;
+        report(&cfg, &results, &profiles, &load_at_start)?;
         if !cfg.bench {
             let _ = std::fs::remove_dir_all(cfg.svg.parent().unwrap_or(Path::new("/nonexistent")));
         }
