@@ -413,6 +413,16 @@ mod tests {
         &'static [(&'static str, &'static str)],
     );
 
+    fn assert_typed_diff_is_json_diff<T: Named + std::fmt::Debug>(a: &[T], b: &[T]) {
+        let mut typed = Vec::new();
+        diff_list(a, b, &mut PointerBuf::new(), &mut typed).unwrap();
+        let json = diff_values(
+            &serde_json::to_value(a).unwrap(),
+            &serde_json::to_value(b).unwrap(),
+        );
+        assert_eq!(typed, json.0, "{a:?} -> {b:?}");
+    }
+
     #[test]
     fn typed_lists_give_the_same_operations_as_their_json() {
         let env = |v: &[(&str, &str)]| -> Vec<EnvVar> {
@@ -441,14 +451,7 @@ mod tests {
             (&[("x", "1")], &[]),
         ];
         for (x, y) in cases {
-            let (a, b) = (env(x), env(y));
-            let mut typed = Vec::new();
-            diff_list(&a, &b, &mut PointerBuf::new(), &mut typed).unwrap();
-            let json = diff_values(
-                &serde_json::to_value(&a).unwrap(),
-                &serde_json::to_value(&b).unwrap(),
-            );
-            assert_eq!(typed, json.0, "{x:?} -> {y:?}");
+            assert_typed_diff_is_json_diff(&env(x), &env(y));
         }
         // Mounts: by name while names are unique, by mountPath when one volume is mounted
         // twice, by index when neither is unique.
@@ -470,14 +473,7 @@ mod tests {
             (&[("v", "/a"), ("v", "/a")], &[("v", "/a"), ("w", "/a")]),
         ];
         for (x, y) in cases {
-            let (a, b) = (mounts(x), mounts(y));
-            let mut typed = Vec::new();
-            diff_list(&a, &b, &mut PointerBuf::new(), &mut typed).unwrap();
-            let json = diff_values(
-                &serde_json::to_value(&a).unwrap(),
-                &serde_json::to_value(&b).unwrap(),
-            );
-            assert_eq!(typed, json.0, "{x:?} -> {y:?}");
+            assert_typed_diff_is_json_diff(&mounts(x), &mounts(y));
         }
     }
 }
