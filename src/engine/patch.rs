@@ -70,23 +70,15 @@ pub(crate) fn diff_value(
 /// The field that identifies the elements of both lists, if there is one: every element an
 /// object with a distinct string under it (`name` for containers, volumes and env;
 /// `mountPath` for mounts, where one volume may be mounted twice).
-fn list_key(a: &[Value], b: &[Value]) -> Option<&'static str> {
+fn list_key<T: Named>(a: &[T], b: &[T]) -> Option<&'static str> {
+    let unique = |list: &[T], key: &str| {
+        let mut seen = HashSet::with_capacity(list.len());
+        list.iter()
+            .all(|v| v.field(key).is_some_and(|k| seen.insert(k)))
+    };
     ["name", "mountPath"]
         .into_iter()
-        .find(|key| unique_keys(a, key) && unique_keys(b, key))
-}
-
-fn unique_keys(list: &[Value], key: &str) -> bool {
-    let mut seen = HashSet::with_capacity(list.len());
-    list.iter().all(|v| {
-        v.get(key)
-            .and_then(Value::as_str)
-            .is_some_and(|k| seen.insert(k))
-    })
-}
-
-fn key_of<'v>(v: &'v Value, key: &str) -> &'v str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
+        .find(|key| unique(a, key) && unique(b, key))
 }
 
 fn diff_keyed(
@@ -99,7 +91,7 @@ fn diff_keyed(
     let Ok(()) = diff_keyed_by::<_, std::convert::Infallible>(
         a,
         b,
-        |v| key_of(v, key),
+        |v| v.field(key).unwrap_or_default(),
         |x, y, path, ops| {
             diff_value(x, y, path, ops);
             Ok(())
@@ -110,10 +102,16 @@ fn diff_keyed(
     );
 }
 
-/// A typed list element the patch can diff without serializing it first: its value under
-/// each field [`list_key`] tries, as the JSON form would have it.
+/// A list element the patch can key by name: its string under each field [`list_key`]
+/// tries, as its JSON form has it. Typed elements answer without being serialized.
 pub(crate) trait Named: Serialize + PartialEq {
     fn field(&self, key: &str) -> Option<&str>;
+}
+
+impl Named for Value {
+    fn field(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
 }
 
 impl Named for EnvVar {
@@ -150,15 +148,7 @@ pub(crate) fn diff_list<T: Named>(
     if a == b {
         return Ok(());
     }
-    let unique = |list: &[T], key: &str| {
-        let mut seen = HashSet::with_capacity(list.len());
-        list.iter()
-            .all(|v| v.field(key).is_some_and(|k| seen.insert(k)))
-    };
-    let Some(key) = ["name", "mountPath"]
-        .into_iter()
-        .find(|key| unique(a, key) && unique(b, key))
-    else {
+    let Some(key) = list_key(a, b) else {
         diff_value(
             &serde_json::to_value(a)?,
             &serde_json::to_value(b)?,

@@ -919,9 +919,10 @@ fn glob_bytes(pattern: &[u8], name: &[u8], eq: impl Fn(u8, u8) -> bool + Copy) -
         return true;
     }
     for piece in pattern[first_star + 1..last_star].split(|&b| b == b'*') {
-        let found = (0..=rest.len().saturating_sub(piece.len()))
-            .find(|&at| rest.len() >= piece.len() && same(piece, &rest[at..at + piece.len()]));
-        match found {
+        if piece.is_empty() {
+            continue; // `**`
+        }
+        match rest.windows(piece.len()).position(|w| same(piece, w)) {
             Some(at) => rest = &rest[at + piece.len()..],
             None => return false,
         }

@@ -161,16 +161,17 @@ fn header_token(v: &str) -> Option<String> {
     None
 }
 
-/// Where `needle` (ASCII) starts in `hay`, case aside; every index is a char boundary, since
+/// Where `needle` (ASCII, not empty) starts in `hay`, case aside; every index is a char boundary, since
 /// a match starts with an ASCII byte. Scanned in place: this runs on every env value.
 fn ascii_case_insensitive_indices<'h>(
     hay: &'h str,
     needle: &'static str,
 ) -> impl Iterator<Item = usize> + 'h {
-    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
-    (0..=hay.len().saturating_sub(needle.len())).filter(move |&i| {
-        hay.len() >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
-    })
+    hay.as_bytes()
+        .windows(needle.len())
+        .enumerate()
+        .filter(move |(_, w)| w.eq_ignore_ascii_case(needle.as_bytes()))
+        .map(|(i, _)| i)
 }
 
 /// The words of a command line: split on white space, quotes and `;` stripped.
