@@ -11,6 +11,7 @@ pub mod patch;
 pub mod policy;
 pub mod review;
 pub mod selector;
+mod skim;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -130,21 +130,22 @@ fn meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> 
     })
 }
 
+/// A Pod as the engine reads it: metadata without `managedFields`, the spec without the
+/// fields no check or mutation reads ([`super::skim`]), and no status, which nothing judges
+/// (the API server resets it on create and keeps the stored one on update).
 #[derive(Deserialize)]
 struct PodIn {
     #[serde(default, deserialize_with = "meta")]
     metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::skim::spec")]
     spec: Option<PodSpec>,
-    #[serde(default)]
-    status: Option<k8s_openapi::api::core::v1::PodStatus>,
 }
 
 #[derive(Deserialize)]
 struct TemplateIn {
     #[serde(default, deserialize_with = "meta")]
     metadata: ObjectMeta,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::skim::spec")]
     spec: Option<PodSpec>,
 }
 
@@ -204,7 +205,7 @@ impl Subject {
                 Subject::Pod(Box::new(Pod {
                     metadata: p.metadata,
                     spec: p.spec,
-                    status: p.status,
+                    status: None,
                 }))
             }
             "CronJob" => {

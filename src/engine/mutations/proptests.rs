@@ -8,6 +8,7 @@
 use super::short_lived_token::PLUGIN_VOLUME_PREFIX;
 use super::{MutationInput, PodDraft, apply_all, otel_env};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
+use crate::engine::review::Subject;
 use json_patch::PatchOperation;
 use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
@@ -59,7 +60,11 @@ fn container(name: &'static str) -> impl Strategy<Value = Value> {
         any::<bool>(),
     )
         .prop_map(move |(env, mounts, has_env, has_mounts)| {
-            let mut c = json!({"name": name, "image": "openclaw", "futureField": {"k": 1}});
+            // `livenessProbe` and `resources` are read by nobody and skipped by the parser
+            // (`crate::engine::skim`); like `futureField` they must survive the patch.
+            let mut c = json!({"name": name, "image": "openclaw", "futureField": {"k": 1},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                "resources": {"limits": {"memory": "1Gi"}}});
             if has_env {
                 c["env"] = json!(env);
             }
@@ -124,6 +129,7 @@ fn pod() -> impl Strategy<Value = Value> {
                 "serviceAccountName": "claw",
                 "containers": named(app, "agent"),
                 "futureSpecField": [1, 2],
+                "tolerations": [{"operator": "Exists"}],
             });
             if !init.is_empty() {
                 spec["initContainers"] = json!(named(init, "setup"));
@@ -142,6 +148,14 @@ fn pod() -> impl Strategy<Value = Value> {
                 "spec": spec,
             })
         })
+}
+
+/// The pod in `raw`, read as the webhook reads a review's object.
+fn read_pod(raw: &Value) -> Pod {
+    match Subject::parse("Pod", &raw.to_string()).unwrap() {
+        Subject::Pod(p) => *p,
+        _ => unreachable!("a Pod reads as a Pod"),
+    }
 }
 
 fn policy() -> Policy {
@@ -178,7 +192,8 @@ proptest! {
         sa_automount in prop::option::of(any::<bool>()),
     ) {
         let policy = policy();
-        let original: Pod = serde_json::from_value(raw.clone()).unwrap();
+        // Read as the webhook reads it, skipping what no check or mutation reads.
+        let original = read_pod(&raw);
         let view = crate::engine::view::StaticView::new();
         let input = MutationInput { policy: &policy, namespace: "agents", service_account_automount: sa_automount, view: &view };
         let mut draft = PodDraft::new(&original);
@@ -202,8 +217,14 @@ proptest! {
             json_patch::patch(&mut doc, std::slice::from_ref(op)).unwrap();
         }
         prop_assert_eq!(&doc["spec"]["futureSpecField"], &json!([1, 2]));
-        for c in doc["spec"]["containers"].as_array().unwrap() {
-            prop_assert_eq!(&c["futureField"], &json!({"k": 1}));
+        prop_assert_eq!(&doc["spec"]["tolerations"], &raw["spec"]["tolerations"]);
+        for list in ["initContainers", "containers"] {
+            let (before, after) = (&raw["spec"][list], &doc["spec"][list]);
+            for (i, c) in after.as_array().into_iter().flatten().enumerate() {
+                for field in ["futureField", "livenessProbe", "resources"] {
+                    prop_assert_eq!(&c[field], &before[i][field], "{}[{}].{}", list, i, field);
+                }
+            }
         }
 
         // 4. Every env var the user wrote is still there with its value; only a literal
@@ -230,7 +251,7 @@ proptest! {
         }
 
         // 2. Idempotent on its own output: nothing applied, nothing patched.
-        let again: Pod = serde_json::from_value(doc).unwrap();
+        let again = read_pod(&doc);
         let mut second = PodDraft::new(&again);
         let applied = apply_all(&mut second, &input);
         prop_assert!(applied.is_empty(), "second pass applied {:?}", applied);
