@@ -894,11 +894,28 @@ pub fn glob_match_ignore_ascii_case(pattern: &str, name: &str) -> bool {
     })
 }
 
+/// [`glob_match_ignore_ascii_case`] against a command-line flag's name as an env var would
+/// spell it: each `-` in `name` reads as `_` (`api-key` matches `*_KEY`), with no copy made.
+pub fn glob_match_flag_ignore_ascii_case(pattern: &str, name: &str) -> bool {
+    glob_bytes(pattern.as_bytes(), name.as_bytes(), |p, n| {
+        p.eq_ignore_ascii_case(&if n == b'-' { b'_' } else { n })
+    })
+}
+
 /// Linear: the first piece must be a prefix and the last a suffix, not overlapping; the
 /// pieces between are found left to right in what lies between them (taking the leftmost
-/// place of each never loses a match). Bytes compare as `eq` says; for UTF-8 input a byte
-/// match is a character match, since no piece can start inside a character it matches.
+/// place of each never loses a match). Bytes compare as `eq(pattern byte, name byte)` says;
+/// for UTF-8 input a byte match is a character match, since no piece can start inside a
+/// character it matches.
 fn glob_bytes(pattern: &[u8], name: &[u8], eq: impl Fn(u8, u8) -> bool + Copy) -> bool {
+    // A pattern ending in a literal byte needs the name to end in it: most names fail
+    // here, before the pattern is scanned for stars.
+    if let (Some(&p), Some(&n)) = (pattern.last(), name.last())
+        && p != b'*'
+        && !eq(p, n)
+    {
+        return false;
+    }
     let same = |a: &[u8], b: &[u8]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| eq(*x, *y));
     let (Some(first_star), Some(last_star)) = (
         pattern.iter().position(|&b| b == b'*'),
@@ -1072,6 +1089,19 @@ mod tests {
         #[test]
         fn glob_agrees_with_backtracking(p in "[ab*]{0,7}", n in "[ab]{0,9}") {
             proptest::prop_assert_eq!(glob_match(&p, &n), glob_oracle(p.as_bytes(), n.as_bytes()));
+        }
+
+        /// A flag's name matches as the env var name with its dashes made underscores.
+        #[test]
+        fn flag_names_match_as_their_underscored_spelling(p in "[aB_*-]{0,7}", n in "[Ab_-]{0,9}") {
+            proptest::prop_assert_eq!(
+                glob_match_flag_ignore_ascii_case(&p, &n),
+                glob_match_ignore_ascii_case(&p, &n.replace('-', "_"))
+            );
+            proptest::prop_assert_eq!(
+                glob_match_ignore_ascii_case(&p, &n),
+                glob_oracle(p.to_ascii_uppercase().as_bytes(), n.to_ascii_uppercase().as_bytes())
+            );
         }
     }
 

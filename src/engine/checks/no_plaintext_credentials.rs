@@ -9,7 +9,9 @@
 //! argument and its container; the value is never copied anywhere.
 
 use super::{CheckInput, containers};
-use crate::engine::policy::{CredentialSettings, glob_match_ignore_ascii_case};
+use crate::engine::policy::{
+    CredentialSettings, glob_match_flag_ignore_ascii_case, glob_match_ignore_ascii_case,
+};
 use crate::engine::violation::{Tier, Violation};
 
 pub const ID: &str = "no-plaintext-credentials";
@@ -51,12 +53,35 @@ fn looks_like_jwt(v: &str) -> bool {
 /// flattened into one line.
 fn looks_like_pem_private_key(v: &str) -> bool {
     const BEGIN: &str = "-----BEGIN ";
-    v.match_indices(BEGIN).any(|(i, _)| {
-        v[i + BEGIN.len()..]
+    let mut rest = v;
+    while let Some(i) = find(rest, BEGIN) {
+        rest = &rest[i + BEGIN.len()..];
+        if rest
             .split("-----")
             .next()
             .is_some_and(|label| label.ends_with("PRIVATE KEY"))
-    })
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Where `needle` (starting with an ASCII byte) first starts in `hay`. Every env value and
+/// argument is searched a few times: on such short text a scan for the first byte costs
+/// less than the two-way searcher `str::find` builds on each call.
+fn find(hay: &str, needle: &'static str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = *n.first()?;
+    let mut from = 0;
+    while let Some(at) = h[from..].iter().position(|&b| b == first) {
+        let i = from + at;
+        if h[i..].starts_with(n) {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
 }
 
 fn has_provider_prefix(v: &str, prefixes: &[String]) -> bool {
@@ -86,20 +111,25 @@ fn is_file_path(v: &str) -> bool {
 }
 
 /// A name the policy calls credential-like, case aside (`github_token` as `GITHUB_TOKEN`).
+/// The exceptions are looked at only for a name a pattern matches: most names match none.
 fn credential_name<'s>(name: &str, s: &'s CredentialSettings) -> Option<&'s str> {
-    let matches = |p: &String| glob_match_ignore_ascii_case(p, name);
-    if s.name_exceptions.iter().any(matches) {
-        return None;
-    }
-    s.name_patterns
-        .iter()
-        .find(|p| matches(p))
-        .map(String::as_str)
+    first_pattern(s, |p| glob_match_ignore_ascii_case(p, name))
+}
+
+/// [`credential_name`] for a flag's name, its dashes read as underscores (`api-key`).
+fn credential_flag<'s>(key: &str, s: &'s CredentialSettings) -> Option<&'s str> {
+    let name = flag_name(key);
+    first_pattern(s, |p| glob_match_flag_ignore_ascii_case(p, name))
+}
+
+fn first_pattern(s: &CredentialSettings, matches: impl Fn(&str) -> bool) -> Option<&str> {
+    let pattern = s.name_patterns.iter().find(|p| matches(p))?;
+    (!s.name_exceptions.iter().any(|p| matches(p))).then_some(pattern.as_str())
 }
 
 /// `scheme://user:password@host`: the password part, when there is one.
 fn url_password(v: &str) -> Option<&str> {
-    let (_, rest) = v.split_once("://")?;
+    let rest = &v[find(v, "://")? + 3..];
     let authority = rest.split(['/', '?', '#']).next()?;
     let (userinfo, _) = authority.rsplit_once('@')?;
     let (_, password) = userinfo.split_once(':')?;
@@ -142,6 +172,9 @@ fn value_shape(value: &str, s: &CredentialSettings) -> Option<String> {
 
 /// `Authorization: Bearer <token>` (or `Basic`), as in a curl command line.
 fn header_token(v: &str) -> Option<String> {
+    if !v.contains(' ') {
+        return None; // the common case, found by one scan
+    }
     for scheme in ["bearer ", "basic "] {
         for i in ascii_case_insensitive_indices(v, scheme) {
             let preceded = v[..i].trim_end().ends_with(':') || i == 0;
@@ -181,12 +214,12 @@ fn words(v: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
-/// The credential-like name of a flag or assignment: `--api-key` -> `API_KEY`,
-/// `-Ddb.password` -> `PASSWORD`, `export TOKEN` -> `TOKEN`.
-fn flag_name(key: &str) -> String {
+/// The name of a flag or assignment, as [`credential_flag`] matches it (dashes read as
+/// underscores, case aside): `--api-key` -> `api-key` (`API_KEY`), `-Ddb.password` ->
+/// `password`, `export TOKEN` -> `TOKEN`.
+fn flag_name(key: &str) -> &str {
     let key = key.trim_start_matches('-');
-    let key = key.rsplit('.').next().unwrap_or(key);
-    key.replace('-', "_")
+    key.rsplit('.').next().unwrap_or(key)
 }
 
 /// One word: a provider key, a JWT, or `name=value` / `--name=value` with a credential-like
@@ -209,7 +242,7 @@ fn word_shape(w: &str, s: &CredentialSettings, in_args: bool) -> Option<String> 
     if key.is_empty() || !literal(value) || is_file_path(value) {
         return None;
     }
-    if let Some(p) = credential_name(&flag_name(key), s) {
+    if let Some(p) = credential_flag(key, s) {
         return Some(format!("{} (name matches {p})", shown_key(key)));
     }
     if has_provider_prefix(value, &s.value_prefixes) {
@@ -276,7 +309,7 @@ fn arg_reason(list: &[String], i: usize, s: &CredentialSettings) -> Option<Strin
         && literal(arg)
         && !arg.starts_with('-')
         && !is_file_path(arg)
-        && let Some(p) = credential_name(&flag_name(previous), s)
+        && let Some(p) = credential_flag(previous, s)
     {
         return Some(format!("{} (name matches {p})", shown_key(previous)));
     }
@@ -337,6 +370,20 @@ mod tests {
     use crate::engine::checks::fixtures::*;
 
     const ANTHROPIC_KEY: &str = "sk-ant-api03-Zx9qW2mP4kL8vN1bT6yR3cF5hJ7dG0sA";
+
+    proptest::proptest! {
+        /// The first-byte scan finds what `str::find` finds, in any text.
+        #[test]
+        fn find_agrees_with_str_find(pieces in proptest::collection::vec(
+            proptest::sample::select(&["://", "-----BEGIN ", "----", "-", ":/", "é", "a", " "][..]),
+            0..8,
+        )) {
+            let hay = pieces.concat();
+            for needle in ["://", "-----BEGIN "] {
+                proptest::prop_assert_eq!(find(&hay, needle), hay.find(needle));
+            }
+        }
+    }
 
     #[test]
     fn passes_hardened_pod_with_secret_ref_and_harmless_values() {
