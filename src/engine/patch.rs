@@ -15,7 +15,6 @@ use json_patch::{
 use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 
 /// The JSON Patch turning one JSON document into another, diffing named lists by name.
 pub fn diff_values(original: &Value, mutated: &Value) -> Patch {
@@ -72,9 +71,15 @@ pub(crate) fn diff_value(
 /// `mountPath` for mounts, where one volume may be mounted twice).
 fn list_key<T: Named>(a: &[T], b: &[T]) -> Option<&'static str> {
     let unique = |list: &[T], key: &str| {
-        let mut seen = HashSet::with_capacity(list.len());
-        list.iter()
-            .all(|v| v.field(key).is_some_and(|k| seen.insert(k)))
+        let mut keys = Vec::with_capacity(list.len());
+        for v in list {
+            match v.field(key) {
+                Some(k) => keys.push(k),
+                None => return false,
+            }
+        }
+        keys.sort_unstable();
+        keys.windows(2).all(|w| w[0] != w[1])
     };
     ["name", "mountPath"]
         .into_iter()
@@ -184,7 +189,7 @@ pub(crate) fn diff_list<T: Named>(
 /// and re-added; then walk `b`, diffing each kept element in place and adding the new ones.
 /// Generic over the element, so that typed lists ([`diff_list`]) serialize only what the
 /// patch carries.
-fn diff_keyed_by<T, E>(
+fn diff_keyed_by<T: PartialEq, E>(
     a: &[T],
     b: &[T],
     key_of: impl Fn(&T) -> &str,
@@ -193,21 +198,26 @@ fn diff_keyed_by<T, E>(
     path: &mut PointerBuf,
     ops: &mut Vec<PatchOperation>,
 ) -> Result<(), E> {
-    let in_b: HashMap<&str, usize> = b.iter().enumerate().map(|(j, v)| (key_of(v), j)).collect();
+    // `b`'s keys (distinct, as `list_key` found) sorted with their indices: a few short
+    // lists per review, where sorting and binary search beat hashing each key.
+    let mut keys: Vec<(&str, usize)> = b.iter().enumerate().map(|(j, v)| (key_of(v), j)).collect();
+    keys.sort_unstable();
+    let in_b = |key: &str| {
+        keys.binary_search_by(|(k, _)| (*k).cmp(key))
+            .ok()
+            .map(|at| keys[at].1)
+    };
     let mut from_a: Vec<Option<usize>> = vec![None; b.len()];
     for (i, v) in a.iter().enumerate().rev() {
-        match in_b.get(key_of(v)) {
-            Some(&j) => from_a[j] = Some(i),
+        match in_b(key_of(v)) {
+            Some(j) => from_a[j] = Some(i),
             None => push_op(ops, path, i, |p| {
                 PatchOperation::Remove(RemoveOperation { path: p })
             }),
         }
     }
     // What is left, as indices into `b`, in its current order.
-    let mut order: Vec<usize> = a
-        .iter()
-        .filter_map(|v| in_b.get(key_of(v)).copied())
-        .collect();
+    let mut order: Vec<usize> = a.iter().filter_map(|v| in_b(key_of(v))).collect();
     let mut settled = vec![false; b.len()];
     for j in longest_increasing(&order) {
         settled[j] = true;
@@ -237,6 +247,9 @@ fn diff_keyed_by<T, E>(
         }
     }
     for (j, bv) in b.iter().enumerate() {
+        if from_a[j].is_some_and(|i| a[i] == *bv) {
+            continue; // kept as it was: nothing to say, not even its path
+        }
         path.push_back(j);
         let done = match from_a[j] {
             Some(i) => diff_element(&a[i], bv, path, ops),
