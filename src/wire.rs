@@ -2,8 +2,9 @@
 //!
 //! In: the body is read in one pass, borrowing the envelope's strings where they carry no
 //! escapes; once the request's `kind` is known the object and old object are read straight
-//! into the engine's types ([`Subject::deserialize_as`]), skipping every field no check or
-//! mutation reads (`managedFields`). Nothing else of the request is built. A body the one
+//! into the engine's types ([`Subject::deserialize_as`], [`crate::engine::pod`]), skipping
+//! every field no check or mutation reads (`managedFields`, probes, resources, scheduling,
+//! status, ...). Nothing else of the request is built. A body the one
 //! pass cannot take (an object that does not fit its type, a repeated field) is read again
 //! in two passes, which name what is wrong and keep the uid.
 //!

@@ -538,7 +538,7 @@ mod tests {
     use crate::engine::review::{GroupVersionKind, GroupVersionResource, User};
     use serde_json::json;
 
-    fn review_of(p: k8s_openapi::api::core::v1::Pod) -> Review {
+    fn review_of(p: crate::engine::pod::Pod) -> Review {
         Review {
             uid: "u".into(),
             kind: GroupVersionKind::gvk("", "v1", "Pod"),

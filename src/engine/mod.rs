@@ -8,10 +8,10 @@ pub mod cilium;
 pub mod mutations;
 pub mod openshift;
 pub mod patch;
+pub mod pod;
 pub mod policy;
 pub mod review;
 pub mod selector;
-mod skim;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -19,7 +19,7 @@ mod tests_controllers;
 pub mod view;
 pub mod violation;
 
-use k8s_openapi::api::core::v1::Pod;
+use pod::Pod;
 use policy::{Action, Mode, Policy};
 use review::{Operation, Review, Subject, Target};
 use std::collections::BTreeMap;

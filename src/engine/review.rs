@@ -1,7 +1,7 @@
 //! The engine's view of one admission request: who asks, what operation, and the pod (or pod
 //! template) under review, parsed once into typed structs.
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
+use super::pod::{Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use kube::core::admission::Operation;
 pub use kube::core::{GroupVersionKind, GroupVersionResource};
@@ -130,14 +130,13 @@ fn meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> 
     })
 }
 
-/// A Pod as the engine reads it: metadata without `managedFields`, the spec without the
-/// fields no check or mutation reads ([`super::skim`]), and no status, which nothing judges
-/// (the API server resets it on create and keeps the stored one on update).
+/// A Pod as the engine reads it: metadata without `managedFields`, the spec as
+/// [`super::pod`] holds it, and no status.
 #[derive(Deserialize)]
 struct PodIn {
     #[serde(default, deserialize_with = "meta")]
     metadata: ObjectMeta,
-    #[serde(default, deserialize_with = "super::skim::spec")]
+    #[serde(default)]
     spec: Option<PodSpec>,
 }
 
@@ -145,7 +144,7 @@ struct PodIn {
 struct TemplateIn {
     #[serde(default, deserialize_with = "meta")]
     metadata: ObjectMeta,
-    #[serde(default, deserialize_with = "super::skim::spec")]
+    #[serde(default)]
     spec: Option<PodSpec>,
 }
 
@@ -205,7 +204,6 @@ impl Subject {
                 Subject::Pod(Box::new(Pod {
                     metadata: p.metadata,
                     spec: p.spec,
-                    status: None,
                 }))
             }
             "CronJob" => {

@@ -14,7 +14,7 @@ use super::{
     evaluate, mutate,
 };
 use crate::admission::{self, Endpoint};
-use k8s_openapi::api::core::v1::Pod;
+use crate::engine::pod::Pod;
 use serde_json::{Value, json};
 
 // --- building reviews ---

@@ -11,7 +11,7 @@ use super::review::Review;
 use super::view::StaticView;
 use super::{APPROVAL_STAMP, AUDIT_APPROVAL, Decision, evaluate, mutate};
 use crate::admission;
-use k8s_openapi::api::core::v1::Pod;
+use crate::engine::pod::Pod;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

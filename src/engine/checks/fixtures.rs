@@ -8,16 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use super::CheckInput;
+use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::{Target, Template};
 use crate::engine::view::StaticView;
 use crate::engine::violation::Violation;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    EnvVarSource, EphemeralContainer, HostPathVolumeSource, Pod, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ProjectedVolumeSource, SeccompProfile, SecretEnvSource, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
-    VolumeProjection,
+    Capabilities, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HostPathVolumeSource, PodSecurityContext, ProjectedVolumeSource, SeccompProfile,
+    SecretEnvSource, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
@@ -93,12 +93,11 @@ impl PodBuilder {
             spec.init_containers = Some(self.init);
         }
         if !self.ephemeral.is_empty() {
-            spec.ephemeral_containers = Some(self.ephemeral.into_iter().map(ephemeral).collect());
+            spec.ephemeral_containers = Some(self.ephemeral);
         }
         Pod {
             metadata: self.meta,
             spec: Some(spec),
-            status: None,
         }
     }
 
@@ -413,21 +412,6 @@ pub fn token_volume(name: &str, expiration_seconds: Option<i64>) -> Volume {
             }]),
             ..Default::default()
         }),
-        ..Default::default()
-    }
-}
-
-fn ephemeral(c: Container) -> EphemeralContainer {
-    EphemeralContainer {
-        name: c.name,
-        image: c.image,
-        command: c.command,
-        args: c.args,
-        env: c.env,
-        env_from: c.env_from,
-        ports: c.ports,
-        security_context: c.security_context,
-        volume_mounts: c.volume_mounts,
         ..Default::default()
     }
 }

@@ -2,12 +2,13 @@
 //! cluster view, registered in [`CHECKS`]. A newcomer finds a rule by its id and reads it in
 //! one screen (the pod-security-admission model).
 
+use super::pod::PodSpec;
 use super::policy::Policy;
 use super::review::Target;
 use super::view::ClusterView;
 use super::violation::{Tier, Violation};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, EnvFromSource, EnvVar, PodSpec, SecurityContext, VolumeMount,
+    ContainerPort, EnvFromSource, EnvVar, SecurityContext, VolumeMount,
 };
 
 pub(crate) mod cidr;

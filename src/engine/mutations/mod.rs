@@ -143,7 +143,7 @@ pub(crate) fn upsert_volume(pod: &mut PodDraft<'_>, volume: Volume) -> bool {
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 pub(crate) fn run_on(
-    pod: &mut k8s_openapi::api::core::v1::Pod,
+    pod: &mut crate::engine::pod::Pod,
     apply: fn(&mut PodDraft<'_>, &MutationInput<'_>) -> bool,
     input: &MutationInput<'_>,
 ) -> bool {

@@ -236,8 +236,8 @@ fn inject(container: &str, env: &mut Option<Vec<EnvVar>>, facts: &PodFacts<'_>) 
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::engine::pod::Pod;
     use crate::engine::policy::Policy;
-    use k8s_openapi::api::core::v1::Pod;
     use serde_json::{Value, json};
 
     fn pod(v: Value) -> Pod {

@@ -7,10 +7,10 @@
 
 use super::short_lived_token::PLUGIN_VOLUME_PREFIX;
 use super::{MutationInput, PodDraft, apply_all, otel_env};
+use crate::engine::pod::Pod;
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::Subject;
 use json_patch::PatchOperation;
-use k8s_openapi::api::core::v1::Pod;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -60,8 +60,8 @@ fn container(name: &'static str) -> impl Strategy<Value = Value> {
         any::<bool>(),
     )
         .prop_map(move |(env, mounts, has_env, has_mounts)| {
-            // `livenessProbe` and `resources` are read by nobody and skipped by the parser
-            // (`crate::engine::skim`); like `futureField` they must survive the patch.
+            // `livenessProbe` and `resources` are read by nobody and not in the engine's pod
+            // model (`crate::engine::pod`); like `futureField` they must survive the patch.
             let mut c = json!({"name": name, "image": "openclaw", "futureField": {"k": 1},
                 "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
                 "resources": {"limits": {"memory": "1Gi"}}});

@@ -65,9 +65,9 @@ pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::engine::pod::Pod;
     use crate::engine::policy::Policy;
     use crate::engine::view::StaticView;
-    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
     fn pod(annotations: serde_json::Value) -> Pod {

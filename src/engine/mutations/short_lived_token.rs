@@ -135,8 +135,8 @@ pub fn token_volume(settings: &TokenMutation) -> Volume {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::engine::pod::Pod;
     use crate::engine::policy::Policy;
-    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
     /// An agent pod as the API server hands it to webhooks: the ServiceAccount plugin has
