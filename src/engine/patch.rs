@@ -8,11 +8,12 @@
 //! where a positional diff (`json_patch::diff`) would rewrite every later element field by
 //! field and turn the plugin's `kube-api-access-*` volume into ours.
 
+use crate::engine::pod::Volume;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{
     AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation,
 };
-use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{EnvVar, VolumeMount};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -111,6 +112,8 @@ fn diff_keyed(
 /// tries, as its JSON form has it. Typed elements answer without being serialized.
 pub(crate) trait Named: Serialize + PartialEq {
     fn field(&self, key: &str) -> Option<&str>;
+    /// A changed element is replaced whole rather than edited field by field.
+    const WHOLE: bool = false;
 }
 
 impl Named for Value {
@@ -125,10 +128,14 @@ impl Named for EnvVar {
     }
 }
 
+/// A volume has exactly one source, and the engine's `Volume` does not hold every kind: a
+/// changed volume is always a mutation's own over a user's of the same name, and is replaced
+/// whole, so that no source of the old one is left beside the new one.
 impl Named for Volume {
     fn field(&self, key: &str) -> Option<&str> {
         (key == "name").then_some(self.name.as_str())
     }
+    const WHOLE: bool = true;
 }
 
 impl Named for VolumeMount {
@@ -167,7 +174,12 @@ pub(crate) fn diff_list<T: Named>(
         b,
         |v| v.field(key).unwrap_or_default(),
         |x, y, path, ops| {
-            if x != y {
+            if x != y && T::WHOLE {
+                ops.push(PatchOperation::Replace(ReplaceOperation {
+                    path: path.clone(),
+                    value: serde_json::to_value(y)?,
+                }));
+            } else if x != y {
                 diff_value(
                     &serde_json::to_value(x)?,
                     &serde_json::to_value(y)?,
@@ -424,6 +436,28 @@ mod tests {
             &serde_json::to_value(b).unwrap(),
         );
         assert_eq!(typed, json.0, "{a:?} -> {b:?}");
+    }
+
+    #[test]
+    fn a_changed_volume_is_replaced_whole_even_with_a_source_the_model_lacks() {
+        let raw = json!([{"name": "keep", "emptyDir": {}},
+                         {"name": "token", "emptyDir": {"medium": "Memory"}}]);
+        let a: Vec<Volume> = serde_json::from_value(raw.clone()).unwrap();
+        let mut b = a.clone();
+        b[1].secret = Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+            secret_name: Some("s".into()),
+            ..Default::default()
+        });
+        let mut ops = Vec::new();
+        diff_list(&a, &b, &mut PointerBuf::new(), &mut ops).unwrap();
+        assert_eq!(paths(&Patch(ops.clone()), "replace"), ["/1"]);
+        assert_eq!(ops.len(), 1);
+        let mut doc = raw;
+        json_patch::patch(&mut doc, &ops).unwrap();
+        assert_eq!(
+            doc,
+            json!([{"name": "keep", "emptyDir": {}}, {"name": "token", "secret": {"secretName": "s"}}])
+        );
     }
 
     #[test]

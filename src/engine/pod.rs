@@ -15,7 +15,8 @@
 //! over generated pods with probes, resources and unknown fields.
 
 use k8s_openapi::api::core::v1::{
-    ContainerPort, EnvFromSource, EnvVar, PodSecurityContext, SecurityContext, Volume, VolumeMount,
+    CSIVolumeSource, ContainerPort, EnvFromSource, EnvVar, HostPathVolumeSource,
+    PodSecurityContext, ProjectedVolumeSource, SecretVolumeSource, SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -95,7 +96,28 @@ pub struct Container {
     pub volume_mounts: Option<Vec<VolumeMount>>,
 }
 
-/// `null` reads as the empty value for the two fields that are not optional, as k8s-openapi
+/// A volume: its name and the sources a check or mutation looks at. k8s-openapi's `Volume`
+/// holds all thirty-odd sources by value (3,280 bytes), and a pod has several volumes.
+///
+/// A volume has exactly one source, so a volume a mutation changes is replaced whole in the
+/// patch (`crate::engine::patch`), never edited field by field: a source this type leaves
+/// out (an `emptyDir`, an `nfs`) can never end up beside the one the mutation wrote.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Volume {
+    #[serde(deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csi: Option<CSIVolumeSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<HostPathVolumeSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected: Option<ProjectedVolumeSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolumeSource>,
+}
+
+/// `null` reads as the empty value for the fields that are not optional, as k8s-openapi
 /// reads them.
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -136,7 +158,15 @@ mod tests {
             "automountServiceAccountToken": false,
             "hostNetwork": true, "hostPID": true, "hostIPC": true, "hostUsers": false,
             "securityContext": {"runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [{"name": "v", "hostPath": {"path": "/"}}],
+            "volumes": [
+                {"name": "v", "hostPath": {"path": "/"}},
+                {"name": "c", "csi": {"driver": "secrets-store.csi.k8s.io",
+                    "volumeAttributes": {"secretProviderClass": "p"}}},
+                {"name": "s", "secret": {"secretName": "s"}},
+                {"name": "t", "projected": {"sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3600, "path": "token"}}]}},
+                {"name": "tmp", "emptyDir": {"medium": "Memory"}},
+            ],
             "affinity": {"nodeAffinity": {}},
             "tolerations": [{"operator": "Exists"}],
         })
@@ -153,6 +183,10 @@ mod tests {
         let spec = expected.as_object_mut().unwrap();
         spec.remove("affinity");
         spec.remove("tolerations");
+        spec["volumes"][4]
+            .as_object_mut()
+            .unwrap()
+            .remove("emptyDir");
         for list in ["containers", "initContainers", "ephemeralContainers"] {
             for c in spec[list].as_array_mut().unwrap() {
                 let c = c.as_object_mut().unwrap();

@@ -8,16 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use super::CheckInput;
-use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec};
+use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::{Target, Template};
 use crate::engine::view::StaticView;
 use crate::engine::violation::Violation;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
-    HostPathVolumeSource, PodSecurityContext, ProjectedVolumeSource, SeccompProfile,
-    SecretEnvSource, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    Capabilities, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    PodSecurityContext, ProjectedVolumeSource, SeccompProfile, SecretEnvSource, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
@@ -173,10 +173,11 @@ impl PodBuilder {
         self.spec.volumes.get_or_insert_with(Vec::new).push(v);
         self
     }
+    /// An `emptyDir` volume as the engine sees it: a name (no check or mutation reads the
+    /// source, so the engine's `Volume` does not hold it).
     pub fn empty_dir_volume(self, name: &str) -> Self {
         self.volume(Volume {
             name: name.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         })
     }

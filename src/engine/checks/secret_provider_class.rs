@@ -89,9 +89,10 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::engine::checks::fixtures::*;
+    use crate::engine::pod::Volume;
     use crate::engine::policy::Policy;
     use crate::engine::view::StaticView;
-    use k8s_openapi::api::core::v1::{CSIVolumeSource, Volume};
+    use k8s_openapi::api::core::v1::CSIVolumeSource;
     use serde_json::json;
     use std::collections::BTreeMap;
 

@@ -10,10 +10,10 @@
 //! fields our types do not know survive in the API server's copy.
 
 use crate::engine::patch;
-use crate::engine::pod::{Container, Pod, PodSpec};
+use crate::engine::pod::{Container, Pod, PodSpec, Volume};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
-use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{EnvVar, VolumeMount};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

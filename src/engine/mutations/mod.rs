@@ -5,8 +5,9 @@
 
 use super::policy::Policy;
 use super::view::ClusterView;
+use crate::engine::pod::Volume;
 pub use draft::PodDraft;
-use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use k8s_openapi::api::core::v1::VolumeMount;
 
 pub mod draft;
 pub mod otel_env;

@@ -218,6 +218,13 @@ proptest! {
         }
         prop_assert_eq!(&doc["spec"]["futureSpecField"], &json!([1, 2]));
         prop_assert_eq!(&doc["spec"]["tolerations"], &raw["spec"]["tolerations"]);
+        // A volume the mutation replaced keeps no source of the user's one beside its own
+        // (the engine's `Volume` does not hold `emptyDir` or `configMap`).
+        for v in doc["spec"]["volumes"].as_array().into_iter().flatten() {
+            let sources = ["emptyDir", "projected", "csi", "configMap", "secret", "hostPath"];
+            let n = sources.iter().filter(|s| v.get(**s).is_some()).count();
+            prop_assert!(n <= 1, "a volume with {} sources: {}", n, v);
+        }
         for list in ["initContainers", "containers"] {
             let (before, after) = (&raw["spec"][list], &doc["spec"][list]);
             for (i, c) in after.as_array().into_iter().flatten().enumerate() {

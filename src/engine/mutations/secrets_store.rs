@@ -7,7 +7,8 @@
 //! ContainerCreating, so none is injected and `secret-provider-class-exists` says why.
 
 use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
-use k8s_openapi::api::core::v1::{CSIVolumeSource, Volume};
+use crate::engine::pod::Volume;
+use k8s_openapi::api::core::v1::CSIVolumeSource;
 use std::collections::BTreeMap;
 
 pub const NAME: &str = "secrets-store";

@@ -10,11 +10,11 @@
 //! `false` because we set it, and reinvocation keeps going.
 
 use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
+use crate::engine::pod::Volume;
 use crate::engine::policy::{SA_TOKEN_MOUNT_PATH, TokenMutation};
 use k8s_openapi::api::core::v1::{
     ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
-    ObjectFieldSelector, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
-    VolumeProjection,
+    ObjectFieldSelector, ProjectedVolumeSource, ServiceAccountTokenProjection, VolumeProjection,
 };
 
 pub const NAME: &str = "short-lived-token";
