@@ -404,7 +404,7 @@ pub struct Response<'a> {
     pub status: Option<Status<'a>>,
     /// JSON Patch operations; written as base64 of their JSON with `patchType: JSONPatch`.
     #[serde(skip)]
-    pub patch: Option<&'a [json_patch::PatchOperation]>,
+    pub patch: Option<&'a [crate::engine::patch::Op]>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub warnings: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -509,8 +509,10 @@ mod tests {
 
     #[test]
     fn a_patch_is_base64_json_with_its_type_and_the_rest_is_plain() {
-        let ops: Vec<json_patch::PatchOperation> =
-            serde_json::from_value(json!([{"op": "add", "path": "/a", "value": "é\""}])).unwrap();
+        let ops = vec![crate::engine::patch::Op::Add {
+            path: "/a".parse().unwrap(),
+            value: crate::engine::patch::Json::of("é\"").unwrap(),
+        }];
         let annotations = BTreeMap::from([("k".to_string(), "v".to_string())]);
         let warnings = vec!["careful".to_string()];
         let body = Response {

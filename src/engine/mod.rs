@@ -84,7 +84,7 @@ pub struct Decision {
     pub warnings: Vec<String>,
     pub audit_annotations: BTreeMap<String, String>,
     /// JSON Patch to apply (mutation only).
-    pub patch: Option<json_patch::Patch>,
+    pub patch: Option<patch::Patch>,
     /// Mutations applied (or, in audit mode, that would have been).
     pub mutations: Vec<&'static str>,
 }
@@ -811,11 +811,10 @@ fn stamp_approval(
     let Ok(path) = path.parse() else {
         return d;
     };
-    let op = json_patch::PatchOperation::Add(json_patch::AddOperation {
-        path,
-        value: serde_json::Value::String(stamp),
-    });
-    d.patch = Some(json_patch::Patch(vec![op]));
+    let Ok(value) = patch::Json::of(&stamp) else {
+        return d;
+    };
+    d.patch = Some(patch::Patch(vec![patch::Op::Add { path, value }]));
     d.mutations.push(APPROVAL_STAMP);
     d.audit_annotations
         .insert(AUDIT_MODE.into(), mode.as_str().into());
@@ -855,7 +854,7 @@ fn mutate_pod(
     let patch = if applied.is_empty() {
         None
     } else {
-        Some(json_patch::Patch(draft.patch()?)).filter(|p| !p.0.is_empty())
+        Some(patch::Patch(draft.patch()?)).filter(|p| !p.0.is_empty())
     };
     let mut d = Decision {
         allowed: true,
@@ -867,7 +866,10 @@ fn mutate_pod(
         .insert(AUDIT_MODE.into(), mode.as_str().into());
     if let Some(p) = patch {
         if mode == Mode::Audit {
-            let ops: Vec<String> = p.0.iter().map(describe_op).collect();
+            let ops: Vec<String> =
+                p.0.iter()
+                    .map(|op| format!("{} {}", op.kind(), op.path()))
+                    .collect();
             d.audit_annotations.insert(
                 AUDIT_MUTATION.into(),
                 short(&format!(
@@ -885,16 +887,4 @@ fn mutate_pod(
         }
     }
     Ok(d)
-}
-
-fn describe_op(op: &json_patch::PatchOperation) -> String {
-    use json_patch::PatchOperation as P;
-    match op {
-        P::Add(o) => format!("add {}", o.path),
-        P::Remove(o) => format!("remove {}", o.path),
-        P::Replace(o) => format!("replace {}", o.path),
-        P::Move(o) => format!("move {}", o.path),
-        P::Copy(o) => format!("copy {}", o.path),
-        P::Test(o) => format!("test {}", o.path),
-    }
 }

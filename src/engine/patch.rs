@@ -10,18 +10,146 @@
 
 use crate::engine::pod::Volume;
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{
-    AddOperation, MoveOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation,
-};
+use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{EnvVar, VolumeMount};
 use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A JSON value already written as text: an operation's value is serialized once, from the
+/// typed element, and copied into the answer as it is (no `serde_json::Value` tree built and
+/// walked again).
+#[derive(Clone)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Result<Json, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Json)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value as a tree (tests, and `json_patch` to apply a patch). The text was written
+    /// by serde_json, so it always reads back.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// Equal when the values are, whatever the order of their keys (typed elements write their
+/// fields in declaration order, `serde_json::Value` in key order).
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// One JSON Patch operation: the four kinds the engine writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Add { path: PointerBuf, value: Json },
+    Remove { path: PointerBuf },
+    Replace { path: PointerBuf, value: Json },
+    Move { from: PointerBuf, path: PointerBuf },
+}
+
+impl Op {
+    pub fn path(&self) -> &PointerBuf {
+        match self {
+            Op::Add { path, .. }
+            | Op::Remove { path }
+            | Op::Replace { path, .. }
+            | Op::Move { path, .. } => path,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Add { .. } => "add",
+            Op::Remove { .. } => "remove",
+            Op::Replace { .. } => "replace",
+            Op::Move { .. } => "move",
+        }
+    }
+
+    /// The same operation as `json_patch` has it, to apply it to a document.
+    pub fn to_json_patch(&self) -> PatchOperation {
+        match self {
+            Op::Add { path, value } => PatchOperation::Add(AddOperation {
+                path: path.clone(),
+                value: value.to_value(),
+            }),
+            Op::Remove { path } => PatchOperation::Remove(RemoveOperation { path: path.clone() }),
+            Op::Replace { path, value } => PatchOperation::Replace(ReplaceOperation {
+                path: path.clone(),
+                value: value.to_value(),
+            }),
+            Op::Move { from, path } => PatchOperation::Move(MoveOperation {
+                from: from.clone(),
+                path: path.clone(),
+            }),
+        }
+    }
+}
+
+/// `{"op": ..., "path": ..., "value": ...}`, as RFC 6902 writes an operation.
+impl Serialize for Op {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("op", self.kind())?;
+        if let Op::Move { from, .. } = self {
+            m.serialize_entry("from", from.as_str())?;
+        }
+        m.serialize_entry("path", self.path().as_str())?;
+        if let Op::Add { value, .. } | Op::Replace { value, .. } = self {
+            m.serialize_entry("value", value)?;
+        }
+        m.end()
+    }
+}
+
+/// A JSON Patch: what a mutating answer carries, base64-encoded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Patch(pub Vec<Op>);
+
+impl Serialize for Patch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl Patch {
+    /// The operations as `json_patch` has them, to apply the patch to a document.
+    pub fn to_json_patch(&self) -> Vec<PatchOperation> {
+        json_patch_of(&self.0)
+    }
+}
+
+/// `ops` as `json_patch` has them, to apply them to a document.
+pub fn json_patch_of(ops: &[Op]) -> Vec<PatchOperation> {
+    ops.iter().map(Op::to_json_patch).collect()
+}
 
 /// The JSON Patch turning one JSON document into another, diffing named lists by name.
-pub fn diff_values(original: &Value, mutated: &Value) -> Patch {
+pub fn diff_values(original: &Value, mutated: &Value) -> Result<Patch, serde_json::Error> {
     let mut ops = Vec::new();
-    diff_value(original, mutated, &mut PointerBuf::new(), &mut ops);
-    Patch(ops)
+    diff_value(original, mutated, &mut PointerBuf::new(), &mut ops)?;
+    Ok(Patch(ops))
 }
 
 /// Appends to `ops` what turns `a` into `b` at `path`: objects key by key, named lists by
@@ -30,41 +158,45 @@ pub(crate) fn diff_value(
     a: &Value,
     b: &Value,
     path: &mut PointerBuf,
-    ops: &mut Vec<PatchOperation>,
-) {
+    ops: &mut Vec<Op>,
+) -> Result<(), serde_json::Error> {
     match (a, b) {
         // An object that loses a field was replaced, not edited (a mutation's own volume
         // over a user's one of the same name): one `replace` of the whole, never a
         // `remove` of its old fields.
-        (Value::Object(a), Value::Object(b)) if a.keys().any(|k| !b.contains_key(k)) => {
-            ops.push(PatchOperation::Replace(ReplaceOperation {
+        (Value::Object(a), Value::Object(_)) if a.keys().any(|k| b.get(k).is_none()) => {
+            ops.push(Op::Replace {
                 path: path.clone(),
-                value: Value::Object(b.clone()),
-            }));
+                value: Json::of(b)?,
+            });
         }
         (Value::Object(a), Value::Object(b)) => {
             for (k, bv) in b {
                 path.push_back(k);
-                match a.get(k) {
+                let done = match a.get(k) {
                     Some(av) => diff_value(av, bv, path, ops),
-                    None => ops.push(PatchOperation::Add(AddOperation {
-                        path: path.clone(),
-                        value: bv.clone(),
-                    })),
-                }
+                    None => Json::of(bv).map(|value| {
+                        ops.push(Op::Add {
+                            path: path.clone(),
+                            value,
+                        })
+                    }),
+                };
                 path.pop_back();
+                done?;
             }
         }
         (Value::Array(a), Value::Array(b)) if a != b => match list_key(a, b) {
-            Some(key) => diff_keyed(a, b, key, path, ops),
-            None => diff_positional(a, b, path, ops),
+            Some(key) => diff_keyed(a, b, key, path, ops)?,
+            None => diff_positional(a, b, path, ops)?,
         },
         _ if a == b => {}
-        _ => ops.push(PatchOperation::Replace(ReplaceOperation {
+        _ => ops.push(Op::Replace {
             path: path.clone(),
-            value: b.clone(),
-        })),
+            value: Json::of(b)?,
+        }),
     }
+    Ok(())
 }
 
 /// The field that identifies the elements of both lists, if there is one: every element an
@@ -92,20 +224,16 @@ fn diff_keyed(
     b: &[Value],
     key: &str,
     path: &mut PointerBuf,
-    ops: &mut Vec<PatchOperation>,
-) {
-    let Ok(()) = diff_keyed_by::<_, std::convert::Infallible>(
+    ops: &mut Vec<Op>,
+) -> Result<(), serde_json::Error> {
+    diff_keyed_by(
         a,
         b,
         |v| v.field(key).unwrap_or_default(),
-        |x, y, path, ops| {
-            diff_value(x, y, path, ops);
-            Ok(())
-        },
-        |v| Ok(v.clone()),
+        diff_value,
         path,
         ops,
-    );
+    )
 }
 
 /// A list element the patch can key by name: its string under each field [`list_key`]
@@ -155,19 +283,18 @@ pub(crate) fn diff_list<T: Named>(
     a: &[T],
     b: &[T],
     path: &mut PointerBuf,
-    ops: &mut Vec<PatchOperation>,
+    ops: &mut Vec<Op>,
 ) -> Result<(), serde_json::Error> {
     if a == b {
         return Ok(());
     }
     let Some(key) = list_key(a, b) else {
-        diff_value(
+        return diff_value(
             &serde_json::to_value(a)?,
             &serde_json::to_value(b)?,
             path,
             ops,
         );
-        return Ok(());
     };
     diff_keyed_by(
         a,
@@ -175,21 +302,20 @@ pub(crate) fn diff_list<T: Named>(
         |v| v.field(key).unwrap_or_default(),
         |x, y, path, ops| {
             if x != y && T::WHOLE {
-                ops.push(PatchOperation::Replace(ReplaceOperation {
+                ops.push(Op::Replace {
                     path: path.clone(),
-                    value: serde_json::to_value(y)?,
-                }));
+                    value: Json::of(y)?,
+                });
             } else if x != y {
                 diff_value(
                     &serde_json::to_value(x)?,
                     &serde_json::to_value(y)?,
                     path,
                     ops,
-                );
+                )?;
             }
             Ok(())
         },
-        |v| serde_json::to_value(v),
         path,
         ops,
     )
@@ -201,15 +327,14 @@ pub(crate) fn diff_list<T: Named>(
 /// and re-added; then walk `b`, diffing each kept element in place and adding the new ones.
 /// Generic over the element, so that typed lists ([`diff_list`]) serialize only what the
 /// patch carries.
-fn diff_keyed_by<T: PartialEq, E>(
+fn diff_keyed_by<T: PartialEq + Serialize>(
     a: &[T],
     b: &[T],
     key_of: impl Fn(&T) -> &str,
-    mut diff_element: impl FnMut(&T, &T, &mut PointerBuf, &mut Vec<PatchOperation>) -> Result<(), E>,
-    to_value: impl Fn(&T) -> Result<Value, E>,
+    mut diff_element: impl FnMut(&T, &T, &mut PointerBuf, &mut Vec<Op>) -> Result<(), serde_json::Error>,
     path: &mut PointerBuf,
-    ops: &mut Vec<PatchOperation>,
-) -> Result<(), E> {
+    ops: &mut Vec<Op>,
+) -> Result<(), serde_json::Error> {
     // `b`'s keys (distinct, as `list_key` found) sorted with their indices: a few short
     // lists per review, where sorting and binary search beat hashing each key.
     let mut keys: Vec<(&str, usize)> = b.iter().enumerate().map(|(j, v)| (key_of(v), j)).collect();
@@ -223,9 +348,7 @@ fn diff_keyed_by<T: PartialEq, E>(
     for (i, v) in a.iter().enumerate().rev() {
         match in_b(key_of(v)) {
             Some(j) => from_a[j] = Some(i),
-            None => push_op(ops, path, i, |p| {
-                PatchOperation::Remove(RemoveOperation { path: p })
-            }),
+            None => push_op(ops, path, i, |p| Op::Remove { path: p }),
         }
     }
     // What is left, as indices into `b`, in its current order.
@@ -250,11 +373,9 @@ fn diff_keyed_by<T: PartialEq, E>(
         if from != to {
             let mut from_path = path.clone();
             from_path.push_back(from);
-            push_op(ops, path, to, |p| {
-                PatchOperation::Move(MoveOperation {
-                    from: from_path,
-                    path: p,
-                })
+            push_op(ops, path, to, |p| Op::Move {
+                from: from_path,
+                path: p,
             });
         }
     }
@@ -265,11 +386,11 @@ fn diff_keyed_by<T: PartialEq, E>(
         path.push_back(j);
         let done = match from_a[j] {
             Some(i) => diff_element(&a[i], bv, path, ops),
-            None => to_value(bv).map(|value| {
-                ops.push(PatchOperation::Add(AddOperation {
+            None => Json::of(bv).map(|value| {
+                ops.push(Op::Add {
                     path: path.clone(),
                     value,
-                }))
+                })
             }),
         };
         path.pop_back();
@@ -279,10 +400,10 @@ fn diff_keyed_by<T: PartialEq, E>(
 }
 
 fn push_op(
-    ops: &mut Vec<PatchOperation>,
+    ops: &mut Vec<Op>,
     path: &mut PointerBuf,
     index: usize,
-    op: impl FnOnce(PointerBuf) -> PatchOperation,
+    op: impl FnOnce(PointerBuf) -> Op,
 ) {
     path.push_back(index);
     ops.push(op(path.clone()));
@@ -318,28 +439,27 @@ fn longest_increasing(seq: &[usize]) -> Vec<usize> {
 }
 
 /// Index by index, as `json_patch::diff` does: for lists without a key.
-fn diff_positional(a: &[Value], b: &[Value], path: &mut PointerBuf, ops: &mut Vec<PatchOperation>) {
+fn diff_positional(
+    a: &[Value],
+    b: &[Value],
+    path: &mut PointerBuf,
+    ops: &mut Vec<Op>,
+) -> Result<(), serde_json::Error> {
     for (i, (av, bv)) in a.iter().zip(b).enumerate() {
         path.push_back(i);
-        diff_value(av, bv, path, ops);
+        let done = diff_value(av, bv, path, ops);
         path.pop_back();
+        done?;
     }
     // Surplus elements go from the end backwards; missing ones are appended in order.
     for i in (b.len()..a.len()).rev() {
-        path.push_back(i);
-        ops.push(PatchOperation::Remove(RemoveOperation {
-            path: path.clone(),
-        }));
-        path.pop_back();
+        push_op(ops, path, i, |path| Op::Remove { path });
     }
     for (i, bv) in b.iter().enumerate().skip(a.len()) {
-        path.push_back(i);
-        ops.push(PatchOperation::Add(AddOperation {
-            path: path.clone(),
-            value: bv.clone(),
-        }));
-        path.pop_back();
+        let value = Json::of(bv)?;
+        push_op(ops, path, i, |path| Op::Add { path, value });
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -350,7 +470,7 @@ mod tests {
 
     fn applied(a: &Value, p: &Patch) -> Value {
         let mut doc = a.clone();
-        json_patch::patch(&mut doc, &p.0).unwrap();
+        json_patch::patch(&mut doc, &p.to_json_patch()).unwrap();
         doc
     }
 
@@ -370,7 +490,7 @@ mod tests {
             {"name": "cfg", "configMap": {"name": "c"}}]});
         let b = json!({"volumes": [{"name": "data", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "c"}},
             {"name": "ours", "projected": {}}]});
-        let p = diff_values(&a, &b);
+        let p = diff_values(&a, &b).unwrap();
         assert_eq!(paths(&p, "remove"), ["/volumes/1"]);
         assert_eq!(paths(&p, "add"), ["/volumes/2"]);
         assert_eq!(paths(&p, "replace"), Vec::<String>::new());
@@ -382,7 +502,7 @@ mod tests {
         let a = json!({"env": [{"name": "ATTRS", "value": "x=1"}, {"name": "A"}, {"name": "B"}, {"name": "C"}]});
         let b = json!({"env": [{"name": "A"}, {"name": "B"}, {"name": "C"}, {"name": "NEW"},
             {"name": "ATTRS", "value": "x=1,y=2"}]});
-        let p = diff_values(&a, &b);
+        let p = diff_values(&a, &b).unwrap();
         assert_eq!(applied(&a, &p), b);
         assert!(paths(&p, "remove").is_empty());
         assert_eq!(paths(&p, "move"), ["/env/3"]);
@@ -393,7 +513,7 @@ mod tests {
         let a = json!({"args": ["a", "b", "c"], "m": [{"name": "x"}, {"name": "x"}]});
         let b =
             json!({"args": ["a", "c"], "m": [{"name": "x"}, {"name": "x", "v": 1}, {"name": "y"}]});
-        assert_eq!(applied(&a, &diff_values(&a, &b)), b);
+        assert_eq!(applied(&a, &diff_values(&a, &b).unwrap()), b);
     }
 
     #[test]
@@ -418,7 +538,11 @@ mod tests {
         ]);
         for (x, y) in cases {
             let (a, b) = (names(x), names(y));
-            assert_eq!(applied(&a, &diff_values(&a, &b)), b, "{x:?} -> {y:?}");
+            assert_eq!(
+                applied(&a, &diff_values(&a, &b).unwrap()),
+                b,
+                "{x:?} -> {y:?}"
+            );
         }
     }
 
@@ -434,7 +558,8 @@ mod tests {
         let json = diff_values(
             &serde_json::to_value(a).unwrap(),
             &serde_json::to_value(b).unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(typed, json.0, "{a:?} -> {b:?}");
     }
 
@@ -453,7 +578,7 @@ mod tests {
         assert_eq!(paths(&Patch(ops.clone()), "replace"), ["/1"]);
         assert_eq!(ops.len(), 1);
         let mut doc = raw;
-        json_patch::patch(&mut doc, &ops).unwrap();
+        json_patch::patch(&mut doc, &json_patch_of(&ops)).unwrap();
         assert_eq!(
             doc,
             json!([{"name": "keep", "emptyDir": {}}, {"name": "token", "secret": {"secretName": "s"}}])

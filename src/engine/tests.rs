@@ -138,7 +138,11 @@ fn admitted_agent_json() -> Value {
 
 fn apply_patch(doc: &Value, d: &Decision) -> Value {
     let mut out = doc.clone();
-    json_patch::patch(&mut out, &d.patch.as_ref().expect("a patch").0).unwrap();
+    json_patch::patch(
+        &mut out,
+        &d.patch.as_ref().expect("a patch").to_json_patch(),
+    )
+    .unwrap();
     out
 }
 

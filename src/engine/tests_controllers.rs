@@ -124,7 +124,7 @@ fn stamped(name: &str, policy: &Policy) -> Value {
     .unwrap();
     assert_eq!(decision.mutations, [APPROVAL_STAMP]);
     let mut doc = d;
-    json_patch::patch(&mut doc, &decision.patch.unwrap()).unwrap();
+    json_patch::patch(&mut doc, &decision.patch.unwrap().to_json_patch()).unwrap();
     doc
 }
 
@@ -293,7 +293,7 @@ fn an_expired_approval_no_longer_holds() {
     )
     .unwrap();
     let mut doc = d;
-    json_patch::patch(&mut doc, &decision.patch.unwrap()).unwrap();
+    json_patch::patch(&mut doc, &decision.patch.unwrap().to_json_patch()).unwrap();
     let late = evaluate(
         &Req::new("CREATE", "Pod", pod_from(&doc, "7d9f8b6c5"), RS_CONTROLLER).review(),
         &policy,
@@ -424,7 +424,7 @@ fn two_agents_in_one_namespace_get_their_own_service_names() {
             )
             .unwrap();
             let mut doc = p;
-            json_patch::patch(&mut doc, m.patch.as_ref().unwrap()).unwrap();
+            json_patch::patch(&mut doc, &m.patch.as_ref().unwrap().to_json_patch()).unwrap();
             doc["spec"]["containers"][0]["env"]
                 .as_array()
                 .unwrap()
@@ -498,7 +498,7 @@ fn an_unhardened_agent_that_follows_every_printed_fix_is_accepted() {
             )
             .unwrap();
             let mut stored = pod;
-            json_patch::patch(&mut stored, m.patch.as_ref().unwrap()).unwrap();
+            json_patch::patch(&mut stored, &m.patch.as_ref().unwrap().to_json_patch()).unwrap();
             let p = evaluate(
                 &Req::new("CREATE", "Pod", stored, RS_CONTROLLER).review(),
                 &policy,

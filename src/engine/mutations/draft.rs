@@ -10,9 +10,9 @@
 //! fields our types do not know survive in the API server's copy.
 
 use crate::engine::patch;
+use crate::engine::patch::{Json, Op};
 use crate::engine::pod::{Container, Pod, PodSpec, Volume};
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{EnvVar, VolumeMount};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -251,7 +251,7 @@ impl<'p> PodDraft<'p> {
 
     /// The JSON Patch from the original to the draft: only written parts that differ from
     /// the original are looked at, and only those are serialized.
-    pub fn patch(&self) -> Result<Vec<PatchOperation>, serde_json::Error> {
+    pub fn patch(&self) -> Result<Vec<Op>, serde_json::Error> {
         let mut ops = Vec::new();
         let meta = &self.original.metadata;
         if let Some(now) = self.annotations.written() {
@@ -260,7 +260,7 @@ impl<'p> PodDraft<'p> {
                 now,
                 &["metadata", "annotations"],
                 &mut ops,
-            );
+            )?;
         }
         let Some(spec) = self.spec() else {
             return Ok(ops);
@@ -272,10 +272,10 @@ impl<'p> PodDraft<'p> {
                 &mut pointer(&["spec", "automountServiceAccountToken"]),
                 &mut ops,
                 |_, b, path, ops| {
-                    ops.push(PatchOperation::Replace(ReplaceOperation {
+                    ops.push(Op::Replace {
                         path: path.clone(),
-                        value: serde_json::Value::Bool(*b),
-                    }));
+                        value: Json::of(b)?,
+                    });
                     Ok(())
                 },
             )?;
@@ -383,23 +383,16 @@ fn part_ops<T: Serialize + PartialEq>(
     original: Option<&T>,
     now: Option<&T>,
     path: &mut PointerBuf,
-    ops: &mut Vec<PatchOperation>,
-    diff: impl FnOnce(
-        &T,
-        &T,
-        &mut PointerBuf,
-        &mut Vec<PatchOperation>,
-    ) -> Result<(), serde_json::Error>,
+    ops: &mut Vec<Op>,
+    diff: impl FnOnce(&T, &T, &mut PointerBuf, &mut Vec<Op>) -> Result<(), serde_json::Error>,
 ) -> Result<(), serde_json::Error> {
     match (original, now) {
         (None, None) => {}
-        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation {
+        (Some(_), None) => ops.push(Op::Remove { path: path.clone() }),
+        (None, Some(b)) => ops.push(Op::Add {
             path: path.clone(),
-        })),
-        (None, Some(b)) => ops.push(PatchOperation::Add(AddOperation {
-            path: path.clone(),
-            value: serde_json::to_value(b)?,
-        })),
+            value: Json::of(b)?,
+        }),
         (Some(a), Some(b)) if a == b => {}
         (Some(a), Some(b)) => diff(a, b, path, ops)?,
     }
@@ -411,45 +404,40 @@ fn map_ops(
     original: Option<&BTreeMap<String, String>>,
     now: Option<&BTreeMap<String, String>>,
     at: &[&str],
-    ops: &mut Vec<PatchOperation>,
-) {
+    ops: &mut Vec<Op>,
+) -> Result<(), serde_json::Error> {
     let mut path = pointer(at);
-    let value = |m: &BTreeMap<String, String>| {
-        serde_json::Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect(),
-        )
-    };
     match (original, now) {
         (None, None) => {}
-        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path })),
-        (None, Some(b)) => ops.push(PatchOperation::Add(AddOperation {
+        (Some(_), None) => ops.push(Op::Remove { path }),
+        (None, Some(b)) => ops.push(Op::Add {
             path,
-            value: value(b),
-        })),
+            value: Json::of(b)?,
+        }),
         (Some(a), Some(b)) => {
             for (k, v) in b {
-                let op = match a.get(k) {
+                let replace = match a.get(k) {
                     Some(old) if old == v => continue,
-                    Some(_) => {
-                        |path, value| PatchOperation::Replace(ReplaceOperation { path, value })
-                    }
-                    None => |path, value| PatchOperation::Add(AddOperation { path, value }),
+                    Some(_) => true,
+                    None => false,
                 };
                 path.push_back(k.as_str());
-                ops.push(op(path.clone(), serde_json::Value::String(v.clone())));
+                let (at, value) = (path.clone(), Json::of(v)?);
                 path.pop_back();
+                ops.push(if replace {
+                    Op::Replace { path: at, value }
+                } else {
+                    Op::Add { path: at, value }
+                });
             }
             for k in a.keys().filter(|k| !b.contains_key(*k)) {
                 path.push_back(k.as_str());
-                ops.push(PatchOperation::Remove(RemoveOperation {
-                    path: path.clone(),
-                }));
+                ops.push(Op::Remove { path: path.clone() });
                 path.pop_back();
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -458,9 +446,9 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn applied(doc: &Value, ops: &[PatchOperation]) -> Value {
+    fn applied(doc: &Value, ops: &[Op]) -> Value {
         let mut doc = doc.clone();
-        json_patch::patch(&mut doc, ops).unwrap();
+        json_patch::patch(&mut doc, &crate::engine::patch::json_patch_of(ops)).unwrap();
         doc
     }
 

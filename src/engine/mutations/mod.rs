@@ -154,7 +154,8 @@ pub(crate) fn run_on(
     let ops = draft.patch().expect("patch serializes");
     *pod = draft.to_pod();
     let mut doc = serde_json::to_value(&original).expect("pod serializes");
-    json_patch::patch(&mut doc, &ops).expect("patch applies to the original");
+    json_patch::patch(&mut doc, &crate::engine::patch::json_patch_of(&ops))
+        .expect("patch applies to the original");
     assert_eq!(
         doc,
         serde_json::to_value(&*pod).expect("pod serializes"),

@@ -7,10 +7,10 @@
 
 use super::short_lived_token::PLUGIN_VOLUME_PREFIX;
 use super::{MutationInput, PodDraft, apply_all, otel_env};
+use crate::engine::patch::{Op, json_patch_of};
 use crate::engine::pod::Pod;
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::Subject;
-use json_patch::PatchOperation;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -205,16 +205,16 @@ proptest! {
         // 1. The patch on the typed original is exactly the typed result, and on the raw
         //    object (with fields our types do not know) it keeps those fields.
         let mut typed_doc = serde_json::to_value(&original).unwrap();
-        json_patch::patch(&mut typed_doc, &ops).unwrap();
+        json_patch::patch(&mut typed_doc, &json_patch_of(&ops)).unwrap();
         prop_assert_eq!(&typed_doc, &serde_json::to_value(&mutated).unwrap());
         let mut doc = raw.clone();
         for op in &ops {
             // 3. Only the plugin's token volume and its mounts are ever removed.
-            if let PatchOperation::Remove(r) = op {
-                let name = removed_name(&doc, r.path.as_str());
-                prop_assert!(name.starts_with(PLUGIN_VOLUME_PREFIX), "removed {} at {}", name, r.path);
+            if let Op::Remove { path } = op {
+                let name = removed_name(&doc, path.as_str());
+                prop_assert!(name.starts_with(PLUGIN_VOLUME_PREFIX), "removed {} at {}", name, path);
             }
-            json_patch::patch(&mut doc, std::slice::from_ref(op)).unwrap();
+            json_patch::patch(&mut doc, &[op.to_json_patch()]).unwrap();
         }
         prop_assert_eq!(&doc["spec"]["futureSpecField"], &json!([1, 2]));
         prop_assert_eq!(&doc["spec"]["tolerations"], &raw["spec"]["tolerations"]);
