@@ -288,6 +288,18 @@ pub(crate) fn diff_list<T: Named>(
     if a == b {
         return Ok(());
     }
+    // What a mutation that only appends leaves (the OTel env, a token mount): the original
+    // elements untouched at the front. The new ones are added at their indices, as the keyed
+    // diff would add them, without sorting and searching keys for the elements kept.
+    if let Some(head) = b.get(..a.len())
+        && head == a
+    {
+        for (j, bv) in b.iter().enumerate().skip(a.len()) {
+            let value = Json::of(bv)?;
+            push_op(ops, path, j, |path| Op::Add { path, value });
+        }
+        return Ok(());
+    }
     let Some(key) = list_key(a, b) else {
         return diff_value(
             &serde_json::to_value(a)?,
@@ -596,10 +608,16 @@ mod tests {
                 })
                 .collect()
         };
-        let cases: [Case; 5] = [
+        let cases: [Case; 7] = [
             (
                 &[("a", "1"), ("b", "2")],
                 &[("a", "1"), ("b", "3"), ("c", "4")],
+            ),
+            // Appends, with unique and with repeated names.
+            (&[("a", "1")], &[("a", "1"), ("b", "2"), ("c", "3")]),
+            (
+                &[("a", "1"), ("a", "2")],
+                &[("a", "1"), ("a", "2"), ("b", "0")],
             ),
             (
                 &[("a", "1"), ("b", "2"), ("c", "3")],

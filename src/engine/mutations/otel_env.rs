@@ -133,9 +133,18 @@ fn attribute_keys(value: &str) -> Vec<&str> {
         .collect()
 }
 
+/// `$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)` and `$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME)`: the
+/// references to the two downward-API variables, written once rather than formatted per
+/// container (a unit test holds them to the names).
+const POD_NAME_REF: &str = "$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)";
+const NODE_NAME_REF: &str = "$(OTEL_RESOURCE_ATTRIBUTES_NODE_NAME)";
+
 /// Whether `value` refers to `$(name)`.
 fn refers_to(value: Option<&str>, name: &str) -> bool {
-    value.is_some_and(|v| v.contains(&format!("$({name})")))
+    value.is_some_and(|v| {
+        v.match_indices(name)
+            .any(|(i, _)| v[..i].ends_with("$(") && v[i + name.len()..].starts_with(')'))
+    })
 }
 
 fn inject(container: &str, env: &mut Option<Vec<EnvVar>>, facts: &PodFacts<'_>) -> bool {
@@ -149,7 +158,7 @@ fn inject(container: &str, env: &mut Option<Vec<EnvVar>>, facts: &PodFacts<'_>) 
         .unwrap_or_default();
 
     let has = |name: &str| env.iter().any(|e| e.name == name);
-    let mut missing = Vec::new();
+    let mut missing = Vec::with_capacity(5);
     if !facts.endpoint.is_empty() && !has(ENDPOINT) {
         missing.push(literal(ENDPOINT, facts.endpoint));
     }
@@ -195,6 +204,7 @@ fn inject(container: &str, env: &mut Option<Vec<EnvVar>>, facts: &PodFacts<'_>) 
             }
         }
         (None, None) => {
+            env.reserve(missing.len() + 1);
             env.extend(missing);
             env.push(literal(RESOURCE_ATTRIBUTES, ""));
             changed = true;
@@ -204,28 +214,30 @@ fn inject(container: &str, env: &mut Option<Vec<EnvVar>>, facts: &PodFacts<'_>) 
 
     // A `$(VAR)` reference is added only when VAR is defined before the list, so it expands.
     let defined_before = |name: &str| env[..attrs_at].iter().any(|e| e.name == name);
-    let mut wanted: Vec<(&str, String)> = Vec::new();
-    if !facts.namespace.is_empty() {
-        wanted.push(("k8s.namespace.name", facts.namespace.clone()));
-    }
-    if defined_before(POD_NAME) {
-        wanted.push(("k8s.pod.name", format!("$({POD_NAME})")));
-    }
-    if defined_before(NODE_NAME) {
-        wanted.push(("k8s.node.name", format!("$({NODE_NAME})")));
-    }
-    wanted.push(("k8s.container.name", container.to_string()));
+    let wanted = [
+        (
+            "k8s.namespace.name",
+            facts.namespace.as_str(),
+            !facts.namespace.is_empty(),
+        ),
+        ("k8s.pod.name", POD_NAME_REF, defined_before(POD_NAME)),
+        ("k8s.node.name", NODE_NAME_REF, defined_before(NODE_NAME)),
+        ("k8s.container.name", container, true),
+    ];
 
     let list = &mut env[attrs_at];
     let mut value = list.value.take().unwrap_or_default();
-    for (k, v) in wanted {
+    for (k, v, _) in wanted.into_iter().filter(|w| w.2) {
         if user_keys.iter().any(|u| u == k) {
             continue;
         }
         if !value.trim().is_empty() {
             value.push(',');
         }
-        value.push_str(&format!("{k}={v}"));
+        value.reserve(k.len() + 1 + v.len());
+        value.push_str(k);
+        value.push('=');
+        value.push_str(v);
         changed = true;
     }
     list.value = Some(value);
@@ -516,6 +528,21 @@ mod tests {
         let once = p.clone();
         assert!(!run(&mut p));
         assert_eq!(p, once);
+    }
+
+    #[test]
+    fn references_are_the_variable_names_and_are_found_only_whole() {
+        assert_eq!(POD_NAME_REF, format!("$({POD_NAME})"));
+        assert_eq!(NODE_NAME_REF, format!("$({NODE_NAME})"));
+        let refers = |v: &str| refers_to(Some(v), RESOURCE_ATTRIBUTES);
+        assert!(refers("x=$(OTEL_RESOURCE_ATTRIBUTES)"));
+        assert!(refers(
+            "$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME) $(OTEL_RESOURCE_ATTRIBUTES)"
+        ));
+        assert!(!refers("$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)"));
+        assert!(!refers("OTEL_RESOURCE_ATTRIBUTES"));
+        assert!(!refers("($(OTEL_RESOURCE_ATTRIBUTES"));
+        assert!(!refers_to(None, RESOURCE_ATTRIBUTES));
     }
 
     #[test]
