@@ -107,13 +107,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .try_init();
+    crate::server::log_format::init(filter, std::io::stdout);
 }
 
 /// Builds a static view from manifest files and directories (multi-document YAML or JSON,

@@ -139,7 +139,9 @@ mod tests {
         let container = |name: &str| {
             json!({
                 "name": name, "image": "openclaw", "command": ["node"], "args": ["a"],
-                "env": [{"name": "A", "value": "1"}], "envFrom": [{"secretRef": {"name": "s"}}],
+                "env": [{"name": "A", "value": "1"},
+                        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+                "envFrom": [{"secretRef": {"name": "s"}}],
                 "ports": [{"containerPort": 80, "hostPort": 80}],
                 "volumeMounts": [{"name": "v", "mountPath": "/v"}],
                 "securityContext": {"runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},

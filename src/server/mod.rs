@@ -55,6 +55,7 @@
 
 pub mod listen;
 pub mod live_policy;
+pub mod log_format;
 pub mod metrics;
 mod process;
 pub mod telemetry;

@@ -98,14 +98,10 @@ fn main() -> ExitCode {
 /// The server's log lines formatted as `serve` formats them (JSON, info), written nowhere:
 /// the formatting cost is part of a review, the terminal is not.
 fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(std::io::sink)
-        .try_init();
+    openclaw_admission::server::log_format::init(
+        tracing_subscriber::EnvFilter::new("info"),
+        std::io::sink,
+    );
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
