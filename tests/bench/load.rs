@@ -115,6 +115,20 @@ impl Sample {
             .last()
             .map_or(f64::NAN, |n| *n as f64 / 1000.0)
     }
+    /// One sample of several runs of the same target: answers, errors and latencies
+    /// together over the sum of their windows.
+    pub fn combine(runs: Vec<Sample>) -> Sample {
+        let mut s = Sample::default();
+        for r in runs {
+            s.ok += r.ok;
+            s.errors += r.errors;
+            s.late += r.late;
+            s.window += r.window;
+            s.latencies_ns.extend(r.latencies_ns);
+        }
+        s.latencies_ns.sort_unstable();
+        s
+    }
     fn merge(parts: Vec<TaskResult>, window: Duration) -> Sample {
         let mut s = Sample {
             window,

@@ -4,13 +4,15 @@
 //! the ratios between targets measured in the same run, not the absolute numbers.
 //!
 //! 1. Closed loop over TLS with keep-alive: an echo server on the same listener (the floor),
-//!    `/validate` and `/mutate` on the real router, an ~11 KB agent pod review.
+//!    `/validate` and `/mutate` on the real router, an ~11 KB agent pod review; the targets
+//!    take turns in four rounds, so that the host's changing load falls on all of them.
 //! 2. `/validate` at a fixed 5,000 reviews/s (and the echo at the same rate): p99.
 //! 3. The same with 10,000 NetworkPolicies and 100,000 ServiceAccounts in the view.
 //! 4. The engine alone (`admission::handle`), one thread, no HTTP.
 //! 5. Memory of the release binary (`serve --no-cluster`), idle and after load.
 //! 6. `/validate` with one span per review exported over OTLP/HTTP to a local receiver,
-//!    beside the same webhook with export off, interleaved: the ratio is the price of export.
+//!    beside the same webhook with export off, taking turns in four rounds: the ratio is the
+//!    price of export.
 //!
 //! Under `cargo test` (no `--bench` argument) it only starts everything and checks one answer
 //! of each kind, so that the bench cannot rot unnoticed.
@@ -59,6 +61,9 @@ fn env_number(name: &str, default: f64) -> anyhow::Result<f64> {
         Err(_) => Ok(default),
     }
 }
+
+/// Rounds of the closed loop (part 1): each target runs a quarter of its time in each.
+const ROUNDS: u32 = 4;
 
 impl Config {
     fn from_env() -> anyhow::Result<Config> {
@@ -355,27 +360,41 @@ fn run() -> anyhow::Result<()> {
     println!();
 
     println!(
-        "1. Closed loop over TLS, keep-alive, {} connections (server and load generator share the cores)",
+        "1. Closed loop over TLS, keep-alive, {} connections (server and load generator share the cores), the four targets interleaved in {ROUNDS} rounds",
         cfg.connections
     );
     header();
-    let run = |addr, path| {
-        client_rt.block_on(load::closed_loop(
-            &connector,
-            addr,
-            path,
-            body.clone(),
-            cfg.closed(),
-        ))
+    // The host's other load moves by tens of percent within a minute: one target after the
+    // other, the ratios said as much about the moment as about the code. Each target runs a
+    // slice of its time in every round, so all four see the same moments.
+    let slice = Plan {
+        warmup: cfg.warmup / ROUNDS,
+        measure: cfg.measure / ROUNDS,
+        ..cfg.closed()
     };
-    let echo = run(echo_addr, "/validate")?;
+    let targets = [
+        (echo_addr, "/validate"),
+        (small_addr, "/validate"),
+        (small_addr, "/mutate"),
+        (large_addr, "/validate"),
+    ];
+    let mut runs: [Vec<load::Sample>; 4] = Default::default();
+    for _ in 0..ROUNDS {
+        for ((addr, path), samples) in targets.iter().zip(runs.iter_mut()) {
+            samples.push(client_rt.block_on(load::closed_loop(
+                &connector,
+                *addr,
+                path,
+                body.clone(),
+                slice,
+            ))?);
+        }
+    }
+    let [echo, validate, mutate, validate_large] = runs.map(load::Sample::combine);
     row("echo (same stack, no work)", &echo, None);
     let floor = echo.per_second();
-    let validate = run(small_addr, "/validate")?;
     row("/validate", &validate, Some(floor));
-    let mutate = run(small_addr, "/mutate")?;
     row("/mutate", &mutate, Some(floor));
-    let validate_large = run(large_addr, "/validate")?;
     row("/validate, large view", &validate_large, Some(floor));
     println!();
 
@@ -414,36 +433,35 @@ fn run() -> anyhow::Result<()> {
     println!();
 
     println!(
-        "6. /validate with span export on (OTLP/HTTP to a local receiver) beside export off, interleaved off/on/off/on"
+        "6. /validate with span export on (OTLP/HTTP to a local receiver) beside export off, interleaved off/on in {ROUNDS} rounds"
     );
     header();
-    let half = Plan {
-        measure: cfg.measure / 2,
-        ..cfg.closed()
-    };
-    let half_run = |addr| {
-        client_rt.block_on(load::closed_loop(
-            &connector,
-            addr,
-            "/validate",
-            body.clone(),
-            half,
-        ))
-    };
-    let off_a = half_run(small_addr)?;
-    let on_a = half_run(otel_addr)?;
-    let off_b = half_run(small_addr)?;
-    let on_b = half_run(otel_addr)?;
-    let export_off = (off_a.per_second() + off_b.per_second()) / 2.0;
-    let export_on = (on_a.per_second() + on_b.per_second()) / 2.0;
-    row("/validate, export off", &off_b, Some(floor));
-    row("/validate, export on", &on_b, Some(floor));
+    let mut off_runs = Vec::new();
+    let mut on_runs = Vec::new();
+    for _ in 0..ROUNDS {
+        for (addr, runs) in [(small_addr, &mut off_runs), (otel_addr, &mut on_runs)] {
+            runs.push(client_rt.block_on(load::closed_loop(
+                &connector,
+                addr,
+                "/validate",
+                body.clone(),
+                slice,
+            ))?);
+        }
+    }
+    let (off, on) = (
+        load::Sample::combine(off_runs),
+        load::Sample::combine(on_runs),
+    );
+    row("/validate, export off", &off, Some(floor));
+    row("/validate, export on", &on, Some(floor));
+    let (export_off, export_on) = (off.per_second(), on.per_second());
     let export_ratio = export_on / export_off;
-    let export_errors = off_a.errors + on_a.errors + off_b.errors + on_b.errors;
+    let export_errors = off.errors + on.errors;
     // Let the last batch leave before reading the counters.
     std::thread::sleep(Duration::from_secs(1));
     println!(
-        "  export on/off {export_ratio:.3} (mean of two runs each: {export_on:.0} vs {export_off:.0} req/s); spans exported {}, dropped {}, in {} exports",
+        "  export on/off {export_ratio:.3} ({export_on:.0} vs {export_off:.0} req/s over {ROUNDS} slices each); spans exported {}, dropped {}, in {} exports",
         otel_metrics.spans_exported_total(),
         otel_metrics.spans_dropped_total(),
         receiver.exports()
