@@ -28,9 +28,13 @@ pub struct JsonLines;
 
 thread_local! {
     /// The line being built, kept per thread so that a line costs no allocation once the
-    /// buffer has grown to the longest line.
+    /// buffer has grown to the longest line (up to [`KEPT_BYTES`]).
     static LINE: RefCell<(Vec<u8>, String)> = const { RefCell::new((Vec::new(), String::new())) };
 }
+
+/// A buffer that grew past this for one long line (an error message quoting a large field
+/// name, say) is let go after it, so that each worker thread does not keep it for good.
+const KEPT_BYTES: usize = 16 * 1024;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
@@ -49,7 +53,11 @@ where
                 line.clear();
                 timestamp.clear();
                 write_line(line, timestamp, event)?;
-                writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?)
+                let written = writer.write_str(std::str::from_utf8(line).map_err(|_| fmt::Error)?);
+                if line.capacity() > KEPT_BYTES {
+                    *line = Vec::new();
+                }
+                written
             }
             // Only if this thread were to format a second line while building one (tracing
             // drops events logged from inside a field's `Debug`, so it does not today):
@@ -177,6 +185,25 @@ mod tests {
             .lines()
             .map(|l| l[l.find(",\"level\"").unwrap()..].to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_long_line_is_written_whole_and_its_buffer_not_kept() {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .with_writer(out.clone())
+            .finish();
+        let long = "x".repeat(4 * KEPT_BYTES);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(field = long.as_str(), "long");
+            tracing::info!("short");
+        });
+        let parsed = lines(&out.0.lock().unwrap());
+        assert_eq!(parsed[0]["field"].as_str().unwrap().len(), 4 * KEPT_BYTES);
+        assert_eq!(parsed[1]["message"], "short");
+        let kept = LINE.with(|cell| cell.borrow().0.capacity());
+        assert!(kept <= KEPT_BYTES, "{kept}");
     }
 
     #[test]
