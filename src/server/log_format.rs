@@ -187,19 +187,25 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_long_line_is_written_whole_and_its_buffer_not_kept() {
+    /// What `log` writes through [`JsonLines`].
+    fn ours(log: impl FnOnce()) -> Vec<u8> {
         let out = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .event_format(JsonLines)
             .with_writer(out.clone())
             .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        out.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_long_line_is_written_whole_and_its_buffer_not_kept() {
         let long = "x".repeat(4 * KEPT_BYTES);
-        tracing::subscriber::with_default(subscriber, || {
+        let out = ours(|| {
             tracing::info!(field = long.as_str(), "long");
             tracing::info!("short");
         });
-        let parsed = lines(&out.0.lock().unwrap());
+        let parsed = lines(&out);
         assert_eq!(parsed[0]["field"].as_str().unwrap().len(), 4 * KEPT_BYTES);
         assert_eq!(parsed[1]["message"], "short");
         let kept = LINE.with(|cell| cell.borrow().0.capacity());
@@ -208,12 +214,7 @@ mod tests {
 
     #[test]
     fn lines_are_tracing_subscribers_json_lines_byte_for_byte() {
-        let ours = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(JsonLines)
-            .with_writer(ours.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, log_some);
+        let ours = ours(log_some);
         let theirs = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -224,7 +225,7 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, log_some);
 
-        let (ours, theirs) = (ours.0.lock().unwrap(), theirs.0.lock().unwrap());
+        let theirs = theirs.0.lock().unwrap();
         assert_eq!(after_timestamps(&ours), after_timestamps(&theirs));
         let parsed = lines(&ours);
         assert_eq!(parsed.len(), 4, "{parsed:?}");
