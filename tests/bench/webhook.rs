@@ -8,7 +8,8 @@
 //!    take turns in four rounds, so that the host's changing load falls on all of them.
 //! 2. `/validate` at a fixed 5,000 reviews/s (and the echo at the same rate): p99.
 //! 3. The same with 10,000 NetworkPolicies and 100,000 ServiceAccounts in the view.
-//! 4. The engine alone (`admission::handle`), one thread, no HTTP.
+//! 4. The engine alone (`admission::handle`), one thread, no HTTP, beside the scan floor:
+//!    serde_json stepping over the same review without building anything.
 //! 5. Memory of the release binary (`serve --no-cluster`), idle and after load.
 //! 6. `/validate` with one span per review exported over OTLP/HTTP to a local receiver,
 //!    beside the same webhook with export off, taking turns in four rounds: the ratio is the
@@ -20,7 +21,7 @@
 //! Environment: `BENCH_SECONDS` (measuring time per target, default 10), `BENCH_WARMUP`
 //! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
 //! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone for
-//! `BENCH_SECONDS` per endpoint (for a profiler).
+//! `BENCH_SECONDS` per endpoint and for the scan floor (for a profiler).
 
 mod load;
 #[path = "../common/procfs.rs"]
@@ -199,17 +200,36 @@ async fn sanity(
 /// core; the ratio of the two says how much it did).
 fn engine_rate(body: &[u8], endpoint: Endpoint, view: &StaticView, time: Duration) -> EngineRate {
     let policy = Policy::default();
+    rate_of(time, || {
+        std::hint::black_box(admission::handle(
+            std::hint::black_box(body),
+            endpoint,
+            &policy,
+            view,
+        ));
+    })
+}
+
+/// What no serde_json reader of this body can go below: serde_json stepping over the whole
+/// review (UTF-8 check included, as the engine does it) without building anything. The
+/// engine's figures divided by this one say how much of them is the building, the checks and
+/// the answer, on whatever host the bench runs.
+fn scan_floor(body: &[u8], time: Duration) -> EngineRate {
+    rate_of(time, || {
+        let text = std::str::from_utf8(std::hint::black_box(body));
+        let ignored = text.map(serde_json::from_str::<serde::de::IgnoredAny>);
+        assert!(matches!(ignored, Ok(Ok(_))), "the bench review is JSON");
+    })
+}
+
+/// Calls of `f` per second on this thread, by the wall clock and by this thread's CPU time.
+fn rate_of(time: Duration, mut f: impl FnMut()) -> EngineRate {
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
     let mut n = 0u64;
     while start.elapsed() < time {
         for _ in 0..64 {
-            std::hint::black_box(admission::handle(
-                std::hint::black_box(body),
-                endpoint,
-                &policy,
-                view,
-            ));
+            f();
         }
         n += 64;
     }
@@ -228,6 +248,13 @@ struct EngineRate {
     per_second: f64,
     /// Microseconds of this thread's CPU per review, when the kernel says.
     cpu_us: Option<f64>,
+}
+
+impl EngineRate {
+    /// Microseconds per call: thread CPU when the kernel says, else the wall clock.
+    fn us(&self) -> f64 {
+        self.cpu_us.unwrap_or(1e6 / self.per_second)
+    }
 }
 
 impl std::fmt::Display for EngineRate {
@@ -301,6 +328,7 @@ fn run() -> anyhow::Result<()> {
             let r = engine_rate(&body, endpoint, &view, cfg.measure);
             println!("{:<10} {r}", endpoint.as_str());
         }
+        println!("{:<10} {}", "floor", scan_floor(&body, cfg.measure));
         return Ok(());
     }
     let tls = Tls::generate()?;
@@ -478,9 +506,17 @@ fn run() -> anyhow::Result<()> {
     let engine_time = Duration::from_secs(2).min(cfg.measure);
     let engine_validate = engine_rate(&body, Endpoint::Validate, &view, engine_time);
     let engine_mutate = engine_rate(&body, Endpoint::Mutate, &view, engine_time);
+    let floor_read = scan_floor(&body, engine_time);
     for (name, r) in [("validate", &engine_validate), ("mutate", &engine_mutate)] {
-        println!("  {name:<10} {r}");
+        println!(
+            "  {name:<10} {r}   {:.2}x the scan floor",
+            r.us() / floor_read.us()
+        );
     }
+    println!(
+        "  {:<10} {floor_read}   serde_json stepping over the review, building nothing",
+        "floor"
+    );
     println!();
 
     println!(
@@ -576,7 +612,7 @@ fn run() -> anyhow::Result<()> {
         ("engine alone, validate", &engine_validate, 20.0),
         ("engine alone, mutate", &engine_mutate, 40.0),
     ] {
-        let us = r.cpu_us.unwrap_or(1e6 / r.per_second);
+        let us = r.us();
         line(
             name,
             format!("{us:.1} µs"),
@@ -585,6 +621,12 @@ fn run() -> anyhow::Result<()> {
         );
     }
     line("failed requests", errors.to_string(), "0", errors == 0);
+    println!(
+        "  scan floor (serde_json stepping over the review, building nothing): {:.1} µs; engine validate {:.2}x it, mutate {:.2}x",
+        floor_read.us(),
+        engine_validate.us() / floor_read.us(),
+        engine_mutate.us() / floor_read.us()
+    );
     println!(
         "  echo at {:.0}/s: p99 {:.3} ms (the share of the load generator and the TLS stack)",
         cfg.rate,
