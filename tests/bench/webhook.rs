@@ -9,7 +9,8 @@
 //! 2. `/validate` at a fixed 5,000 reviews/s (and the echo at the same rate): p99.
 //! 3. The same with 10,000 NetworkPolicies and 100,000 ServiceAccounts in the view.
 //! 4. The engine alone (`admission::handle`), one thread, no HTTP, beside the scan floor:
-//!    serde_json stepping over the same review without building anything.
+//!    serde_json stepping over the same review without building anything; the three take
+//!    turns in four rounds.
 //! 5. Memory of the release binary (`serve --no-cluster`), idle and after load.
 //! 6. `/validate` with one span per review exported over OTLP/HTTP to a local receiver,
 //!    beside the same webhook with export off, taking turns in four rounds: the ratio is the
@@ -20,8 +21,8 @@
 //!
 //! Environment: `BENCH_SECONDS` (measuring time per target, default 10), `BENCH_WARMUP`
 //! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
-//! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone for
-//! `BENCH_SECONDS` per endpoint and for the scan floor (for a profiler).
+//! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone, with
+//! `BENCH_SECONDS` for each of its three figures (for a profiler).
 
 mod load;
 #[path = "../common/procfs.rs"]
@@ -195,53 +196,94 @@ async fn sanity(
     ))
 }
 
-/// Reviews per second of `admission::handle` alone on this thread: by the wall clock, and
-/// by this thread's own CPU time (what a review costs when the host's other work steals the
-/// core; the ratio of the two says how much it did).
-fn engine_rate(body: &[u8], endpoint: Endpoint, view: &StaticView, time: Duration) -> EngineRate {
+/// Part 4: `admission::handle` alone on this thread for `/validate` and `/mutate`, and the
+/// scan floor beside them. The three take turns in four rounds, each round giving each a
+/// quarter of `time`, and each one's rounds are added up: the host's load moves within
+/// seconds, and the multiples of the floor are only worth printing if all three saw the
+/// same moments. Each figure is by the wall clock and by this thread's own CPU time (what a
+/// review costs when the host's other work steals the core; the ratio of the two says how
+/// much it did).
+fn engine_rates(body: &[u8], view: &StaticView, time: Duration) -> [EngineRate; 3] {
     let policy = Policy::default();
-    rate_of(time, || {
-        std::hint::black_box(admission::handle(
-            std::hint::black_box(body),
-            endpoint,
-            &policy,
-            view,
-        ));
-    })
-}
-
-/// What no serde_json reader of this body can go below: serde_json stepping over the whole
-/// review (UTF-8 check included, as the engine does it) without building anything. The
-/// engine's figures divided by this one say how much of them is the building, the checks and
-/// the answer, on whatever host the bench runs.
-fn scan_floor(body: &[u8], time: Duration) -> EngineRate {
-    rate_of(time, || {
+    let handle = |endpoint: Endpoint| {
+        let policy = &policy;
+        move || {
+            std::hint::black_box(admission::handle(
+                std::hint::black_box(body),
+                endpoint,
+                policy,
+                view,
+            ));
+        }
+    };
+    let mut validate = handle(Endpoint::Validate);
+    let mut mutate = handle(Endpoint::Mutate);
+    // What no serde_json reader of this body can go below: serde_json stepping over the
+    // whole review (UTF-8 check included, as the engine does it) without building anything.
+    // The engine's figures divided by this one say how much of them is the building, the
+    // checks and the answer, on whatever host the bench runs.
+    let mut floor = || {
         let text = std::str::from_utf8(std::hint::black_box(body));
         let ignored = text.map(serde_json::from_str::<serde::de::IgnoredAny>);
         assert!(matches!(ignored, Ok(Ok(_))), "the bench review is JSON");
-    })
+    };
+    let mut sums = [Tally::default(), Tally::default(), Tally::default()];
+    const ROUNDS: u32 = 4;
+    for _ in 0..ROUNDS {
+        let fs: [&mut dyn FnMut(); 3] = [&mut validate, &mut mutate, &mut floor];
+        for (sum, f) in sums.iter_mut().zip(fs) {
+            sum.add(run_for(time / ROUNDS, f));
+        }
+    }
+    sums.map(|t| t.rate())
 }
 
-/// Calls of `f` per second on this thread, by the wall clock and by this thread's CPU time.
-fn rate_of(time: Duration, mut f: impl FnMut()) -> EngineRate {
+/// Calls made, wall seconds and this thread's CPU seconds (when the kernel says).
+#[derive(Default)]
+struct Tally {
+    calls: u64,
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        let first = self.calls == 0;
+        self.calls += other.calls;
+        self.wall += other.wall;
+        self.cpu = match (first, self.cpu, other.cpu) {
+            (true, _, c) => c,
+            (false, Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+
+    fn rate(&self) -> EngineRate {
+        let n = self.calls.max(1) as f64;
+        EngineRate {
+            per_second: n / self.wall.max(f64::MIN_POSITIVE),
+            cpu_us: self.cpu.map(|c| c * 1e6 / n),
+        }
+    }
+}
+
+/// Calls `f` in batches of 64 until `time` has passed on the wall clock.
+fn run_for(time: Duration, f: &mut dyn FnMut()) -> Tally {
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
-    let mut n = 0u64;
+    let mut calls = 0u64;
     while start.elapsed() < time {
         for _ in 0..64 {
             f();
         }
-        n += 64;
+        calls += 64;
     }
     let wall = start.elapsed().as_secs_f64();
     let cpu = match (cpu_start, thread_cpu_seconds()) {
         (Some(a), Some(b)) if b > a => Some(b - a),
         _ => None,
     };
-    EngineRate {
-        per_second: n as f64 / wall,
-        cpu_us: cpu.map(|c| c * 1e6 / n as f64),
-    }
+    Tally { calls, wall, cpu }
 }
 
 struct EngineRate {
@@ -324,11 +366,10 @@ fn run() -> anyhow::Result<()> {
     if bench && std::env::var("BENCH_ONLY").is_ok_and(|v| v == "engine") {
         // For a profiler: the engine alone, nothing else in the process.
         let view = setup::small_view()?;
-        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-            let r = engine_rate(&body, endpoint, &view, cfg.measure);
-            println!("{:<10} {r}", endpoint.as_str());
-        }
-        println!("{:<10} {}", "floor", scan_floor(&body, cfg.measure));
+        let [validate, mutate, floor] = engine_rates(&body, &view, cfg.measure);
+        println!("{:<10} {validate}", "validate");
+        println!("{:<10} {mutate}", "mutate");
+        println!("{:<10} {floor}", "floor");
         return Ok(());
     }
     let tls = Tls::generate()?;
@@ -504,9 +545,7 @@ fn run() -> anyhow::Result<()> {
     println!("4. Engine alone: admission::handle in a loop, one thread, small view, no HTTP");
     let view = setup::small_view()?;
     let engine_time = Duration::from_secs(2).min(cfg.measure);
-    let engine_validate = engine_rate(&body, Endpoint::Validate, &view, engine_time);
-    let engine_mutate = engine_rate(&body, Endpoint::Mutate, &view, engine_time);
-    let floor_read = scan_floor(&body, engine_time);
+    let [engine_validate, engine_mutate, floor_read] = engine_rates(&body, &view, engine_time);
     for (name, r) in [("validate", &engine_validate), ("mutate", &engine_mutate)] {
         println!(
             "  {name:<10} {r}   {:.2}x the scan floor",
