@@ -118,6 +118,34 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The name of the bench's OTLP receiver thread (part 6).
+const RECEIVER_THREAD: &str = "otlp-receiver";
+/// The name the OpenTelemetry SDK gives its batch span processor's thread, as the kernel
+/// keeps it (15 bytes).
+const EXPORTER_THREAD: &str = "OpenTelemetry.T";
+
+/// CPU seconds of the span exporter's thread and of the receiver's, so far.
+struct SpanCpu {
+    exporter: f64,
+    receiver: f64,
+}
+
+impl SpanCpu {
+    fn now() -> SpanCpu {
+        SpanCpu {
+            exporter: procfs::threads_cpu_seconds(EXPORTER_THREAD),
+            receiver: procfs::threads_cpu_seconds(RECEIVER_THREAD),
+        }
+    }
+
+    fn since(&self, start: &SpanCpu) -> SpanCpu {
+        SpanCpu {
+            exporter: (self.exporter - start.exporter).max(0.0),
+            receiver: (self.receiver - start.receiver).max(0.0),
+        }
+    }
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -393,7 +421,14 @@ fn run() -> anyhow::Result<()> {
     let echo = setup::start_echo(&server_rt, &tls)?;
     let small_hook = setup::start_webhook(&server_rt, &tls, setup::small_view()?)?;
     let large_hook = setup::start_webhook(&server_rt, &tls, large)?;
-    let receiver = server_rt.block_on(otlp::Receiver::start_discarding());
+    // The receiver gets its own runtime and thread, so that part 6 can say what it costs
+    // apart from the webhook (in a cluster the collector is elsewhere).
+    let receiver_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(RECEIVER_THREAD)
+        .enable_all()
+        .build()?;
+    let receiver = receiver_rt.block_on(otlp::Receiver::start_discarding());
     let (otel_hook, otel_metrics) = setup::start_webhook_exporting(
         &server_rt,
         &tls,
@@ -507,6 +542,7 @@ fn run() -> anyhow::Result<()> {
     header();
     let mut off_runs = Vec::new();
     let mut on_runs = Vec::new();
+    let cpu_at_start = SpanCpu::now();
     for _ in 0..ROUNDS {
         for (addr, runs) in [(small_addr, &mut off_runs), (otel_addr, &mut on_runs)] {
             runs.push(client_rt.block_on(load::closed_loop(
@@ -529,11 +565,22 @@ fn run() -> anyhow::Result<()> {
     let export_errors = off.errors + on.errors;
     // Let the last batch leave before reading the counters.
     std::thread::sleep(Duration::from_secs(1));
+    let span_cpu = SpanCpu::now().since(&cpu_at_start);
+    let exported = otel_metrics.spans_exported_total();
     println!(
         "  export on/off {export_ratio:.3} ({export_on:.0} vs {export_off:.0} req/s over {ROUNDS} slices each); spans exported {}, dropped {}, in {} exports",
-        otel_metrics.spans_exported_total(),
+        exported,
         otel_metrics.spans_dropped_total(),
         receiver.exports()
+    );
+    // Each review's share of the cores with export off (server and load generator): the
+    // scale against which the export's own CPU per span reads.
+    let review_us = cores.max(1) as f64 * 1e6 / export_off;
+    println!(
+        "  CPU per exported span: export thread {:.2} µs, receiver {:.2} µs; a review with export off costs {review_us:.1} µs of the {} cores",
+        span_cpu.exporter * 1e6 / exported.max(1) as f64,
+        span_cpu.receiver * 1e6 / exported.max(1) as f64,
+        cores.max(1)
     );
     println!();
 

@@ -37,3 +37,20 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 pub fn thread_cpu_seconds() -> Option<f64> {
     stat_cpu_seconds("/proc/thread-self/stat")
 }
+
+/// CPU seconds used by this process's threads whose name (`comm`, cut by the kernel to 15
+/// bytes) starts with `prefix`: what one kind of thread (an exporter, a runtime's workers)
+/// costs, apart from the rest of the process.
+pub fn threads_cpu_seconds(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|name| name.trim_end().starts_with(prefix))
+        })
+        .filter_map(|t| stat_cpu_seconds(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
