@@ -266,24 +266,29 @@ fn engine_rates(body: &[u8], view: &StaticView, time: Duration) -> [EngineRate; 
     sums.map(|t| t.rate())
 }
 
-/// Calls made, wall seconds and this thread's CPU seconds (when the kernel says).
-#[derive(Default)]
+/// Calls made, wall seconds and this thread's CPU seconds (`None` once the kernel did not
+/// say for one of the runs added up).
 struct Tally {
     calls: u64,
     wall: f64,
     cpu: Option<f64>,
 }
 
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            calls: 0,
+            wall: 0.0,
+            cpu: Some(0.0),
+        }
+    }
+}
+
 impl Tally {
     fn add(&mut self, other: Tally) {
-        let first = self.calls == 0;
         self.calls += other.calls;
         self.wall += other.wall;
-        self.cpu = match (first, self.cpu, other.cpu) {
-            (true, _, c) => c,
-            (false, Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
     }
 
     fn rate(&self) -> EngineRate {
