@@ -83,7 +83,15 @@ fn idle_and_trickling_connections_do_not_stop_a_review() {
             idle.push(TcpStream::connect(addr).await.unwrap());
         }
         let opened = started.elapsed();
-        let fds_held = serve.open_fds();
+        // `connect` returns once the kernel has the connection in the listen backlog; serve
+        // takes the last ones a moment later. Wait for them (a few ms, well inside the 10 s
+        // handshake deadline that will close them) before reading the descriptors.
+        let accepted_by = Instant::now() + Duration::from_secs(3);
+        let mut fds_held = serve.open_fds();
+        while (fds_held as u64) < n && Instant::now() < accepted_by {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            fds_held = serve.open_fds();
+        }
         // A normal review on a fresh connection, while all of those are held.
         let asked = Instant::now();
         let mut sender = load::connect(&tls, addr).await.unwrap();
