@@ -1143,6 +1143,26 @@ fn report_profiles(profiles: &Profiles) {
             Err(why) => println!("- {}: {why}", setup.slug()),
         }
     }
+    // The windows are steadier than the measured phases at the most clients (seconds of
+    // creates each, not one), so their creates/s ratios are printed beside the targets'.
+    let rate = |want: Setup| {
+        profiles.iter().find_map(|(setup, _, p)| match p {
+            Ok(p) if *setup == want && !p.window.is_zero() => {
+                Some(p.creates as f64 / p.window.as_secs_f64())
+            }
+            _ => None,
+        })
+    };
+    if let (Some(none), Some(cel), Some(webhook)) =
+        (rate(Setup::None), rate(Setup::Cel), rate(Setup::Webhook))
+        && none > 0.0
+    {
+        println!(
+            "- creates/s in these windows against no policy's: CEL pair {:.2}, webhook {:.2} (under the profiler)",
+            cel / none,
+            webhook / none
+        );
+    }
     let done: Vec<(Setup, &Profiled)> = profiles
         .iter()
         .filter_map(|(s, _, p)| p.as_ref().ok().map(|p| (*s, p)))
