@@ -20,7 +20,8 @@
 
 use super::CheckInput;
 use super::default_deny_egress::{
-    Dest, ID, NS_NAME_LABEL, Ports, TIER, covers, describe_dest, describe_ports, push_unique,
+    AllowListText, Dest, ID, NS_NAME_LABEL, Ports, TIER, covers, describe_dest, describe_ports,
+    push_unique,
 };
 use crate::engine::cilium::{CiliumPolicy, EgressRule, PortProtocol, Rule};
 use crate::engine::policy::EgressAllow;
@@ -51,7 +52,7 @@ pub(super) fn judge(
     pod_labels: &Labels,
     ns_labels: Option<&Labels>,
     path: &str,
-    allowed: &str,
+    allowed: &AllowListText<'_>,
 ) -> Option<Outcome> {
     let t = &input.target;
     let ns = t.namespace;
@@ -134,8 +135,9 @@ pub(super) fn judge(
                     open_dests.join(", ")
                 ),
                 format!(
-                    "narrow {place} of {} to the allow-list ({allowed}), or add the destination to checks.egress.allow",
-                    p.describe()
+                    "narrow {place} of {} to the allow-list ({}), or add the destination to checks.egress.allow",
+                    p.describe(),
+                    allowed.get()
                 ),
             ));
         }
