@@ -9,7 +9,8 @@
 //! 2. `/validate` at a fixed 5,000 reviews/s (and the echo at the same rate): p99.
 //! 3. The same with 10,000 NetworkPolicies and 100,000 ServiceAccounts in the view.
 //! 4. The engine alone (`admission::handle`), one thread, no HTTP, beside the scan floor:
-//!    serde_json stepping over the same review without building anything; the three take
+//!    serde_json stepping over the same review without building anything; and the stages
+//!    of a review apart (reading it, the checks, the mutations and their patch). All take
 //!    turns in four rounds.
 //! 5. Memory of the release binary (`serve --no-cluster`), idle and after load.
 //! 6. `/validate` with one span per review exported over OTLP/HTTP to a local receiver,
@@ -22,7 +23,7 @@
 //! Environment: `BENCH_SECONDS` (measuring time per target, default 10), `BENCH_WARMUP`
 //! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
 //! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone, with
-//! `BENCH_SECONDS` for each of its three figures (for a profiler).
+//! `BENCH_SECONDS` for each of its six figures (for a profiler).
 
 mod load;
 #[path = "../common/procfs.rs"]
@@ -224,14 +225,25 @@ async fn sanity(
     ))
 }
 
-/// Part 4: `admission::handle` alone on this thread for `/validate` and `/mutate`, and the
-/// scan floor beside them. The three take turns in four rounds, each round giving each a
-/// quarter of `time`, and each one's rounds are added up: the host's load moves within
-/// seconds, and the multiples of the floor are only worth printing if all three saw the
-/// same moments. Each figure is by the wall clock and by this thread's own CPU time (what a
-/// review costs when the host's other work steals the core; the ratio of the two says how
-/// much it did).
-fn engine_rates(body: &[u8], view: &StaticView, time: Duration) -> [EngineRate; 3] {
+/// Part 4's figures, each one call's cost: `admission::handle` for `/validate` and
+/// `/mutate`, the scan floor, and the three stages a review goes through (reading the body
+/// into a review and dropping it, the checks alone, the mutations and their patch alone).
+struct EngineRates {
+    validate: EngineRate,
+    mutate: EngineRate,
+    floor: EngineRate,
+    read: EngineRate,
+    checks: EngineRate,
+    mutations: EngineRate,
+}
+
+/// Part 4: the engine alone on this thread, beside the scan floor. All six take turns in
+/// four rounds, each round giving each a quarter of `time`, and each one's rounds are added
+/// up: the host's load moves within seconds, and the multiples of the floor are only worth
+/// printing if all of them saw the same moments. Each figure is by the wall clock and by
+/// this thread's own CPU time (what a call costs when the host's other work steals the core;
+/// the ratio of the two says how much it did).
+fn engine_rates(body: &[u8], view: &StaticView, time: Duration) -> anyhow::Result<EngineRates> {
     let policy = Policy::default();
     let handle = |endpoint: Endpoint| {
         let policy = &policy;
@@ -255,15 +267,63 @@ fn engine_rates(body: &[u8], view: &StaticView, time: Duration) -> [EngineRate; 
         let ignored = text.map(serde_json::from_str::<serde::de::IgnoredAny>);
         assert!(matches!(ignored, Ok(Ok(_))), "the bench review is JSON");
     };
-    let mut sums = [Tally::default(), Tally::default(), Tally::default()];
+    let review = admission::read(body)
+        .map_err(|o| anyhow::anyhow!("the bench review cannot be judged: {:?}", o.summary))?;
+    let mut read = || {
+        std::hint::black_box(admission::read(std::hint::black_box(body)).is_ok());
+    };
+    let mut checks = || {
+        std::hint::black_box(openclaw_admission::engine::evaluate(
+            std::hint::black_box(&review),
+            &policy,
+            view,
+        ));
+    };
+    let mut mutations = || {
+        std::hint::black_box(
+            openclaw_admission::engine::mutate(std::hint::black_box(&review), &policy, view)
+                .is_ok(),
+        );
+    };
+    let mut sums: [Tally; 6] = Default::default();
     const ROUNDS: u32 = 4;
     for _ in 0..ROUNDS {
-        let fs: [&mut dyn FnMut(); 3] = [&mut validate, &mut mutate, &mut floor];
+        let fs: [&mut dyn FnMut(); 6] = [
+            &mut validate,
+            &mut mutate,
+            &mut floor,
+            &mut read,
+            &mut checks,
+            &mut mutations,
+        ];
         for (sum, f) in sums.iter_mut().zip(fs) {
             sum.add(run_for(time / ROUNDS, f));
         }
     }
-    sums.map(|t| t.rate())
+    let [validate, mutate, floor, read, checks, mutations] = sums.map(|t| t.rate());
+    Ok(EngineRates {
+        validate,
+        mutate,
+        floor,
+        read,
+        checks,
+        mutations,
+    })
+}
+
+impl EngineRates {
+    /// The stages line: each stage's thread CPU (or wall) per call, and as a multiple of
+    /// the floor.
+    fn stages(&self) -> String {
+        let f = self.floor.us();
+        format!(
+            "read (and drop) {:.1} µs = {:.2}x the floor; checks {:.1} µs; mutations and patch {:.1} µs",
+            self.read.us(),
+            self.read.us() / f,
+            self.checks.us(),
+            self.mutations.us()
+        )
+    }
 }
 
 /// Calls made, wall seconds and this thread's CPU seconds (`None` once the kernel did not
@@ -399,10 +459,11 @@ fn run() -> anyhow::Result<()> {
     if bench && std::env::var("BENCH_ONLY").is_ok_and(|v| v == "engine") {
         // For a profiler: the engine alone, nothing else in the process.
         let view = setup::small_view()?;
-        let [validate, mutate, floor] = engine_rates(&body, &view, cfg.measure);
-        println!("{:<10} {validate}", "validate");
-        println!("{:<10} {mutate}", "mutate");
-        println!("{:<10} {floor}", "floor");
+        let r = engine_rates(&body, &view, cfg.measure)?;
+        println!("{:<10} {}", "validate", r.validate);
+        println!("{:<10} {}", "mutate", r.mutate);
+        println!("{:<10} {}", "floor", r.floor);
+        println!("stages: {}", r.stages());
         return Ok(());
     }
     let tls = Tls::generate()?;
@@ -448,6 +509,12 @@ fn run() -> anyhow::Result<()> {
         client_rt.block_on(sanity(&connector, echo_addr, small_addr, large_addr, &body))?;
     client_rt.block_on(sanity(&connector, echo_addr, otel_addr, large_addr, &body))?;
     if !bench {
+        // Part 4's loops too, for a moment each: its six closures must still run.
+        let rates = engine_rates(&body, &setup::small_view()?, Duration::from_millis(40))?;
+        ensure!(
+            rates.read.per_second > 0.0 && rates.mutations.per_second > 0.0,
+            "part 4 measured nothing"
+        );
         println!("bench smoke: servers up, {answers}; run `make bench` for figures");
         return Ok(());
     }
@@ -597,8 +664,9 @@ fn run() -> anyhow::Result<()> {
     println!("4. Engine alone: admission::handle in a loop, one thread, small view, no HTTP");
     let view = setup::small_view()?;
     let engine_time = Duration::from_secs(2).min(cfg.measure);
-    let [engine_validate, engine_mutate, floor_read] = engine_rates(&body, &view, engine_time);
-    for (name, r) in [("validate", &engine_validate), ("mutate", &engine_mutate)] {
+    let rates = engine_rates(&body, &view, engine_time)?;
+    let floor_read = &rates.floor;
+    for (name, r) in [("validate", &rates.validate), ("mutate", &rates.mutate)] {
         println!(
             "  {name:<10} {r}   {:.2}x the scan floor",
             r.us() / floor_read.us()
@@ -608,6 +676,7 @@ fn run() -> anyhow::Result<()> {
         "  {:<10} {floor_read}   serde_json stepping over the review, building nothing",
         "floor"
     );
+    println!("  stages: {}", rates.stages());
     println!();
 
     println!(
@@ -700,8 +769,8 @@ fn run() -> anyhow::Result<()> {
         export_ratio >= 0.95,
     );
     for (name, r, target) in [
-        ("engine alone, validate", &engine_validate, 20.0),
-        ("engine alone, mutate", &engine_mutate, 40.0),
+        ("engine alone, validate", &rates.validate, 20.0),
+        ("engine alone, mutate", &rates.mutate, 40.0),
     ] {
         let us = r.us();
         line(
@@ -715,8 +784,8 @@ fn run() -> anyhow::Result<()> {
     println!(
         "  scan floor (serde_json stepping over the review, building nothing): {:.1} µs; engine validate {:.2}x it, mutate {:.2}x",
         floor_read.us(),
-        engine_validate.us() / floor_read.us(),
-        engine_mutate.us() / floor_read.us()
+        rates.validate.us() / floor_read.us(),
+        rates.mutate.us() / floor_read.us()
     );
     println!(
         "  echo at {:.0}/s: p99 {:.3} ms (the share of the load generator and the TLS stack)",
@@ -725,8 +794,8 @@ fn run() -> anyhow::Result<()> {
     );
     println!(
         "  echo floor {floor:.0} req/s; engine alone {:.0} validate/s, {:.0} mutate/s; measured in {:.0} s",
-        engine_validate.per_second,
-        engine_mutate.per_second,
+        rates.validate.per_second,
+        rates.mutate.per_second,
         started.elapsed().as_secs_f64()
     );
     Ok(())
