@@ -10,7 +10,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench bench-audit bench-controlplane mlflow promtool tools image image-test deny
+.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -96,6 +96,13 @@ bench-audit: controlplane
 # CP_BENCH_PROFILE (seconds per profile, default 10; 0: none).
 bench-controlplane: controlplane
 	$(CARGO) bench --bench controlplane
+
+# The API server's JSON Patch library (gopkg.in/evanphx/json-patch.v4, as kube-apiserver
+# v1.37 pins it; fetched through the Go module proxy) applying the engine's patch for the
+# bench pod, beside the same change in other shapes (docs/performance.md); under a minute.
+bench-jsonpatch:
+	BENCH_ONLY=patch $(CARGO) bench --bench webhook
+	cd tests/bench/jsonpatch && go run . ../../../target/jsonpatch
 
 # The library alone, without the server feature: proves the engine stays pure.
 build-lib:

@@ -23,7 +23,8 @@
 //! Environment: `BENCH_SECONDS` (measuring time per target, default 10), `BENCH_WARMUP`
 //! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
 //! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone, with
-//! `BENCH_SECONDS` for each of its six figures (for a profiler).
+//! `BENCH_SECONDS` for each of its six figures (for a profiler); `BENCH_ONLY=patch` writes the
+//! files of `make bench-jsonpatch`.
 
 mod load;
 #[path = "../common/procfs.rs"]
@@ -326,6 +327,88 @@ impl EngineRates {
     }
 }
 
+/// For `make bench-jsonpatch` (tests/bench/jsonpatch): the bench pod as the API server
+/// hands it to its JSON Patch library, the engine's patch for it, and the same change in
+/// other shapes, each checked here to give what it claims. Returns the files written.
+fn patch_files(
+    body: &[u8],
+    view: &StaticView,
+    dir: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+    let review: Value = serde_json::from_slice(body)?;
+    let pod = review
+        .pointer("/request/object")
+        .context("the bench review has no object")?;
+    let outcome = admission::handle(body, Endpoint::Mutate, &Policy::default(), view);
+    let answer: Value = serde_json::from_slice(&outcome.body)?;
+    let encoded = answer
+        .pointer("/response/patch")
+        .and_then(Value::as_str)
+        .context("/mutate sent no patch for the bench pod")?;
+    let patch = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+    let ops: Vec<Value> = serde_json::from_slice(&patch)?;
+    let apply = |ops: &[Value]| -> anyhow::Result<Value> {
+        let patch: json_patch::Patch = serde_json::from_value(Value::from(ops.to_vec()))?;
+        let mut doc = pod.clone();
+        json_patch::patch(&mut doc, &patch)?;
+        Ok(doc)
+    };
+    let patched = apply(&ops)?;
+    let path_of = |op: &Value| op["path"].as_str().unwrap_or_default().to_string();
+
+    // Each changed env list written whole by one `add` (which replaces a member that is
+    // there), instead of one `add` per new variable.
+    let mut whole_env: Vec<Value> = ops
+        .iter()
+        .filter(|op| !path_of(op).contains("/env/"))
+        .cloned()
+        .collect();
+    for list in ["initContainers", "containers"] {
+        let after = patched["spec"][list]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        for (i, c) in after.iter().enumerate() {
+            if c.get("env") != pod["spec"][list][i].get("env") {
+                whole_env.push(json!({"op": "add", "path": format!("/spec/{list}/{i}/env"), "value": c["env"]}));
+            }
+        }
+    }
+    ensure!(
+        apply(&whole_env)? == patched,
+        "the whole-env patch does not give the engine's result"
+    );
+    // The same without the one operation under metadata (the openclaw.io/injected
+    // annotation): a different result, for what touching metadata costs.
+    let no_metadata: Vec<Value> = ops
+        .iter()
+        .filter(|op| !path_of(op).starts_with("/metadata/"))
+        .cloned()
+        .collect();
+    ensure!(
+        no_metadata.len() < ops.len(),
+        "the patch has no metadata operation"
+    );
+
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let files = [
+        ("pod.json", serde_json::to_vec(pod)?),
+        ("patch.json", patch),
+        ("patch-whole-env.json", serde_json::to_vec(&whole_env)?),
+        ("patch-no-metadata.json", serde_json::to_vec(&no_metadata)?),
+        ("patch-empty.json", b"[]".to_vec()),
+    ];
+    let mut made = Vec::new();
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        made.push(format!("{name} ({} B)", bytes.len()));
+    }
+    Ok(made)
+}
+
 /// Calls made, wall seconds and this thread's CPU seconds (`None` once the kernel did not
 /// say for one of the runs added up).
 struct Tally {
@@ -456,6 +539,12 @@ fn run() -> anyhow::Result<()> {
     init_logging();
     let cfg = Config::from_env()?;
     let body = setup::agent_review()?;
+    if bench && std::env::var("BENCH_ONLY").is_ok_and(|v| v == "patch") {
+        let dir = setup::manifest_path("target/jsonpatch");
+        let made = patch_files(&body, &setup::small_view()?, &dir)?;
+        println!("{}: {}", dir.display(), made.join(", "));
+        return Ok(());
+    }
     if bench && std::env::var("BENCH_ONLY").is_ok_and(|v| v == "engine") {
         // For a profiler: the engine alone, nothing else in the process.
         let view = setup::small_view()?;
