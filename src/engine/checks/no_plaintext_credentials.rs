@@ -135,6 +135,10 @@ impl<'s> Settings<'s> {
 /// A pattern ending in a literal byte can only match names ending in it (case aside), so
 /// a name is tried only against those patterns and the ones ending in `*`, in the policy's
 /// order. Lists longer than 64 patterns (one bit each) are tried whole.
+///
+/// The table is built for each review from the policy in force (4 KB zeroed and a bit set
+/// per pattern, a small part of what it saves), not cached beside the policy, so that it
+/// can never disagree with the patterns it stands for.
 struct Patterns<'s> {
     list: &'s [String],
     /// Bit `i` of entry `b`: pattern `i` may match a name whose last byte is `b`.
