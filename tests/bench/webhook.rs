@@ -598,12 +598,9 @@ fn run() -> anyhow::Result<()> {
         client_rt.block_on(sanity(&connector, echo_addr, small_addr, large_addr, &body))?;
     client_rt.block_on(sanity(&connector, echo_addr, otel_addr, large_addr, &body))?;
     if !bench {
-        // Part 4's loops too, for a moment each: its six closures must still run.
-        let rates = engine_rates(&body, &setup::small_view()?, Duration::from_millis(40))?;
-        ensure!(
-            rates.read.per_second > 0.0 && rates.mutations.per_second > 0.0,
-            "part 4 measured nothing"
-        );
+        // Part 4's loops too, for a moment each: this fails if the bench review can no
+        // longer be read into a review or is not JSON (what its loops assume).
+        engine_rates(&body, &setup::small_view()?, Duration::from_millis(40))?;
         println!("bench smoke: servers up, {answers}; run `make bench` for figures");
         return Ok(());
     }
