@@ -373,8 +373,8 @@ pub fn judge(
             );
             continue;
         };
-        let labelled = engine::is_agent(&review, &by_label);
-        let unlabelled = !labelled && engine::is_agent(&review, &by_image);
+        let labelled = engine::agent::is_agent(&review, &by_label);
+        let unlabelled = !labelled && engine::agent::is_agent(&review, &by_image);
         if !labelled && !unlabelled {
             continue;
         }

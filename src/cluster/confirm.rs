@@ -11,17 +11,17 @@
 //! Hot path: when the cache already knows the namespace, the ServiceAccount and at least one
 //! NetworkPolicy of the namespace, nothing is fetched and nothing allocated beyond the checks.
 
-use super::LiveView;
 use super::dynamic;
+use super::live::LiveView;
 use super::stats::LookupStats;
 use crate::engine;
 use crate::engine::checks::secret_provider_class;
-use crate::engine::cilium::CiliumPolicy;
+use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::mutations::secrets_store;
 use crate::engine::policy::Policy;
 use crate::engine::review::{Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup, StaticView};
+use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup, Read, Reads, StaticView};
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -60,9 +60,15 @@ impl Misses {
     }
 }
 
-/// Classes the pod names (its CSI volumes, and the mutation's annotation) that the cache
-/// says do not exist, where the cache knows SecretProviderClasses at all.
-fn missing_classes(index: &Index, target: &Target<'_>, policy: &Policy) -> Vec<String> {
+/// Classes the pod names that the cache says do not exist, where the cache knows
+/// SecretProviderClasses at all: the mutation's (its annotation or the namespace's default)
+/// when the mutation is on, and its CSI volumes' when a check reads them.
+fn missing_classes(
+    index: &Index,
+    target: &Target<'_>,
+    policy: &Policy,
+    reads: Reads,
+) -> Vec<String> {
     let ns = target.namespace;
     let settings = &policy.mutations.secrets_store;
     let mut named: Vec<&str> = Vec::new();
@@ -77,14 +83,16 @@ fn missing_classes(index: &Index, target: &Target<'_>, policy: &Policy) -> Vec<S
         );
         named.extend(settings.namespace_defaults.get(ns).map(String::as_str));
     }
-    for v in target.spec.volumes.iter().flatten() {
-        if let Some(csi) = v.csi.as_ref().filter(|c| c.driver == secrets_store::DRIVER) {
-            named.extend(
-                csi.volume_attributes
-                    .as_ref()
-                    .and_then(|a| a.get(secret_provider_class::CLASS_ATTRIBUTE))
-                    .map(|s| s.trim()),
-            );
+    if reads.contains(Read::SecretProviderClasses) {
+        for v in target.spec.volumes.iter().flatten() {
+            if let Some(csi) = v.csi.as_ref().filter(|c| c.driver == secrets_store::DRIVER) {
+                named.extend(
+                    csi.volume_attributes
+                        .as_ref()
+                        .and_then(|a| a.get(secret_provider_class::CLASS_ATTRIBUTE))
+                        .map(|s| s.trim()),
+                );
+            }
         }
     }
     let mut out: Vec<String> = named
@@ -97,6 +105,8 @@ fn missing_classes(index: &Index, target: &Target<'_>, policy: &Policy) -> Vec<S
     out
 }
 
+/// What the cache misses of what judging the review reads (`engine::reads`: the namespace,
+/// and whatever the checks that will run declare).
 fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
     let ns = review.namespace.as_str();
     let target = match &review.object {
@@ -104,21 +114,20 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
         Subject::Template(t) => Target::of_template(t, ns, ""),
         Subject::None | Subject::Other | Subject::Connect(_) => return Misses::default(),
     };
+    let reads = engine::reads(review, policy);
     let sa = target.service_account().unwrap_or("default");
     let cilium = index.cilium_policies(ns);
-    let sa_checked = policy.check_enabled("dedicated-service-account")
-        || policy.check_enabled("least-privilege-rbac");
+    let sa_read = reads.contains(Read::ServiceAccounts) || reads.contains(Read::BoundRoles);
     Misses {
-        namespace: index.namespace_labels(ns).is_none(),
-        service_account: (sa_checked && !index.service_account_exists(ns, sa))
-            .then(|| sa.to_string()),
-        network_policies: policy.check_enabled("default-deny-egress")
+        namespace: reads.contains(Read::NamespaceLabels) && index.namespace_labels(ns).is_none(),
+        service_account: (sa_read && !index.service_account_exists(ns, sa)).then(|| sa.to_string()),
+        network_policies: reads.contains(Read::NetworkPolicies)
             && index.network_policies(ns).is_empty()
             && cilium
                 .as_ref()
                 .is_none_or(|c| c.iter().all(|p| p.clusterwide)),
-        cilium: cilium.is_some(),
-        secret_provider_classes: missing_classes(index, &target, policy),
+        cilium: reads.contains(Read::CiliumPolicies) && cilium.is_some(),
+        secret_provider_classes: missing_classes(index, &target, policy, reads),
     }
 }
 
@@ -128,7 +137,7 @@ fn worth_confirming(review: &Review, policy: &Policy) -> bool {
     matches!(review.operation, Operation::Create | Operation::Update)
         && review.sub_resource.is_none()
         && !review.namespace.is_empty()
-        && engine::is_agent(review, policy)
+        && engine::agent::is_agent(review, policy)
 }
 
 /// The pod a CONNECT (`kubectl exec`, `attach`, `port-forward`) names, when the policy judges
@@ -137,7 +146,7 @@ fn worth_confirming(review: &Review, policy: &Policy) -> bool {
 fn connect_target<'a>(review: &'a Review, policy: &Policy) -> Option<&'a str> {
     (review.operation == Operation::Connect
         && matches!(review.object, Subject::Connect(_))
-        && policy.check_enabled("exec-requires-approval")
+        && engine::reads(review, policy).contains(Read::PodLabels)
         && !review.name.is_empty())
     .then_some(review.name.as_str())
 }
@@ -535,6 +544,9 @@ impl ClusterView for Confirmed<'_> {
 mod tests {
     use super::*;
     use crate::engine::checks::fixtures::{NS, SA, hardened_pod, pod};
+    use crate::engine::checks::{
+        dedicated_service_account, default_deny_egress, least_privilege_rbac,
+    };
     use crate::engine::review::{GroupVersionKind, GroupVersionResource, User};
     use serde_json::json;
 
@@ -615,9 +627,9 @@ mod tests {
     fn disabled_checks_ask_for_nothing() {
         let policy = Policy {
             disabled_checks: vec![
-                "default-deny-egress".into(),
-                "dedicated-service-account".into(),
-                "least-privilege-rbac".into(),
+                default_deny_egress::CHECK.id.into(),
+                dedicated_service_account::CHECK.id.into(),
+                least_privilege_rbac::CHECK.id.into(),
             ],
             ..Policy::default()
         };

@@ -11,8 +11,9 @@
 //! watch without a restart.
 
 use super::feed::Feed;
-use super::{LiveView, Readiness};
-use crate::engine::cilium::CiliumPolicy;
+use super::live::{LiveView, Readiness};
+use crate::engine::checks::{default_deny_egress, secret_provider_class};
+use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::view::{
     CILIUM_CLUSTERWIDE_NETWORK_POLICY, CILIUM_NETWORK_POLICY, Index, SECRET_PROVIDER_CLASS,
 };
@@ -34,7 +35,7 @@ pub struct OptionalApi {
     pub version: &'static str,
     pub plural: &'static str,
     /// What goes unjudged while the API is not served, for the log line.
-    pub unjudged: &'static str,
+    pub unjudged: fn() -> String,
 }
 
 pub const SECRET_PROVIDER_CLASSES: OptionalApi = OptionalApi {
@@ -42,7 +43,12 @@ pub const SECRET_PROVIDER_CLASSES: OptionalApi = OptionalApi {
     group: "secrets-store.csi.x-k8s.io",
     version: "v1",
     plural: "secretproviderclasses",
-    unjudged: "SecretProviderClasses are not checked: the secrets-store mutation injects whatever class it is given and secret-provider-class-exists says nothing",
+    unjudged: || {
+        format!(
+            "SecretProviderClasses are not checked: the secrets-store mutation injects whatever class it is given and {} says nothing",
+            secret_provider_class::CHECK.id
+        )
+    },
 };
 
 pub const CILIUM_NETWORK_POLICIES: OptionalApi = OptionalApi {
@@ -50,7 +56,12 @@ pub const CILIUM_NETWORK_POLICIES: OptionalApi = OptionalApi {
     group: "cilium.io",
     version: "v2",
     plural: "ciliumnetworkpolicies",
-    unjudged: "CiliumNetworkPolicies do not count for default-deny-egress",
+    unjudged: || {
+        format!(
+            "CiliumNetworkPolicies do not count for {}",
+            default_deny_egress::CHECK.id
+        )
+    },
 };
 
 pub const CILIUM_CLUSTERWIDE_NETWORK_POLICIES: OptionalApi = OptionalApi {
@@ -58,7 +69,12 @@ pub const CILIUM_CLUSTERWIDE_NETWORK_POLICIES: OptionalApi = OptionalApi {
     group: "cilium.io",
     version: "v2",
     plural: "ciliumclusterwidenetworkpolicies",
-    unjudged: "CiliumClusterwideNetworkPolicies do not count for default-deny-egress",
+    unjudged: || {
+        format!(
+            "CiliumClusterwideNetworkPolicies do not count for {}",
+            default_deny_egress::CHECK.id
+        )
+    },
 };
 
 impl OptionalApi {
@@ -135,7 +151,7 @@ pub(crate) fn watch_when_served<F: OptionalFeed>(
                             api_version,
                             interval_s = interval.as_secs_f64(),
                             "API not served: {}; looking again at every interval",
-                            api.unjudged
+                            (api.unjudged)()
                         );
                         told = true;
                     }
@@ -181,7 +197,7 @@ impl OptionalFeed for SecretProviderClasses {
         // Metadata-only requests: the class's spec is never transferred.
         let api: Api<PartialObjectMeta<DynamicObject>> =
             Api::all_with(client.clone(), &Self::API.resource());
-        super::spawn::<Self, _>(watcher(api, cfg()), view, ready);
+        super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
     }
 }
 
@@ -233,7 +249,7 @@ impl OptionalFeed for CiliumNetworkPolicies {
     const API: &'static OptionalApi = &CILIUM_NETWORK_POLICIES;
     fn start(client: &Client, view: &LiveView, ready: &Readiness) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &Self::API.resource());
-        super::spawn::<Self, _>(watcher(api, cfg()), view, ready);
+        super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
     }
 }
 
@@ -259,7 +275,7 @@ impl OptionalFeed for CiliumClusterwideNetworkPolicies {
     const API: &'static OptionalApi = &CILIUM_CLUSTERWIDE_NETWORK_POLICIES;
     fn start(client: &Client, view: &LiveView, ready: &Readiness) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &Self::API.resource());
-        super::spawn::<Self, _>(watcher(api, cfg()), view, ready);
+        super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
     }
 }
 

@@ -6,15 +6,20 @@
 //! converted, and swapped in under one write lock, so readers never see a half-listed kind and
 //! objects deleted while the watch was down disappear.
 
+use super::live::{LiveView, Readiness};
 use crate::engine::view::{Index, LEGACY_TOKEN_SECRET_TYPE};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::{DynamicObject, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
 use kube::runtime::watcher::Event;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 /// One watched kind.
@@ -274,6 +279,48 @@ impl Feed for ClusterRoleBindings {
     fn delete(index: &mut Index, _namespace: &str, name: &str) {
         index.delete_cluster_role_binding(name);
     }
+}
+
+/// Runs one kind's watch into the shared index, marking the kind synced at the end of its
+/// first list, and counting events and errors for `/metrics`.
+pub(crate) fn spawn<F, S>(stream: S, view: &LiveView, ready: &Readiness)
+where
+    F: Feed,
+    S: Stream<Item = watcher::Result<watcher::Event<F::Raw>>> + Send + 'static,
+{
+    let index = Arc::clone(&view.index);
+    let state = Arc::clone(&ready.state);
+    let stats = Arc::clone(&view.stats);
+    tokio::spawn(async move {
+        let mut applier = Applier::<F>::default();
+        let mut stream = std::pin::pin!(stream.default_backoff());
+        let kind_stats = stats.kind(F::KIND);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    if let Some(k) = kind_stats {
+                        k.event();
+                        if matches!(event, watcher::Event::Init) {
+                            k.list_started();
+                        }
+                    }
+                    if applier.handle(&index, event) {
+                        state.synced(F::KIND);
+                    }
+                }
+                Err(e) => {
+                    if let Some(k) = kind_stats {
+                        k.watch_error();
+                    }
+                    tracing::warn!(kind = F::KIND, error = %e, "watch failed; retrying after backoff")
+                }
+            }
+        }
+        tracing::error!(
+            kind = F::KIND,
+            "watch stream ended; this kind is no longer kept current"
+        );
+    });
 }
 
 #[cfg(test)]

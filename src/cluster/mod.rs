@@ -50,27 +50,23 @@
 mod confirm;
 pub mod dynamic;
 mod feed;
+mod live;
 pub mod stats;
 
 pub use confirm::{CONFIRM_TIMEOUT, Confirm, Confirmed};
+pub use live::{LiveView, Readiness};
 
-use crate::engine::cilium::CiliumPolicy;
 use crate::engine::policy::Policy;
-use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup};
+use crate::engine::view::Index;
 use feed::Feed;
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
-use tokio::sync::watch;
+use std::sync::{Arc, RwLock};
 
 /// Field selector of the Secret watch: only legacy ServiceAccount token Secrets are listed.
 const LEGACY_TOKEN_SELECTOR: &str = "type=kubernetes.io/service-account-token";
@@ -87,135 +83,6 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, kube::Error> {
             .await
             .map_err(kube::Error::InferKubeconfig)?;
     Client::try_from(config)
-}
-
-/// Cluster state kept current by watchers; implements [`ClusterView`].
-pub struct LiveView {
-    index: Arc<RwLock<Index>>,
-    /// `None` for a view with no API server behind it (tests): confirm steps do nothing.
-    client: Option<Client>,
-    stats: Arc<stats::CacheStats>,
-}
-
-impl LiveView {
-    /// A view over a fixed index, with no API server behind it.
-    pub fn from_index(index: Index) -> LiveView {
-        LiveView {
-            index: Arc::new(RwLock::new(index)),
-            client: None,
-            stats: Arc::default(),
-        }
-    }
-
-    /// Cache freshness per watched kind and live confirmation outcomes, for `/metrics`.
-    pub fn stats(&self) -> Arc<stats::CacheStats> {
-        Arc::clone(&self.stats)
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Index> {
-        // A panic while holding the lock leaves at worst one half-applied event, which the
-        // next event or relist repairs; refusing every later request would be worse.
-        self.index.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Objects held per kind, for readiness output and metrics.
-    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        self.read().counts()
-    }
-}
-
-impl ClusterView for LiveView {
-    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
-        self.read().namespace_labels(namespace)
-    }
-    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
-        self.read().service_account_exists(namespace, name)
-    }
-    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
-        self.read().service_account_automount(namespace, name)
-    }
-    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
-        self.read().bound_roles(namespace, service_account)
-    }
-    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
-        self.read().network_policies(namespace)
-    }
-    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
-        self.read().is_legacy_token_secret(namespace, name)
-    }
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
-        self.read().pod_labels(namespace, name)
-    }
-    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
-        self.read().secret_provider_class(namespace, name)
-    }
-    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
-        self.read().cilium_policies(namespace)
-    }
-}
-
-struct ReadyState {
-    /// Kinds whose first list has not completed yet.
-    pending: Mutex<BTreeSet<&'static str>>,
-    tx: watch::Sender<bool>,
-}
-
-impl ReadyState {
-    fn synced(&self, kind: &'static str) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if pending.remove(kind) {
-            tracing::info!(kind, "initial list complete");
-        }
-        if pending.is_empty() {
-            self.tx.send_replace(true);
-        }
-    }
-}
-
-/// Whether every watcher has completed its first list. Cheap to clone and to ask.
-#[derive(Clone)]
-pub struct Readiness {
-    state: Arc<ReadyState>,
-}
-
-impl Readiness {
-    fn new(kinds: impl IntoIterator<Item = &'static str>) -> Readiness {
-        let pending: BTreeSet<_> = kinds.into_iter().collect();
-        let (tx, _) = watch::channel(pending.is_empty());
-        Readiness {
-            state: Arc::new(ReadyState {
-                pending: Mutex::new(pending),
-                tx,
-            }),
-        }
-    }
-
-    /// Ready from the start: for `serve --no-cluster`, which judges against manifests only.
-    pub fn always() -> Readiness {
-        Readiness::new([])
-    }
-
-    pub fn is_ready(&self) -> bool {
-        *self.state.tx.borrow()
-    }
-
-    /// Kinds still waiting for their first list (for `/readyz` bodies and logs).
-    pub fn pending(&self) -> Vec<&'static str> {
-        self.state
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .copied()
-            .collect()
-    }
-
-    /// Resolves once ready.
-    pub async fn wait(&self) {
-        let mut rx = self.state.tx.subscribe();
-        // The sender lives in `self.state`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|ready| *ready).await;
-    }
 }
 
 /// Starts the watchers (inside a tokio runtime) and returns the view they feed and its
@@ -257,15 +124,23 @@ pub fn start(
     // listing from the watch cache spares etcd on every (re)list.
     let cfg = || watcher::Config::default().any_semantic();
     let c = &client;
-    spawn::<feed::Namespaces, _>(watcher(metadata::<Namespace>(c), cfg()), &view, &ready);
+    feed::spawn::<feed::Namespaces, _>(watcher(metadata::<Namespace>(c), cfg()), &view, &ready);
     // Whole objects: `automountServiceAccountToken` is not metadata. A ServiceAccount is
     // small, and only its name and that field are kept.
-    spawn::<feed::ServiceAccounts, _>(watcher(dynamic::<ServiceAccount>(c), cfg()), &view, &ready);
-    spawn::<feed::NetworkPolicies, _>(watcher(dynamic::<NetworkPolicy>(c), cfg()), &view, &ready);
-    spawn::<feed::Roles, _>(watcher(dynamic::<Role>(c), cfg()), &view, &ready);
-    spawn::<feed::ClusterRoles, _>(watcher(dynamic::<ClusterRole>(c), cfg()), &view, &ready);
-    spawn::<feed::RoleBindings, _>(watcher(dynamic::<RoleBinding>(c), cfg()), &view, &ready);
-    spawn::<feed::ClusterRoleBindings, _>(
+    feed::spawn::<feed::ServiceAccounts, _>(
+        watcher(dynamic::<ServiceAccount>(c), cfg()),
+        &view,
+        &ready,
+    );
+    feed::spawn::<feed::NetworkPolicies, _>(
+        watcher(dynamic::<NetworkPolicy>(c), cfg()),
+        &view,
+        &ready,
+    );
+    feed::spawn::<feed::Roles, _>(watcher(dynamic::<Role>(c), cfg()), &view, &ready);
+    feed::spawn::<feed::ClusterRoles, _>(watcher(dynamic::<ClusterRole>(c), cfg()), &view, &ready);
+    feed::spawn::<feed::RoleBindings, _>(watcher(dynamic::<RoleBinding>(c), cfg()), &view, &ready);
+    feed::spawn::<feed::ClusterRoleBindings, _>(
         watcher(dynamic::<ClusterRoleBinding>(c), cfg()),
         &view,
         &ready,
@@ -274,7 +149,7 @@ pub fn start(
         // Metadata only: every object this selector yields is a legacy token, and no secret
         // data ever crosses the wire.
         let secrets = watcher(metadata::<Secret>(c), cfg().fields(LEGACY_TOKEN_SELECTOR));
-        spawn::<feed::LegacyTokenSecrets, _>(secrets, &view, &ready);
+        feed::spawn::<feed::LegacyTokenSecrets, _>(secrets, &view, &ready);
     }
     dynamic::watch_when_served::<dynamic::SecretProviderClasses>(
         client.clone(),
@@ -307,46 +182,6 @@ fn metadata<K: Resource<DynamicType = ()>>(client: &Client) -> Api<PartialObject
 /// one object that does not fit its schema is logged and skipped instead of failing the list.
 fn dynamic<K: Resource<DynamicType = ()>>(client: &Client) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &ApiResource::erase::<K>(&()))
-}
-
-fn spawn<F, S>(stream: S, view: &LiveView, ready: &Readiness)
-where
-    F: Feed,
-    S: Stream<Item = watcher::Result<watcher::Event<F::Raw>>> + Send + 'static,
-{
-    let index = Arc::clone(&view.index);
-    let state = Arc::clone(&ready.state);
-    let stats = Arc::clone(&view.stats);
-    tokio::spawn(async move {
-        let mut applier = feed::Applier::<F>::default();
-        let mut stream = std::pin::pin!(stream.default_backoff());
-        let kind_stats = stats.kind(F::KIND);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(event) => {
-                    if let Some(k) = kind_stats {
-                        k.event();
-                        if matches!(event, watcher::Event::Init) {
-                            k.list_started();
-                        }
-                    }
-                    if applier.handle(&index, event) {
-                        state.synced(F::KIND);
-                    }
-                }
-                Err(e) => {
-                    if let Some(k) = kind_stats {
-                        k.watch_error();
-                    }
-                    tracing::warn!(kind = F::KIND, error = %e, "watch failed; retrying after backoff")
-                }
-            }
-        }
-        tracing::error!(
-            kind = F::KIND,
-            "watch stream ended; this kind is no longer kept current"
-        );
-    });
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+/// The subresource `kubectl debug` adds containers through.
+pub const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 /// Workload kinds whose pod template is judged like a pod.
 pub const WORKLOAD_KINDS: &[&str] = &[
     "Deployment",
@@ -245,6 +248,48 @@ impl Subject {
 }
 
 impl Review {
+    /// An UPDATE (not a subresource) that leaves the pod spec, or the workload's pod template,
+    /// as it was needs no judging: metadata-only updates (finalizer removal by the garbage
+    /// collector, labels, replicas) must not be blocked for an object admitted earlier.
+    pub fn leaves_spec_unchanged(&self) -> bool {
+        if self.operation != Operation::Update || self.sub_resource.is_some() {
+            return false;
+        }
+        match (&self.object, &self.old_object) {
+            (Subject::Pod(new), Subject::Pod(old)) => new.spec == old.spec,
+            (Subject::Template(new), Subject::Template(old)) => new.template == old.template,
+            _ => false,
+        }
+    }
+
+    /// The ephemeral containers an `ephemeralcontainers` UPDATE adds: indices into the new
+    /// Pod's list of those whose names the old Pod does not have.
+    pub fn added_ephemeral_containers(&self) -> Vec<usize> {
+        let names = |s: &Subject| -> Vec<String> {
+            match s {
+                Subject::Pod(p) => p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ephemeral_containers.as_ref())
+                    .map(|l| l.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        };
+        let old = names(&self.old_object);
+        names(&self.object)
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !old.contains(n))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Whether this is `kubectl debug` adding ephemeral containers to a running Pod.
+    pub fn is_debug(&self) -> bool {
+        self.sub_resource.as_deref() == Some(EPHEMERAL_CONTAINERS)
+    }
+
     /// The review the API server would send for creating `object` as a dry run by `username`
     /// with no groups: what `check` (manifests) and `audit` (a live cluster) judge.
     pub fn dry_run_create(

@@ -3,13 +3,14 @@
 //! templates, and defaults that agree with each other.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::approval::{APPROVAL_ANNOTATION, EXPIRY_ANNOTATION};
+use super::approval::grant::{APPROVAL_ANNOTATION, EXPIRY_ANNOTATION};
+use super::approval::stamp::APPROVAL_STAMP;
 use super::checks::fixtures::{NS, SA, hardened, hardened_view, pod};
 use super::mutations::otel_env::SERVICE_NAME;
 use super::policy::Policy;
 use super::review::Review;
 use super::view::StaticView;
-use super::{APPROVAL_STAMP, AUDIT_APPROVAL, Decision, evaluate, mutate};
+use super::{AUDIT_APPROVAL, Decision, evaluate, mutate};
 use crate::admission;
 use crate::engine::pod::Pod;
 use serde_json::{Value, json};

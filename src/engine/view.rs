@@ -4,7 +4,7 @@
 //! objects the checks need, keyed for direct lookup (never a scan of the cluster), and is
 //! shared by `StaticView` (manifests, for tests and `check`) and the live reflector-fed view.
 
-use super::cilium::CiliumPolicy;
+use super::egress::cilium_policy::CiliumPolicy;
 use super::selector::Labels;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -29,6 +29,55 @@ pub struct BoundRole {
     pub role_name: String,
     /// The role's rules; `None` when the role is not (yet) known.
     pub rules: Option<Arc<Vec<PolicyRule>>>,
+}
+
+/// One door of [`ClusterView`]: what a check declares it reads ([`crate::engine::checks`]),
+/// so that the live view knows what to confirm before judging and the checks' tests can fence
+/// each check in (a read it did not declare fails the test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Read {
+    /// [`ClusterView::namespace_labels`]
+    NamespaceLabels,
+    /// [`ClusterView::service_account_exists`], [`ClusterView::service_account_automount`]
+    ServiceAccounts,
+    /// [`ClusterView::bound_roles`]
+    BoundRoles,
+    /// [`ClusterView::network_policies`]
+    NetworkPolicies,
+    /// [`ClusterView::cilium_policies`]
+    CiliumPolicies,
+    /// [`ClusterView::is_legacy_token_secret`]
+    LegacyTokenSecrets,
+    /// [`ClusterView::pod_labels`]
+    PodLabels,
+    /// [`ClusterView::secret_provider_class`]
+    SecretProviderClasses,
+}
+
+/// A set of [`Read`]s, copied by value (a review's reads are collected on the hot path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reads(u16);
+
+impl Reads {
+    pub const NONE: Reads = Reads(0);
+
+    pub fn of(reads: &[Read]) -> Reads {
+        reads.iter().fold(Reads::NONE, |acc, r| acc.with(*r))
+    }
+
+    #[must_use]
+    pub fn with(self, read: Read) -> Reads {
+        Reads(self.0 | 1 << read as u16)
+    }
+
+    #[must_use]
+    pub fn union(self, other: Reads) -> Reads {
+        Reads(self.0 | other.0)
+    }
+
+    pub fn contains(self, read: Read) -> bool {
+        self.0 & (1 << read as u16) != 0
+    }
 }
 
 /// Cluster state the checks consult. Implementations answer from indexed caches.
@@ -64,8 +113,8 @@ pub trait ClusterView {
 
 /// Kind names of the optional APIs, as [`Index::clear_kind`] and [`VIEW_KINDS`] spell them.
 pub const SECRET_PROVIDER_CLASS: &str = "SecretProviderClass";
-pub const CILIUM_NETWORK_POLICY: &str = super::cilium::NAMESPACED_KIND;
-pub const CILIUM_CLUSTERWIDE_NETWORK_POLICY: &str = super::cilium::CLUSTERWIDE_KIND;
+pub const CILIUM_NETWORK_POLICY: &str = super::egress::cilium_policy::NAMESPACED_KIND;
+pub const CILIUM_CLUSTERWIDE_NETWORK_POLICY: &str = super::egress::cilium_policy::CLUSTERWIDE_KIND;
 
 /// What the view knows of a pod named by a request.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,13 +3,21 @@
 //! The ServiceAccount must exist: a pod naming a missing one would be refused by the API
 //! server at creation anyway, and a workload template would fail silently in its ReplicaSet.
 
-use super::CheckInput;
+use super::check::{Check, Judge, PodInput, Read, always};
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "dedicated-service-account";
+const ID: &str = "dedicated-service-account";
 const TIER: Tier = Tier::Medium;
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[Read::ServiceAccounts],
+    applies: always,
+};
+
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     // The deprecated field counts only when the current one is not set, as in the API.
     let field = if t
@@ -63,13 +71,13 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod_whose_account_exists() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
     }
 
     #[test]
     fn rejects_pod_without_service_account() {
         let p = pod("a").container("agent").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.serviceAccountName"]);
         assert_eq!(v[0].tier, Tier::Medium);
     }
@@ -77,7 +85,7 @@ mod tests {
     #[test]
     fn rejects_default_service_account() {
         let p = hardened().service_account("default").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.serviceAccountName"]);
         assert!(v[0].message.contains("default"));
     }
@@ -85,7 +93,7 @@ mod tests {
     #[test]
     fn rejects_service_account_missing_from_namespace() {
         let p = hardened().service_account("ghost").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.serviceAccountName"]);
         assert!(
             v[0].message.contains("ghost") && v[0].message.contains(NS),
@@ -98,7 +106,7 @@ mod tests {
     fn account_in_another_namespace_does_not_count() {
         let p = hardened().build();
         let view = view_of(&[service_account_json("elsewhere", SA)]);
-        let v = run(check, &p, &Default::default(), &view);
+        let v = run(&CHECK, &p, &Default::default(), &view);
         assert_eq!(v.len(), 1);
     }
 
@@ -108,7 +116,7 @@ mod tests {
             .spec(|s| s.service_account = Some("default".into()))
             .container("agent")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.serviceAccount"]);
     }
 }

@@ -5,353 +5,36 @@
 //! union of the egress rules of every selecting Egress policy allows. So each rule is judged
 //! on its own and reported on its own, naming the policy and the rule.
 //!
-//! A rule is covered when every (port, destination) pair it opens is covered by some allow
-//! entry. Ports: a rule without ports opens every port; a port entry without a number opens
-//! every port of its protocol (TCP when unset); an `endPort` range must fit inside one
-//! entry's range; a named port cannot be resolved here (it names a port of whatever pod
-//! receives the traffic), so it is covered only by an entry whose `name` is that port name.
-//! Destinations matter only for entries that name some. By labels (`namespaces`,
-//! `namespaceSelector`, `podSelector`): a peer's namespaceSelector must be pinned to listed
-//! names by `kubernetes.io/metadata.name` or select a subset of what the entry's selector
-//! selects (judged from the two selectors, [`selector::implies`]); a peer without one is in
-//! the pod's own namespace; a peer's podSelector must select a subset of the entry's. By
-//! address (`cidrs` minus `except`): an ipBlock's addresses after its own `except` must all
-//! lie inside; a rule without `to` reaches every address. An ipBlock never fits a label entry
-//! and a selector peer never fits an address entry.
+//! The rules are judged in [`crate::engine::egress`]: NetworkPolicies as the API defines them
+//! and, where their API is served, Cilium's policies; a pair one allow-list entry covers (or
+//! a selecting Cilium `egressDeny` rule closes) is not open.
 //!
 //! Violations sit at the pod's `metadata.labels`: the labels are what policies select on,
 //! and the NetworkPolicy itself is named in the message.
 
-use super::CheckInput;
-use super::cidr;
+use super::check::{Check, Judge, PodInput, Read, always};
+use crate::engine::egress::rule::AllowListText;
+use crate::engine::egress::{cilium, network_policy};
 use crate::engine::policy::EgressAllow;
 use crate::engine::selector;
 use crate::engine::violation::{Tier, Violation};
-use k8s_openapi::api::networking::v1::{
-    NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicySpec,
+
+const ID: &str = "default-deny-egress";
+const TIER: Tier = Tier::High;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[
+        Read::NamespaceLabels,
+        Read::NetworkPolicies,
+        Read::CiliumPolicies,
+    ],
+    applies: always,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-pub const ID: &str = "default-deny-egress";
-pub(super) const TIER: Tier = Tier::High;
-pub(super) const NS_NAME_LABEL: &str = "kubernetes.io/metadata.name";
-
-/// What one port entry of a rule opens.
-pub(super) enum Ports<'a> {
-    /// The rule lists no ports: every port of every protocol.
-    Every,
-    Range {
-        protocol: &'a str,
-        lo: i32,
-        hi: i32,
-        numbered: bool,
-    },
-    Named {
-        protocol: &'a str,
-        name: &'a str,
-    },
-    /// ICMP messages (a Cilium `icmps` entry): no allow entry names ICMP.
-    Icmp,
-}
-
-/// Where a rule lets traffic go.
-pub(super) enum Dest<'a> {
-    Anywhere,
-    Peer(&'a NetworkPolicyPeer),
-    /// A host name or pattern (Cilium `toFQDNs`).
-    Fqdn(&'a str),
-    /// A destination this check does not resolve (a Service, an entity such as `cluster`,
-    /// a CIDR group), described: only an entry without destinations covers it.
-    Opaque(String),
-}
-
-fn selects_for_egress(spec: &NetworkPolicySpec, labels: &selector::Labels) -> bool {
-    let selected = spec
-        .pod_selector
-        .as_ref()
-        .is_none_or(|s| selector::matches(s, labels));
-    let egress = match spec.policy_types.as_deref() {
-        Some(types) if !types.is_empty() => types.iter().any(|t| t == "Egress"),
-        _ => spec.egress.as_ref().is_some_and(|e| !e.is_empty()),
-    };
-    selected && egress
-}
-
-fn ports_of(rule: &NetworkPolicyEgressRule) -> Vec<Ports<'_>> {
-    let Some(ports) = rule.ports.as_deref().filter(|p| !p.is_empty()) else {
-        return vec![Ports::Every];
-    };
-    ports
-        .iter()
-        .map(|p| {
-            let protocol = p.protocol.as_deref().unwrap_or("TCP");
-            match &p.port {
-                None => Ports::Range {
-                    protocol,
-                    lo: 1,
-                    hi: 65535,
-                    numbered: false,
-                },
-                Some(IntOrString::Int(n)) => Ports::Range {
-                    protocol,
-                    lo: *n,
-                    hi: p.end_port.unwrap_or(*n).max(*n),
-                    numbered: true,
-                },
-                Some(IntOrString::String(name)) => Ports::Named { protocol, name },
-            }
-        })
-        .collect()
-}
-
-fn dests_of(rule: &NetworkPolicyEgressRule) -> Vec<Dest<'_>> {
-    match rule.to.as_deref().filter(|t| !t.is_empty()) {
-        None => vec![Dest::Anywhere],
-        Some(peers) => peers.iter().map(Dest::Peer).collect(),
-    }
-}
-
-/// The namespace names a namespaceSelector is pinned to, if it is pinned by name.
-fn pinned_namespaces(sel: &LabelSelector) -> Option<Vec<&str>> {
-    if let Some(v) = sel.match_labels.as_ref().and_then(|m| m.get(NS_NAME_LABEL)) {
-        return Some(vec![v.as_str()]);
-    }
-    sel.match_expressions
-        .iter()
-        .flatten()
-        .find(|e| e.key == NS_NAME_LABEL && e.operator == "In")
-        .map(|e| e.values.iter().flatten().map(String::as_str).collect())
-}
-
-/// Where an allow entry's destinations are written by labels, what a peer chosen by labels
-/// must fit.
-fn peer_within(
-    peer: &NetworkPolicyPeer,
-    a: &EgressAllow,
-    own_ns: &str,
-    own_labels: Option<&selector::Labels>,
-) -> bool {
-    let in_listed = |names: &[&str]| {
-        !a.namespaces.is_empty() && names.iter().all(|n| a.namespaces.iter().any(|x| x == n))
-    };
-    let namespace_ok = match &peer.namespace_selector {
-        Some(ns) => {
-            let pinned = pinned_namespaces(ns);
-            pinned.as_deref().is_some_and(&in_listed)
-                || a.namespace_selector.as_ref().is_some_and(|s| selector::implies(ns, s))
-                // An entry naming pods only means the pod's own namespace.
-                || (a.namespaces.is_empty()
-                    && a.namespace_selector.is_none()
-                    && pinned.as_deref() == Some(&[own_ns][..]))
-        }
-        None => {
-            in_listed(&[own_ns])
-                || a.namespace_selector
-                    .as_ref()
-                    .is_some_and(|s| own_labels.is_some_and(|l| selector::matches(s, l)))
-                || (a.namespaces.is_empty() && a.namespace_selector.is_none())
-        }
-    };
-    let pods_ok = match (&a.pod_selector, &peer.pod_selector) {
-        (None, _) => true,
-        (Some(wide), Some(narrow)) => selector::implies(narrow, wide),
-        (Some(wide), None) => selector::is_empty(wide),
-    };
-    (peer.namespace_selector.is_some() || peer.pod_selector.is_some()) && namespace_ok && pods_ok
-}
-
-/// Whether the addresses `cidrs` minus `except` all lie in the entry's.
-fn addresses_within(cidrs: &[String], except: &[String], a: &EgressAllow) -> bool {
-    match (cidr::set(cidrs, except), cidr::set(&a.cidrs, &a.except)) {
-        (Ok(inner), Ok(outer)) => cidr::within(&inner, &outer),
-        // An address the API server let through but that does not parse here is not
-        // judged covered.
-        _ => false,
-    }
-}
-
-fn dest_ok(
-    a: &EgressAllow,
-    dest: &Dest<'_>,
-    own_ns: &str,
-    own_labels: Option<&selector::Labels>,
-) -> bool {
-    let by_address = !a.cidrs.is_empty();
-    let by_labels =
-        !a.namespaces.is_empty() || a.namespace_selector.is_some() || a.pod_selector.is_some();
-    let by_name = !a.fqdns.is_empty();
-    if !by_address && !by_labels && !by_name {
-        return true;
-    }
-    match dest {
-        Dest::Fqdn(name) => a
-            .fqdns
-            .iter()
-            .any(|q| super::cilium_egress::fqdn_within(name, q)),
-        Dest::Opaque(_) => false,
-        Dest::Anywhere => {
-            by_address && addresses_within(&["0.0.0.0/0".into(), "::/0".into()], &[], a)
-        }
-        Dest::Peer(p) => match &p.ip_block {
-            Some(b) => {
-                by_address
-                    && addresses_within(
-                        std::slice::from_ref(&b.cidr),
-                        b.except.as_deref().unwrap_or(&[]),
-                        a,
-                    )
-            }
-            None => by_labels && peer_within(p, a, own_ns, own_labels),
-        },
-    }
-}
-
-pub(super) fn covers(
-    a: &EgressAllow,
-    port: &Ports<'_>,
-    dest: &Dest<'_>,
-    own_ns: &str,
-    own_labels: Option<&selector::Labels>,
-) -> bool {
-    let port_ok = match port {
-        Ports::Every => false,
-        Ports::Range {
-            protocol, lo, hi, ..
-        } => a.protocol == *protocol && a.port <= *lo && *hi <= a.end_port.unwrap_or(a.port),
-        Ports::Named { protocol, name } => {
-            a.protocol == *protocol && !a.name.is_empty() && a.name == *name
-        }
-        Ports::Icmp => false,
-    };
-    port_ok && dest_ok(a, dest, own_ns, own_labels)
-}
-
-pub(super) fn describe_ports(p: &Ports<'_>) -> String {
-    match p {
-        Ports::Every => "all ports".into(),
-        Ports::Icmp => "ICMP".into(),
-        Ports::Range {
-            protocol,
-            numbered: false,
-            ..
-        } => format!("all {protocol} ports"),
-        Ports::Range {
-            protocol, lo, hi, ..
-        } if lo == hi => format!("{protocol} {lo}"),
-        Ports::Range {
-            protocol, lo, hi, ..
-        } => format!("{protocol} {lo}-{hi}"),
-        Ports::Named { protocol, name } => format!("{protocol} port named {name:?}"),
-    }
-}
-
-fn describe_namespaces(sel: &LabelSelector) -> String {
-    match pinned_namespaces(sel) {
-        Some(names) => format!("namespace {}", names.join(", ")),
-        None if selector::is_empty(sel) => "all namespaces".into(),
-        None => format!("namespaces {}", selector::describe(sel)),
-    }
-}
-
-fn describe_pods(sel: &LabelSelector) -> String {
-    if selector::is_empty(sel) {
-        "all pods".into()
-    } else {
-        format!("pods {}", selector::describe(sel))
-    }
-}
-
-pub(super) fn describe_dest(d: &Dest<'_>, own_ns: &str) -> String {
-    let p = match d {
-        Dest::Anywhere => return "anywhere".into(),
-        Dest::Fqdn(name) => return (*name).to_string(),
-        Dest::Opaque(what) => return what.clone(),
-        Dest::Peer(p) => p,
-    };
-    if let Some(b) = &p.ip_block {
-        return match b.except.as_deref().filter(|e| !e.is_empty()) {
-            Some(ex) => format!("{} (except {})", b.cidr, ex.join(", ")),
-            None => b.cidr.clone(),
-        };
-    }
-    match (&p.namespace_selector, &p.pod_selector) {
-        (Some(ns), Some(pods)) => format!("{} in {}", describe_pods(pods), describe_namespaces(ns)),
-        (Some(ns), None) => describe_namespaces(ns),
-        (None, Some(pods)) => format!("{} in namespace {own_ns}", describe_pods(pods)),
-        (None, None) => "anywhere".into(),
-    }
-}
-
-/// The allow-list in words, for the fix texts of violations. It is written on first use: a
-/// pod that passes (the usual case) never needs it, and writing it was a tenth of the
-/// checks' time for the bench pod.
-pub(super) struct AllowListText<'a> {
-    allow: &'a [EgressAllow],
-    text: std::cell::OnceCell<String>,
-}
-
-impl<'a> AllowListText<'a> {
-    fn new(allow: &'a [EgressAllow]) -> Self {
-        AllowListText {
-            allow,
-            text: std::cell::OnceCell::new(),
-        }
-    }
-
-    pub(super) fn get(&self) -> &str {
-        self.text.get_or_init(|| describe_allow_list(self.allow))
-    }
-}
-
-fn describe_allow_list(allow: &[EgressAllow]) -> String {
-    if allow.is_empty() {
-        return "nothing".into();
-    }
-    let items: Vec<String> = allow
-        .iter()
-        .map(|a| {
-            let ports = match a.end_port {
-                Some(e) if e != a.port => format!("{} {}-{e}", a.protocol, a.port),
-                _ => format!("{} {}", a.protocol, a.port),
-            };
-            let mut to = Vec::new();
-            if !a.namespaces.is_empty() {
-                to.push(format!("namespace {}", a.namespaces.join(", ")));
-            }
-            if let Some(s) = &a.namespace_selector {
-                to.push(describe_namespaces(s));
-            }
-            if let Some(s) = &a.pod_selector {
-                to.push(describe_pods(s));
-            }
-            if !a.fqdns.is_empty() {
-                to.push(a.fqdns.join(", "));
-            }
-            if !a.cidrs.is_empty() {
-                let mut c = a.cidrs.join(", ");
-                if !a.except.is_empty() {
-                    c.push_str(&format!(" except {}", a.except.join(", ")));
-                }
-                to.push(c);
-            }
-            if to.is_empty() {
-                ports
-            } else {
-                format!("{ports} to {}", to.join(" "))
-            }
-        })
-        .collect();
-    items.join(", ")
-}
-
-pub(super) fn push_unique(v: &mut Vec<String>, s: String) {
-    if !v.contains(&s) {
-        v.push(s);
-    }
-}
-
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let ns = t.namespace;
     let labels = selector::labels_of(t.meta.labels.as_ref());
@@ -359,77 +42,51 @@ pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
         "{}metadata.labels",
         t.spec_path.strip_suffix("spec").unwrap_or("")
     );
-    let allowed = AllowListText::new(&input.policy.checks.egress.allow);
+    let configured = &input.policy.checks.egress.allow;
+    let allowed = AllowListText::new(configured);
     let own_labels = input.view.namespace_labels(ns);
 
     // Cilium's policies first: their egressDeny rules close what any allow rule opens, a
     // NetworkPolicy's included, so what they deny is covered like an allow-list entry.
-    let cilium = super::cilium_egress::judge(input, labels, own_labels.as_ref(), &path, &allowed);
+    let cilium = input.view.cilium_policies(ns).map(|policies| {
+        cilium::judge(
+            &policies,
+            ns,
+            t.service_account().unwrap_or("default"),
+            labels,
+            own_labels.as_ref(),
+            configured,
+            &allowed,
+        )
+    });
     let with_denied: Vec<EgressAllow>;
     let allow: &[EgressAllow] = match &cilium {
         Some(c) if !c.denied.is_empty() => {
-            with_denied = input
-                .policy
-                .checks
-                .egress
-                .allow
-                .iter()
-                .chain(&c.denied)
-                .cloned()
-                .collect();
+            with_denied = configured.iter().chain(&c.denied).cloned().collect();
             &with_denied
         }
-        _ => &input.policy.checks.egress.allow,
+        _ => configured,
     };
 
-    let mut selecting = 0;
-    let mut out = Vec::new();
-    for np in input.view.network_policies(ns) {
-        let Some(spec) = np.spec.as_ref().filter(|s| selects_for_egress(s, labels)) else {
-            continue;
-        };
-        selecting += 1;
-        let name = np.metadata.name.as_deref().unwrap_or("");
-        for (k, rule) in spec.egress.iter().flatten().enumerate() {
-            let ports = ports_of(rule);
-            let dests = dests_of(rule);
-            let mut open_ports = Vec::new();
-            let mut open_dests = Vec::new();
-            for p in &ports {
-                for d in &dests {
-                    if !allow
-                        .iter()
-                        .any(|a| covers(a, p, d, ns, own_labels.as_ref()))
-                    {
-                        push_unique(&mut open_ports, describe_ports(p));
-                        push_unique(&mut open_dests, describe_dest(d, ns));
-                    }
-                }
-            }
-            if open_ports.is_empty() {
-                continue;
-            }
-            out.push(Violation::new(
-                ID,
-                TIER,
-                path.clone(),
-                format!(
-                    "NetworkPolicy {ns}/{name} egress[{k}] allows {} to {}",
-                    open_ports.join(", "),
-                    open_dests.join(", ")
-                ),
-                format!(
-                    "narrow egress[{k}] of NetworkPolicy {name} to the allow-list ({}), or add the destination to checks.egress.allow",
-                    allowed.get()
-                ),
-            ));
-        }
-    }
+    let policies = network_policy::judge(
+        &input.view.network_policies(ns),
+        ns,
+        labels,
+        own_labels.as_ref(),
+        allow,
+        &allowed,
+    );
+    let mut selecting = policies.selecting;
+    let mut open = policies.open;
     let cilium_served = cilium.is_some();
     if let Some(c) = cilium {
         selecting += c.default_deny;
-        out.extend(c.violations);
+        open.extend(c.open);
     }
+    let mut out: Vec<Violation> = open
+        .into_iter()
+        .map(|f| Violation::new(ID, TIER, path.clone(), f.message, f.fix))
+        .collect();
     if selecting == 0 {
         let (message, fix) = if cilium_served {
             (
@@ -471,7 +128,7 @@ mod tests {
     }
 
     fn judge(policies: &[Value]) -> Vec<Violation> {
-        run(check, &hardened_pod(), &Policy::default(), &view(policies))
+        run(&CHECK, &hardened_pod(), &Policy::default(), &view(policies))
     }
 
     fn np(name: &str, spec: Value) -> Value {
@@ -659,9 +316,9 @@ mod tests {
             end_port: Some(500),
             ..Default::default()
         });
-        assert!(run(check, &hardened_pod(), &policy, &view(&[range(480)])).is_empty());
+        assert!(run(&CHECK, &hardened_pod(), &policy, &view(&[range(480)])).is_empty());
         assert_eq!(
-            run(check, &hardened_pod(), &policy, &view(&[range(501)])).len(),
+            run(&CHECK, &hardened_pod(), &policy, &view(&[range(501)])).len(),
             1
         );
     }
@@ -682,7 +339,7 @@ mod tests {
         );
         let mut policy = Policy::default();
         policy.checks.egress.allow[2].name = "https".into();
-        assert!(run(check, &hardened_pod(), &policy, &view(&[named])).is_empty());
+        assert!(run(&CHECK, &hardened_pod(), &policy, &view(&[named])).is_empty());
     }
 
     #[test]
@@ -713,7 +370,7 @@ mod tests {
                 "egress": [{"to": to, "ports": [{"port": 4318}]}]}),
             )
         };
-        let judge_with = |to: Value| run(check, &hardened_pod(), &policy, &view(&[rule(to)]));
+        let judge_with = |to: Value| run(&CHECK, &hardened_pod(), &policy, &view(&[rule(to)]));
         let by_label = json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}]);
         let by_expr = json!([{"namespaceSelector": {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["observability", NS]}]}}]);
@@ -741,7 +398,7 @@ mod tests {
 
     #[test]
     fn deployment_template_path_is_the_template_labels() {
-        let v = run_on_deployment(check, &hardened_pod(), &Policy::default(), &view(&[]));
+        let v = run_on_deployment(&CHECK, &hardened_pod(), &Policy::default(), &view(&[]));
         assert_eq!(paths(&v), ["spec.template.metadata.labels"]);
     }
 
@@ -771,7 +428,7 @@ mod tests {
         let policy = internet_only();
         let judge_with = |to: Value| {
             run(
-                check,
+                &CHECK,
                 &hardened_pod(),
                 &policy,
                 &view(&[https_rule("web", to)]),
@@ -800,7 +457,7 @@ mod tests {
         assert_eq!(judge_with(json!([{"podSelector": {}}])).len(), 1);
         assert_eq!(
             run(
-                check,
+                &CHECK,
                 &hardened_pod(),
                 &policy,
                 &view(&[np(
@@ -839,7 +496,7 @@ mod tests {
         let judge_with = |to: Value, extra: &[Value]| {
             let mut objects = vec![rule(to)];
             objects.extend_from_slice(extra);
-            run(check, &hardened_pod(), &policy, &view(&objects))
+            run(&CHECK, &hardened_pod(), &policy, &view(&objects))
         };
         let ml_vllm = json!([{"namespaceSelector": {"matchLabels": {"team": "ml", "env": "prod"}},
             "podSelector": {"matchLabels": {"app": "vllm", "tier": "gpu"}}}]);

@@ -3,13 +3,22 @@
 //! container runtime reads them: `all` is not `ALL`, and `CAP_NET_BIND_SERVICE` is not an
 //! allowed name even though some runtimes accept the prefix.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "drop-all-capabilities";
+const ID: &str = "drop-all-capabilities";
 const TIER: Tier = Tier::High;
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
+
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let allowed = &input.policy.checks.capabilities.allowed_add;
     let mut out = Vec::new();
@@ -82,18 +91,18 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod_and_allowed_add() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
         let p = hardened()
             .with_container("agent")
             .add_caps(&["NET_BIND_SERVICE"])
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
     fn rejects_container_without_drop() {
         let p = pod("a").container("agent").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.capabilities.drop"]
@@ -107,7 +116,7 @@ mod tests {
             .with_container("agent")
             .drop_caps(&["all"])
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.capabilities.drop"]
@@ -121,7 +130,7 @@ mod tests {
             .with_container("agent")
             .add_caps(&["CAP_NET_BIND_SERVICE"])
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.capabilities.add[0]"]
@@ -135,7 +144,7 @@ mod tests {
             .with_container("agent")
             .add_caps(&["NET_BIND_SERVICE", "SYS_ADMIN"])
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.capabilities.add[1]"]
@@ -151,7 +160,7 @@ mod tests {
             .with_container("agent")
             .add_caps(&["NET_RAW", "NET_BIND_SERVICE"])
             .build();
-        let v = run(check, &p, &policy, &hardened_view());
+        let v = run(&CHECK, &p, &policy, &hardened_view());
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.capabilities.add[1]"]
@@ -164,7 +173,7 @@ mod tests {
             .init_container("setup")
             .ephemeral_container("debug")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [

@@ -7,11 +7,13 @@
 //! pod-level setters carry a `pod_` prefix where the API has the same field at both levels.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use super::CheckInput;
+use super::check::{Check, ConnectInput, Judge, PodInput};
+use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
-use crate::engine::review::{Target, Template};
-use crate::engine::view::StaticView;
+use crate::engine::review::{ConnectOptions, Review, Target, Template};
+use crate::engine::selector::Labels;
+use crate::engine::view::{BoundRole, ClusterView, PodLookup, Read, StaticView};
 use crate::engine::violation::Violation;
 use k8s_openapi::api::core::v1::{
     Capabilities, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HostPathVolumeSource,
@@ -19,8 +21,10 @@ use k8s_openapi::api::core::v1::{
     SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, VolumeMount,
     VolumeProjection,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Namespace every fixture pod lives in unless told otherwise.
 pub const NS: &str = "agents";
@@ -455,25 +459,134 @@ pub fn hardened_view() -> StaticView {
 
 // --- running checks ---
 
-pub type CheckFn = fn(&CheckInput<'_>) -> Vec<Violation>;
+/// A view that answers only the reads a check declares, and fails the test on any other: a
+/// check's `reads` stay true as its code changes (the live view confirms exactly those).
+pub struct Fenced<'a> {
+    inner: &'a dyn ClusterView,
+    check: &'static Check,
+}
+
+impl<'a> Fenced<'a> {
+    pub fn new(check: &'static Check, inner: &'a dyn ClusterView) -> Self {
+        Fenced { inner, check }
+    }
+
+    fn allow(&self, read: Read) {
+        assert!(
+            self.check.reads.contains(&read),
+            "check {} read {read:?} from the cluster view but declares only {:?}",
+            self.check.id,
+            self.check.reads
+        );
+    }
+}
+
+impl ClusterView for Fenced<'_> {
+    fn namespace_labels(&self, namespace: &str) -> Option<Labels> {
+        self.allow(Read::NamespaceLabels);
+        self.inner.namespace_labels(namespace)
+    }
+    fn service_account_exists(&self, namespace: &str, name: &str) -> bool {
+        self.allow(Read::ServiceAccounts);
+        self.inner.service_account_exists(namespace, name)
+    }
+    fn service_account_automount(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.allow(Read::ServiceAccounts);
+        self.inner.service_account_automount(namespace, name)
+    }
+    fn bound_roles(&self, namespace: &str, service_account: &str) -> Vec<BoundRole> {
+        self.allow(Read::BoundRoles);
+        self.inner.bound_roles(namespace, service_account)
+    }
+    fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>> {
+        self.allow(Read::NetworkPolicies);
+        self.inner.network_policies(namespace)
+    }
+    fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
+        self.allow(Read::LegacyTokenSecrets);
+        self.inner.is_legacy_token_secret(namespace, name)
+    }
+    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+        self.allow(Read::PodLabels);
+        self.inner.pod_labels(namespace, name)
+    }
+    fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
+        self.allow(Read::SecretProviderClasses);
+        self.inner.secret_provider_class(namespace, name)
+    }
+    fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
+        self.allow(Read::CiliumPolicies);
+        self.inner.cilium_policies(namespace)
+    }
+}
 
 fn namespace_of(pod: &Pod) -> &str {
     pod.metadata.namespace.as_deref().unwrap_or(NS)
 }
 
-/// Runs one check on a Pod.
-pub fn run(check: CheckFn, pod: &Pod, policy: &Policy, view: &StaticView) -> Vec<Violation> {
-    let input = CheckInput {
-        target: Target::of_pod(pod, namespace_of(pod)),
-        policy,
-        view,
+/// Runs a pod check on a target through a fenced view, and holds each violation to the
+/// check's own id and tier.
+fn judge_target(
+    check: &'static Check,
+    target: Target<'_>,
+    policy: &Policy,
+    view: &StaticView,
+) -> Vec<Violation> {
+    let Judge::Pod(f) = check.judge else {
+        panic!("{} does not judge pods", check.id);
     };
-    check(&input)
+    let fenced = Fenced::new(check, view);
+    let found = f(&PodInput {
+        target,
+        policy,
+        view: &fenced,
+    });
+    for v in &found {
+        assert_eq!(
+            (v.check, v.tier),
+            (check.id, check.tier),
+            "a violation of {} under another id or tier: {v:?}",
+            check.id
+        );
+    }
+    found
+}
+
+/// Runs one check on a Pod.
+pub fn run(check: &'static Check, pod: &Pod, policy: &Policy, view: &StaticView) -> Vec<Violation> {
+    judge_target(check, Target::of_pod(pod, namespace_of(pod)), policy, view)
 }
 
 /// Runs one check on a Pod with the default policy and `hardened_view()`.
-pub fn run_default(check: CheckFn, pod: &Pod) -> Vec<Violation> {
+pub fn run_default(check: &'static Check, pod: &Pod) -> Vec<Violation> {
     run(check, pod, &Policy::default(), &hardened_view())
+}
+
+/// Runs a CONNECT check on a review through a fenced view, holding each violation to the
+/// check's own id and tier.
+pub fn run_connect(
+    check: &'static Check,
+    review: &Review,
+    options: &ConnectOptions,
+    pod_known: bool,
+    policy: &Policy,
+    view: &StaticView,
+) -> Vec<Violation> {
+    let Judge::Connect(f) = check.judge else {
+        panic!("{} does not judge CONNECTs", check.id);
+    };
+    let fenced = Fenced::new(check, view);
+    let found = f(&ConnectInput {
+        review,
+        options,
+        policy,
+        pod_known,
+        view: &fenced,
+    });
+    for v in &found {
+        assert_eq!((v.check, v.tier), (check.id, check.tier), "{v:?}");
+    }
+    found
 }
 
 /// The pod as a Deployment's template, the way the engine parses one.
@@ -495,28 +608,29 @@ pub fn as_deployment(pod: &Pod) -> Template {
 
 /// Runs one check on the pod as a Deployment's template (paths start `spec.template.spec`).
 pub fn run_on_deployment(
-    check: CheckFn,
+    check: &'static Check,
     pod: &Pod,
     policy: &Policy,
     view: &StaticView,
 ) -> Vec<Violation> {
     let t = as_deployment(pod);
-    let input = CheckInput {
-        target: Target::of_template(&t, namespace_of(pod), "spec.template.spec"),
+    judge_target(
+        check,
+        Target::of_template(&t, namespace_of(pod), "spec.template.spec"),
         policy,
         view,
-    };
-    check(&input)
+    )
 }
 
-/// Runs every check, as the engine does.
+/// Runs every pod check through its own fence, as the engine runs them (in report order,
+/// each when the policy enables it).
 pub fn run_all(pod: &Pod, policy: &Policy, view: &StaticView) -> Vec<Violation> {
-    let input = CheckInput {
-        target: Target::of_pod(pod, namespace_of(pod)),
-        policy,
-        view,
-    };
-    super::run_all(&input)
+    super::CHECKS
+        .iter()
+        .copied()
+        .filter(|c| c.judges_pods() && c.enabled(policy))
+        .flat_map(|c| run(c, pod, policy, view))
+        .collect()
 }
 
 /// The paths of a list of violations, for compact assertions.
@@ -567,12 +681,12 @@ mod tests {
         let t = as_deployment(&pod);
         let view = hardened_view();
         let policy = Policy::default();
-        let input = CheckInput {
+        let input = PodInput {
             target: Target::of_template(&t, NS, "spec.template.spec"),
             policy: &policy,
             view: &view,
         };
-        let v = super::super::run_all(&input);
+        let v = super::super::run_pod_checks(&input);
         assert!(v.is_empty(), "{v:#?}");
     }
 
@@ -603,7 +717,48 @@ mod tests {
         let v = run_all(&p, &policy, &view);
         let mut ids: Vec<&str> = v.iter().map(|x| x.check).collect();
         ids.dedup();
-        let all: Vec<&str> = super::super::CHECKS.iter().map(|c| c.id).collect();
+        let all: Vec<&str> = super::super::CHECKS
+            .iter()
+            .filter(|c| c.judges_pods())
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, all);
+    }
+
+    /// A check that reads the NetworkPolicies without declaring them.
+    fn reads_policies(input: &PodInput<'_>) -> Vec<Violation> {
+        let _ = input.view.network_policies(NS);
+        Vec::new()
+    }
+
+    static UNDECLARED: Check = Check {
+        id: "reads-what-it-did-not-declare",
+        tier: crate::engine::violation::Tier::Low,
+        judge: Judge::Pod(reads_policies),
+        reads: &[],
+        applies: super::super::check::always,
+    };
+
+    static DECLARED: Check = Check {
+        id: "reads-what-it-declared",
+        tier: crate::engine::violation::Tier::Low,
+        judge: Judge::Pod(reads_policies),
+        reads: &[Read::NetworkPolicies],
+        applies: super::super::check::always,
+    };
+
+    #[test]
+    fn the_fence_fails_a_check_that_reads_what_it_did_not_declare() {
+        let view = hardened_view();
+        let caught = std::panic::catch_unwind(|| {
+            run(&UNDECLARED, &hardened_pod(), &Policy::default(), &view)
+        });
+        let message = caught.expect_err("the fence let an undeclared read through");
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(text.contains("NetworkPolicies"), "{text}");
+        assert!(run(&DECLARED, &hardened_pod(), &Policy::default(), &view).is_empty());
     }
 }

@@ -7,12 +7,27 @@
 //! Values from `valueFrom` or `envFrom` are not visible at admission and are not judged; a
 //! `$(VAR)` reference is not judged either (the variable it names is).
 
-use super::{CheckInput, containers};
-use crate::engine::policy::glob_match;
+use super::check::{Check, Judge, PodInput};
+use crate::engine::pod::containers;
+use crate::engine::policy::{Policy, glob_match};
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "in-cluster-inference";
+const ID: &str = "in-cluster-inference";
 const TIER: Tier = Tier::Medium;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies,
+};
+
+/// Off unless the policy names inference endpoints: with none named, every URL would be
+/// refused.
+fn applies(policy: &Policy) -> bool {
+    !policy.checks.inference.allowed_hosts.is_empty()
+}
 
 /// The host of an endpoint value: `http://vllm.models.svc:8000/v1` -> `vllm.models.svc`;
 /// also the scheme-less `host:port` that `OLLAMA_HOST` takes. `None` when there is none.
@@ -34,7 +49,7 @@ fn in_cluster(host: &str) -> bool {
     host.ends_with(".svc") || host.ends_with(".svc.cluster.local")
 }
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let s = &input.policy.checks.inference;
     let allowed = |host: &str| {
@@ -90,7 +105,7 @@ mod tests {
 
     fn judge(name: &str, value: &str, policy: &Policy) -> Vec<Violation> {
         let p = hardened().env(name, value).build();
-        run(check, &p, policy, &hardened_view())
+        run(&CHECK, &p, policy, &hardened_view())
     }
 
     #[test]
@@ -99,9 +114,9 @@ mod tests {
             .env("OPENAI_BASE_URL", "https://api.openai.com/v1")
             .build();
         // The registry runs it only when enabled; the policy says so.
-        assert!(!Policy::default().check_enabled(ID));
-        assert!(on().check_enabled(ID));
-        assert_eq!(run(check, &p, &on(), &hardened_view()).len(), 1);
+        assert!(!CHECK.enabled(&Policy::default()));
+        assert!(CHECK.enabled(&on()));
+        assert_eq!(run(&CHECK, &p, &on(), &hardened_view()).len(), 1);
     }
 
     #[test]

@@ -10,14 +10,22 @@
 //! narrows a rule to the named objects. A binding to a role the cluster does not have (yet)
 //! is reported: whatever that role grants once created applies at once, unjudged.
 
-use super::CheckInput;
+use super::check::{Check, Judge, PodInput, Read, always};
 use crate::engine::policy::RbacSettings;
 use crate::engine::view::BoundRole;
 use crate::engine::violation::{Tier, Violation};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-pub const ID: &str = "least-privilege-rbac";
+const ID: &str = "least-privilege-rbac";
 const TIER: Tier = Tier::High;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[Read::BoundRoles],
+    applies: always,
+};
 
 const READ_VERBS: &[&str] = &["get", "list", "watch", "*"];
 
@@ -103,7 +111,7 @@ fn problems(b: &BoundRole, s: &RbacSettings) -> Vec<String> {
     out
 }
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let sa = t.service_account().unwrap_or("default");
     let settings = &input.policy.checks.rbac;
@@ -179,7 +187,7 @@ mod tests {
     fn judge(objects: &[Value]) -> Vec<Violation> {
         let mut all = vec![service_account_json(NS, SA)];
         all.extend_from_slice(objects);
-        run(check, &hardened_pod(), &Policy::default(), &view_of(&all))
+        run(&CHECK, &hardened_pod(), &Policy::default(), &view_of(&all))
     }
 
     #[test]
@@ -341,7 +349,7 @@ mod tests {
             "admin",
             json!({"kind": "ServiceAccount", "name": "default", "namespace": NS}),
         )]);
-        let v = run(check, &p, &Policy::default(), &view);
+        let v = run(&CHECK, &p, &Policy::default(), &view);
         assert_eq!(v.len(), 1);
         assert!(v[0].message.contains(&format!("{NS}/default")));
     }
@@ -381,11 +389,11 @@ mod tests {
         // The label removed (a watch event in a live cluster): the aggregate grants nothing.
         let mut view = view_of(&[service_account_json(NS, SA), aggregate, reader(true), bind]);
         view.add(&reader(false), NS).unwrap();
-        assert!(run(check, &hardened_pod(), &Policy::default(), &view).is_empty());
+        assert!(run(&CHECK, &hardened_pod(), &Policy::default(), &view).is_empty());
         // And back.
         view.add(&reader(true), NS).unwrap();
         assert_eq!(
-            run(check, &hardened_pod(), &Policy::default(), &view).len(),
+            run(&CHECK, &hardened_pod(), &Policy::default(), &view).len(),
             1
         );
     }
@@ -467,6 +475,6 @@ mod tests {
             service_account_json(NS, SA),
             binding("RoleBinding", "e", "ClusterRole", "edit", sa_subject()),
         ]);
-        assert!(run(check, &hardened_pod(), &policy, &view).is_empty());
+        assert!(run(&CHECK, &hardened_pod(), &policy, &view).is_empty());
     }
 }

@@ -1,13 +1,22 @@
 //! `no-host-access` (high): the agent shares nothing with its node: no host network, PID or
 //! IPC namespace, no hostPath volume, no port bound on the node.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "no-host-access";
+const ID: &str = "no-host-access";
 const TIER: Tier = Tier::High;
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
+
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let s = t.spec;
     let mut out = Vec::new();
@@ -70,13 +79,13 @@ mod tests {
             .port(8080, None)
             .port(8081, Some(0))
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
     fn rejects_host_namespaces() {
         let p = hardened().host_network().host_pid().host_ipc().build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.hostNetwork", "spec.hostPID", "spec.hostIPC"]
@@ -89,7 +98,7 @@ mod tests {
         let p = hardened()
             .host_path_volume("docker", "/var/run/docker.sock")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         // hardened() declares two volumes before this one.
         assert_eq!(paths(&v), ["spec.volumes[2].hostPath"]);
         assert!(v[0].message.contains("/var/run/docker.sock"));
@@ -103,7 +112,7 @@ mod tests {
             .ephemeral_container("debug")
             .port(9000, Some(9000))
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -116,7 +125,7 @@ mod tests {
     #[test]
     fn deployment_template_paths_start_at_the_template_spec() {
         let p = hardened().host_network().build();
-        let v = run_on_deployment(check, &p, &Default::default(), &hardened_view());
+        let v = run_on_deployment(&CHECK, &p, &Default::default(), &hardened_view());
         assert_eq!(paths(&v), ["spec.template.spec.hostNetwork"]);
     }
 }

@@ -8,14 +8,23 @@
 //! credential-like, and `Authorization: Bearer ...` headers. Messages name the variable or
 //! argument and its container; the value is never copied anywhere.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::policy::{
     CredentialSettings, glob_match_flag_ignore_ascii_case, glob_match_ignore_ascii_case,
 };
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "no-plaintext-credentials";
+const ID: &str = "no-plaintext-credentials";
 const TIER: Tier = Tier::High;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
 
 /// Keys shorter than this are too short to be real, so a bare `sk-` is not flagged.
 const MIN_KEY_LEN: usize = 16;
@@ -405,7 +414,7 @@ fn arg_reason(list: &[String], i: usize, s: &Settings<'_>) -> Option<String> {
     None
 }
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let settings = &Settings::new(&input.policy.checks.credentials);
     let mut out = Vec::new();
@@ -528,9 +537,9 @@ mod tests {
             .env("NOTE", "sk-learn is a library")
             .build();
         assert!(
-            run_default(check, &p).is_empty(),
+            run_default(&CHECK, &p).is_empty(),
             "{:?}",
-            run_default(check, &p)
+            run_default(&CHECK, &p)
         );
     }
 
@@ -541,7 +550,7 @@ mod tests {
             .env("LOG_LEVEL", "info")
             .env("DB_PASSWORD", "hunter2hunter2")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         // hardened() puts one env var (the secretKeyRef) first.
         assert_eq!(paths(&v), ["spec.containers[0].env[2]"]);
         assert_eq!(v[0].tier, Tier::High);
@@ -554,7 +563,7 @@ mod tests {
             .with_container("agent")
             .env("LLM_CONFIG", ANTHROPIC_KEY)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.containers[0].env[1]"]);
         let shown = format!("{v:?} {} {}", v[0], serde_json::to_string(&v).unwrap());
         assert!(!shown.contains(ANTHROPIC_KEY));
@@ -568,7 +577,7 @@ mod tests {
             .with_container("agent")
             .env("OPENAI_API_KEY", secret)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(v.len(), 1);
         assert!(!format!("{v:?} {}", v[0]).contains(secret));
     }
@@ -587,7 +596,7 @@ mod tests {
             .env("SSH_MATERIAL", flat)
             .env("CA_BUNDLE", cert)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -613,9 +622,9 @@ mod tests {
             .env("TLS_KEY", "/etc/tls/tls.key")
             .build();
         assert!(
-            run_default(check, &p).is_empty(),
+            run_default(&CHECK, &p).is_empty(),
             "{:?}",
-            run_default(check, &p)
+            run_default(&CHECK, &p)
         );
     }
 
@@ -630,7 +639,7 @@ mod tests {
             .env("GITLAB_PAT", "abcdefgh12345678")
             .env("SIGNING_PUBLIC_KEY", "ssh-ed25519 AAAAC3Nza")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -660,7 +669,7 @@ mod tests {
             .env("JAVA_OPTS", "-Xmx1g -Ddb.password=pa55word")
             .env("HOME_URL", "https://example.com/a:b@c")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -694,7 +703,7 @@ mod tests {
                 "curl -H \"Authorization: Bearer $TOKEN\" https://api",
             ])
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -725,7 +734,7 @@ mod tests {
             .with_container("agent")
             .env("VAULT_TOKEN_PATH", "/var/run/vault/token")
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
@@ -736,7 +745,7 @@ mod tests {
             .ephemeral_container("debug")
             .env("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [

@@ -1,13 +1,22 @@
 //! `no-privilege-escalation` (high): no process in the pod can gain more privileges than it
 //! started with (setuid binaries, file capabilities), and no container is privileged.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "no-privilege-escalation";
+const ID: &str = "no-privilege-escalation";
 const TIER: Tier = Tier::High;
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
+
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let mut out = Vec::new();
     for c in containers(t.spec, t.spec_path) {
@@ -43,13 +52,13 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
     }
 
     #[test]
     fn rejects_container_that_leaves_escalation_unset() {
         let p = pod("a").container("agent").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.allowPrivilegeEscalation"]
@@ -60,7 +69,7 @@ mod tests {
     #[test]
     fn rejects_privileged_container_even_without_escalation() {
         let p = hardened().with_container("agent").privileged(true).build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.containers[0].securityContext.privileged"]);
     }
 
@@ -70,7 +79,7 @@ mod tests {
             .init_container("setup")
             .allow_privilege_escalation(true)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.initContainers[0].securityContext.allowPrivilegeEscalation"]
@@ -84,7 +93,7 @@ mod tests {
             .hardened()
             .privileged(true)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.ephemeralContainers[0].securityContext.privileged"]

@@ -2,13 +2,22 @@
 //! change its own image; every container mounts its root filesystem read-only and writes
 //! only to volumes it declares.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "read-only-root-filesystem";
+const ID: &str = "read-only-root-filesystem";
 const TIER: Tier = Tier::Medium;
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
+
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     containers(t.spec, t.spec_path)
         .into_iter()
@@ -33,7 +42,7 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
     }
 
     #[test]
@@ -42,7 +51,7 @@ mod tests {
             .with_container("agent")
             .read_only_root_filesystem(false)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.readOnlyRootFilesystem"]
@@ -53,7 +62,7 @@ mod tests {
     #[test]
     fn rejects_unhardened_init_container_in_otherwise_clean_pod() {
         let p = hardened().init_container("setup").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.initContainers[0].securityContext.readOnlyRootFilesystem"]
@@ -63,7 +72,7 @@ mod tests {
     #[test]
     fn rejects_ephemeral_debug_container() {
         let p = hardened().ephemeral_container("debug").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.ephemeralContainers[0].securityContext.readOnlyRootFilesystem"]

@@ -3,13 +3,22 @@
 //! an explicit container `false` overrides the pod's `true` and fails, and `runAsUser: 0`
 //! fails wherever it is set (the kubelet would refuse it anyway, but only at start time).
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "run-as-non-root";
+const ID: &str = "run-as-non-root";
 const TIER: Tier = Tier::High;
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
+
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let mut out = Vec::new();
     let pod_sc = t.spec.security_context.as_ref();
@@ -95,7 +104,7 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
     }
 
     #[test]
@@ -106,13 +115,13 @@ mod tests {
             .init_container("two")
             .run_as_non_root(true)
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
     fn rejects_pod_that_sets_nothing() {
         let p = pod("a").container("agent").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.runAsNonRoot"]
@@ -131,7 +140,7 @@ mod tests {
             })
             .container("sidecar")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(
             v[0].message
@@ -152,7 +161,7 @@ mod tests {
             .with_container("agent")
             .run_as_non_root(false)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.runAsNonRoot"]
@@ -163,7 +172,7 @@ mod tests {
     #[test]
     fn rejects_pod_level_false() {
         let p = hardened().pod_run_as_non_root(false).build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.securityContext.runAsNonRoot"]);
     }
 
@@ -174,7 +183,7 @@ mod tests {
             .with_container("agent")
             .run_as_user(0)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -191,7 +200,7 @@ mod tests {
             .hardened()
             .run_as_non_root(false)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.initContainers[0].securityContext.runAsNonRoot"]
@@ -206,7 +215,7 @@ mod tests {
             .ephemeral_container("debug")
             .run_as_user(0)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [
@@ -219,7 +228,7 @@ mod tests {
     #[test]
     fn deployment_template_paths_start_at_the_template_spec() {
         let p = pod("a").container("agent").build();
-        let v = run_on_deployment(check, &p, &Default::default(), &hardened_view());
+        let v = run_on_deployment(&CHECK, &p, &Default::default(), &hardened_view());
         assert_eq!(
             paths(&v),
             ["spec.template.spec.containers[0].securityContext.runAsNonRoot"]

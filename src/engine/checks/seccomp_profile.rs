@@ -2,12 +2,21 @@
 //! or a `Localhost` profile. A pod-level profile covers containers that set none; an
 //! explicit `Unconfined` anywhere fails, as in Pod Security Admission `restricted`.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, always};
+use crate::engine::pod::containers;
 use crate::engine::violation::{Tier, Violation};
 use k8s_openapi::api::core::v1::SeccompProfile;
 
-pub const ID: &str = "seccomp-profile";
+const ID: &str = "seccomp-profile";
 const TIER: Tier = Tier::Medium;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[],
+    applies: always,
+};
 const FIX: &str =
     "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost with localhostProfile)";
 
@@ -31,7 +40,7 @@ fn problem(p: &SeccompProfile) -> Option<(&'static str, String)> {
     }
 }
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let mut out = Vec::new();
     let pod_profile = t
@@ -86,7 +95,7 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
     }
 
     #[test]
@@ -96,7 +105,7 @@ mod tests {
             .container("one")
             .init_container("two")
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
@@ -107,13 +116,13 @@ mod tests {
             .container("two")
             .seccomp_localhost(Some("agent.json"))
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
     fn rejects_container_without_profile_when_pod_sets_none() {
         let p = pod("a").container("agent").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.seccompProfile"]
@@ -127,7 +136,7 @@ mod tests {
             .with_container("agent")
             .seccomp("Unconfined")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.seccompProfile.type"]
@@ -140,7 +149,7 @@ mod tests {
             .pod_seccomp("Unconfined")
             .container("agent")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.securityContext.seccompProfile.type"]);
     }
 
@@ -150,7 +159,7 @@ mod tests {
             .with_container("agent")
             .seccomp_localhost(None)
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.containers[0].securityContext.seccompProfile.localhostProfile"]
@@ -165,7 +174,7 @@ mod tests {
             .ephemeral_container("debug")
             .seccomp("Unconfined")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             [

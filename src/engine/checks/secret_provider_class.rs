@@ -9,17 +9,25 @@
 //! Low tier (warn by default): the pod is no less safe for it, and the class may legitimately
 //! arrive a moment later (the driver retries the mount), so a refusal would be too strong.
 
-use super::CheckInput;
+use super::check::{Check, Judge, PodInput, Read, always};
 use crate::engine::mutations::secrets_store::DRIVER;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "secret-provider-class-exists";
+const ID: &str = "secret-provider-class-exists";
 const TIER: Tier = Tier::Low;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[Read::SecretProviderClasses],
+    applies: always,
+};
 
 /// The volume attribute naming the class.
 pub const CLASS_ATTRIBUTE: &str = "secretProviderClass";
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let ns = t.namespace;
     let missing = |class: &str| input.view.secret_provider_class(ns, class) == Some(false);
@@ -121,7 +129,7 @@ mod tests {
             .volume(csi("keys", "agent-keys"))
             .volume(csi("ok", "vault-keys"))
             .build();
-        let v = run(check, &p, &Policy::default(), &view);
+        let v = run(&CHECK, &p, &Policy::default(), &view);
         assert_eq!(
             paths(&v),
             [
@@ -148,7 +156,7 @@ mod tests {
             .annotation("openclaw.io/secret-provider-class", "agent-keys")
             .volume(csi("keys", "agent-keys"))
             .build();
-        assert!(run(check, &p, &Policy::default(), &StaticView::new()).is_empty());
+        assert!(run(&CHECK, &p, &Policy::default(), &StaticView::new()).is_empty());
     }
 
     #[test]
@@ -161,7 +169,7 @@ mod tests {
             .volume(csi("keys", "agent-keys"))
             .volume(other)
             .build();
-        assert!(run(check, &p, &Policy::default(), &view).is_empty());
+        assert!(run(&CHECK, &p, &Policy::default(), &view).is_empty());
     }
 
     #[test]
@@ -172,7 +180,7 @@ mod tests {
         let p = hardened()
             .annotation("openclaw.io/secret-provider-class", "agent-keys")
             .build();
-        assert!(run(check, &p, &policy, &view).is_empty());
+        assert!(run(&CHECK, &p, &policy, &view).is_empty());
     }
 
     #[test]
@@ -181,7 +189,7 @@ mod tests {
         let p = hardened()
             .annotation("openclaw.io/secret-provider-class", "typo")
             .build();
-        let v = run_on_deployment(check, &p, &Policy::default(), &view);
+        let v = run_on_deployment(&CHECK, &p, &Policy::default(), &view);
         assert_eq!(
             paths(&v),
             ["spec.template.metadata.annotations[openclaw.io/secret-provider-class]"]

@@ -16,12 +16,21 @@
 //! - a ServiceAccount with `automountServiceAccountToken: false` makes the plugin mount
 //!   nothing into Pods that leave the field unset, so those Pods get no default token.
 
-use super::{CheckInput, containers};
+use super::check::{Check, Judge, PodInput, Read, always};
+use crate::engine::pod::containers;
 use crate::engine::policy::SA_TOKEN_MOUNT_PATH;
 use crate::engine::violation::{Tier, Violation};
 
-pub const ID: &str = "short-lived-token";
+const ID: &str = "short-lived-token";
 const TIER: Tier = Tier::Medium;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Pod(check),
+    reads: &[Read::ServiceAccounts, Read::LegacyTokenSecrets],
+    applies: always,
+};
 
 /// The lifetime of the token the ServiceAccount plugin injects.
 const DEFAULT_TOKEN_SECONDS: i64 = 3607;
@@ -33,7 +42,7 @@ fn is_token_path(p: &str) -> bool {
     p.trim_end_matches('/') == SA_TOKEN_MOUNT_PATH
 }
 
-pub fn check(input: &CheckInput<'_>) -> Vec<Violation> {
+fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let max = input.policy.checks.token.max_expiration_seconds;
     let volumes = t.spec.volumes.as_deref().unwrap_or(&[]);
@@ -218,14 +227,14 @@ mod tests {
 
     #[test]
     fn passes_hardened_pod() {
-        assert!(run_default(check, &hardened_pod()).is_empty());
-        assert!(run(check, &hardened_pod(), &legacy_policy(), &legacy_view()).is_empty());
+        assert!(run_default(&CHECK, &hardened_pod()).is_empty());
+        assert!(run(&CHECK, &hardened_pod(), &legacy_policy(), &legacy_view()).is_empty());
     }
 
     #[test]
     fn rejects_pod_that_leaves_automount_on() {
         let p = pod("a").container("agent").build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.automountServiceAccountToken"]);
         assert_eq!(v[0].tier, Tier::Medium);
         assert!(v[0].message.contains("agent") && v[0].message.contains("3607"));
@@ -237,7 +246,7 @@ mod tests {
         let p = hardened()
             .spec(|s| s.automount_service_account_token = None)
             .build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 
     #[test]
@@ -246,7 +255,7 @@ mod tests {
             .spec(|s| s.automount_service_account_token = None)
             .init_container("setup")
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.automountServiceAccountToken"]);
         assert!(
             v[0].message.contains("setup") && !v[0].message.contains("agent"),
@@ -258,7 +267,7 @@ mod tests {
     #[test]
     fn plugin_volume_under_automount_is_reported_once_as_the_automount() {
         let p = with_plugin_volume(pod("a").container("agent")).build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(paths(&v), ["spec.automountServiceAccountToken"]);
     }
 
@@ -270,7 +279,7 @@ mod tests {
                 .container("agent"),
         )
         .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds"]
@@ -283,7 +292,7 @@ mod tests {
         let p = hardened()
             .projected_token_volume("long", Some(86400))
             .build();
-        let v = run_default(check, &p);
+        let v = run_default(&CHECK, &p);
         assert_eq!(
             paths(&v),
             ["spec.volumes[2].projected.sources[0].serviceAccountToken.expirationSeconds"]
@@ -294,11 +303,11 @@ mod tests {
     #[test]
     fn absent_expiration_means_3600_which_the_default_maximum_allows() {
         let p = hardened().projected_token_volume("plain", None).build();
-        assert!(run_default(check, &p).is_empty());
+        assert!(run_default(&CHECK, &p).is_empty());
         let mut strict = Policy::default();
         strict.checks.token.max_expiration_seconds = 1800;
         strict.mutations.token.expiration_seconds = 1800;
-        let v = run(check, &p, &strict, &hardened_view());
+        let v = run(&CHECK, &p, &strict, &hardened_view());
         // Both the hardened pod's 3600 s token and the defaulted one are now too long.
         assert_eq!(v.len(), 2);
     }
@@ -312,8 +321,8 @@ mod tests {
             .env_secret("KUBE_TOKEN", "old-token", "token")
             .env_from_secret("old-token")
             .build();
-        assert!(run(check, &p, &Policy::default(), &legacy_view()).is_empty());
-        let v = run(check, &p, &legacy_policy(), &legacy_view());
+        assert!(run(&CHECK, &p, &Policy::default(), &legacy_view()).is_empty());
+        let v = run(&CHECK, &p, &legacy_policy(), &legacy_view());
         assert_eq!(
             paths(&v),
             [
@@ -337,7 +346,7 @@ mod tests {
             ..Default::default()
         });
         let p = hardened().volume(vol).build();
-        let v = run(check, &p, &legacy_policy(), &legacy_view());
+        let v = run(&CHECK, &p, &legacy_policy(), &legacy_view());
         assert_eq!(
             paths(&v),
             ["spec.volumes[2].projected.sources[1].secret.name"]
@@ -347,7 +356,7 @@ mod tests {
     #[test]
     fn template_leaving_automount_on_passes_while_the_mutation_replaces_the_token() {
         let p = pod("a").container("agent").build();
-        let v = run_on_deployment(check, &p, &Policy::default(), &hardened_view());
+        let v = run_on_deployment(&CHECK, &p, &Policy::default(), &hardened_view());
         assert!(v.is_empty(), "{v:?}");
     }
 
@@ -356,7 +365,7 @@ mod tests {
         let p = pod("a").container("agent").build();
         let mut policy = Policy::default();
         policy.mutations.token.enabled = false;
-        let v = run_on_deployment(check, &p, &policy, &hardened_view());
+        let v = run_on_deployment(&CHECK, &p, &policy, &hardened_view());
         assert_eq!(
             paths(&v),
             ["spec.template.spec.automountServiceAccountToken"]
@@ -368,7 +377,7 @@ mod tests {
         let p = hardened()
             .projected_token_volume("long", Some(86400))
             .build();
-        let v = run_on_deployment(check, &p, &Policy::default(), &hardened_view());
+        let v = run_on_deployment(&CHECK, &p, &Policy::default(), &hardened_view());
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(
             v[0].path.starts_with("spec.template.spec.volumes["),
@@ -387,7 +396,7 @@ mod tests {
         )
         .unwrap();
         let p = pod("a").service_account("quiet").container("agent").build();
-        assert!(run(check, &p, &Policy::default(), &view).is_empty());
+        assert!(run(&CHECK, &p, &Policy::default(), &view).is_empty());
         // The pod's own setting wins over the ServiceAccount's.
         let p = pod("a")
             .service_account("quiet")
@@ -395,7 +404,7 @@ mod tests {
             .container("agent")
             .build();
         assert_eq!(
-            paths(&run(check, &p, &Policy::default(), &view)),
+            paths(&run(&CHECK, &p, &Policy::default(), &view)),
             ["spec.automountServiceAccountToken"]
         );
     }

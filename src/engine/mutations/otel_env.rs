@@ -19,7 +19,8 @@
 //! an explicit `env` entry wins over `envFrom`; a team that configures OTel that way should
 //! disable this mutation for its namespace's policy.
 
-use super::{MutationInput, PodDraft};
+use super::draft::PodDraft;
+use super::mutation::MutationInput;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
 pub const NAME: &str = "otel-env";

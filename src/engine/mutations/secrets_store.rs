@@ -6,7 +6,8 @@
 //! exist in the pod's namespace: a volume naming a missing class would keep the Pod in
 //! ContainerCreating, so none is injected and `secret-provider-class-exists` says why.
 
-use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
+use super::draft::PodDraft;
+use super::mutation::{MutationInput, mount_where_free, upsert_volume};
 use crate::engine::pod::Volume;
 use k8s_openapi::api::core::v1::CSIVolumeSource;
 use std::collections::BTreeMap;

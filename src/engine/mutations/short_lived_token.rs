@@ -9,7 +9,8 @@
 //! plugin mounts no token then, and neither do we. Once our volume is in place the field is
 //! `false` because we set it, and reinvocation keeps going.
 
-use super::{MutationInput, PodDraft, mount_where_free, upsert_volume};
+use super::draft::PodDraft;
+use super::mutation::{MutationInput, mount_where_free, upsert_volume};
 use crate::engine::pod::Volume;
 use crate::engine::policy::{SA_TOKEN_MOUNT_PATH, TokenMutation};
 use k8s_openapi::api::core::v1::{

@@ -1,5 +1,5 @@
-//! Cilium's policies as `default-deny-egress` reads them (part of that check; see
-//! docs/policy-reference.md for what is honoured and what is left out).
+//! Cilium's policies judged in the egress model (see docs/policy-reference.md, under
+//! `default-deny-egress`, for what is honoured and what is left out).
 //!
 //! Selection: a rule selects the pod when its `endpointSelector` matches the pod's labels as
 //! Cilium sees them: the pod's own labels plus `io.kubernetes.pod.namespace`, the namespace's
@@ -18,51 +18,46 @@
 //! destination on those ports; a rule with neither (`{}`) allows nothing. Each pair must be
 //! covered by the policy's allow-list or closed by an `egressDeny` rule of a selecting rule.
 
-use super::CheckInput;
-use super::default_deny_egress::{
-    AllowListText, Dest, ID, NS_NAME_LABEL, Ports, TIER, covers, describe_dest, describe_ports,
+use super::cilium_policy::{CiliumPolicy, EgressRule, PortProtocol, Rule};
+use super::rule::{
+    AllowListText, Dest, Finding, NS_NAME_LABEL, Ports, covers, describe_dest, describe_ports,
     push_unique,
 };
-use crate::engine::cilium::{CiliumPolicy, EgressRule, PortProtocol, Rule};
 use crate::engine::policy::EgressAllow;
 use crate::engine::selector::{self, Labels};
-use crate::engine::violation::Violation;
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const NAMESPACE_KEY: &str = "io.kubernetes.pod.namespace";
 const NAMESPACE_LABELS_PREFIX: &str = "io.cilium.k8s.namespace.labels.";
 const SERVICE_ACCOUNT_KEY: &str = "io.cilium.k8s.policy.serviceaccount";
 
 /// What Cilium's policies say about one pod.
-pub(super) struct Outcome {
+pub struct Outcome {
     /// Selecting rules that put the pod in egress default-deny.
     pub default_deny: usize,
     /// Allow rules that open more than the allow-list, each reported.
-    pub violations: Vec<Violation>,
+    pub open: Vec<Finding>,
     /// What selecting `egressDeny` rules close, written as allow-list entries: a pair one of
     /// them covers is not open, whoever allows it.
     pub denied: Vec<EgressAllow>,
 }
 
-/// `None` when the view does not know Cilium policies (the API is not served).
-pub(super) fn judge(
-    input: &CheckInput<'_>,
+/// Judges the Cilium policies that may select a pod of namespace `ns` (its own
+/// CiliumNetworkPolicies and every clusterwide one) for the pod with labels `pod_labels` and
+/// ServiceAccount `service_account`, against the allow-list `allow_list`.
+pub fn judge(
+    policies: &[Arc<CiliumPolicy>],
+    ns: &str,
+    service_account: &str,
     pod_labels: &Labels,
     ns_labels: Option<&Labels>,
-    path: &str,
+    allow_list: &[EgressAllow],
     allowed: &AllowListText<'_>,
-) -> Option<Outcome> {
-    let t = &input.target;
-    let ns = t.namespace;
-    let policies = input.view.cilium_policies(ns)?;
-    let labels = endpoint_labels(
-        pod_labels,
-        ns,
-        ns_labels,
-        t.service_account().unwrap_or("default"),
-    );
+) -> Outcome {
+    let labels = endpoint_labels(pod_labels, ns, ns_labels, service_account);
     let selecting: Vec<(&CiliumPolicy, &str, &Rule)> = policies
         .iter()
         .flat_map(|p| {
@@ -75,7 +70,7 @@ pub(super) fn judge(
 
     let mut out = Outcome {
         default_deny: 0,
-        violations: Vec::new(),
+        open: Vec::new(),
         denied: Vec::new(),
     };
     for (p, _, r) in &selecting {
@@ -89,15 +84,7 @@ pub(super) fn judge(
             out.denied.extend(denied_entries(rule, p, ns));
         }
     }
-    let allow: Vec<EgressAllow> = input
-        .policy
-        .checks
-        .egress
-        .allow
-        .iter()
-        .chain(&out.denied)
-        .cloned()
-        .collect();
+    let allow: Vec<EgressAllow> = allow_list.iter().chain(&out.denied).cloned().collect();
     for (p, at, r) in &selecting {
         for (k, rule) in r.egress.iter().flatten().enumerate() {
             let dests = destinations(rule, p);
@@ -124,25 +111,22 @@ pub(super) fn judge(
             } else {
                 format!("{at}.egress[{k}]")
             };
-            out.violations.push(Violation::new(
-                ID,
-                TIER,
-                path.to_string(),
-                format!(
+            out.open.push(Finding {
+                message: format!(
                     "{} {place} allows {} to {}",
                     p.describe(),
                     open_ports.join(", "),
                     open_dests.join(", ")
                 ),
-                format!(
+                fix: format!(
                     "narrow {place} of {} to the allow-list ({}), or add the destination to checks.egress.allow",
                     p.describe(),
                     allowed.get()
                 ),
-            ));
+            });
         }
     }
-    Some(out)
+    out
 }
 
 /// The pod's labels as Cilium's endpoint selectors see them.
@@ -517,111 +501,14 @@ fn denied_entries(rule: &EgressRule, p: &CiliumPolicy, own_ns: &str) -> Vec<Egre
     out
 }
 
-/// Checks a host name or pattern of the allow-list: lower case letters, digits, `-`, `_`,
-/// `.` and `*` (a whole label, or `**.` for any depth as the first label).
-pub(crate) fn check_fqdn_pattern(f: &str) -> Result<(), String> {
-    if f.is_empty() {
-        return Err("an empty host name".into());
-    }
-    if f.contains(':') {
-        return Err(format!(
-            "{f:?}: a host name without a port (the entry's protocol and port say that)"
-        ));
-    }
-    if !f
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.*".contains(c))
-    {
-        return Err(format!(
-            "{f:?} is not a host name or pattern (lower case letters, digits, '-', '_', '.', '*')"
-        ));
-    }
-    Ok(())
-}
-
-/// One element of a host name or pattern being judged.
-#[derive(Clone, Copy, PartialEq)]
-enum Part {
-    Char(u8),
-    /// `*`: any characters within one label.
-    Label,
-    /// `**` (Cilium's multi-level wildcard): any characters, dots included.
-    Any,
-}
-
-fn parts(s: &str) -> Vec<Part> {
-    let b = s.trim_end_matches('.').as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'*' {
-            if b.get(i + 1) == Some(&b'*') {
-                out.push(Part::Any);
-                i += 2;
-            } else {
-                out.push(Part::Label);
-                i += 1;
-            }
-        } else {
-            out.push(Part::Char(b[i].to_ascii_lowercase()));
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Whether every host `name` (a name or a Cilium pattern) can match is also matched by the
-/// allow-list pattern `entry`. A lone `*` matches every name, on either side.
-pub(crate) fn fqdn_within(name: &str, entry: &str) -> bool {
-    let entry = entry.trim_end_matches('.');
-    if entry == "*" {
-        return true;
-    }
-    let name = name.trim_end_matches('.');
-    if name == "*" {
-        return false;
-    }
-    let (n, e) = (parts(name), parts(entry));
-    // Glob matching where the entry's wildcards may also swallow the name's own wildcards
-    // (a narrower or equal wildcard), and literal characters must match one for one.
-    let mut memo = vec![vec![None; e.len() + 1]; n.len() + 1];
-    fn go(n: &[Part], e: &[Part], i: usize, j: usize, memo: &mut Vec<Vec<Option<bool>>>) -> bool {
-        if let Some(r) = memo[i][j] {
-            return r;
-        }
-        let r = match e.get(j) {
-            None => i == n.len(),
-            Some(Part::Char(c)) => {
-                n.get(i) == Some(&Part::Char(*c)) && go(n, e, i + 1, j + 1, memo)
-            }
-            Some(wild) => {
-                // Skip the entry wildcard, or let it swallow one more part of the name.
-                go(n, e, i, j + 1, memo)
-                    || match (wild, n.get(i)) {
-                        (_, None) => false,
-                        (Part::Any, Some(_)) => go(n, e, i + 1, j, memo),
-                        (Part::Label, Some(Part::Char(b'.'))) => false,
-                        (Part::Label, Some(Part::Char(_) | Part::Label)) => {
-                            go(n, e, i + 1, j, memo)
-                        }
-                        (Part::Label, Some(Part::Any)) => false,
-                        (Part::Char(_), _) => false,
-                    }
-            }
-        };
-        memo[i][j] = Some(r);
-        r
-    }
-    go(&n, &e, 0, 0, &mut memo)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::default_deny_egress::check;
     use super::*;
+    use crate::engine::checks::default_deny_egress::CHECK;
     use crate::engine::checks::fixtures::*;
     use crate::engine::policy::Policy;
+    use crate::engine::violation::Violation;
     use serde_json::{Value, json};
 
     fn cnp(name: &str, spec: Value) -> Value {
@@ -679,7 +566,7 @@ mod tests {
     fn judge_with(policy: &Policy, objects: &[Value]) -> Vec<Violation> {
         let mut all = vec![service_account_json(NS, SA)];
         all.extend_from_slice(objects);
-        run(check, &hardened_pod(), policy, &view_of(&all))
+        run(&CHECK, &hardened_pod(), policy, &view_of(&all))
     }
 
     fn messages(v: &[Violation]) -> Vec<&str> {
@@ -931,23 +818,5 @@ mod tests {
                 "CiliumNetworkPolicy {NS}/multi specs[1].egress[0] allows ICMP to anywhere"
             )]
         );
-    }
-
-    #[test]
-    fn fqdn_patterns_cover_only_names_they_match() {
-        assert!(fqdn_within("api.anthropic.com", "api.anthropic.com"));
-        assert!(fqdn_within("API.anthropic.com.", "api.anthropic.com"));
-        assert!(fqdn_within("api.openai.com", "*.openai.com"));
-        assert!(fqdn_within("*.openai.com", "*.openai.com"));
-        assert!(!fqdn_within("a.b.openai.com", "*.openai.com"));
-        assert!(fqdn_within("a.b.openai.com", "**.openai.com"));
-        assert!(!fqdn_within("**.openai.com", "*.openai.com"));
-        assert!(!fqdn_within("*", "*.openai.com"));
-        assert!(fqdn_within("*", "*"));
-        assert!(!fqdn_within("evil.com", "*.openai.com"));
-        assert!(!fqdn_within("openai.com.evil.com", "openai.com"));
-        assert!(check_fqdn_pattern("api.anthropic.com").is_ok());
-        assert!(check_fqdn_pattern("api.anthropic.com:443").is_err());
-        assert!(check_fqdn_pattern("API.example").is_err());
     }
 }

@@ -1,0 +1,127 @@
+//! `exec-requires-approval` (high): `kubectl exec`, `attach` and `port-forward` into an agent
+//! Pod are for approvers only: a shell in an agent is a human acting with the agent's
+//! credentials, so it needs human approval. The engine finds the pod the request names (a
+//! CONNECT carries only its options); a pod it cannot vouch for is judged as an agent.
+
+use super::check::{Check, ConnectInput, Judge, always};
+use crate::engine::violation::{Tier, Violation};
+
+const ID: &str = "exec-requires-approval";
+const TIER: Tier = Tier::High;
+
+pub static CHECK: Check = Check {
+    id: ID,
+    tier: TIER,
+    judge: Judge::Connect(check),
+    reads: &[],
+    applies: always,
+};
+
+fn check(input: &ConnectInput<'_>) -> Vec<Violation> {
+    let review = input.review;
+    let policy = input.policy;
+    let user = &review.user;
+    if policy.is_approver(user) {
+        return Vec::new();
+    }
+    let what = review.sub_resource.as_deref().unwrap_or("connect");
+    let approvers = if policy.approver_groups.is_empty() {
+        "approverUsers".to_string()
+    } else {
+        format!("groups {}", policy.approver_groups.join(", "))
+    };
+    vec![Violation::new(
+        ID,
+        TIER,
+        format!("pods/{what}"),
+        format!(
+            "{} may not {what} into {}agent pod {}/{}: a shell in an agent needs human approval",
+            user.username,
+            if input.pod_known { "" } else { "possible " },
+            review.namespace,
+            review.name,
+        ),
+        format!(
+            "ask an approver ({approvers}) to run it, or have {} added to an approver group",
+            user.username
+        ),
+    )]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::checks::fixtures::{NS, hardened_view, run_connect};
+    use crate::engine::policy::Policy;
+    use crate::engine::review::{ConnectOptions, Review, Subject, User};
+
+    fn exec_by(user: &str, groups: &[&str]) -> Review {
+        let mut r = Review::dry_run_create("Pod", "v1", NS, "agent", user, Subject::None, 0);
+        r.operation = crate::engine::review::Operation::Connect;
+        r.sub_resource = Some("exec".into());
+        r.user = User {
+            username: user.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        r
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            approver_groups: vec!["agent-approvers".into()],
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn refuses_a_shell_to_someone_outside_the_approver_groups() {
+        let v = run_connect(
+            &CHECK,
+            &exec_by("mallory", &["system:authenticated"]),
+            &ConnectOptions::default(),
+            true,
+            &policy(),
+            &hardened_view(),
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].path, "pods/exec");
+        assert!(
+            v[0].message
+                .starts_with(&format!("mallory may not exec into agent pod {NS}/agent")),
+            "{}",
+            v[0].message
+        );
+        assert!(v[0].fix.contains("groups agent-approvers"), "{}", v[0].fix);
+    }
+
+    #[test]
+    fn lets_an_approver_in() {
+        let v = run_connect(
+            &CHECK,
+            &exec_by("alice", &["agent-approvers"]),
+            &ConnectOptions::default(),
+            true,
+            &policy(),
+            &hardened_view(),
+        );
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_pod_the_view_cannot_vouch_for_is_a_possible_agent() {
+        let v = run_connect(
+            &CHECK,
+            &exec_by("mallory", &[]),
+            &ConnectOptions::default(),
+            false,
+            &policy(),
+            &hardened_view(),
+        );
+        assert!(
+            v[0].message.contains("possible agent pod"),
+            "{}",
+            v[0].message
+        );
+    }
+}

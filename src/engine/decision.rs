@@ -1,0 +1,331 @@
+//! The engine's answer to one review ([`Decision`]), and how judged violations become one:
+//! allowed or refused with a message listing each violation, warnings, and the audit
+//! annotations the API server writes to its audit log. Written once for pods and workloads
+//! ([`judged`]) and for CONNECTs ([`connect`]).
+
+use super::approval::grant::Grant;
+use super::approval::stamp::{APPROVAL_STAMP, Stamp};
+use super::patch;
+use super::policy::{Action, Mode, Policy};
+use super::review::{ConnectOptions, Review, Subject};
+use super::violation::Violation;
+use std::collections::BTreeMap;
+
+/// Audit annotation keys. The API server prefixes them with the webhook's name.
+pub const AUDIT_VIOLATIONS: &str = "openclaw-violations";
+pub const AUDIT_MODE: &str = "openclaw-mode";
+pub const AUDIT_EXEMPTED: &str = "openclaw-exempted";
+/// Exemption annotations that were not honoured (the requester is not an approver).
+pub const AUDIT_EXEMPTION_REFUSED: &str = "openclaw-exemption-refused";
+pub const AUDIT_MUTATION: &str = "openclaw-mutation";
+/// Approvals honoured through a signed stamp: approver, checks, workload.
+pub const AUDIT_APPROVAL: &str = "openclaw-approval";
+/// Audit annotation values are kept short; longer ones are cut with a marker.
+const AUDIT_VALUE_MAX: usize = 1024;
+
+/// An exec, attach or port-forward into an agent that was let through, with who and what.
+pub const AUDIT_EXEC: &str = "openclaw-exec";
+
+/// A violation with the action the policy gives it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Judged {
+    #[serde(flatten)]
+    pub violation: Violation,
+    pub action: Action,
+}
+
+/// Why a request was answered without judging it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Skip {
+    /// Not a Pod or a workload with a pod template (or no object at all).
+    NotJudged,
+    /// No agent selector matches and the catch-all does not apply.
+    NotAnAgent,
+    /// An operation this endpoint does not act on (mutation: anything but Pod CREATE).
+    Operation,
+    /// A Pod UPDATE that changes nothing the checks look at.
+    Unchanged,
+}
+
+/// The engine's answer. A denial is data, not an error.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The mode the request was judged in.
+    pub mode: Option<Mode>,
+    /// Set when the request was not judged, and why.
+    pub skipped: Option<Skip>,
+    /// Violations still in force after exemptions, each with its action.
+    pub violations: Vec<Judged>,
+    /// Check ids exempted, with the reason (policy rule or approved annotation).
+    pub exempted: Vec<(String, String)>,
+    /// Check ids an exemption annotation asked for and did not get, with the reason.
+    pub exemptions_refused: Vec<(String, String)>,
+    /// Approvals honoured through a signed stamp (src/engine/approval.rs).
+    pub approvals: Vec<Grant>,
+    /// Denial message, listing every violation with its path and fix.
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+    pub audit_annotations: BTreeMap<String, String>,
+    /// JSON Patch to apply (mutation only).
+    pub patch: Option<patch::Patch>,
+    /// Mutations applied (or, in audit mode, that would have been).
+    pub mutations: Vec<&'static str>,
+}
+
+impl Decision {
+    /// Allowed without judging, and why.
+    pub fn allow(skip: Skip) -> Decision {
+        Decision {
+            allowed: true,
+            skipped: Some(skip),
+            ..Default::default()
+        }
+    }
+}
+
+/// Errors that keep the engine from judging. The admission layer turns them into a
+/// readable review (never a panic, never a dropped request).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot compute the patch: {0}")]
+    Patch(#[from] serde_json::Error),
+}
+
+/// Check ids with a reason each.
+pub type Reasons = Vec<(String, String)>;
+
+/// The decision for a pod or workload whose violations are judged: refused when any is
+/// denied, else allowed with a warning for each one at `warn`; every exemption honoured or
+/// refused and every approval recorded in the audit annotations.
+pub fn judged(
+    review: &Review,
+    mode: Mode,
+    violations: Vec<Judged>,
+    exempted: Reasons,
+    exemptions_refused: Reasons,
+    granted: Option<Grant>,
+) -> Decision {
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        exempted,
+        exemptions_refused,
+        ..Default::default()
+    };
+    if let Some(g) = granted {
+        d.audit_annotations
+            .insert(AUDIT_APPROVAL.into(), short(&g.describe()));
+        d.approvals.push(g);
+    }
+    let denied = violations.iter().any(|j| j.action == Action::Deny);
+    if denied {
+        d.allowed = false;
+        d.message = Some(denial_message(review, &violations));
+    } else {
+        d.warnings = violations
+            .iter()
+            .filter(|j| j.action == Action::Warn)
+            .map(|j| format!("openclaw-admission [{}]: {}", mode.as_str(), j.violation))
+            .collect();
+    }
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
+    if !violations.is_empty() {
+        let list: Vec<String> = violations
+            .iter()
+            .map(|j| format!("{}@{}", j.violation.check, j.violation.path))
+            .collect();
+        d.audit_annotations
+            .insert(AUDIT_VIOLATIONS.into(), short(&list.join(",")));
+    }
+    if !d.exempted.is_empty() {
+        let list: Vec<String> = d
+            .exempted
+            .iter()
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        d.audit_annotations
+            .insert(AUDIT_EXEMPTED.into(), short(&list.join("; ")));
+    }
+    if !d.exemptions_refused.is_empty() {
+        let list: Vec<String> = d
+            .exemptions_refused
+            .iter()
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        d.audit_annotations
+            .insert(AUDIT_EXEMPTION_REFUSED.into(), short(&list.join("; ")));
+        // The requester asked for an exemption; tell them why it did not count.
+        d.warnings.extend(
+            d.exemptions_refused.iter().map(|(c, why)| {
+                format!("openclaw-admission: exemption for {c} not honoured: {why}")
+            }),
+        );
+    }
+    d.violations = violations;
+    d
+}
+
+/// The decision for a CONNECT into an agent pod: the request is described in
+/// [`AUDIT_EXEC`] whatever the outcome (with `(approver)` when an approver made it), and the
+/// violations are answered as for pods.
+pub fn connect(
+    review: &Review,
+    options: &ConnectOptions,
+    policy: &Policy,
+    mode: Mode,
+    violations: Vec<Judged>,
+) -> Decision {
+    let user = &review.user;
+    let what = review.sub_resource.as_deref().unwrap_or("connect");
+    let pod = format!("{}/{}", review.namespace, review.name);
+    let mut detail = format!("{what} by {} into pod {pod}", user.username);
+    if let Some(c) = &options.container {
+        detail.push_str(&format!(" container {c}"));
+    }
+    if !options.command.is_empty() {
+        detail.push_str(&format!(": {}", options.command.join(" ")));
+    }
+    if !options.ports.is_empty() {
+        let ports: Vec<String> = options.ports.iter().map(i32::to_string).collect();
+        detail.push_str(&format!(": ports {}", ports.join(",")));
+    }
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        ..Default::default()
+    };
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
+    if violations.is_empty() {
+        if policy.is_approver(user) {
+            detail.push_str(" (approver)");
+        }
+        d.audit_annotations
+            .insert(AUDIT_EXEC.into(), short(&detail));
+        return d;
+    }
+    let list: Vec<String> = violations
+        .iter()
+        .map(|j| format!("{}@{}", j.violation.check, j.violation.path))
+        .collect();
+    d.audit_annotations
+        .insert(AUDIT_VIOLATIONS.into(), short(&list.join(",")));
+    d.audit_annotations
+        .insert(AUDIT_EXEC.into(), short(&detail));
+    let denied: Vec<String> = violations
+        .iter()
+        .filter(|j| j.action == Action::Deny)
+        .map(|j| j.violation.to_string())
+        .collect();
+    if !denied.is_empty() {
+        d.allowed = false;
+        d.message = Some(format!(
+            "openclaw-admission refused {what} into pod {pod}: {}",
+            denied.join("; ")
+        ));
+    } else {
+        d.warnings = violations
+            .iter()
+            .filter(|j| j.action == Action::Warn)
+            .map(|j| format!("openclaw-admission [{}]: {}", mode.as_str(), j.violation))
+            .collect();
+    }
+    d.violations = violations;
+    d
+}
+
+/// The decision for an agent workload's template sent to the mutating webhook: the stamp's
+/// patch when an approver's exemption was stamped, a warning when it could not be.
+pub fn stamped(mode: Mode, stamp: Stamp) -> Decision {
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        ..Default::default()
+    };
+    match stamp {
+        Stamp::Nothing => {}
+        Stamp::Refused(why) => d.warnings.push(why),
+        Stamp::Stamped { grant, patch } => {
+            d.patch = Some(patch);
+            d.mutations.push(APPROVAL_STAMP);
+            d.audit_annotations
+                .insert(AUDIT_MODE.into(), mode.as_str().into());
+            d.audit_annotations.insert(
+                AUDIT_APPROVAL.into(),
+                short(&format!("stamped {}", grant.describe())),
+            );
+            d.approvals.push(grant);
+        }
+    }
+    d
+}
+
+/// An audit annotation value, cut to [`AUDIT_VALUE_MAX`] bytes with a marker.
+pub fn short(s: &str) -> String {
+    if s.len() <= AUDIT_VALUE_MAX {
+        return s.to_string();
+    }
+    let mut cut = AUDIT_VALUE_MAX;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...(truncated)", &s[..cut])
+}
+
+fn denial_message(review: &Review, violations: &[Judged]) -> String {
+    let what = match &review.object {
+        Subject::Template(t) => t.kind.clone(),
+        // `helm test` creates these; say so, or the user looks for a pod they never wrote.
+        Subject::Pod(p) => match p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("helm.sh/hook"))
+        {
+            Some(hook) => format!("pod (Helm hook {hook:?})"),
+            None => "pod".to_string(),
+        },
+        _ => "pod".to_string(),
+    };
+    let name = if review.name.is_empty() {
+        match &review.object {
+            Subject::Pod(p) => p
+                .metadata
+                .name
+                .clone()
+                .or(p.metadata.generate_name.clone())
+                .unwrap_or_default(),
+            Subject::Template(t) => t.metadata.name.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    } else {
+        review.name.clone()
+    };
+    let mut msg = format!(
+        "openclaw-admission refused {what} {}/{name}: {} violation{}",
+        review.namespace,
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for j in violations.iter().take(MAX_LISTED) {
+        msg.push_str("\n  - ");
+        msg.push_str(&j.violation.to_string());
+        if j.action != Action::Deny {
+            msg.push_str(&format!(" [{}]", j.action.as_str()));
+        }
+    }
+    if violations.len() > MAX_LISTED {
+        msg.push_str(&format!(
+            "\n  ... and {} more (`openclaw-admission check` on the manifest lists them all)",
+            violations.len() - MAX_LISTED
+        ));
+    }
+    msg
+}
+
+/// Violations listed in one denial message. A real agent pod has a handful; a pod with
+/// thousands of containers must not produce a message the API server and kubectl choke on.
+const MAX_LISTED: usize = 100;
