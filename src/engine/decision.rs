@@ -124,39 +124,23 @@ pub fn judged(
         d.allowed = false;
         d.message = Some(denial_message(review, &violations));
     } else {
-        d.warnings = violations
-            .iter()
-            .filter(|j| j.action == Action::Warn)
-            .map(|j| format!("openclaw-admission [{}]: {}", mode.as_str(), j.violation))
-            .collect();
+        d.warnings = warnings(mode, &violations);
     }
     d.audit_annotations
         .insert(AUDIT_MODE.into(), mode.as_str().into());
     if !violations.is_empty() {
-        let list: Vec<String> = violations
-            .iter()
-            .map(|j| format!("{}@{}", j.violation.check, j.violation.path))
-            .collect();
         d.audit_annotations
-            .insert(AUDIT_VIOLATIONS.into(), short(&list.join(",")));
+            .insert(AUDIT_VIOLATIONS.into(), violations_text(&violations));
     }
     if !d.exempted.is_empty() {
-        let list: Vec<String> = d
-            .exempted
-            .iter()
-            .map(|(c, why)| format!("{c} ({why})"))
-            .collect();
         d.audit_annotations
-            .insert(AUDIT_EXEMPTED.into(), short(&list.join("; ")));
+            .insert(AUDIT_EXEMPTED.into(), reasons_text(&d.exempted));
     }
     if !d.exemptions_refused.is_empty() {
-        let list: Vec<String> = d
-            .exemptions_refused
-            .iter()
-            .map(|(c, why)| format!("{c} ({why})"))
-            .collect();
-        d.audit_annotations
-            .insert(AUDIT_EXEMPTION_REFUSED.into(), short(&list.join("; ")));
+        d.audit_annotations.insert(
+            AUDIT_EXEMPTION_REFUSED.into(),
+            reasons_text(&d.exemptions_refused),
+        );
         // The requester asked for an exemption; tell them why it did not count.
         d.warnings.extend(
             d.exemptions_refused.iter().map(|(c, why)| {
@@ -207,12 +191,8 @@ pub fn connect(
             .insert(AUDIT_EXEC.into(), short(&detail));
         return d;
     }
-    let list: Vec<String> = violations
-        .iter()
-        .map(|j| format!("{}@{}", j.violation.check, j.violation.path))
-        .collect();
     d.audit_annotations
-        .insert(AUDIT_VIOLATIONS.into(), short(&list.join(",")));
+        .insert(AUDIT_VIOLATIONS.into(), violations_text(&violations));
     d.audit_annotations
         .insert(AUDIT_EXEC.into(), short(&detail));
     let denied: Vec<String> = violations
@@ -227,11 +207,7 @@ pub fn connect(
             denied.join("; ")
         ));
     } else {
-        d.warnings = violations
-            .iter()
-            .filter(|j| j.action == Action::Warn)
-            .map(|j| format!("openclaw-admission [{}]: {}", mode.as_str(), j.violation))
-            .collect();
+        d.warnings = warnings(mode, &violations);
     }
     d.violations = violations;
     d
@@ -261,6 +237,69 @@ pub fn stamped(mode: Mode, stamp: Stamp) -> Decision {
         }
     }
     d
+}
+
+/// The decision for an agent Pod the mutations ran on: the patch of what they changed (in
+/// audit mode only described, not applied), recorded in [`AUDIT_MUTATION`].
+pub fn mutated(mode: Mode, applied: Vec<&'static str>, patch: Option<patch::Patch>) -> Decision {
+    let mut d = Decision {
+        allowed: true,
+        mode: Some(mode),
+        mutations: applied,
+        ..Default::default()
+    };
+    d.audit_annotations
+        .insert(AUDIT_MODE.into(), mode.as_str().into());
+    if let Some(p) = patch {
+        if mode == Mode::Audit {
+            let ops: Vec<String> =
+                p.0.iter()
+                    .map(|op| format!("{} {}", op.kind(), op.path()))
+                    .collect();
+            d.audit_annotations.insert(
+                AUDIT_MUTATION.into(),
+                short(&format!(
+                    "would inject {}: {}",
+                    d.mutations.join(","),
+                    ops.join(", ")
+                )),
+            );
+        } else {
+            d.audit_annotations.insert(
+                AUDIT_MUTATION.into(),
+                format!("injected {}", d.mutations.join(",")),
+            );
+            d.patch = Some(p);
+        }
+    }
+    d
+}
+
+/// `check@path` for each violation, for [`AUDIT_VIOLATIONS`].
+fn violations_text(violations: &[Judged]) -> String {
+    let list: Vec<String> = violations
+        .iter()
+        .map(|j| format!("{}@{}", j.violation.check, j.violation.path))
+        .collect();
+    short(&list.join(","))
+}
+
+/// `check (why)` for each, for [`AUDIT_EXEMPTED`] and [`AUDIT_EXEMPTION_REFUSED`].
+fn reasons_text(reasons: &Reasons) -> String {
+    let list: Vec<String> = reasons
+        .iter()
+        .map(|(c, why)| format!("{c} ({why})"))
+        .collect();
+    short(&list.join("; "))
+}
+
+/// One warning per violation whose action is `warn`.
+fn warnings(mode: Mode, violations: &[Judged]) -> Vec<String> {
+    violations
+        .iter()
+        .filter(|j| j.action == Action::Warn)
+        .map(|j| format!("openclaw-admission [{}]: {}", mode.as_str(), j.violation))
+        .collect()
 }
 
 /// An audit annotation value, cut to [`AUDIT_VALUE_MAX`] bytes with a marker.

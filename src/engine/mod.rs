@@ -35,7 +35,6 @@ pub use decision::{
 };
 
 use checks::check::{Check, ConnectInput, Judge, PodInput};
-use decision::short;
 use pod::Pod;
 use policy::{Mode, Policy};
 use review::{Operation, Review, Subject};
@@ -47,16 +46,16 @@ use view::{ClusterView, Read, Reads};
 pub fn reads(review: &Review, policy: &Policy) -> Reads {
     let own = Reads::NONE.with(Read::NamespaceLabels);
     match &review.object {
-        Subject::Connect(_) => {
-            let checks = checks::reads(policy, Check::judges_connects);
+        // The named pod is looked up only when some CONNECT check will run.
+        Subject::Connect(_)
             if checks::enabled(policy, Check::judges_connects)
                 .next()
-                .is_none()
-            {
-                return Reads::NONE;
-            }
-            own.with(Read::PodLabels).union(checks)
+                .is_some() =>
+        {
+            own.with(Read::PodLabels)
+                .union(checks::reads(policy, Check::judges_connects))
         }
+        Subject::Connect(_) => Reads::NONE,
         Subject::Pod(_) | Subject::Template(_) => {
             own.union(checks::reads(policy, Check::judges_pods))
         }
@@ -259,35 +258,5 @@ fn mutate_pod(
     } else {
         Some(patch::Patch(draft.patch()?)).filter(|p| !p.0.is_empty())
     };
-    let mut d = Decision {
-        allowed: true,
-        mode: Some(mode),
-        mutations: applied,
-        ..Default::default()
-    };
-    d.audit_annotations
-        .insert(AUDIT_MODE.into(), mode.as_str().into());
-    if let Some(p) = patch {
-        if mode == Mode::Audit {
-            let ops: Vec<String> =
-                p.0.iter()
-                    .map(|op| format!("{} {}", op.kind(), op.path()))
-                    .collect();
-            d.audit_annotations.insert(
-                AUDIT_MUTATION.into(),
-                short(&format!(
-                    "would inject {}: {}",
-                    d.mutations.join(","),
-                    ops.join(", ")
-                )),
-            );
-        } else {
-            d.audit_annotations.insert(
-                AUDIT_MUTATION.into(),
-                format!("injected {}", d.mutations.join(",")),
-            );
-            d.patch = Some(p);
-        }
-    }
-    Ok(d)
+    Ok(decision::mutated(mode, applied, patch))
 }

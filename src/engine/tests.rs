@@ -742,3 +742,47 @@ fn a_helm_test_hook_pod_is_judged_like_any_pod_and_named_as_such() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_review_reads_what_its_enabled_checks_declare_and_no_more() {
+    use super::checks::{default_deny_egress, exec_requires_approval};
+    use super::view::Read;
+    let pod = Review::dry_run_create(
+        "Pod",
+        "v1",
+        NS,
+        "agent",
+        "alice",
+        super::review::Subject::Pod(Box::new(fixtures::hardened_pod())),
+        0,
+    );
+    let all = super::reads(&pod, &Policy::default());
+    for r in [
+        Read::NamespaceLabels,
+        Read::ServiceAccounts,
+        Read::BoundRoles,
+        Read::NetworkPolicies,
+        Read::CiliumPolicies,
+        Read::SecretProviderClasses,
+    ] {
+        assert!(all.contains(r), "{r:?}");
+    }
+    assert!(!all.contains(Read::PodLabels));
+    let no_egress = Policy {
+        disabled_checks: vec![default_deny_egress::CHECK.id.into()],
+        ..Policy::default()
+    };
+    let fewer = super::reads(&pod, &no_egress);
+    assert!(!fewer.contains(Read::NetworkPolicies) && !fewer.contains(Read::CiliumPolicies));
+    assert!(fewer.contains(Read::ServiceAccounts));
+
+    let mut exec = pod.clone();
+    exec.operation = super::review::Operation::Connect;
+    exec.object = super::review::Subject::Connect(Box::default());
+    assert!(super::reads(&exec, &Policy::default()).contains(Read::PodLabels));
+    let no_exec = Policy {
+        disabled_checks: vec![exec_requires_approval::CHECK.id.into()],
+        ..Policy::default()
+    };
+    assert_eq!(super::reads(&exec, &no_exec), super::view::Reads::NONE);
+}

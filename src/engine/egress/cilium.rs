@@ -19,10 +19,7 @@
 //! covered by the policy's allow-list or closed by an `egressDeny` rule of a selecting rule.
 
 use super::cilium_policy::{CiliumPolicy, EgressRule, PortProtocol, Rule};
-use super::rule::{
-    AllowListText, Dest, Finding, NS_NAME_LABEL, Ports, covers, describe_dest, describe_ports,
-    push_unique,
-};
+use super::rule::{AllowListText, Dest, Finding, NS_NAME_LABEL, Ports, uncovered};
 use crate::engine::policy::EgressAllow;
 use crate::engine::selector::{self, Labels};
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicyPeer};
@@ -92,20 +89,11 @@ pub fn judge(
             if peers.is_empty() {
                 continue;
             }
-            let ports = ports_of(rule);
-            let mut open_ports = Vec::new();
-            let mut open_dests = Vec::new();
-            for port in &ports {
-                for d in &peers {
-                    if !allow.iter().any(|a| covers(a, port, d, ns, ns_labels)) {
-                        push_unique(&mut open_ports, describe_ports(port));
-                        push_unique(&mut open_dests, describe_dest(d, ns));
-                    }
-                }
-            }
-            if open_ports.is_empty() {
+            let Some((open_ports, open_dests)) =
+                uncovered(&ports_of(rule), &peers, &allow, ns, ns_labels)
+            else {
                 continue;
-            }
+            };
             let place = if *at == "spec" {
                 format!("egress[{k}]")
             } else {
@@ -113,10 +101,8 @@ pub fn judge(
             };
             out.open.push(Finding {
                 message: format!(
-                    "{} {place} allows {} to {}",
+                    "{} {place} allows {open_ports} to {open_dests}",
                     p.describe(),
-                    open_ports.join(", "),
-                    open_dests.join(", ")
                 ),
                 fix: format!(
                     "narrow {place} of {} to the allow-list ({}), or add the destination to checks.egress.allow",

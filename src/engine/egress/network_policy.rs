@@ -4,9 +4,7 @@
 //! of every selecting Egress policy allows. So each rule is judged on its own and reported on
 //! its own, naming the policy and the rule.
 
-use super::rule::{
-    AllowListText, Dest, Finding, Ports, covers, describe_dest, describe_ports, push_unique,
-};
+use super::rule::{AllowListText, Dest, Finding, Ports, uncovered};
 use crate::engine::policy::EgressAllow;
 use crate::engine::selector;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicySpec};
@@ -88,26 +86,14 @@ pub fn judge(
         out.selecting += 1;
         let name = np.metadata.name.as_deref().unwrap_or("");
         for (k, rule) in spec.egress.iter().flatten().enumerate() {
-            let ports = ports_of(rule);
-            let dests = dests_of(rule);
-            let mut open_ports = Vec::new();
-            let mut open_dests = Vec::new();
-            for p in &ports {
-                for d in &dests {
-                    if !allow.iter().any(|a| covers(a, p, d, ns, ns_labels)) {
-                        push_unique(&mut open_ports, describe_ports(p));
-                        push_unique(&mut open_dests, describe_dest(d, ns));
-                    }
-                }
-            }
-            if open_ports.is_empty() {
+            let Some((open_ports, open_dests)) =
+                uncovered(&ports_of(rule), &dests_of(rule), allow, ns, ns_labels)
+            else {
                 continue;
-            }
+            };
             out.open.push(Finding {
                 message: format!(
-                    "NetworkPolicy {ns}/{name} egress[{k}] allows {} to {}",
-                    open_ports.join(", "),
-                    open_dests.join(", ")
+                    "NetworkPolicy {ns}/{name} egress[{k}] allows {open_ports} to {open_dests}"
                 ),
                 fix: format!(
                     "narrow egress[{k}] of NetworkPolicy {name} to the allow-list ({}), or add the destination to checks.egress.allow",

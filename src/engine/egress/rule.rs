@@ -291,8 +291,30 @@ fn describe_allow_list(allow: &[EgressAllow]) -> String {
     items.join(", ")
 }
 
-pub fn push_unique(v: &mut Vec<String>, s: String) {
+fn push_unique(v: &mut Vec<String>, s: String) {
     if !v.contains(&s) {
         v.push(s);
     }
+}
+
+/// What a rule opens beyond `allow`, in words: the ports and the destinations of every
+/// (port, destination) pair no entry covers; `None` when every pair is covered.
+pub fn uncovered(
+    ports: &[Ports<'_>],
+    dests: &[Dest<'_>],
+    allow: &[EgressAllow],
+    own_ns: &str,
+    own_labels: Option<&selector::Labels>,
+) -> Option<(String, String)> {
+    let mut open_ports = Vec::new();
+    let mut open_dests = Vec::new();
+    for p in ports {
+        for d in dests {
+            if !allow.iter().any(|a| covers(a, p, d, own_ns, own_labels)) {
+                push_unique(&mut open_ports, describe_ports(p));
+                push_unique(&mut open_dests, describe_dest(d, own_ns));
+            }
+        }
+    }
+    (!open_ports.is_empty()).then(|| (open_ports.join(", "), open_dests.join(", ")))
 }
