@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+#[path = "../common/prebuilt.rs"]
+pub mod prebuilt;
 #[path = "../common/procfs.rs"]
 mod procfs;
 pub use procfs::{cpu_seconds, proc_status_kib};
