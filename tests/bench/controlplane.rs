@@ -1534,7 +1534,7 @@ fn report(
     Ok(())
 }
 
-/// The Pod-create targets of DESIGN.md (issue 12), marked met or MISSED.
+/// The Pod-create targets (docs/performance.md#targets), marked met or MISSED.
 fn judge_targets(results: &Results, seq: usize, conc: usize) {
     let added = |setup: Setup, clients: usize| -> Option<f64> {
         Some(
