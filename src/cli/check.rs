@@ -6,7 +6,8 @@
 //! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
 //! honoured). Every violation is shown whatever its action, because the point of running this
 //! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad
-//! usage, unreadable input, or nothing to read at all (an empty directory or render).
+//! usage, unreadable input, nothing to read at all (an empty directory or render), or a report
+//! that cannot be written. A reader that stops early (`| head`) changes none of them.
 
 use crate::engine::policy::Policy;
 use crate::engine::review::{Review, Subject, WORKLOAD_KINDS};
