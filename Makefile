@@ -4,13 +4,15 @@
 #   make test            what CI runs (.ci/run): lint, cargo deny, unit, HTTP, TLS, CLI, image
 #                        (runc) and e2e tests
 #   make image           the OCI image without a container engine; last line: the archive
+#   make unit            the fast loop: everything in `make test` that needs no control plane,
+#                        MLflow or image tools (Rust alone)
 # Needs Rust, Go (to build the control plane once) and python3; everything else is fetched
 # from crates.io and the Go module proxy on first use.
 
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test lint fmt build build-lib check-examples controlplane chart toolchain bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -43,6 +45,20 @@ test: toolchain controlplane mlflow promtool tools
 	bash tests/image/run.sh
 	$(CARGO) test --all-targets
 	bash tests/promtool/test-rules.sh
+
+# What `make test` runs that needs Rust alone: formatting, the pure library, clippy, and every
+# test target but the e2e suite, the resilience test that stops an API server
+# (tests/resilience/apiserver_down.rs) and the two benches that start a control plane
+# (audit_scale, controlplane); the webhook bench's smoke run is in. Every file tests/*.rs is
+# a test target of its own and is picked up here. No cargo deny, image, chart or promtool.
+UNIT_TESTS := $(foreach t,$(sort $(wildcard tests/*.rs)),--test $(basename $(notdir $(t))))
+unit: rust-components
+	$(CARGO) fmt --all -- --check
+	$(CARGO) build --no-default-features --lib
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --lib --bins $(UNIT_TESTS)
+	$(CARGO) test --test resilience -- --skip apiserver_down::
+	$(CARGO) test --bench webhook
 
 # crane, the runc test's seccomp profile, cargo-cyclonedx and cargo-deny at pinned versions,
 # cached outside git (first run about 10 minutes on 2 cores, then nothing).
@@ -117,9 +133,11 @@ check-examples: build
 
 # clippy and rustfmt are rustup components, PyYAML serves the chart checks, dockerfile-parse
 # the image check: install what a fresh machine lacks.
-toolchain:
-	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
-	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+toolchain: rust-components
 	@python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 	@python3 -c 'import dockerfile_parse' 2>/dev/null || python3 -m pip install --quiet dockerfile-parse==2.0.1
 	@command -v go >/dev/null 2>&1 || { echo "Go >= 1.26 is needed to build the control plane (tests/controlplane/build.sh)"; exit 2; }
+
+rust-components:
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt

@@ -2,8 +2,9 @@
 //! broken inputs in a temporary directory, asserting exit codes and what is printed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
 /// The fake key in `examples/unhardened/agent.yaml`.
@@ -754,4 +755,118 @@ fn a_secret_provider_class_missing_from_the_manifests_is_named() {
     // Low tier: reported (exit 1), but a warning rather than a refusal.
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("would be allowed in enforce mode"), "{text}");
+}
+
+/// `agents` unhardened agent Pods and `others` Pods that are no agent (each one a `skipped:`
+/// note on stderr), as one multi-document file in `dir`.
+fn many_pods(dir: &Path, agents: usize, others: usize) -> PathBuf {
+    let mut text = String::new();
+    for i in 0..agents {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: agent-{i}\n  labels: {{app: openclaw}}\n\
+             spec:\n  containers:\n  - name: gateway\n    image: ghcr.io/openclaw/openclaw:latest\n"
+        ));
+    }
+    for i in 0..others {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: web-{i}\n\
+             spec:\n  containers:\n  - name: nginx\n    image: nginx\n"
+        ));
+    }
+    write(dir, "pods.yaml", &text)
+}
+
+/// Runs `check` with `stdout` (and `stderr`), reads `keep` bytes of what arrives on `reader`
+/// and closes it, as `| head -c` does; returns the exit code once the process has ended.
+fn check_into_closing_pipe(
+    file: &Path,
+    extra: &[&str],
+    reader: std::io::PipeReader,
+    stdout: std::io::PipeWriter,
+    stderr: Stdio,
+    keep: usize,
+) -> Output {
+    let child = Command::new(BIN)
+        .arg("check")
+        .arg("-f")
+        .arg(file)
+        .args(extra)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("run openclaw-admission check");
+    // The writing end given to the child must be its only one, or the pipe never breaks: the
+    // Command (and with it the parent's copy) is gone by now.
+    let mut reader = reader;
+    let mut head = vec![0; keep];
+    reader.read_exact(&mut head).expect("the first bytes");
+    drop(reader);
+    child.wait_with_output().expect("wait for check")
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_report_quietly_with_the_usual_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = many_pods(dir.path(), 1500, 0);
+    for format in ["table", "json"] {
+        // The whole report is far more than a pipe holds (64 KiB by default, 1 MiB at most
+        // unless /proc/sys/fs/pipe-max-size is raised), so the process is still writing when
+        // the reader leaves.
+        let whole = check_paths(&[&pods], &["-o", format]);
+        assert_eq!(whole.status.code(), Some(1), "{}", stderr(&whole));
+        assert!(
+            whole.stdout.len() > 2 << 20,
+            "{format}: {} bytes",
+            whole.stdout.len()
+        );
+        assert_eq!(stderr(&whole), "");
+
+        let (reader, writer) = std::io::pipe().unwrap();
+        let out =
+            check_into_closing_pipe(&pods, &["-o", format], reader, writer, Stdio::piped(), 100);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{format}: {err}");
+        assert_eq!(
+            err, "",
+            "{format}: nothing is said about the reader leaving"
+        );
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+    }
+}
+
+#[test]
+fn stderr_on_the_same_closed_pipe_does_not_change_the_exit_code() {
+    // As `check ... 2>&1 | head -c 100`: the `skipped:` notes for the Pods that are no agent
+    // come first and overflow the pipe; writing them must not end the process either.
+    let dir = tempfile::tempdir().unwrap();
+    let pods = many_pods(dir.path(), 20, 3000);
+    let (reader, writer) = std::io::pipe().unwrap();
+    let same = Stdio::from(writer.try_clone().unwrap());
+    let out = check_into_closing_pipe(&pods, &[], reader, writer, same, 100);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_an_error_with_exit_code_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = many_pods(dir.path(), 400, 0);
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full, which refuses every write with ENOSPC");
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("-f")
+        .arg(&pods)
+        .stdout(full)
+        .output()
+        .expect("run openclaw-admission check");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("error: cannot write the report to stdout: No space left on device"),
+        "{err}"
+    );
 }

@@ -29,6 +29,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -130,7 +131,7 @@ struct Progress {
 impl Progress {
     fn tick(&mut self, what: &str, n: usize) {
         if self.last.elapsed().as_secs() >= 1 {
-            eprintln!("audit: {what}: {n} so far");
+            note!("audit: {what}: {n} so far");
             self.last = Instant::now();
         }
     }
@@ -366,7 +367,7 @@ pub fn judge(
     let mut report = Report::default();
     for (kind, api_version, object) in subjects {
         let Ok(review) = review_of(kind, api_version, object) else {
-            eprintln!(
+            note!(
                 "audit: skipped {kind} {}/{}: it does not fit its schema",
                 object["metadata"]["namespace"].as_str().unwrap_or(""),
                 object["metadata"]["name"].as_str().unwrap_or("")
@@ -429,7 +430,9 @@ pub fn judge(
     report
 }
 
-fn print_table(r: &Report) {
+/// The report as a table: one line per object and one per violation, then the counts by
+/// check, namespace and mode, and what the next rollout step would change.
+fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     for f in &r.findings {
         let verdict = if f.violations.is_empty() {
             "passes".to_string()
@@ -445,45 +448,57 @@ fn print_table(r: &Report) {
         } else {
             ""
         };
-        println!(
+        writeln!(
+            out,
             "{} {}/{} [{}{how}]: {verdict}",
             f.kind, f.namespace, f.name, f.mode
-        );
+        )?;
         for j in &f.violations {
-            println!(
+            writeln!(
+                out,
                 "  {}  {}  {}",
                 j.violation.check, j.violation.path, j.violation.message
-            );
+            )?;
         }
     }
-    println!();
-    println!("by check:");
+    writeln!(out)?;
+    writeln!(out, "by check:")?;
     for (c, n) in &r.by_check {
-        println!("  {c:<28} {n}");
+        writeln!(out, "  {c:<28} {n}")?;
     }
-    println!("by namespace (objects, violations, refused now, refused under enforce):");
+    writeln!(
+        out,
+        "by namespace (objects, violations, refused now, refused under enforce):"
+    )?;
     for (ns, c) in &r.by_namespace {
-        println!(
+        writeln!(
+            out,
             "  {ns:<28} {} {} {} {}",
             c.objects, c.violations, c.refused_now, c.refused_if_enforced
-        );
+        )?;
     }
-    println!("by mode (objects, violations, refused now, refused under enforce):");
+    writeln!(
+        out,
+        "by mode (objects, violations, refused now, refused under enforce):"
+    )?;
     for (m, c) in &r.by_mode {
-        println!(
+        writeln!(
+            out,
             "  {m:<28} {} {} {} {}",
             c.objects, c.violations, c.refused_now, c.refused_if_enforced
-        );
+        )?;
     }
     let n = &r.next_step;
-    println!(
+    writeln!(
+        out,
         "next step: audit -> warn warns about {} object(s); warn -> enforce refuses {}; enforce everywhere refuses {} admitted today",
         n.audit_to_warn_warned, n.warn_to_enforce_refused, n.refused_if_enforced_everywhere
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{} agent object(s) judged, {} violation(s), {} found by image without an agent label",
         r.total.objects, r.total.violations, r.unlabelled_agents
-    );
+    )
 }
 
 fn severity(tier: crate::engine::violation::Tier) -> &'static str {
@@ -610,7 +625,7 @@ pub fn run(args: Args) -> ExitCode {
         Some(p) => match Policy::from_file(p) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}");
+                note!("error: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -623,7 +638,7 @@ pub fn run(args: Args) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -645,7 +660,7 @@ pub fn run(args: Args) -> ExitCode {
         .await?;
         let listed = started.elapsed();
         let report = judge(&policy, &view, &subjects);
-        eprintln!(
+        note!(
             "audit: {} objects listed in {:.2}s, {} agent objects judged in {:.2}s",
             subjects.len(),
             listed.as_secs_f64(),
@@ -654,21 +669,20 @@ pub fn run(args: Args) -> ExitCode {
         );
         if args.write_reports {
             let n = write_reports(&client, &report).await?;
-            eprintln!("audit: wrote {n} PolicyReport(s) and ClusterPolicyReport {REPORT_NAME}");
+            note!("audit: wrote {n} PolicyReport(s) and ClusterPolicyReport {REPORT_NAME}");
         }
         Ok(report)
     });
     match result {
         Ok(report) => {
-            match args.output {
-                super::check::Output::Table => print_table(&report),
-                super::check::Output::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("error: cannot write JSON: {e}");
-                        return ExitCode::from(1);
-                    }
-                },
+            // A reader that stops early (`| head`) ends the report, not the verdict.
+            let written = super::output::report(|out| match args.output {
+                super::check::Output::Table => write_table(out, &report),
+                super::check::Output::Json => super::output::json(out, &report),
+            });
+            if let Err(e) = written {
+                note!("error: {e}");
+                return ExitCode::from(2);
             }
             if report.total.violations > 0 {
                 ExitCode::from(1)
@@ -677,8 +691,62 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cli::output::{self, Closing};
+    use std::io::ErrorKind;
+
+    /// `count` agent Pods with nothing hardened, as `read_subjects` hands them on.
+    fn unhardened_pods(count: usize) -> Vec<(&'static str, String, Value)> {
+        (0..count)
+            .map(|i| {
+                let pod = json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("agent-{i}"), "namespace": "agents",
+                        "uid": format!("uid-{i}"), "labels": {"app": "openclaw"}},
+                    "spec": {"containers": [
+                        {"name": "gateway", "image": "ghcr.io/openclaw/openclaw:latest"}]}
+                });
+                ("Pod", "v1".to_string(), pod)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_report_stops_quietly_at_a_closed_pipe_and_fails_on_any_other_write_error() {
+        let report = judge(&Policy::default(), &StaticView::new(), &unhardened_pods(40));
+        assert_eq!(report.total.objects, 40);
+        assert!(report.total.violations > 40, "{:?}", report.total);
+        let mut whole = Vec::new();
+        write_table(&mut whole, &report).unwrap();
+        let summary = format!(
+            "40 agent object(s) judged, {} violation(s), 0 found by image without an agent label\n",
+            report.total.violations
+        );
+        assert!(String::from_utf8_lossy(&whole).ends_with(&summary));
+
+        for room in [0, 100, whole.len() / 2] {
+            let mut out = Closing::new(room, ErrorKind::BrokenPipe);
+            let written = output::report_to(&mut out, |o| write_table(o, &report));
+            assert_eq!(written, Ok(()), "room {room}");
+            assert_eq!(out.taken, &whole[..room]);
+
+            let mut out = Closing::new(room, ErrorKind::BrokenPipe);
+            let written = output::report_to(&mut out, |o| output::json(o, &report));
+            assert_eq!(written, Ok(()), "room {room}");
+
+            let mut out = Closing::new(room, ErrorKind::StorageFull);
+            let written = output::report_to(&mut out, |o| write_table(o, &report));
+            let err = written.unwrap_err();
+            assert!(err.contains("cannot write the report to stdout"), "{err}");
         }
     }
 }

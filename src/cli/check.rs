@@ -6,7 +6,8 @@
 //! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
 //! honoured). Every violation is shown whatever its action, because the point of running this
 //! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad
-//! usage, unreadable input, or nothing to read at all (an empty directory or render).
+//! usage, unreadable input, nothing to read at all (an empty directory or render), or a report
+//! that cannot be written. A reader that stops early (`| head`) changes none of them.
 
 use crate::engine::policy::Policy;
 use crate::engine::review::{Review, Subject, WORKLOAD_KINDS};
@@ -161,7 +162,7 @@ pub fn run(args: Args) -> ExitCode {
         Some(p) => match Policy::from_file(p) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}");
+                note!("error: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -193,14 +194,14 @@ pub fn run(args: Args) -> ExitCode {
     for o in &objects {
         let kind = o.kind();
         if kind.is_empty() {
-            eprintln!("skipped: {} (no kind)", o.location());
+            note!("skipped: {} (no kind)", o.location());
             continue;
         }
         if VIEW_KINDS.contains(&kind) {
             continue;
         }
         if kind != "Pod" && !WORKLOAD_KINDS.contains(&kind) {
-            eprintln!("skipped: {kind} {} in {} (not judged)", o.name(), o.file);
+            note!("skipped: {kind} {} in {} (not judged)", o.name(), o.file);
             report.skipped.push(skipped(o, "not judged"));
             continue;
         }
@@ -213,7 +214,7 @@ pub fn run(args: Args) -> ExitCode {
         };
         let decision = engine::evaluate(&review, &policy, &view);
         if decision.skipped == Some(Skip::NotAnAgent) {
-            eprintln!(
+            note!(
                 "skipped: {kind} {}/{} in {} (not an agent: no selector matches)",
                 review.namespace,
                 o.name(),
@@ -231,15 +232,17 @@ pub fn run(args: Args) -> ExitCode {
     report.summary.violations = report.objects.iter().map(|j| j.violations.len()).sum();
     report.summary.refused = report.objects.iter().filter(|j| !j.allowed).count();
 
-    match args.output {
-        Output::Table => print!("{}", table(&report)),
-        Output::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => errors.push(format!("cannot write the JSON report: {e}")),
-        },
+    // A reader that stops early (`| head`) ends the report, not the verdict: the exit code
+    // below is the same as if every line had been read.
+    let written = super::output::report(|out| match args.output {
+        Output::Table => out.write_all(table(&report).as_bytes()),
+        Output::Json => super::output::json(out, &report),
+    });
+    if let Err(e) = written {
+        errors.push(e);
     }
     for e in &errors {
-        eprintln!("error: {e}");
+        note!("error: {e}");
     }
     if !errors.is_empty() {
         ExitCode::from(2)
@@ -453,7 +456,7 @@ fn collect_sources(args: &[PathBuf], errors: &mut Vec<String>) -> Vec<Source> {
 fn walk(dir: &Path, out: &mut Vec<Source>, errors: &mut Vec<String>) {
     // A chart's templates are not manifests until Helm renders them.
     if dir.join("Chart.yaml").is_file() {
-        eprintln!(
+        note!(
             "skipped: {} is a Helm chart; render it first: helm template NAME {} | openclaw-admission check -f -",
             dir.display(),
             dir.display()

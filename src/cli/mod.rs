@@ -5,9 +5,18 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// `eprintln!` for the commands' diagnostics, without its panic when stderr is a closed pipe
+/// (`2>&1 | head`): see [`output::note`].
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::cli::output::note(format_args!($($arg)*))
+    };
+}
+
 pub mod audit;
 pub mod certs;
 pub mod check;
+pub mod output;
 pub mod serve;
 
 #[derive(Debug, Parser)]

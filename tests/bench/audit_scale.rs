@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+#[path = "../common/prebuilt.rs"]
+mod prebuilt;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
 const NS: &str = "bench-agents";
@@ -30,6 +33,8 @@ struct ControlPlane {
 
 impl ControlPlane {
     fn start() -> anyhow::Result<ControlPlane> {
+        // up.sh would build a missing control plane itself, for many minutes.
+        prebuilt::control_plane().map_err(anyhow::Error::msg)?;
         let dir = tempfile::tempdir()?;
         let status = Command::new("bash")
             .arg(format!("{ROOT}/tests/controlplane/up.sh"))

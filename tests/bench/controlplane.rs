@@ -43,6 +43,8 @@
 
 mod apiprof;
 mod chart;
+#[path = "../common/prebuilt.rs"]
+mod prebuilt;
 #[path = "../common/procfs.rs"]
 mod procfs;
 
@@ -197,6 +199,8 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Cluster {
     fn start() -> anyhow::Result<Cluster> {
+        // up.sh would build a missing control plane itself, for many minutes.
+        prebuilt::control_plane().map_err(anyhow::Error::msg)?;
         let dir = tempfile::Builder::new()
             .prefix("openclaw-cp-bench-")
             .tempdir()?;
@@ -1530,7 +1534,7 @@ fn report(
     Ok(())
 }
 
-/// The Pod-create targets of DESIGN.md (issue 12), marked met or MISSED.
+/// The Pod-create targets (docs/performance.md#targets), marked met or MISSED.
 fn judge_targets(results: &Results, seq: usize, conc: usize) {
     let added = |setup: Setup, clients: usize| -> Option<f64> {
         Some(

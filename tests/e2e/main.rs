@@ -16,6 +16,8 @@ mod cases;
 mod mlflow;
 mod observability;
 mod optional_apis;
+#[path = "../common/prebuilt.rs"]
+mod prebuilt;
 mod second_webhook;
 mod support;
 mod workloads;
@@ -29,6 +31,12 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let started = Instant::now();
+    // What cargo does not build, checked before anything starts: one line naming the make
+    // command when some of it is missing, not a build of many minutes inside the test.
+    if let Err(line) = prebuilt::require(support::NEEDS) {
+        eprintln!("e2e: {line}");
+        return ExitCode::FAILURE;
+    }
     let env = match support::Env::start() {
         Ok(env) => env,
         Err(e) => {

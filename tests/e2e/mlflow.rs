@@ -1,6 +1,7 @@
-//! A real MLflow tracking server for the e2e suite: installed by `tests/mlflow/venv.sh`
-//! (pinned, cached outside git), started on loopback with a SQLite store in the suite's
-//! temporary directory, and stopped, with every process it started, when dropped.
+//! A real MLflow tracking server for the e2e suite: installed by `make mlflow`
+//! (tests/mlflow/venv.sh: pinned, cached outside git), started on loopback with a SQLite
+//! store in the suite's temporary directory, and stopped, with every process it started,
+//! when dropped.
 //! Experiments and traces go through MLflow's own Python client (`tests/mlflow/client.py`).
 
 use serde_json::Value;
@@ -47,18 +48,11 @@ fn healthy(port: u16) -> bool {
 }
 
 impl Mlflow {
-    /// Installs the venv when missing and starts the server; [`Mlflow::wait_ready`] waits for
-    /// it, so the control plane can start meanwhile.
+    /// Starts the server from the venv `make mlflow` installed (a missing venv is the line
+    /// that says so); [`Mlflow::wait_ready`] waits for it, so the control plane can start
+    /// meanwhile.
     pub fn spawn(dir: &Path) -> Result<Mlflow, String> {
-        let out = Command::new("bash")
-            .arg(format!("{ROOT}/tests/mlflow/venv.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run tests/mlflow/venv.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("tests/mlflow/venv.sh failed ({})", out.status));
-        }
-        let venv = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        let venv = crate::prebuilt::require(&[crate::prebuilt::Need::Mlflow])?.remove(0);
         let data = dir.join("mlflow");
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let port = free_port()?;

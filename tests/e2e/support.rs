@@ -1,6 +1,7 @@
 //! The e2e environment: control plane, webhook process, kubectl helpers.
 
 use crate::mlflow::Mlflow;
+use crate::prebuilt::{self, Need};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,6 +11,11 @@ use std::time::{Duration, Instant};
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
+
+/// What the suite runs that cargo does not build: the control plane; MLflow, which the
+/// decision spans go to; crane and the SBOM tool, with which the registry case builds and
+/// serves the image.
+pub const NEEDS: &[Need] = &[Need::ControlPlane, Need::Mlflow, Need::Tools];
 
 /// Namespaces the suite prepares: every one has the agent's dedicated ServiceAccount and a
 /// default-deny egress policy allowing DNS and HTTPS; the ServiceAccount controller gives
@@ -82,26 +88,7 @@ fn tied_to_us(program: &Path) -> Command {
 
 impl Env {
     pub fn start() -> Result<Env, String> {
-        let out = Command::new("bash")
-            .arg(format!("{ROOT}/tests/controlplane/build.sh"))
-            .arg("--print-bin-dir")
-            .output()
-            .map_err(|e| format!("cannot run tests/controlplane/build.sh: {e}"))?;
-        let bin_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        for b in [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "etcd",
-            "kubectl",
-            "helm",
-        ] {
-            if !bin_dir.join(b).exists() {
-                return Err(format!(
-                    "{} is missing: build the control plane first with `make controlplane` (tests/controlplane/build.sh)",
-                    bin_dir.join(b).display()
-                ));
-            }
-        }
+        let bin_dir = prebuilt::control_plane()?;
         let dir = tempfile::Builder::new()
             .prefix("openclaw-e2e-")
             .tempdir()

@@ -5,6 +5,11 @@
 #   ${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}/venv/mlflow-<hash>/
 # and prints that directory last. A second run with the same requirements does nothing.
 # Concurrent runs wait on one lock, so two test processes never install into the same place.
+#
+# Usage:
+#   tests/mlflow/venv.sh               install what is missing, print the venv's directory last
+#   tests/mlflow/venv.sh --print-path  print the directory only (installs nothing; the venv is
+#                                      complete once it holds .complete)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,6 +18,12 @@ CACHE="${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}"
 HASH="$(sha256sum "$REQ" | cut -c1-12)"
 VENV="$CACHE/venv/mlflow-$HASH"
 PYTHON="${PYTHON:-python3}"
+
+case "${1:-}" in
+  --print-path) echo "$VENV"; exit 0 ;;
+  "") ;;
+  *) echo "usage: $0 [--print-path]" >&2; exit 64 ;;
+esac
 
 if [[ -f "$VENV/.complete" ]]; then
   echo "$VENV"

@@ -5,7 +5,8 @@
 
 use anyhow::{Context as _, bail};
 use openclaw_admission::certs;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+#[path = "../common/prebuilt.rs"]
+pub mod prebuilt;
 #[path = "../common/procfs.rs"]
 mod procfs;
 pub use procfs::{cpu_seconds, proc_status_kib};
@@ -127,9 +130,8 @@ impl Certs {
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&gen_dir, &tmp)?;
         std::fs::rename(&tmp, self.dir.path().join("..data"))?;
-        let der = rustls_pemfile::certs(&mut leaf.cert_pem.as_bytes())
-            .next()
-            .context("issued certificate has no PEM block")??;
+        let der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())
+            .context("cannot read the issued certificate's PEM")?;
         self.leaves.push(der.to_vec());
         Ok(())
     }
