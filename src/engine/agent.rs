@@ -2,7 +2,7 @@
 //! selectors matches by its labels, or (when the catch-all is on) that runs an OpenClaw
 //! image without any agent label; and, for a CONNECT, the pod it names.
 
-use super::pod::containers;
+use super::containers::containers;
 use super::policy::{Action, Policy};
 use super::review::{Review, Subject, Target};
 use super::selector;

@@ -11,6 +11,7 @@ pub mod action;
 pub mod agent;
 pub mod approval;
 pub mod checks;
+pub mod containers;
 pub mod decision;
 pub mod egress;
 pub mod exemptions;

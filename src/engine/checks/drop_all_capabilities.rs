@@ -4,7 +4,7 @@
 //! allowed name even though some runtimes accept the prefix.
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "drop-all-capabilities";

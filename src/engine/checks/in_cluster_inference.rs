@@ -8,7 +8,7 @@
 //! `$(VAR)` reference is not judged either (the variable it names is).
 
 use super::check::{Check, Judge, PodInput};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::policy::{Policy, glob_match};
 use crate::engine::violation::{Tier, Violation};
 

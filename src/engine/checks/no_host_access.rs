@@ -2,7 +2,7 @@
 //! IPC namespace, no hostPath volume, no port bound on the node.
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "no-host-access";

@@ -9,7 +9,7 @@
 //! argument and its container; the value is never copied anywhere.
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::policy::{
     CredentialSettings, glob_match_flag_ignore_ascii_case, glob_match_ignore_ascii_case,
 };

@@ -2,7 +2,7 @@
 //! started with (setuid binaries, file capabilities), and no container is privileged.
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "no-privilege-escalation";

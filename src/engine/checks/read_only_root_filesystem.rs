@@ -3,7 +3,7 @@
 //! only to volumes it declares.
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "read-only-root-filesystem";

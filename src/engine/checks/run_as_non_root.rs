@@ -4,7 +4,7 @@
 //! fails wherever it is set (the kubelet would refuse it anyway, but only at start time).
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "run-as-non-root";

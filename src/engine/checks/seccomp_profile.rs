@@ -3,7 +3,7 @@
 //! explicit `Unconfined` anywhere fails, as in Pod Security Admission `restricted`.
 
 use super::check::{Check, Judge, PodInput, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
 use k8s_openapi::api::core::v1::SeccompProfile;
 

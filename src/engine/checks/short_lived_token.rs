@@ -17,7 +17,7 @@
 //!   nothing into Pods that leave the field unset, so those Pods get no default token.
 
 use super::check::{Check, Judge, PodInput, Read, always};
-use crate::engine::pod::containers;
+use crate::engine::containers::containers;
 use crate::engine::policy::SA_TOKEN_MOUNT_PATH;
 use crate::engine::violation::{Tier, Violation};
 

@@ -1,0 +1,96 @@
+//! The three container lists of a pod (`initContainers`, `containers`,
+//! `ephemeralContainers`) read alike, each container with its exact path: what the checks
+//! walk, and what agent selection reads images from.
+
+use super::pod::PodSpec;
+use k8s_openapi::api::core::v1::{
+    ContainerPort, EnvFromSource, EnvVar, SecurityContext, VolumeMount,
+};
+
+/// Where a container sits: `spec.initContainers[1]`. Written out only when a message needs
+/// it, so that judging a clean pod formats no paths.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerPath<'a> {
+    pub spec_path: &'a str,
+    /// `initContainers`, `containers` or `ephemeralContainers`.
+    pub list: &'static str,
+    pub index: usize,
+}
+
+impl std::fmt::Display for ContainerPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}[{}]", self.spec_path, self.list, self.index)
+    }
+}
+
+/// One container of any of the three lists, with its exact path.
+pub struct ContainerRef<'a> {
+    /// `spec.initContainers[1]`
+    pub path: ContainerPath<'a>,
+    pub name: &'a str,
+    pub image: Option<&'a str>,
+    pub security_context: Option<&'a SecurityContext>,
+    pub env: &'a [EnvVar],
+    pub env_from: &'a [EnvFromSource],
+    pub volume_mounts: &'a [VolumeMount],
+    pub ports: &'a [ContainerPort],
+    pub command: &'a [String],
+    pub args: &'a [String],
+}
+
+/// A `ContainerRef` from any of the container types: `Container` and `EphemeralContainer`
+/// share these fields but not a type.
+macro_rules! container_ref {
+    ($c:expr, $path:expr) => {
+        ContainerRef {
+            path: $path,
+            name: &$c.name,
+            image: $c.image.as_deref(),
+            security_context: $c.security_context.as_ref(),
+            env: $c.env.as_deref().unwrap_or(&[]),
+            env_from: $c.env_from.as_deref().unwrap_or(&[]),
+            volume_mounts: $c.volume_mounts.as_deref().unwrap_or(&[]),
+            ports: $c.ports.as_deref().unwrap_or(&[]),
+            command: $c.command.as_deref().unwrap_or(&[]),
+            args: $c.args.as_deref().unwrap_or(&[]),
+        }
+    };
+}
+
+/// Init, regular and ephemeral containers, in that order: all three lists count.
+pub fn containers<'a>(spec: &'a PodSpec, spec_path: &'a str) -> Vec<ContainerRef<'a>> {
+    let inits = spec.init_containers.as_deref().unwrap_or(&[]);
+    let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or(&[]);
+    let mut out = Vec::with_capacity(inits.len() + spec.containers.len() + ephemeral.len());
+    for (i, c) in inits.iter().enumerate() {
+        out.push(container_ref!(
+            c,
+            ContainerPath {
+                spec_path,
+                list: "initContainers",
+                index: i
+            }
+        ));
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        out.push(container_ref!(
+            c,
+            ContainerPath {
+                spec_path,
+                list: "containers",
+                index: i
+            }
+        ));
+    }
+    for (i, c) in ephemeral.iter().enumerate() {
+        out.push(container_ref!(
+            c,
+            ContainerPath {
+                spec_path,
+                list: "ephemeralContainers",
+                index: i
+            }
+        ));
+    }
+    out
+}
