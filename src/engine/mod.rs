@@ -12,6 +12,7 @@ pub mod agent;
 pub mod approval;
 pub mod checks;
 pub mod containers;
+pub mod date;
 pub mod decision;
 pub mod egress;
 pub mod exemptions;

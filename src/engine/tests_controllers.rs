@@ -304,6 +304,36 @@ fn an_expired_approval_no_longer_holds() {
 }
 
 #[test]
+fn an_impossible_expiry_date_is_not_stamped_and_the_approver_is_told_which() {
+    let policy = keyed_policy();
+    let mut agent = writable_agent();
+    agent
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(EXPIRY_ANNOTATION.into(), "2027-02-31".into());
+    let d = deployment("browser", &agent);
+    let m = mutate(
+        &Req::new("CREATE", "Deployment", d, APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert!(
+        m.patch.is_none(),
+        "2027-02-31 must not be stamped as 2027-03-03"
+    );
+    assert!(m.approvals.is_empty());
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(
+        m.warnings[0].contains("\"2027-02-31\" is not a date")
+            && m.warnings[0].contains("day was not in range"),
+        "{}",
+        m.warnings[0]
+    );
+}
+
+#[test]
 fn a_non_approver_cannot_mint_a_stamp_or_change_what_was_approved() {
     let policy = keyed_policy();
     // No stamp for a non-approver.

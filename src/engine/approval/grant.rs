@@ -2,6 +2,7 @@
 //! approver, optional expiry), written as a stamp with an HMAC-SHA256 under the webhook's
 //! key, and read back only when the HMAC holds.
 
+use crate::engine::date::format_utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -184,76 +185,6 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Parses `2027-01-31T00:00:00Z` or `2027-01-31` (UTC) into Unix seconds.
-///
-/// Written here rather than taken from a time crate: the engine stays free of clock-reading
-/// dependencies, and the one format the annotation accepts needs only the civil-date
-/// arithmetic below.
-pub fn parse_utc(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, time) = match s.split_once('T') {
-        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
-        None => (s, None),
-    };
-    let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let secs = match time {
-        None => 0,
-        Some(t) => {
-            let mut p = t.split(':');
-            let (h, mi, se): (i64, i64, i64) = (
-                p.next()?.parse().ok()?,
-                p.next()?.parse().ok()?,
-                p.next()?.parse().ok()?,
-            );
-            if p.next().is_some() || h > 23 || mi > 59 || se > 60 {
-                return None;
-            }
-            h * 3600 + mi * 60 + se
-        }
-    };
-    Some(days_from_civil(y, m, day) * 86_400 + secs)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -323,23 +254,11 @@ mod tests {
     #[test]
     fn expiry_is_judged_against_the_callers_clock() {
         let mut g = grant();
-        g.expires = parse_utc("2027-01-31T00:00:00Z");
+        g.expires = crate::engine::date::parse_utc("2027-01-31T00:00:00Z").ok();
         assert_eq!(g.expires, Some(1_801_353_600));
         assert!(!g.expired(1_801_353_599));
         assert!(g.expired(1_801_353_600));
         assert!(g.expired(0), "an unknown clock honours no expiring grant");
         assert!(!grant().expired(0));
-        assert_eq!(parse_utc("2027-01-31"), Some(1_801_353_600));
-        assert_eq!(format_utc(1_801_353_600), "2027-01-31T00:00:00Z");
-        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_utc("2024-02-29T12:30:05Z"), Some(1_709_209_805));
-        for bad in [
-            "2027-13-01",
-            "tomorrow",
-            "2027-01-31T25:00:00Z",
-            "2027-01-31T00:00:00",
-        ] {
-            assert_eq!(parse_utc(bad), None, "{bad}");
-        }
     }
 }

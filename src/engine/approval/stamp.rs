@@ -2,7 +2,8 @@
 //! as a signed grant, on CREATE or UPDATE, in every mode (the stamp changes nothing about the
 //! Pods until the exemption is needed, and audit mode must not lose it for later).
 
-use super::grant::{APPROVAL_ANNOTATION, EXPIRY_ANNOTATION, Grant, parse_utc};
+use super::grant::{APPROVAL_ANNOTATION, EXPIRY_ANNOTATION, Grant};
+use crate::engine::date::parse_utc;
 use crate::engine::patch;
 use crate::engine::policy::Policy;
 use crate::engine::review::{Review, Target, Template};
@@ -45,11 +46,10 @@ pub fn stamp(review: &Review, t: &Template, target: &Target<'_>, policy: &Policy
     let expires = match annotations.and_then(|a| a.get(EXPIRY_ANNOTATION)) {
         None => None,
         Some(v) => match parse_utc(v) {
-            Some(e) => Some(e),
-            None => {
+            Ok(e) => Some(e),
+            Err(e) => {
                 return Stamp::Refused(format!(
-                    "openclaw-admission: {} {v:?} is not a date (2027-01-31 or 2027-01-31T00:00:00Z, UTC); the exemption was not stamped for the workload's Pods",
-                    EXPIRY_ANNOTATION
+                    "openclaw-admission: {EXPIRY_ANNOTATION}: {e}; the exemption was not stamped for the workload's Pods"
                 ));
             }
         },
