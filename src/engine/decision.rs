@@ -5,6 +5,7 @@
 
 use super::approval::grant::Grant;
 use super::approval::stamp::{APPROVAL_STAMP, Stamp};
+use super::checks::no_plaintext_credentials::redacted;
 use super::patch;
 use super::policy::{Action, Mode, Policy};
 use super::review::{ConnectOptions, Review, Subject};
@@ -153,8 +154,9 @@ pub fn judged(
 }
 
 /// The decision for a CONNECT into an agent pod: the request is described in
-/// [`AUDIT_EXEC`] whatever the outcome (with `(approver)` when an approver made it), and the
-/// violations are answered as for pods.
+/// [`AUDIT_EXEC`] whatever the outcome (with `(approver)` when an approver made it; a
+/// credential in the command replaced by why it was taken out), and the violations are
+/// answered as for pods.
 pub fn connect(
     review: &Review,
     options: &ConnectOptions,
@@ -170,7 +172,11 @@ pub fn connect(
         detail.push_str(&format!(" container {c}"));
     }
     if !options.command.is_empty() {
-        detail.push_str(&format!(": {}", options.command.join(" ")));
+        // The command goes to the API server's audit log: an argument the credential
+        // detectors flag (`-H "Authorization: Bearer ..."`, `--api-key=...`, a URL with a
+        // password) is recorded as what it is, never as its value.
+        let command = redacted(&options.command, &policy.checks.credentials);
+        detail.push_str(&format!(": {}", command.join(" ")));
     }
     if !options.ports.is_empty() {
         let ports: Vec<String> = options.ports.iter().map(i32::to_string).collect();

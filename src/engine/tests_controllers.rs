@@ -785,6 +785,55 @@ fn an_approvers_shell_is_let_through_and_recorded_with_the_command() {
 }
 
 #[test]
+fn credentials_in_an_exec_command_never_reach_the_audit_annotation() {
+    // Keys planted as a header, a flag's next argument, a URL password, an assignment and a
+    // word inside a shell line; the record keeps the rest of the command.
+    let secrets = [
+        "s3cr3tT0kenValuePLANTED",
+        "sk-ant-api03-PLANTEDplantedPLANTED0123456789",
+        "hunter2PLANTED",
+        "sk-proj-PLANTED0123456789abcdef",
+        "ghp_PLANTED0123456789abcdefABCDEF0123",
+    ];
+    let command: Vec<String> = [
+        "curl",
+        "-H",
+        &format!("Authorization: Bearer {}", secrets[0]),
+        "https://api.example.com/v1/models",
+        "--api-key",
+        secrets[1],
+        &format!("https://admin:{}@db.internal/app", secrets[2]),
+        &format!("OPENAI_API_KEY={}", secrets[3]),
+        &format!("export GITHUB_TOKEN={} && git push", secrets[4]),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for who in [APPROVER, USER] {
+        let mut r = exec_review("agent-0", who);
+        let super::review::Subject::Connect(options) = &mut r.object else {
+            panic!("not a CONNECT");
+        };
+        options.command = command.clone();
+        let d = evaluate(&r, &Policy::default(), &view_with_pods());
+        let rec = &d.audit_annotations[super::AUDIT_EXEC];
+        for secret in secrets {
+            assert!(!rec.contains(secret), "{secret} in {rec}");
+        }
+        assert_eq!(rec.matches("<redacted: ").count(), 5, "{rec}");
+        assert!(
+            rec.contains(": curl -H <redacted: ")
+                && rec.contains(" https://api.example.com/v1/models --api-key <redacted: "),
+            "{rec}"
+        );
+        let text = format!("{d:?}");
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} in the decision");
+        }
+    }
+}
+
+#[test]
 fn a_shell_elsewhere_is_none_of_its_business_but_an_unknown_pod_is_refused() {
     let policy = Policy::default();
     assert_eq!(

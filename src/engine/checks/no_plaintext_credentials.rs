@@ -414,6 +414,19 @@ fn arg_reason(list: &[String], i: usize, s: &Settings<'_>) -> Option<String> {
     None
 }
 
+/// `args` (an exec's command, say) with every argument the detectors above flag replaced
+/// by `<redacted: why>`, so that a record of the command never carries the credential: the
+/// reasons never quote a value. Arguments nothing flags are kept as they are.
+pub fn redacted(args: &[String], settings: &CredentialSettings) -> Vec<String> {
+    let s = Settings::new(settings);
+    (0..args.len())
+        .map(|i| match arg_reason(args, i, &s) {
+            Some(why) => format!("<redacted: {why}>"),
+            None => args[i].clone(),
+        })
+        .collect()
+}
+
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let settings = &Settings::new(&input.policy.checks.credentials);
