@@ -277,22 +277,29 @@ fn a_copied_stamp_helps_no_other_workload_namespace_requester_or_check() {
     assert!(!judge(forged, RS_CONTROLLER, NS, &view).allowed);
 }
 
-#[test]
-fn an_expired_approval_no_longer_holds() {
-    let policy = keyed_policy();
+/// An approver's Deployment of the writable agent asking for an exemption until `until`,
+/// and what the mutating webhook answered.
+fn approved_until(until: &str, policy: &Policy) -> (Value, Decision) {
     let mut agent = writable_agent();
     agent
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
-        .insert(EXPIRY_ANNOTATION.into(), "2020-01-01".into());
+        .insert(EXPIRY_ANNOTATION.into(), until.into());
     let d = deployment("browser", &agent);
     let decision = mutate(
         &Req::new("CREATE", "Deployment", d.clone(), APPROVER).review(),
-        &policy,
+        policy,
         &hardened_view(),
     )
     .unwrap();
+    (d, decision)
+}
+
+#[test]
+fn an_expired_approval_no_longer_holds() {
+    let policy = keyed_policy();
+    let (d, decision) = approved_until("2020-01-01", &policy);
     let mut doc = d;
     json_patch::patch(&mut doc, &decision.patch.unwrap().to_json_patch()).unwrap();
     let late = evaluate(
@@ -305,20 +312,7 @@ fn an_expired_approval_no_longer_holds() {
 
 #[test]
 fn an_impossible_expiry_date_is_not_stamped_and_the_approver_is_told_which() {
-    let policy = keyed_policy();
-    let mut agent = writable_agent();
-    agent
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(EXPIRY_ANNOTATION.into(), "2027-02-31".into());
-    let d = deployment("browser", &agent);
-    let m = mutate(
-        &Req::new("CREATE", "Deployment", d, APPROVER).review(),
-        &policy,
-        &hardened_view(),
-    )
-    .unwrap();
+    let (_, m) = approved_until("2027-02-31", &keyed_policy());
     assert!(
         m.patch.is_none(),
         "2027-02-31 must not be stamped as 2027-03-03"
