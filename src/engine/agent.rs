@@ -3,7 +3,7 @@
 //! image without any agent label; and, for a CONNECT, the pod it names.
 
 use super::containers::containers;
-use super::policy::{Action, Policy};
+use super::policy::{Action, Policy, glob_match};
 use super::review::{Review, Subject, Target};
 use super::selector;
 use super::view::{ClusterView, PodLookup};
@@ -45,7 +45,7 @@ pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
                 .catch_all
                 .images
                 .iter()
-                .any(|p| repo == p || repo.ends_with(&format!("/{p}")))
+                .any(|p| image_matches(p, repo))
         });
         if hit {
             return Some(Match::CaughtByImage(policy.catch_all.action));
@@ -59,6 +59,17 @@ pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
 pub fn is_agent(review: &Review, policy: &Policy) -> bool {
     let mut spec_path = String::new();
     target_of(review, &mut spec_path).is_some_and(|t| of(policy, &t).is_some())
+}
+
+/// Whether an image repository (no tag or digest) matches a `catchAll.images` pattern: `*`
+/// stands for any run of characters, `/` included (`*/openclaw*` catches a copy pushed under
+/// another name), and a pattern also matches under any registry or path prefix, so a bare
+/// `openclaw/openclaw` matches `registry.example:5000/mirror/openclaw/openclaw`.
+fn image_matches(pattern: &str, repo: &str) -> bool {
+    glob_match(pattern, repo)
+        || repo
+            .match_indices('/')
+            .any(|(i, _)| glob_match(pattern, &repo[i + 1..]))
 }
 
 /// `registry/repo:tag@digest` -> `registry/repo`.
@@ -102,6 +113,32 @@ pub fn connect_pod(review: &Review, policy: &Policy, view: &impl ClusterView) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catch_all_patterns_match_any_registry_and_copies_they_name() {
+        let m = |p: &str, img: &str| image_matches(p, image_repository(img));
+        // Today's exact entries keep their meaning.
+        assert!(m("openclaw/openclaw", "openclaw/openclaw:2026.1"));
+        assert!(m(
+            "openclaw/openclaw",
+            "registry.example:5000/mirror/openclaw/openclaw@sha256:ab"
+        ));
+        assert!(m(
+            "ghcr.io/openclaw/openclaw",
+            "ghcr.io/openclaw/openclaw:latest"
+        ));
+        assert!(!m(
+            "openclaw/openclaw",
+            "evil.example/openclaw/openclaw-copy:1"
+        ));
+        assert!(!m("openclaw/openclaw", "tenant/notopenclaw/openclaw:1"));
+        // Patterns reach copies under other names.
+        assert!(m("*/openclaw*", "evil.example/tenant/openclaw-copy:1"));
+        assert!(m("*openclaw*", "gateway-openclaw:1"));
+        assert!(m("openclaw/*", "quay.io/openclaw/gateway:2"));
+        assert!(!m("*/openclaw*", "nginx:1.27"));
+        assert!(!m("openclaw/*", "quay.io/other/gateway:2"));
+    }
 
     #[test]
     fn image_repository_drops_tag_and_digest_but_not_a_registry_port() {

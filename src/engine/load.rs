@@ -101,6 +101,18 @@ impl Policy {
         if self.catch_all.action == Action::Audit {
             return Err(bad("catchAll.action", "allowed values: warn, deny".into()));
         }
+        for (i, pattern) in self.catch_all.images.iter().enumerate() {
+            // Patterns match the repository alone: a tag or digest would never match.
+            let last = pattern.rsplit('/').next().unwrap_or(pattern);
+            if pattern.trim().is_empty() || pattern.contains('@') || last.contains(':') {
+                return Err(bad(
+                    &format!("catchAll.images[{i}]"),
+                    format!(
+                        "{pattern:?}: an image repository or a pattern of one, without tag or digest (e.g. openclaw/openclaw, */openclaw*)"
+                    ),
+                ));
+            }
+        }
         for (i, cap) in self.checks.capabilities.allowed_add.iter().enumerate() {
             if cap.starts_with("CAP_") || cap.is_empty() || cap != &cap.to_uppercase() {
                 return Err(bad(

@@ -639,6 +639,52 @@ fn catch_all(action: super::policy::Action) -> Policy {
 }
 
 #[test]
+fn a_copy_of_the_image_under_another_name_is_caught_by_a_pattern() {
+    let copy = "evil.example/tenant/openclaw-copy:latest";
+    let mut bad = unlabelled(copy);
+    bad.spec.as_mut().unwrap().host_network = Some(true);
+    let pod = serde_json::to_value(bad).unwrap();
+    let review = Req::new("CREATE", "Pod", pod, USER).review();
+    // Exact names miss the copy...
+    let exact = evaluate(
+        &review,
+        &catch_all(super::policy::Action::Deny),
+        &hardened_view(),
+    );
+    assert_eq!(exact.skipped, Some(super::Skip::NotAnAgent));
+    // ...a pattern in the policy catches it.
+    let policy = Policy::from_yaml(
+        "catchAll:\n  enabled: true\n  action: deny\n  images: [openclaw/openclaw, \"*/openclaw*\"]\n",
+        "p.yaml",
+    )
+    .unwrap();
+    let caught = evaluate(&review, &policy, &hardened_view());
+    assert!(!caught.allowed, "{caught:?}");
+}
+
+#[test]
+fn a_catch_all_image_with_a_tag_is_refused_at_load() {
+    let err = Policy::from_yaml(
+        "catchAll:\n  images: [\"openclaw/openclaw:2026.1\"]\n",
+        "p.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("catchAll.images[0]") && err.contains("without tag"),
+        "{err}"
+    );
+    assert!(
+        Policy::from_yaml(
+            "catchAll:\n  images: [\"registry:5000/openclaw/*\"]\n",
+            "p.yaml"
+        )
+        .is_ok(),
+        "a registry port is not a tag"
+    );
+}
+
+#[test]
 fn without_the_catch_all_an_unlabelled_openclaw_pod_is_not_an_agent() {
     let pod = serde_json::to_value(unlabelled("ghcr.io/openclaw/openclaw:2026.1")).unwrap();
     let d = evaluate(
