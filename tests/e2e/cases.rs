@@ -5,10 +5,10 @@ use crate::second_webhook;
 use crate::support::*;
 use serde_json::{Value, json};
 
-type Case = fn(&Env) -> Result<(), String>;
+pub type Case = fn(&Env) -> Result<(), String>;
 
 pub fn all() -> Vec<(&'static str, Case)> {
-    vec![
+    let mut all: Vec<(&'static str, Case)> = vec![
         (
             "refuses_a_pod_breaking_each_check_naming_check_path_and_fix",
             refuses_each_check,
@@ -78,6 +78,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "exec_into_an_agent_is_refused_to_an_ordinary_user_and_admitted_for_an_approver",
             crate::workloads::exec_requires_approval,
         ),
+    ];
+    // The doors a tenant with `edit` rights tries (tests/e2e/doors.rs).
+    all.extend(crate::doors::all());
+    let rest: Vec<(&'static str, Case)> = vec![
         (
             "yaml_is_read_as_kubectl_reads_it_object_by_object",
             yaml_reads_like_kubectl,
@@ -130,7 +134,9 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "image_pushed_to_a_loopback_registry_is_installed_by_the_chart",
             image_from_registry,
         ),
-    ]
+    ];
+    all.extend(rest);
+    all
 }
 
 /// The webhook offers h2 by ALPN; the API server's webhook client takes it, so its reviews

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cases;
+mod doors;
 mod mlflow;
 mod observability;
 mod optional_apis;

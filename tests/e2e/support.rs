@@ -549,3 +549,19 @@ pub fn projected_token(pod: &Value) -> Result<Value, String> {
         .find(|s| s.get("serviceAccountToken").is_some())
         .ok_or_else(|| format!("no projected serviceAccountToken volume: {vols:?}"))
 }
+
+/// Binds `bob` and `mallory` to the `edit` ClusterRole in `ns` by a RoleBinding, as a cluster
+/// gives a tenant its namespace: requests made with [`AS_APPROVER`] or [`AS_USER`] then pass
+/// RBAC, so a refusal is the webhook's.
+pub fn editors(env: &Env, ns: &str) -> Result<(), String> {
+    env.apply_docs(&[serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "e2e-editors", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"},
+                     {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]})])
+}
+
+/// `bob`, in the policy's approver group (and bound to `edit` by [`editors`]).
+pub const AS_APPROVER: [&str; 2] = ["--as=bob", "--as-group=openclaw:approvers"];
+/// `mallory`, a tenant with `edit` rights and no approver group.
+pub const AS_USER: [&str; 1] = ["--as=mallory"];

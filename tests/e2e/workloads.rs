@@ -196,18 +196,6 @@ pub fn template_only_label(env: &Env) -> Result<(), String> {
     )
 }
 
-/// Users `bob` (an approver) and `mallory` may edit workloads in the namespace.
-fn editors(env: &Env, ns: &str) -> Result<(), String> {
-    env.apply_docs(&[json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "e2e-editors", "namespace": ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"},
-                     {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]})])
-}
-
-const AS_APPROVER: [&str; 2] = ["--as=bob", "--as-group=openclaw:approvers"];
-const AS_USER: [&str; 1] = ["--as=mallory"];
-
 pub fn approvals_survive_controllers(env: &Env) -> Result<(), String> {
     let ns = NS_ENFORCE;
     editors(env, ns)?;
