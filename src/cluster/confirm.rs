@@ -19,11 +19,13 @@ use crate::engine::checks::secret_provider_class;
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::mutations::secrets_store;
 use crate::engine::policy::Policy;
-use crate::engine::review::{Operation, Review, Subject, Target};
+use crate::engine::review::{ConnectTarget, Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup, Read, Reads, StaticView};
+use crate::engine::view::{
+    BoundRole, ClusterView, Index, PodFacts, PodLookup, Read, Reads, StaticView,
+};
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::Client;
@@ -140,41 +142,71 @@ fn worth_confirming(review: &Review, policy: &Policy) -> bool {
         && engine::agent::is_agent(review, policy)
 }
 
-/// The pod a CONNECT (`kubectl exec`, `attach`, `port-forward`) names, when the policy judges
-/// it. Pods are not watched: exec is rare and human-paced, so one GET of the pod's metadata
-/// per exec costs less than a cache of every pod's labels held and streamed forever.
-fn connect_target<'a>(review: &'a Review, policy: &Policy) -> Option<&'a str> {
+/// What a CONNECT (`kubectl exec`, `attach`, `port-forward`, a pod's or a Service's `proxy`)
+/// reaches, when the policy judges it. Pods are not watched: a CONNECT is rare and human-paced,
+/// so one GET of the pod (or of the Service, then one LIST of the pods it selects) per request
+/// costs less than a cache of every pod held and streamed forever.
+fn connect_target<'a>(review: &'a Review, policy: &Policy) -> Option<ConnectTarget<'a>> {
     (review.operation == Operation::Connect
         && matches!(review.object, Subject::Connect(_))
-        && engine::reads(review, policy).contains(Read::PodLabels)
+        && engine::reads(review, policy).contains(Read::Pods)
         && !review.name.is_empty())
-    .then_some(review.name.as_str())
+    .then(|| review.connect_target())
 }
 
-/// The pod's labels (metadata only), within [`CONFIRM_TIMEOUT`]. `None` when the API server
-/// did not answer: the engine then cannot tell, and refuses what it cannot vouch for.
-async fn lookup_pod(client: &Client, ns: &str, name: &str) -> Option<Index> {
-    let api = Api::<Pod>::namespaced(client.clone(), ns);
-    match tokio::time::timeout(CONFIRM_TIMEOUT, api.get_metadata_opt(name)).await {
-        Ok(Ok(found)) => {
-            let mut idx = Index::new();
-            idx.apply_pod_labels(
-                ns,
-                name,
-                found.map(|p| p.metadata.labels.unwrap_or_default()),
-            );
-            Some(idx)
+/// The pods a CONNECT reaches (labels and images: the catch-all finds agents by image), within
+/// [`CONFIRM_TIMEOUT`]. `None` when the API server did not answer: the engine then cannot
+/// tell, and refuses what it cannot vouch for.
+async fn lookup_connect(client: &Client, ns: &str, target: ConnectTarget<'_>) -> Option<Index> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let lookup = async {
+        let mut idx = Index::new();
+        match target {
+            ConnectTarget::Pod(name) => {
+                let found = pods.get_opt(name).await?;
+                idx.apply_pod(ns, name, found.as_ref().map(PodFacts::of));
+            }
+            ConnectTarget::Service(name) => {
+                let service = Api::<Service>::namespaced(client.clone(), ns)
+                    .get_opt(name)
+                    .await?;
+                let selected = match service {
+                    None => None,
+                    Some(service) => {
+                        let selector = service.spec.and_then(|s| s.selector).unwrap_or_default();
+                        // A Service without a selector reaches only the endpoints someone wrote
+                        // by hand; `edit` cannot write those (docs/policy-reference.md, "Threat
+                        // model"), so it reaches no pod this lookup could name.
+                        if selector.is_empty() {
+                            Some(Vec::new())
+                        } else {
+                            let query = selector
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(",");
+                            let list = pods.list(&ListParams::default().labels(&query)).await?;
+                            Some(list.items.iter().map(PodFacts::of).collect())
+                        }
+                    }
+                };
+                idx.apply_service_pods(ns, name, selected);
+            }
         }
+        Ok::<_, kube::Error>(idx)
+    };
+    let what = match target {
+        ConnectTarget::Pod(name) => format!("pod {ns}/{name}"),
+        ConnectTarget::Service(name) => format!("service {ns}/{name}"),
+    };
+    match tokio::time::timeout(CONFIRM_TIMEOUT, lookup).await {
+        Ok(Ok(idx)) => Some(idx),
         Ok(Err(e)) => {
-            tracing::warn!(namespace = ns, pod = name, error = %e, "pod lookup for a CONNECT failed");
+            tracing::warn!(target = %what, error = %e, "lookup for a CONNECT failed");
             None
         }
         Err(_) => {
-            tracing::warn!(
-                namespace = ns,
-                pod = name,
-                "pod lookup for a CONNECT timed out"
-            );
+            tracing::warn!(target = %what, "lookup for a CONNECT timed out");
             None
         }
     }
@@ -198,10 +230,10 @@ impl LiveView {
         let Some(client) = &self.client else {
             return cached;
         };
-        if let Some(pod) = connect_target(review, policy) {
+        if let Some(target) = connect_target(review, policy) {
             return Confirmed {
                 live: self,
-                extra: lookup_pod(client, &review.namespace, pod).await,
+                extra: lookup_connect(client, &review.namespace, target).await,
             };
         }
         if !worth_confirming(review, policy) {
@@ -284,8 +316,11 @@ impl ClusterView for &Index {
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         (**self).is_legacy_token_secret(namespace, name)
     }
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
-        (**self).pod_labels(namespace, name)
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup {
+        (**self).pod(namespace, name)
+    }
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup {
+        (**self).service_pods(namespace, name)
     }
     fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
         (**self).secret_provider_class(namespace, name)
@@ -504,10 +539,16 @@ impl ClusterView for Confirmed<'_> {
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         self.live.is_legacy_token_secret(namespace, name)
     }
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup {
         match self.extra.as_ref() {
-            Some(extra) => extra.pod_labels(namespace, name),
-            None => self.live.pod_labels(namespace, name),
+            Some(extra) => extra.pod(namespace, name),
+            None => self.live.pod(namespace, name),
+        }
+    }
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup {
+        match self.extra.as_ref() {
+            Some(extra) => extra.service_pods(namespace, name),
+            None => self.live.service_pods(namespace, name),
         }
     }
 

@@ -65,8 +65,11 @@ impl ClusterView for LiveView {
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         self.read().is_legacy_token_secret(namespace, name)
     }
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
-        self.read().pod_labels(namespace, name)
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup {
+        self.read().pod(namespace, name)
+    }
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup {
+        self.read().service_pods(namespace, name)
     }
     fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
         self.read().secret_provider_class(namespace, name)

@@ -4,9 +4,10 @@
 
 use super::containers::containers;
 use super::policy::{Action, Policy, glob_match};
-use super::review::{Review, Subject, Target};
+use super::review::{ConnectTarget, Review, Subject, Target};
 use super::selector;
-use super::view::{ClusterView, PodLookup};
+use super::selector::Labels;
+use super::view::{ClusterView, PodFacts, PodLookup};
 
 /// How a pod or template is an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,24 @@ impl Match {
 
 /// Whether the pod (labels, images) is an agent under the policy.
 pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
-    let labels = selector::labels_of(target.meta.labels.as_ref());
+    let images = containers(target.spec, target.spec_path);
+    classify(
+        policy,
+        selector::labels_of(target.meta.labels.as_ref()),
+        images.iter().filter_map(|c| c.image),
+    )
+}
+
+/// [`of`] for a pod known by its labels and images alone (a pod a CONNECT reaches).
+pub fn of_facts(policy: &Policy, pod: &PodFacts) -> Option<Match> {
+    classify(policy, &pod.labels, pod.images.iter().map(String::as_str))
+}
+
+fn classify<'i>(
+    policy: &Policy,
+    labels: &Labels,
+    mut images: impl Iterator<Item = &'i str>,
+) -> Option<Match> {
     if policy
         .agent_selectors
         .iter()
@@ -37,19 +55,17 @@ pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
     {
         return Some(Match::Selected);
     }
-    if policy.catch_all.enabled {
-        let images = containers(target.spec, target.spec_path);
-        let hit = images.iter().filter_map(|c| c.image).any(|img| {
+    if policy.catch_all.enabled
+        && images.any(|img| {
             let repo = image_repository(img);
             policy
                 .catch_all
                 .images
                 .iter()
                 .any(|p| image_matches(p, repo))
-        });
-        if hit {
-            return Some(Match::CaughtByImage(policy.catch_all.action));
-        }
+        })
+    {
+        return Some(Match::CaughtByImage(policy.catch_all.action));
     }
     None
 }
@@ -83,8 +99,20 @@ fn image_repository(image: &str) -> &str {
 
 /// The pod or template under review, if the request carries one the engine judges.
 pub fn target_of<'a>(review: &'a Review, spec_path: &'a mut String) -> Option<Target<'a>> {
-    let ns = review.namespace.as_str();
-    match &review.object {
+    target_in(&review.object, &review.namespace, spec_path)
+}
+
+/// The pod or template as it was before an UPDATE (`oldObject`).
+pub fn old_target_of<'a>(review: &'a Review, spec_path: &'a mut String) -> Option<Target<'a>> {
+    target_in(&review.old_object, &review.namespace, spec_path)
+}
+
+fn target_in<'a>(
+    subject: &'a Subject,
+    ns: &'a str,
+    spec_path: &'a mut String,
+) -> Option<Target<'a>> {
+    match subject {
         Subject::Pod(pod) => Some(Target::of_pod(pod, ns)),
         Subject::Template(t) => {
             *spec_path = format!("{}.spec", t.template_path);
@@ -94,17 +122,21 @@ pub fn target_of<'a>(review: &'a Review, spec_path: &'a mut String) -> Option<Ta
     }
 }
 
-/// Whether the CONNECT's checks run for the pod it names: `Some(true)` for an agent pod,
-/// `Some(false)` for a pod the view cannot vouch for (judged as an agent: refusing a shell by
-/// mistake costs a retry, letting one into an agent by mistake costs what the checks exist
-/// to prevent), `None` for no such pod or a pod no selector matches.
-pub fn connect_pod(review: &Review, policy: &Policy, view: &impl ClusterView) -> Option<bool> {
-    match view.pod_labels(&review.namespace, &review.name) {
+/// Whether the CONNECT's checks run for what it reaches (the pod it names, or every pod the
+/// Service it names selects): `Some(true)` when an agent is among them, by its labels or, under
+/// the catch-all, its images; `Some(false)` when the view cannot vouch for them (judged as an
+/// agent: refusing a shell by mistake costs a retry, letting one into an agent by mistake
+/// costs what the checks exist to prevent); `None` for no such pod or Service, or no agent.
+pub fn connect_reaches(review: &Review, policy: &Policy, view: &impl ClusterView) -> Option<bool> {
+    let lookup = match review.connect_target() {
+        ConnectTarget::Pod(name) => view.pod(&review.namespace, name),
+        ConnectTarget::Service(name) => view.service_pods(&review.namespace, name),
+    };
+    match lookup {
         PodLookup::Missing => None,
-        PodLookup::Found(labels) => policy
-            .agent_selectors
+        PodLookup::Found(pods) => pods
             .iter()
-            .any(|s| selector::matches(s, &labels))
+            .any(|p| of_facts(policy, p).is_some())
             .then_some(true),
         PodLookup::Unknown => Some(false),
     }

@@ -36,7 +36,7 @@ pub use decision::{
     AUDIT_MUTATION, AUDIT_VIOLATIONS, Decision, EngineError, Judged, Skip,
 };
 
-use checks::check::{Check, ConnectInput, Judge, PodInput};
+use checks::check::{Check, ConnectInput, Judge, PodInput, UpdateInput};
 use pod::Pod;
 use policy::{Mode, Policy};
 use review::{Operation, Review, Subject};
@@ -54,12 +54,20 @@ pub fn reads(review: &Review, policy: &Policy) -> Reads {
                 .next()
                 .is_some() =>
         {
-            own.with(Read::PodLabels)
+            own.with(Read::Pods)
                 .union(checks::reads(policy, Check::judges_connects))
         }
         Subject::Connect(_) => Reads::NONE,
         Subject::Pod(_) | Subject::Template(_) => {
-            own.union(checks::reads(policy, Check::judges_pods))
+            let own = own
+                .union(checks::reads(policy, Check::judges_pods))
+                .union(checks::reads(policy, Check::judges_updates));
+            // `kubectl debug` is also judged by the CONNECT checks.
+            if review.is_debug() {
+                own.union(checks::reads(policy, Check::judges_connects))
+            } else {
+                own
+            }
         }
         Subject::None | Subject::Other => Reads::NONE,
     }
@@ -90,55 +98,102 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
     let Some(target) = agent::target_of(review, &mut spec_path) else {
         return Decision::allow(Skip::NotJudged);
     };
-    let Some(agent) = agent::of(policy, &target) else {
+    let now = agent::of(policy, &target);
+    // What the object was before an UPDATE: an agent stays judged while a request takes off
+    // what made it one (its labels, its image under the catch-all).
+    let mut old_spec_path = String::new();
+    let old = if review.operation == Operation::Update {
+        agent::old_target_of(review, &mut old_spec_path)
+    } else {
+        None
+    };
+    let was = old.as_ref().and_then(|t| agent::of(policy, t));
+    let Some(agent) = now.or(was) else {
         return Decision::allow(Skip::NotAnAgent);
     };
-    if review.leaves_spec_unchanged() {
-        return Decision::allow(Skip::Unchanged);
+
+    // Checks of the request itself, which no exemption lifts: taking an agent's identity off
+    // it, and `kubectl debug` into it (an exec by another name).
+    let mut access = Vec::new();
+    if let (Some(old), Some(was)) = (old, was)
+        && review.sub_resource.is_none()
+    {
+        access.extend(checks::run_update_checks(&UpdateInput {
+            review,
+            old,
+            new: target,
+            was,
+            is: now,
+            policy,
+        }));
     }
     // `kubectl debug` adds ephemeral containers to a running Pod: judge what it adds, not
     // what the Pod already had when it was admitted (perhaps in audit mode, or exempted).
     let debug = review.is_debug();
     let added = if debug {
-        let added = review.added_ephemeral_containers();
-        if added.is_empty() {
-            return Decision::allow(Skip::Unchanged);
-        }
-        added
+        review.added_ephemeral_containers()
     } else {
         Vec::new()
     };
-
-    let input = PodInput {
-        target,
-        policy,
-        view,
-    };
-    let mut found = checks::run_pod_checks(&input);
-    if debug {
-        let prefixes: Vec<String> = added
-            .iter()
-            .map(|i| format!("{}.ephemeralContainers[{i}]", target.spec_path))
-            .collect();
-        found.retain(|v| {
-            prefixes.iter().any(|p| {
-                v.path
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-            })
-        });
+    if debug && now.is_some() && !added.is_empty() {
+        access.extend(debug_as_connect(review, &target, &added, policy, view));
     }
+
+    // Checks of the pod's content: skipped when the pod is no longer an agent (only the
+    // change is judged), when a metadata-only UPDATE leaves an agent's spec as admitted (a
+    // label-only UPDATE that makes a pod an agent judges all of it), and when a debug UPDATE
+    // adds nothing.
+    let content = if now.is_none()
+        || (was.is_some() && review.leaves_spec_unchanged())
+        || (debug && added.is_empty())
+    {
+        None
+    } else {
+        let input = PodInput {
+            target,
+            policy,
+            view,
+        };
+        let mut found = checks::run_pod_checks(&input);
+        if debug {
+            let prefixes: Vec<String> = added
+                .iter()
+                .map(|i| format!("{}.ephemeralContainers[{i}]", target.spec_path))
+                .collect();
+            found.retain(|v| {
+                prefixes.iter().any(|p| {
+                    v.path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                })
+            });
+        }
+        Some(found)
+    };
+    let Some(found) = content.or_else(|| (!access.is_empty()).then(Vec::new)) else {
+        return Decision::allow(if now.is_some() {
+            Skip::Unchanged
+        } else {
+            Skip::NotAnAgent
+        });
+    };
 
     let mode = mode_of(review, policy, view);
     let granted = approval::matching::grant_for(review, policy, &target);
     let (kept, exempted, exemptions_refused) =
         exemptions::apply(review, policy, &target, granted.as_ref(), found);
+    // A catch-all agent's content violations take the catch-all's action; the rules of who
+    // may reach into or relabel an agent are the tiers', however it was found.
     let violations = kept
         .into_iter()
         .map(|v| Judged {
             action: action::for_violation(policy, mode, v.tier, agent.action()),
             violation: v,
         })
+        .chain(access.into_iter().map(|v| Judged {
+            action: action::for_violation(policy, mode, v.tier, None),
+            violation: v,
+        }))
         .collect();
     decision::judged(
         review,
@@ -148,6 +203,45 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
         exemptions_refused,
         granted,
     )
+}
+
+/// `kubectl debug` into an agent, judged by the CONNECT checks as the exec it amounts to: the
+/// added containers' commands and arguments stand for the exec's command.
+fn debug_as_connect(
+    review: &Review,
+    target: &review::Target<'_>,
+    added: &[usize],
+    policy: &Policy,
+    view: &impl ClusterView,
+) -> Vec<violation::Violation> {
+    let ephemeral = target.spec.ephemeral_containers.as_deref().unwrap_or(&[]);
+    let mut options = review::ConnectOptions {
+        kind: "EphemeralContainers".into(),
+        ..Default::default()
+    };
+    for c in added.iter().filter_map(|&i| ephemeral.get(i)) {
+        options.command.extend(
+            c.command
+                .iter()
+                .flatten()
+                .chain(c.args.iter().flatten())
+                .cloned(),
+        );
+    }
+    let input = ConnectInput {
+        review,
+        options: &options,
+        policy,
+        pod_known: true,
+        view,
+    };
+    checks::enabled(policy, Check::judges_connects)
+        .filter_map(|c| match c.judge {
+            Judge::Connect(run) => Some(run(&input)),
+            Judge::Pod(_) | Judge::Update(_) => None,
+        })
+        .flatten()
+        .collect()
 }
 
 fn mode_of(review: &Review, policy: &Policy, view: &impl ClusterView) -> Mode {
@@ -166,7 +260,7 @@ fn judge_connect(
     if connect.is_empty() {
         return Decision::allow(Skip::NotJudged);
     }
-    let Some(pod_known) = agent::connect_pod(review, policy, view) else {
+    let Some(pod_known) = agent::connect_reaches(review, policy, view) else {
         return Decision::allow(Skip::NotAnAgent);
     };
     let mode = mode_of(review, policy, view);
@@ -181,7 +275,7 @@ fn judge_connect(
         .iter()
         .filter_map(|c| match c.judge {
             Judge::Connect(run) => Some(run(&input)),
-            Judge::Pod(_) => None,
+            Judge::Pod(_) | Judge::Update(_) => None,
         })
         .flatten()
         .map(|v| Judged {

@@ -44,14 +44,16 @@ pub enum Subject {
     None,
     Pod(Box<Pod>),
     Template(Box<Template>),
-    /// The options of a CONNECT to a pod's `exec`, `attach` or `portforward`.
+    /// The options of a CONNECT to a pod's `exec`, `attach`, `portforward` or `proxy`, or to
+    /// a Service's `proxy`.
     Connect(Box<ConnectOptions>),
     /// A kind the engine does not judge.
     Other,
 }
 
-/// What a CONNECT asks for (`PodExecOptions`, `PodAttachOptions`, `PodPortForwardOptions`):
-/// the object names no labels, so the pod is looked up by the review's name.
+/// What a CONNECT asks for (`PodExecOptions`, `PodAttachOptions`, `PodPortForwardOptions`,
+/// `PodProxyOptions`, `ServiceProxyOptions`): the object names no labels, so the pod (or the
+/// Service's pods) is looked up by the review's name.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default)]
 pub struct ConnectOptions {
@@ -60,14 +62,25 @@ pub struct ConnectOptions {
     pub command: Vec<String>,
     pub container: Option<String>,
     pub ports: Vec<i32>,
+    /// The path a proxy request forwards to.
+    pub path: Option<String>,
 }
 
-/// The option kinds a CONNECT to a pod carries.
+/// The option kinds a CONNECT carries.
 pub const CONNECT_KINDS: &[&str] = &[
     "PodExecOptions",
     "PodAttachOptions",
     "PodPortForwardOptions",
+    "PodProxyOptions",
+    "ServiceProxyOptions",
 ];
+
+/// What a CONNECT reaches: one pod by name, or the pods behind a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectTarget<'a> {
+    Pod(&'a str),
+    Service(&'a str),
+}
 
 /// One admission request, typed.
 #[derive(Debug, Clone)]
@@ -283,6 +296,28 @@ impl Review {
             .filter(|(_, n)| !old.contains(n))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// What this CONNECT reaches. A proxy request names its target the way the API server's
+    /// proxy URLs do, `name`, `name:port` or `scheme:name:port` (`https:agent:18789`); pod and
+    /// Service names never hold a `:`, so the name is the part the scheme and port leave.
+    pub fn connect_target(&self) -> ConnectTarget<'_> {
+        let name = self.name.as_str();
+        let name = if self.sub_resource.as_deref() == Some("proxy") {
+            let parts: Vec<&str> = name.split(':').collect();
+            match parts.as_slice() {
+                [_, n, _] => n,
+                [n, ..] => n,
+                [] => name,
+            }
+        } else {
+            name
+        };
+        if self.resource.resource == "services" {
+            ConnectTarget::Service(name)
+        } else {
+            ConnectTarget::Pod(name)
+        }
     }
 
     /// Whether this is `kubectl debug` adding ephemeral containers to a running Pod.

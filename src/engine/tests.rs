@@ -767,7 +767,7 @@ fn a_review_reads_what_its_enabled_checks_declare_and_no_more() {
     ] {
         assert!(all.contains(r), "{r:?}");
     }
-    assert!(!all.contains(Read::PodLabels));
+    assert!(!all.contains(Read::Pods));
     let no_egress = Policy {
         disabled_checks: vec![default_deny_egress::CHECK.id.into()],
         ..Policy::default()
@@ -779,7 +779,7 @@ fn a_review_reads_what_its_enabled_checks_declare_and_no_more() {
     let mut exec = pod.clone();
     exec.operation = super::review::Operation::Connect;
     exec.object = super::review::Subject::Connect(Box::default());
-    assert!(super::reads(&exec, &Policy::default()).contains(Read::PodLabels));
+    assert!(super::reads(&exec, &Policy::default()).contains(Read::Pods));
     let no_exec = Policy {
         disabled_checks: vec![exec_requires_approval::CHECK.id.into()],
         ..Policy::default()

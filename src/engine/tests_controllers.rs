@@ -9,7 +9,7 @@ use super::checks::fixtures::{NS, SA, hardened, hardened_view, pod};
 use super::mutations::otel_env::SERVICE_NAME;
 use super::policy::Policy;
 use super::review::Review;
-use super::view::StaticView;
+use super::view::{PodFacts, StaticView};
 use super::{AUDIT_APPROVAL, Decision, evaluate, mutate};
 use crate::admission;
 use crate::engine::pod::Pod;
@@ -382,7 +382,7 @@ fn a_debug_container_is_judged_alone_not_the_pod_it_joins() {
     let locked = json!({"name": "debugger", "image": "busybox", "targetContainerName": "agent",
         "securityContext": {"runAsNonRoot": true, "readOnlyRootFilesystem": true,
             "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}});
-    let mut r = Req::new("UPDATE", "Pod", with(locked), USER);
+    let mut r = Req::new("UPDATE", "Pod", with(locked.clone()), APPROVER);
     r.sub_resource = Some("ephemeralcontainers");
     r.old = serde_json::to_value(&old).unwrap();
     let d = evaluate(&r.review(), &Policy::default(), &hardened_view());
@@ -390,7 +390,7 @@ fn a_debug_container_is_judged_alone_not_the_pod_it_joins() {
 
     let open =
         json!({"name": "debugger", "image": "busybox", "securityContext": {"privileged": true}});
-    let mut r = Req::new("UPDATE", "Pod", with(open), USER);
+    let mut r = Req::new("UPDATE", "Pod", with(open), APPROVER);
     r.sub_resource = Some("ephemeralcontainers");
     r.old = serde_json::to_value(&old).unwrap();
     let d = evaluate(&r.review(), &Policy::default(), &hardened_view());
@@ -404,6 +404,148 @@ fn a_debug_container_is_judged_alone_not_the_pod_it_joins() {
             .iter()
             .map(|j| &j.violation.path)
             .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_debug_container_from_a_non_approver_is_an_exec_by_another_name() {
+    let old = hardened().build();
+    let mut new = serde_json::to_value(&old).unwrap();
+    // Hardened in every way the checks ask, and reading the agent's environment.
+    new["spec"]["ephemeralContainers"] = json!([{"name": "debugger", "image": "busybox",
+        "targetContainerName": "agent", "command": ["cat", "/proc/1/environ"],
+        "securityContext": {"runAsNonRoot": true, "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]);
+    let mut r = Req::new("UPDATE", "Pod", new, USER);
+    r.sub_resource = Some("ephemeralcontainers");
+    r.old = serde_json::to_value(&old).unwrap();
+    let d = evaluate(&r.review(), &Policy::default(), &hardened_view());
+    assert!(!d.allowed);
+    let found: Vec<(&str, &str)> = d
+        .violations
+        .iter()
+        .map(|j| (j.violation.check, j.violation.path.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [("exec-requires-approval", "pods/ephemeralcontainers")]
+    );
+    let m = d.message.unwrap();
+    assert!(
+        m.contains("mallory may not add a debug container to agent pod agents/agent"),
+        "{m}"
+    );
+    // No exemption lifts it: the rule is about who reaches in, not what the pod holds.
+    let mut policy = Policy::default();
+    policy.exemptions.push(super::policy::Exemption {
+        reason: "test".into(),
+        namespaces: vec![NS.into()],
+        users: Vec::new(),
+        groups: Vec::new(),
+        checks: vec!["exec-requires-approval".into()],
+    });
+    assert!(!evaluate(&r.review(), &policy, &hardened_view()).allowed);
+}
+
+// --- relabel-requires-approval ---
+
+fn relabel(user: (&'static str, &'static [&'static str]), old: &Pod, new: &Pod) -> Review {
+    let mut r = Req::new("UPDATE", "Pod", serde_json::to_value(new).unwrap(), user);
+    r.old = serde_json::to_value(old).unwrap();
+    r.review()
+}
+
+#[test]
+fn kubectl_label_pod_agent_app_minus_is_refused_to_a_tenant_in_every_denying_mode() {
+    let old = hardened().build();
+    let mut new = old.clone();
+    new.metadata.labels.as_mut().unwrap().remove("app");
+    let d = evaluate(
+        &relabel(USER, &old, &new),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(!d.allowed);
+    let m = d.message.unwrap();
+    assert!(
+        m.contains("relabel-requires-approval")
+            && m.contains("metadata.labels.app")
+            && m.contains("remove the agent label app=openclaw"),
+        "{m}"
+    );
+    // Warn mode lets it through with a warning; audit records it.
+    let mut policy = Policy::default();
+    policy.mode = super::policy::Mode::Warn;
+    let d = evaluate(&relabel(USER, &old, &new), &policy, &hardened_view());
+    assert!(d.allowed && d.warnings.len() == 1, "{:?}", d.warnings);
+    // An approver and the ReplicaSet controller may.
+    for who in [APPROVER, RS_CONTROLLER] {
+        let d = evaluate(
+            &relabel(who, &old, &new),
+            &Policy::default(),
+            &hardened_view(),
+        );
+        assert!(d.allowed, "{}: {:?}", who.0, d.message);
+    }
+    // Other labels stay free, and an unchanged spec is not judged again.
+    let mut team = old.clone();
+    team.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("team".into(), "research".into());
+    let d = evaluate(
+        &relabel(USER, &old, &team),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert_eq!(d.skipped, Some(super::Skip::Unchanged));
+}
+
+#[test]
+fn a_label_only_update_that_makes_a_pod_an_agent_judges_the_whole_pod() {
+    let unlabelled = pod("agent")
+        .label("app", "web")
+        .container("agent")
+        .image("nginx:1.27")
+        .privileged(true)
+        .build();
+    let mut old = unlabelled.clone();
+    old.spec.as_mut().unwrap().host_pid = Some(true);
+    let mut new = old.clone();
+    new.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("app".into(), "openclaw".into());
+    let d = evaluate(
+        &relabel(USER, &old, &new),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(!d.allowed);
+    let checks: Vec<&str> = d.violations.iter().map(|j| j.violation.check).collect();
+    assert!(
+        checks.contains(&"no-host-access") && checks.contains(&"run-as-non-root"),
+        "{checks:?}"
+    );
+}
+
+#[test]
+fn a_workload_template_keeps_its_agent_labels_too() {
+    let agent = hardened().build();
+    let mut plain = agent.clone();
+    plain.metadata.labels.as_mut().unwrap().remove("app");
+    let mut r = Req::new("UPDATE", "Deployment", deployment("agent", &plain), USER);
+    r.old = deployment("agent", &agent);
+    let d = evaluate(&r.review(), &Policy::default(), &hardened_view());
+    assert!(!d.allowed);
+    assert_eq!(
+        d.violations
+            .iter()
+            .map(|j| j.violation.path.as_str())
+            .collect::<Vec<_>>(),
+        ["spec.template.metadata.labels.app"]
     );
 }
 
@@ -775,20 +917,116 @@ fn exec_review(pod: &str, user: (&str, &[&str])) -> Review {
     admission::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
 }
 
+fn facts(labels: &[(&str, &str)], image: &str) -> PodFacts {
+    PodFacts {
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        images: vec![image.to_string()],
+    }
+}
+
 fn view_with_pods() -> StaticView {
     let mut v = hardened_view();
-    v.index.apply_pod_labels(
-        NS,
-        "agent-0",
-        Some([("app".to_string(), "openclaw".to_string())].into()),
-    );
-    v.index.apply_pod_labels(
-        NS,
-        "web-0",
-        Some([("app".to_string(), "web".to_string())].into()),
-    );
-    v.index.apply_pod_labels(NS, "gone", None);
+    let agent = facts(&[("app", "openclaw")], "ghcr.io/openclaw/openclaw:2026.1");
+    let web = facts(&[("app", "web")], "nginx:1.27");
+    // A copy of the OpenClaw image under another name, with no agent label.
+    let copy = facts(&[("app", "gateway")], "evil.example/tenant/openclaw-copy:1");
+    v.index.apply_pod(NS, "agent-0", Some(agent.clone()));
+    v.index.apply_pod(NS, "web-0", Some(web.clone()));
+    v.index.apply_pod(NS, "copy-0", Some(copy.clone()));
+    v.index.apply_pod(NS, "gone", None);
+    v.index
+        .apply_service_pods(NS, "gateway", Some(vec![web.clone(), agent]));
+    v.index.apply_service_pods(NS, "web", Some(vec![web]));
+    v.index.apply_service_pods(NS, "copies", Some(vec![copy]));
+    v.index.apply_service_pods(NS, "gone", None);
     v
+}
+
+/// A CONNECT to `resource/name/proxy`, as `kubectl proxy` and the API server's proxy URLs
+/// send it.
+fn proxy_review(resource: &str, name: &str, user: (&str, &[&str])) -> Review {
+    let kind = if resource == "pods" {
+        "PodProxyOptions"
+    } else {
+        "ServiceProxyOptions"
+    };
+    let v = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b1c2d3e-0000-4000-8000-0000000000e2",
+            "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": resource},
+            "subResource": "proxy", "namespace": NS, "name": name, "operation": "CONNECT",
+            "userInfo": {"username": user.0, "groups": user.1},
+            "object": {"apiVersion": "v1", "kind": kind, "path": "/v1/chat"},
+            "oldObject": null, "dryRun": false
+        }
+    });
+    admission::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+}
+
+#[test]
+fn proxy_to_an_agent_pod_or_a_service_selecting_one_needs_an_approver() {
+    let policy = Policy::default();
+    let view = view_with_pods();
+    for (resource, name, says) in [
+        ("pods", "agent-0", "proxy to agent pod agents/agent-0"),
+        ("pods", "agent-0:18789", "proxy to agent pod agents/agent-0"),
+        (
+            "pods",
+            "https:agent-0:18789",
+            "proxy to agent pod agents/agent-0",
+        ),
+        (
+            "services",
+            "gateway:http",
+            "proxy to service agents/gateway, which selects agent pods",
+        ),
+    ] {
+        let d = evaluate(&proxy_review(resource, name, USER), &policy, &view);
+        assert!(!d.allowed, "{resource}/{name}");
+        let m = d.message.unwrap();
+        assert!(
+            m.contains(says) && m.contains(&format!("{resource}/proxy")),
+            "{resource}/{name}: {m}"
+        );
+        assert!(
+            evaluate(&proxy_review(resource, name, APPROVER), &policy, &view).allowed,
+            "{resource}/{name}"
+        );
+    }
+    for (resource, name) in [("pods", "web-0"), ("services", "web"), ("services", "gone")] {
+        let d = evaluate(&proxy_review(resource, name, USER), &policy, &view);
+        assert_eq!(
+            d.skipped,
+            Some(super::Skip::NotAnAgent),
+            "{resource}/{name}"
+        );
+    }
+    let unknown = evaluate(&proxy_review("services", "unlooked", USER), &policy, &view);
+    assert!(!unknown.allowed);
+    assert!(unknown.message.unwrap().contains("possible agent pods"));
+}
+
+#[test]
+fn catch_all_agents_get_the_exec_and_proxy_rules_too() {
+    let view = view_with_pods();
+    let mut policy = Policy::default();
+    assert_eq!(
+        evaluate(&exec_review("copy-0", USER), &policy, &view).skipped,
+        Some(super::Skip::NotAnAgent),
+        "without a matching catch-all pattern it is no agent"
+    );
+    policy.catch_all.enabled = true;
+    policy.catch_all.images = vec!["*/openclaw*".into()];
+    let d = evaluate(&exec_review("copy-0", USER), &policy, &view);
+    assert!(!d.allowed);
+    assert!(d.message.unwrap().contains("exec-requires-approval"));
+    assert!(!evaluate(&proxy_review("services", "copies", USER), &policy, &view).allowed);
+    assert!(evaluate(&exec_review("copy-0", APPROVER), &policy, &view).allowed);
 }
 
 #[test]

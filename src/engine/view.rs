@@ -48,8 +48,8 @@ pub enum Read {
     CiliumPolicies,
     /// [`ClusterView::is_legacy_token_secret`]
     LegacyTokenSecrets,
-    /// [`ClusterView::pod_labels`]
-    PodLabels,
+    /// [`ClusterView::pod`], [`ClusterView::service_pods`]: the pods a CONNECT reaches
+    Pods,
     /// [`ClusterView::secret_provider_class`]
     SecretProviderClasses,
 }
@@ -96,8 +96,12 @@ pub trait ClusterView {
     fn network_policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>>;
     /// Whether the named Secret is a legacy ServiceAccount token (by its type only).
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool;
-    /// A pod's labels, for requests that name a pod without carrying it (`kubectl exec`).
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup;
+    /// A pod's labels and images, for requests that name a pod without carrying it
+    /// (`kubectl exec`, `pods/proxy`): `Found` holds that one pod.
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup;
+    /// The pods a Service's selector selects, for `services/proxy`: `Found` holds every one
+    /// (none for a Service without a selector), `Missing` when there is no such Service.
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup;
     /// Whether a SecretProviderClass exists in the namespace; `None` when the view does not
     /// know SecretProviderClasses (the `secrets-store.csi.x-k8s.io` API is not served).
     fn secret_provider_class(&self, _namespace: &str, _name: &str) -> Option<bool> {
@@ -116,11 +120,48 @@ pub const SECRET_PROVIDER_CLASS: &str = "SecretProviderClass";
 pub const CILIUM_NETWORK_POLICY: &str = super::egress::cilium_policy::NAMESPACED_KIND;
 pub const CILIUM_CLUSTERWIDE_NETWORK_POLICY: &str = super::egress::cilium_policy::CLUSTERWIDE_KIND;
 
-/// What the view knows of a pod named by a request.
+/// What a request that reaches into pods needs to know of each: enough to tell whether it is
+/// an agent (its labels for the agent selectors, its images for the catch-all).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PodFacts {
+    pub labels: Labels,
+    /// Every container's image: init, regular and ephemeral.
+    pub images: Vec<String>,
+}
+
+impl PodFacts {
+    /// The facts of a Pod object: its labels and every container's image.
+    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> PodFacts {
+        let spec = pod.spec.as_ref();
+        let images = spec
+            .into_iter()
+            .flat_map(|s| {
+                s.init_containers
+                    .iter()
+                    .flatten()
+                    .map(|c| c.image.clone())
+                    .chain(s.containers.iter().map(|c| c.image.clone()))
+                    .chain(
+                        s.ephemeral_containers
+                            .iter()
+                            .flatten()
+                            .map(|c| c.image.clone()),
+                    )
+            })
+            .flatten()
+            .collect();
+        PodFacts {
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            images,
+        }
+    }
+}
+
+/// What the view knows of the pods a request names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PodLookup {
-    Found(Labels),
-    /// The API server says there is no such pod.
+    Found(Vec<PodFacts>),
+    /// The API server says there is no such pod (or Service).
     Missing,
     /// Not known: not cached, and not (or not in time) looked up.
     Unknown,
@@ -172,7 +213,9 @@ pub struct Index {
     by_subject: HashMap<SubjectKey, BTreeSet<(bool, BindingKey)>>,
     legacy_token_secrets: HashSet<(String, String)>,
     /// Pods looked up for one request (never watched): labels, or `None` for no such pod.
-    pods: HashMap<(String, String), Option<Labels>>,
+    pods: HashMap<(String, String), Option<PodFacts>>,
+    /// Services looked up for `services/proxy`: the pods each selects; `None`: no such Service.
+    services: HashMap<(String, String), Option<Vec<PodFacts>>>,
     /// Whether SecretProviderClasses are known (their API is served and listed).
     secret_provider_classes_served: bool,
     /// SecretProviderClasses by namespace and name; nothing of their spec is kept.
@@ -238,10 +281,15 @@ impl Index {
         self.service_accounts
             .insert((namespace.to_string(), name.to_string()), automount);
     }
-    /// A pod's labels as a lookup found them; `None` records that there is no such pod.
-    pub fn apply_pod_labels(&mut self, namespace: &str, name: &str, labels: Option<Labels>) {
+    /// A pod as a lookup found it; `None` records that there is no such pod.
+    pub fn apply_pod(&mut self, namespace: &str, name: &str, pod: Option<PodFacts>) {
         self.pods
-            .insert((namespace.to_string(), name.to_string()), labels);
+            .insert((namespace.to_string(), name.to_string()), pod);
+    }
+    /// The pods a Service selects, as a lookup found them; `None`: no such Service.
+    pub fn apply_service_pods(&mut self, namespace: &str, name: &str, pods: Option<Vec<PodFacts>>) {
+        self.services
+            .insert((namespace.to_string(), name.to_string()), pods);
     }
     pub fn delete_service_account(&mut self, namespace: &str, name: &str) {
         self.service_accounts
@@ -644,9 +692,20 @@ impl ClusterView for Index {
             .contains(&(namespace.to_string(), name.to_string()))
     }
 
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup {
         match self.pods.get(&(namespace.to_string(), name.to_string())) {
-            Some(Some(labels)) => PodLookup::Found(labels.clone()),
+            Some(Some(pod)) => PodLookup::Found(vec![pod.clone()]),
+            Some(None) => PodLookup::Missing,
+            None => PodLookup::Unknown,
+        }
+    }
+
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup {
+        match self
+            .services
+            .get(&(namespace.to_string(), name.to_string()))
+        {
+            Some(Some(pods)) => PodLookup::Found(pods.clone()),
             Some(None) => PodLookup::Missing,
             None => PodLookup::Unknown,
         }
@@ -785,8 +844,11 @@ impl ClusterView for StaticView {
     fn is_legacy_token_secret(&self, namespace: &str, name: &str) -> bool {
         self.index.is_legacy_token_secret(namespace, name)
     }
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
-        self.index.pod_labels(namespace, name)
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup {
+        self.index.pod(namespace, name)
+    }
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup {
+        self.index.service_pods(namespace, name)
     }
     fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
         self.index.secret_provider_class(namespace, name)

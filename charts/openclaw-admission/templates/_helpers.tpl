@@ -233,35 +233,66 @@ as string literals.
 
 {{/*
 CEL over a workload under review: `[<map>].exists(m, ...)` binds the pod template's labels
-(or annotations) to a name. Deployments, StatefulSets, DaemonSets, ReplicaSets and Jobs keep
-their template at spec.template; CronJobs at spec.jobTemplate.spec.template. A missing map
-reads as empty.
+(or annotations) to a name. Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and
+ReplicationControllers keep their template at spec.template; CronJobs at
+spec.jobTemplate.spec.template. A missing map reads as empty. Argument: (list field var), var
+being `object` or `oldObject`.
 */}}
 {{- define "openclaw-admission.celTemplateField" -}}
-{{- $f := . -}}
-has(object.spec.jobTemplate) ? (has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) && has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.{{ $f }}) ? object.spec.jobTemplate.spec.template.metadata.{{ $f }} : {}) : (has(object.spec.template) && has(object.spec.template.metadata) && has(object.spec.template.metadata.{{ $f }}) ? object.spec.template.metadata.{{ $f }} : {})
+{{- $f := index . 0 -}}
+{{- $o := index . 1 -}}
+has({{ $o }}.spec.jobTemplate) ? (has({{ $o }}.spec.jobTemplate.spec) && has({{ $o }}.spec.jobTemplate.spec.template) && has({{ $o }}.spec.jobTemplate.spec.template.metadata) && has({{ $o }}.spec.jobTemplate.spec.template.metadata.{{ $f }}) ? {{ $o }}.spec.jobTemplate.spec.template.metadata.{{ $f }} : {}) : (has({{ $o }}.spec.template) && has({{ $o }}.spec.template.metadata) && has({{ $o }}.spec.template.metadata.{{ $f }}) ? {{ $o }}.spec.template.metadata.{{ $f }} : {})
+{{- end -}}
+
+{{/* Any of agentSelectors over a label map named `l`. */}}
+{{- define "openclaw-admission.celAnySelector" -}}
+{{- $any := list -}}
+{{- range .Values.agentSelectors -}}
+{{- $any = append $any (printf "(%s)" (include "openclaw-admission.celSelector" .)) -}}
+{{- end -}}
+{{- join " || " $any | default "false" -}}
+{{- end -}}
+
+{{/* The template's labels in `var` (`object` or `oldObject`) match one of agentSelectors. Argument: (list $ var). */}}
+{{- define "openclaw-admission.celAgentTemplateIn" -}}
+{{- $o := index . 1 -}}
+{{ $o }} != null && has({{ $o }}.spec) && [{{ include "openclaw-admission.celTemplateField" (list "labels" $o) }}].exists(l, {{ include "openclaw-admission.celAnySelector" (index . 0) }})
 {{- end -}}
 
 {{/* The template's labels match one of agentSelectors. */}}
 {{- define "openclaw-admission.celAgentTemplate" -}}
-{{- $any := list -}}
-{{- range .Values.agentSelectors -}}
-{{- $any = append $any (printf "(%s)" (include "openclaw-admission.celSelector" .)) -}}
-{{- end -}}
-object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" "labels" }}].exists(l, {{ join " || " $any | default "false" }})
+{{ include "openclaw-admission.celAgentTemplateIn" (list . "object") }}
 {{- end -}}
 
-{{/* The pod's own labels match one of agentSelectors (a Pod always has metadata). */}}
-{{- define "openclaw-admission.celAgentPod" -}}
-{{- $any := list -}}
-{{- range .Values.agentSelectors -}}
-{{- $any = append $any (printf "(%s)" (include "openclaw-admission.celSelector" .)) -}}
+{{/*
+The new or the old template is an agent's: an UPDATE that takes the agent labels off a template
+is sent too, so the webhook can refuse it (relabel-requires-approval). On CREATE oldObject is null.
+*/}}
+{{- define "openclaw-admission.celAgentTemplateNowOrBefore" -}}
+({{ include "openclaw-admission.celAgentTemplateIn" (list . "object") }}) || ({{ include "openclaw-admission.celAgentTemplateIn" (list . "oldObject") }})
 {{- end -}}
-object != null && has(object.metadata) && [has(object.metadata.labels) ? object.metadata.labels : {}].exists(l, {{ join " || " $any | default "false" }})
+
+{{/* The labels of the pod in `var` match one of agentSelectors (a Pod always has metadata). Argument: (list $ var). */}}
+{{- define "openclaw-admission.celAgentPodIn" -}}
+{{- $o := index . 1 -}}
+{{ $o }} != null && has({{ $o }}.metadata) && [has({{ $o }}.metadata.labels) ? {{ $o }}.metadata.labels : {}].exists(l, {{ include "openclaw-admission.celAnySelector" (index . 0) }})
+{{- end -}}
+
+{{/* The pod's own labels match one of agentSelectors. */}}
+{{- define "openclaw-admission.celAgentPod" -}}
+{{ include "openclaw-admission.celAgentPodIn" (list . "object") }}
+{{- end -}}
+
+{{/*
+The new or the old pod is an agent: `kubectl label pod agent app-` is sent too (its new object
+matches no selector), so the webhook can refuse it (relabel-requires-approval).
+*/}}
+{{- define "openclaw-admission.celAgentPodNowOrBefore" -}}
+({{ include "openclaw-admission.celAgentPodIn" (list . "object") }}) || ({{ include "openclaw-admission.celAgentPodIn" (list . "oldObject") }})
 {{- end -}}
 
 {{/* The template asks for an exemption (the policy's exemptionAnnotation). */}}
 {{- define "openclaw-admission.celExemptionAsked" -}}
 {{- $key := .Values.policy.exemptionAnnotation | default "openclaw.io/exempt" -}}
-object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" "annotations" }}].exists(a, {{ toJson $key }} in a)
+object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" (list "annotations" "object") }}].exists(a, {{ toJson $key }} in a)
 {{- end -}}

@@ -4,6 +4,7 @@
 //! (`checks/mod.rs`) lists them; everything else is derived from that list: the ids a policy
 //! may name, the report order, what the live view confirms before a review is judged.
 
+use crate::engine::agent::Match;
 use crate::engine::policy::Policy;
 use crate::engine::review::{ConnectOptions, Review, Target};
 pub use crate::engine::view::Read;
@@ -26,13 +27,16 @@ pub struct Check {
 }
 
 /// What a check judges, with its function. A check of changes to the objects agents depend
-/// on (NetworkPolicies, bindings) will be a third kind.
+/// on (NetworkPolicies, bindings) will be a fourth kind.
 pub enum Judge {
     /// A Pod, or a workload's pod template (paths then start at `spec.template.spec`).
     Pod(fn(&PodInput<'_>) -> Vec<Violation>),
     /// A CONNECT into an agent Pod (`pods/exec`, `pods/attach`, `pods/portforward`): the
     /// request names the pod and carries its options, not the pod.
     Connect(fn(&ConnectInput<'_>) -> Vec<Violation>),
+    /// An UPDATE of a Pod or pod template that was an agent before it: what the request
+    /// changes of what made it one (its labels, its images under the catch-all).
+    Update(fn(&UpdateInput<'_>) -> Vec<Violation>),
 }
 
 impl Check {
@@ -51,6 +55,10 @@ impl Check {
 
     pub fn judges_connects(&self) -> bool {
         matches!(self.judge, Judge::Connect(_))
+    }
+
+    pub fn judges_updates(&self) -> bool {
+        matches!(self.judge, Judge::Update(_))
     }
 }
 
@@ -75,4 +83,18 @@ pub struct ConnectInput<'a> {
     pub policy: &'a Policy,
     pub pod_known: bool,
     pub view: &'a dyn ClusterView,
+}
+
+/// What an UPDATE check receives: the object before and after the request. The engine calls
+/// it only when the old object was an agent.
+pub struct UpdateInput<'a> {
+    /// Who asks, for which object.
+    pub review: &'a Review,
+    pub old: Target<'a>,
+    pub new: Target<'a>,
+    /// How the old object was an agent.
+    pub was: Match,
+    /// How the new one is, if it still is.
+    pub is: Option<Match>,
+    pub policy: &'a Policy,
 }

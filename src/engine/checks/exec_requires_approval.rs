@@ -1,9 +1,13 @@
-//! `exec-requires-approval` (high): `kubectl exec`, `attach` and `port-forward` into an agent
-//! Pod are for approvers only: a shell in an agent is a human acting with the agent's
-//! credentials, so it needs human approval. The engine finds the pod the request names (a
-//! CONNECT carries only its options); a pod it cannot vouch for is judged as an agent.
+//! `exec-requires-approval` (high): every way into a running agent is for approvers only:
+//! `kubectl exec`, `attach`, `port-forward`, `pods/proxy` to the agent, `services/proxy` to a
+//! Service that selects an agent, and `kubectl debug` adding a container to one (the engine
+//! hands that UPDATE here as a CONNECT by another name). A shell in an agent is a human acting
+//! with the agent's credentials, so it needs human approval. The engine finds what the
+//! request reaches (a CONNECT carries only its options); what it cannot vouch for is judged
+//! as an agent.
 
 use super::check::{Check, ConnectInput, Judge, always};
+use crate::engine::review::ConnectTarget;
 use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "exec-requires-approval";
@@ -25,6 +29,22 @@ fn check(input: &ConnectInput<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     let what = review.sub_resource.as_deref().unwrap_or("connect");
+    let resource = review.resource.resource.as_str();
+    let possible = if input.pod_known { "" } else { "possible " };
+    let target = match review.connect_target() {
+        ConnectTarget::Pod(name) => format!("{possible}agent pod {}/{name}", review.namespace),
+        ConnectTarget::Service(name) => format!(
+            "service {}/{name}, which selects {possible}agent pods",
+            review.namespace
+        ),
+    };
+    let verb = match what {
+        "exec" | "attach" => format!("{what} into"),
+        "portforward" => "port-forward to".to_string(),
+        "proxy" => "proxy to".to_string(),
+        "ephemeralcontainers" => "add a debug container to".to_string(),
+        other => format!("{other} into"),
+    };
     let approvers = if policy.approver_groups.is_empty() {
         "approverUsers".to_string()
     } else {
@@ -33,13 +53,10 @@ fn check(input: &ConnectInput<'_>) -> Vec<Violation> {
     vec![Violation::new(
         ID,
         TIER,
-        format!("pods/{what}"),
+        format!("{resource}/{what}"),
         format!(
-            "{} may not {what} into {}agent pod {}/{}: a shell in an agent needs human approval",
+            "{} may not {verb} {target}: a way into an agent needs human approval",
             user.username,
-            if input.pod_known { "" } else { "possible " },
-            review.namespace,
-            review.name,
         ),
         format!(
             "ask an approver ({approvers}) to run it, or have {} added to an approver group",

@@ -7,7 +7,7 @@
 //! pod-level setters carry a `pod_` prefix where the API has the same field at both levels.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use super::check::{Check, ConnectInput, Judge, PodInput};
+use super::check::{Check, ConnectInput, Judge, PodInput, UpdateInput};
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
@@ -506,9 +506,13 @@ impl ClusterView for Fenced<'_> {
         self.allow(Read::LegacyTokenSecrets);
         self.inner.is_legacy_token_secret(namespace, name)
     }
-    fn pod_labels(&self, namespace: &str, name: &str) -> PodLookup {
-        self.allow(Read::PodLabels);
-        self.inner.pod_labels(namespace, name)
+    fn pod(&self, namespace: &str, name: &str) -> PodLookup {
+        self.allow(Read::Pods);
+        self.inner.pod(namespace, name)
+    }
+    fn service_pods(&self, namespace: &str, name: &str) -> PodLookup {
+        self.allow(Read::Pods);
+        self.inner.service_pods(namespace, name)
     }
     fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
         self.allow(Read::SecretProviderClasses);
@@ -582,6 +586,35 @@ pub fn run_connect(
         policy,
         pod_known,
         view: &fenced,
+    });
+    for v in &found {
+        assert_eq!((v.check, v.tier), (check.id, check.tier), "{v:?}");
+    }
+    found
+}
+
+/// Runs an UPDATE check on an old and a new pod, holding each violation to the check's own
+/// id and tier. `was`/`is` are what [`crate::engine::agent::of`] says of each.
+pub fn run_update(
+    check: &'static Check,
+    review: &Review,
+    old: &Pod,
+    new: &Pod,
+    policy: &Policy,
+) -> Vec<Violation> {
+    let Judge::Update(f) = check.judge else {
+        panic!("{} does not judge UPDATEs", check.id);
+    };
+    let old = Target::of_pod(old, &review.namespace);
+    let new = Target::of_pod(new, &review.namespace);
+    let was = crate::engine::agent::of(policy, &old).expect("the old pod must be an agent");
+    let found = f(&UpdateInput {
+        review,
+        old,
+        new,
+        was,
+        is: crate::engine::agent::of(policy, &new),
+        policy,
     });
     for v in &found {
         assert_eq!((v.check, v.tier), (check.id, check.tier), "{v:?}");

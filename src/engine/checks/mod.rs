@@ -14,6 +14,7 @@ pub mod no_host_access;
 pub mod no_plaintext_credentials;
 pub mod no_privilege_escalation;
 pub mod read_only_root_filesystem;
+pub mod relabel_requires_approval;
 pub mod run_as_non_root;
 pub mod seccomp_profile;
 pub mod secret_provider_class;
@@ -25,7 +26,7 @@ pub(crate) mod fixtures;
 use crate::engine::policy::Policy;
 use crate::engine::view::Reads;
 use crate::engine::violation::Violation;
-use check::{Check, Judge, PodInput};
+use check::{Check, Judge, PodInput, UpdateInput};
 
 /// Every check, in report order.
 pub static CHECKS: &[&Check] = &[
@@ -42,6 +43,7 @@ pub static CHECKS: &[&Check] = &[
     &short_lived_token::CHECK,
     &in_cluster_inference::CHECK,
     &exec_requires_approval::CHECK,
+    &relabel_requires_approval::CHECK,
     &secret_provider_class::CHECK,
 ];
 
@@ -55,7 +57,7 @@ pub fn ids() -> impl Iterator<Item = &'static str> {
     CHECKS.iter().map(|c| c.id)
 }
 
-/// The checks of one kind (pod or CONNECT) the policy runs.
+/// The checks of one kind (pod, CONNECT or UPDATE) the policy runs.
 pub fn enabled<'p>(
     policy: &'p Policy,
     kind: fn(&Check) -> bool,
@@ -76,6 +78,19 @@ pub fn run_pod_checks(input: &PodInput<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     for c in CHECKS {
         if let Judge::Pod(run) = c.judge
+            && c.enabled(input.policy)
+        {
+            out.extend(run(input));
+        }
+    }
+    out
+}
+
+/// Runs every UPDATE check the policy enables.
+pub fn run_update_checks(input: &UpdateInput<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for c in CHECKS {
+        if let Judge::Update(run) = c.judge
             && c.enabled(input.policy)
         {
             out.extend(run(input));
@@ -129,6 +144,12 @@ mod tests {
                 .map(|c| c.id)
                 .collect::<Vec<_>>(),
             [exec_requires_approval::CHECK.id]
+        );
+        assert_eq!(
+            enabled(&policy, Check::judges_updates)
+                .map(|c| c.id)
+                .collect::<Vec<_>>(),
+            [relabel_requires_approval::CHECK.id]
         );
     }
 }
