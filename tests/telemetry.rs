@@ -260,3 +260,111 @@ async fn a_slow_collector_fills_the_bounded_queue_and_the_drops_are_counted() {
     );
     assert_eq!(rx.spans().len() as u64, st.metrics.spans_exported_total());
 }
+
+/// Log lines captured for one test: the JSON line format `serve` writes, into memory.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for CapturedLog {
+    type Writer = CapturedLog;
+    fn make_writer(&'w self) -> CapturedLog {
+        self.clone()
+    }
+}
+
+/// Door 5 of issue 24: an exec command carrying credentials (a bearer header, a key after a
+/// flag, a URL password) leaves the webhook only redacted. The audit annotation says
+/// `<redacted: ...>` in their place; the log line and the span carry no command at all.
+/// On a current-thread runtime, so the captured subscriber sees every event of the request.
+#[tokio::test]
+async fn credentials_in_an_exec_command_reach_no_log_line_span_or_annotation() {
+    const BEARER: &str = "PLANTEDbearerT0kenValue9f8e7d";
+    const KEY: &str = "sk-ant-api03-PLANTEDkeyVALUE0123456789";
+    const PASSWORD: &str = "PLANTEDhunter2pw";
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(log.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let rx = Receiver::start(Duration::ZERO).await;
+    let st = state_exporting(TelemetrySettings {
+        endpoint: rx.traces_url(),
+        ..Default::default()
+    });
+    let exec = |uid: &str, user: &str, groups: &[&str]| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": uid,
+                "kind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "subResource": "exec", "namespace": "agents", "name": "agent-0",
+                "operation": "CONNECT",
+                "userInfo": {"username": user, "groups": groups},
+                "object": {"apiVersion": "v1", "kind": "PodExecOptions", "container": "agent",
+                    "command": ["curl", "-H", format!("Authorization: Bearer {BEARER}"),
+                        "--api-key", KEY, format!("https://admin:{PASSWORD}@db.internal/")]},
+                "oldObject": null, "dryRun": false
+            }
+        })
+    };
+    let approver = post(
+        &st,
+        "/validate",
+        &exec("uid-exec-approver", "bob", &["openclaw:approvers"]),
+        None,
+    )
+    .await;
+    assert_eq!(approver["allowed"], true);
+    let tenant = post(
+        &st,
+        "/validate",
+        &exec("uid-exec-tenant", "mallory", &["system:authenticated"]),
+        None,
+    )
+    .await;
+    assert_eq!(tenant["allowed"], false);
+    flush(&st).await;
+
+    let record = approver["auditAnnotations"]["validate.openclaw.io/openclaw-exec"]
+        .as_str()
+        .or_else(|| approver["auditAnnotations"]["openclaw-exec"].as_str())
+        .unwrap_or_else(|| panic!("no exec record: {approver}"))
+        .to_string();
+    assert_eq!(record.matches("<redacted: ").count(), 3, "{record}");
+    assert!(record.starts_with("exec by bob"), "{record}");
+
+    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("uid-exec-approver") && logged.contains("uid-exec-tenant"),
+        "both reviews must be logged for the absence below to mean anything: {logged}"
+    );
+    assert_eq!(rx.spans().len(), 2, "one span per review");
+    let raw = rx.raw();
+    for secret in [BEARER, KEY, PASSWORD] {
+        assert!(!logged.contains(secret), "{secret} in the log: {logged}");
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} reached the exported spans"
+        );
+        for answer in [&approver, &tenant] {
+            assert!(
+                !answer.to_string().contains(secret),
+                "{secret} in an answer: {answer}"
+            );
+        }
+    }
+}

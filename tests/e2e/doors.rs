@@ -3,7 +3,263 @@
 //! command, expects the webhook's refusal naming the check, and, where the door is meant to
 //! stay open for an approver, makes the same request as `bob` in the approver group.
 
+use crate::support::*;
+use crate::workloads::{register_catch_all, remove_catch_all};
+use serde_json::{Value, json};
+
 /// The door cases, in the order they run (registered in `cases::all`).
 pub fn all() -> Vec<(&'static str, crate::cases::Case)> {
-    Vec::new()
+    vec![
+        (
+            "door_relabel_a_running_agent_is_refused_to_a_tenant_and_open_to_an_approver",
+            relabel,
+        ),
+        (
+            "door_proxy_and_debug_into_an_agent_are_refused_to_a_tenant_and_open_to_an_approver",
+            proxy_and_debug,
+        ),
+        (
+            "door_a_copy_of_the_image_under_another_name_is_an_agent_with_exec_and_relabel_rules",
+            catch_all_copy,
+        ),
+    ]
+}
+
+fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+/// A namespace as a platform team hands it to a tenant: the agent's ServiceAccount, a
+/// default-deny egress policy, `bob` and `mallory` bound to `edit`, and (so that `kubectl
+/// debug` is the webhook's to refuse, not RBAC's: `edit` does not grant it) a Role for
+/// `pods/ephemeralcontainers`.
+fn tenant_namespace(env: &Env, ns: &str) -> Result<(), String> {
+    env.apply_docs(&[
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": ns}}),
+        deny_egress_policy(ns),
+    ])?;
+    editors(env, ns)?;
+    debuggers(env, ns)?;
+    env.wait_for_default_service_account(ns)
+}
+
+/// `kubectl -n <ns> <who> <args>`.
+fn as_who(env: &Env, ns: &str, who: &[&str], args: &[&str]) -> Output {
+    // Global flags first: after `--` they would be the exec'd command's.
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(who);
+    all.extend_from_slice(args);
+    env.kubectl(&all)
+}
+
+/// Refused by the webhook `entry`, naming `check`.
+fn refused(out: &Output, entry: &str, check: &str) -> Result<(), String> {
+    let text = out.all();
+    expect(
+        !out.ok && text.contains(entry) && text.contains(check),
+        || format!("expected a refusal by {entry} naming {check}: {text}"),
+    )
+}
+
+/// Stores `pod` as the tenant, retrying while the watches catch up with a new namespace.
+fn store_as_tenant(env: &Env, pod: &Value) -> Result<(), String> {
+    env.eventually(20, || {
+        let out = env.apply(pod, &AS_USER);
+        if out.ok {
+            Ok(())
+        } else {
+            Err(format!("tenant's hardened agent refused: {}", out.all()))
+        }
+    })
+}
+
+fn relabel(env: &Env) -> Result<(), String> {
+    let ns = "e2e-door-relabel";
+    tenant_namespace(env, ns)?;
+    store_as_tenant(env, &hardened_pod(ns, "agent"))?;
+
+    // Dropping the label, or changing it: refused to the tenant.
+    let out = as_who(env, ns, &AS_USER, &["label", "pod", "agent", "app-"]);
+    refused(&out, "validate.openclaw.io", "relabel-requires-approval")?;
+    expect(out.all().contains("metadata.labels.app"), || {
+        format!("the refusal does not name the label: {}", out.all())
+    })?;
+    let out = as_who(
+        env,
+        ns,
+        &AS_USER,
+        &["label", "pod", "agent", "app=gateway", "--overwrite"],
+    );
+    refused(&out, "validate.openclaw.io", "relabel-requires-approval")?;
+    // Other labels stay the tenant's.
+    let out = as_who(
+        env,
+        ns,
+        &AS_USER,
+        &["label", "pod", "agent", "team=research"],
+    );
+    expect(out.ok, || {
+        format!("a free label was refused: {}", out.all())
+    })?;
+
+    // A privileged hostPID pod the webhook never judged does not become an agent by a label.
+    let plain = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "plain", "namespace": ns, "labels": {"app": "web"}},
+        "spec": {"hostPID": true, "containers": [{"name": "web", "image": "nginx:1.27",
+            "securityContext": {"privileged": true}}]}});
+    let out = env.apply(&plain, &AS_USER);
+    expect(out.ok, || format!("non-agent pod refused: {}", out.all()))?;
+    let out = as_who(
+        env,
+        ns,
+        &AS_USER,
+        &["label", "pod", "plain", "app=openclaw", "--overwrite"],
+    );
+    refused(&out, "validate.openclaw.io", "no-host-access")?;
+
+    // The approver may relabel (the pod then leaves the box on purpose).
+    let out = as_who(env, ns, &AS_APPROVER, &["label", "pod", "agent", "app-"]);
+    expect(out.ok, || {
+        format!("approver's relabel refused: {}", out.all())
+    })?;
+    let labels = env.get_pod(ns, "agent")?["metadata"]["labels"].clone();
+    expect(labels.get("app").is_none(), || {
+        format!("label still there: {labels}")
+    })
+}
+
+fn proxy_and_debug(env: &Env) -> Result<(), String> {
+    let ns = "e2e-door-proxy";
+    tenant_namespace(env, ns)?;
+    store_as_tenant(env, &hardened_pod(ns, "agent"))?;
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "gateway", "namespace": ns},
+        "spec": {"selector": {"app": "openclaw"}, "ports": [{"port": 18789}]}});
+    let out = env.apply(&service, &AS_USER);
+    expect(out.ok, || format!("service refused: {}", out.all()))?;
+
+    // pods/proxy and services/proxy, as `kubectl proxy` would forward them.
+    for path in [
+        format!("/api/v1/namespaces/{ns}/pods/agent:18789/proxy/"),
+        format!("/api/v1/namespaces/{ns}/pods/https:agent:18789/proxy/healthz"),
+        format!("/api/v1/namespaces/{ns}/services/gateway:18789/proxy/"),
+    ] {
+        let out = env.kubectl(&["get", "--raw", &path, AS_USER[0]]);
+        refused(&out, "validate-exec.openclaw.io", "exec-requires-approval")
+            .map_err(|e| format!("{path}: {e}"))?;
+        // The approver passes admission; the API server then finds no kubelet or endpoint
+        // to forward to here, an error of its own.
+        let mut args = vec!["get", "--raw", path.as_str()];
+        args.extend_from_slice(&AS_APPROVER);
+        let out = env.kubectl(&args);
+        expect(!out.all().contains("exec-requires-approval"), || {
+            format!("{path}: approver refused by the webhook: {}", out.all())
+        })?;
+    }
+
+    // `kubectl debug --target=agent`, hardened in every way the checks ask, reading the
+    // agent's environment: what kubectl sends is this patch of the ephemeralcontainers
+    // subresource.
+    let debug = |name: &str, who: &[&str]| {
+        let patch = json!({"spec": {"ephemeralContainers": [{"name": name, "image": "busybox",
+            "targetContainerName": "agent", "command": ["cat", "/proc/1/environ"],
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 10001,
+                "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}}]}});
+        as_who(
+            env,
+            ns,
+            who,
+            &[
+                "patch",
+                "pod",
+                "agent",
+                "--subresource=ephemeralcontainers",
+                "--type=strategic",
+                "-p",
+                &patch.to_string(),
+            ],
+        )
+    };
+    let out = debug("peek", &AS_USER);
+    refused(&out, "validate.openclaw.io", "exec-requires-approval")?;
+    expect(
+        out.all().contains("add a debug container to agent pod"),
+        || format!("the refusal does not say what was refused: {}", out.all()),
+    )?;
+    let out = debug("approved", &AS_APPROVER);
+    expect(out.ok, || {
+        format!("approver's hardened debug container refused: {}", out.all())
+    })
+}
+
+fn catch_all_copy(env: &Env) -> Result<(), String> {
+    let ns = "e2e-door-copy";
+    tenant_namespace(env, ns)?;
+    register_catch_all(env)?;
+    let result = (|| {
+        // The OpenClaw image pushed under another name (the e2e policy lists
+        // `*/agents/openclaw*`), with no agent label.
+        let copy = |name: &str| {
+            let mut p = hardened_pod(ns, name);
+            p["metadata"]["labels"] = json!({"team": "research"});
+            for list in ["initContainers", "containers"] {
+                p["spec"][list][0]["image"] =
+                    json!("registry.example:5000/agents/openclaw-custom:1");
+            }
+            p
+        };
+        let mut bad = copy("copy-bad");
+        bad["spec"]["hostNetwork"] = json!(true);
+        env.eventually(20, || {
+            let out = env.apply(&bad, &AS_USER);
+            if out.ok {
+                let _ = env.kubectl(&["-n", ns, "delete", "pod", "copy-bad", "--wait=false"]);
+                Err(format!("unhardened copy accepted: {}", out.all()))
+            } else if out.all().contains("no-host-access") {
+                Ok(())
+            } else {
+                Err(format!("refused for another reason: {}", out.all()))
+            }
+        })?;
+        store_as_tenant(env, &copy("copy"))?;
+        // The exec rule holds for it.
+        let out = as_who(
+            env,
+            ns,
+            &AS_USER,
+            &["exec", "copy", "-c", "agent", "--", "cat", "/etc/hostname"],
+        );
+        refused(&out, "validate-exec.openclaw.io", "exec-requires-approval")?;
+        let out = as_who(
+            env,
+            ns,
+            &AS_APPROVER,
+            &["exec", "copy", "-c", "agent", "--", "cat", "/etc/hostname"],
+        );
+        expect(!out.all().contains("exec-requires-approval"), || {
+            format!("approver's exec refused: {}", out.all())
+        })?;
+        // Swapping the image for another is taking the agent's identity off it.
+        let out = as_who(
+            env,
+            ns,
+            &AS_USER,
+            &[
+                "set",
+                "image",
+                "pod/copy",
+                "agent=nginx:1.27",
+                "init-workspace=nginx:1.27",
+            ],
+        );
+        refused(
+            &out,
+            "validate-catchall.openclaw.io",
+            "relabel-requires-approval",
+        )
+    })();
+    remove_catch_all(env);
+    result
 }

@@ -565,3 +565,19 @@ pub fn editors(env: &Env, ns: &str) -> Result<(), String> {
 pub const AS_APPROVER: [&str; 2] = ["--as=bob", "--as-group=openclaw:approvers"];
 /// `mallory`, a tenant with `edit` rights and no approver group.
 pub const AS_USER: [&str; 1] = ["--as=mallory"];
+
+/// Grants `bob` and `mallory` `pods/ephemeralcontainers` in `ns` (`kubectl debug`), which
+/// `edit` does not: a refusal is then the webhook's, not RBAC's.
+pub fn debuggers(env: &Env, ns: &str) -> Result<(), String> {
+    env.apply_docs(&[
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "debuggers", "namespace": ns},
+            "rules": [{"apiGroups": [""], "resources": ["pods/ephemeralcontainers"],
+                "verbs": ["get", "patch", "update"]}]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "debuggers", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "debuggers"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"},
+                         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]}),
+    ])
+}

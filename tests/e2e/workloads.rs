@@ -279,6 +279,10 @@ pub fn debug_containers(env: &Env) -> Result<(), String> {
     ]);
     expect(out.ok, || out.all())?;
 
+    // The approver debugs: from anyone else a debug container is refused as an exec
+    // (tests/e2e/doors.rs), whatever it looks like.
+    editors(env, ns)?;
+    debuggers(env, ns)?;
     let add = |name: &str, sc: Value| {
         // What `kubectl debug --target` sends: the Pod with one more ephemeral container.
         let patch = json!({"spec": {"ephemeralContainers": [
@@ -293,6 +297,8 @@ pub fn debug_containers(env: &Env) -> Result<(), String> {
             "--type=strategic",
             "-p",
             &patch.to_string(),
+            AS_APPROVER[0],
+            AS_APPROVER[1],
         ])
     };
     // An unhardened one is refused once the namespace enforces (the label is followed by watch).
@@ -349,7 +355,24 @@ pub fn service_account_without_tokens(env: &Env) -> Result<(), String> {
 
 /// The chart's catch-all entries, rendered for this run's webhook, registered under their own
 /// configuration names for the length of the case.
-fn register_catch_all(env: &Env) -> Result<(), String> {
+/// Deletes the configurations [`register_catch_all`] made.
+pub fn remove_catch_all(env: &Env) {
+    for kind in [
+        "validatingwebhookconfiguration",
+        "mutatingwebhookconfiguration",
+    ] {
+        let _ = env.kubectl(&[
+            "delete",
+            kind,
+            "openclaw-e2e-catchall",
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+/// Registers the chart's catch-all entries (pods with an OpenClaw image and no agent label) as
+/// `openclaw-e2e-catchall`; [`remove_catch_all`] takes them away.
+pub fn register_catch_all(env: &Env) -> Result<(), String> {
     let rendered = std::process::Command::new(&env.helm)
         .args([
             "template",
@@ -446,17 +469,7 @@ pub fn catch_all(env: &Env) -> Result<(), String> {
         })?;
         carries_the_box(&env.get_pod(NS_ENFORCE, "unlabelled-good")?)
     })();
-    for kind in [
-        "validatingwebhookconfiguration",
-        "mutatingwebhookconfiguration",
-    ] {
-        let _ = env.kubectl(&[
-            "delete",
-            kind,
-            "openclaw-e2e-catchall",
-            "--ignore-not-found",
-        ]);
-    }
+    remove_catch_all(env);
     result
 }
 
