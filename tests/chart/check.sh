@@ -176,6 +176,14 @@ for w in wl_v + wl_m:
     expect("objectSelector" not in w and any(c["name"] == "agent-template" for c in w.get("matchConditions", [])),
            f"{w['name']} selects by the template's labels (matchConditions), not the workload's own")
     expect({r["apiGroups"][0] for r in w["rules"]} == {"apps", "batch"}, f"{w['name']} covers apps and batch workloads")
+for w in pod_v + wl_v:
+    conds = " ".join(c["expression"] for c in w.get("matchConditions", []))
+    expect("oldObject != null" in conds,
+           f"{w['name']} also matches what was an agent before an UPDATE (relabel-requires-approval)")
+exec_v = [w for w in vwc["webhooks"] if w["name"] == "validate-exec.openclaw.io"]
+exec_res = {res for w in exec_v for r in w["rules"] for res in r["resources"] if r["operations"] == ["CONNECT"]}
+expect({"pods/exec", "pods/attach", "pods/portforward", "pods/proxy", "services/proxy"} <= exec_res,
+       "the exec entry covers every way in: exec, attach, port-forward, pod and service proxy")
 expect(any(c["name"] == "exemption-asked" for c in wl_m[0].get("matchConditions", [])) and wl_m[0]["failurePolicy"] == "Fail",
        "mutate-workloads is called only for exemption requests and fails closed")
 key = one([x for x in docs if x["kind"] == "Secret" and x["metadata"]["name"].endswith("-approval-key")], "Secret")
@@ -195,6 +203,9 @@ expect(not any(s.get("matchLabels", {}).items() <= pod["metadata"]["labels"].ite
 rules = one(docs, "ClusterRole")["rules"]
 expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
 expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")
+verbs_of = lambda res: {v for r in rules if "" in r["apiGroups"] and res in r["resources"] for v in r["verbs"]}
+expect(verbs_of("pods") == {"get", "list"} and verbs_of("services") == {"get"},
+       "pods get/list and services get, unwatched: the lookups of a CONNECT")
 granted = {(g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] if "watch" in r["verbs"]}
 expect({("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies"),
         ("secrets-store.csi.x-k8s.io", "secretproviderclasses")} <= granted,
