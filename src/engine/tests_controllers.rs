@@ -181,6 +181,47 @@ fn an_approvers_workload_gets_a_stamp_and_its_controller_made_pods_are_exempted(
 }
 
 #[test]
+fn a_catch_all_agents_workload_is_approved_like_a_labelled_one() {
+    let mut policy = keyed_policy();
+    policy.catch_all.enabled = true;
+    policy.catch_all.action = super::policy::Action::Deny;
+    // No agent label: the catch-all finds it by its image.
+    let mut agent = writable_agent();
+    agent.metadata.labels = Some([("team".to_string(), "research".to_string())].into());
+    let d = deployment("unlabelled", &agent);
+    let decision = mutate(
+        &Req::new("CREATE", "Deployment", d.clone(), APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert_eq!(decision.mutations, [APPROVAL_STAMP]);
+    let mut d = d;
+    json_patch::patch(&mut d, &decision.patch.unwrap().to_json_patch()).unwrap();
+    let judged = evaluate(
+        &Req::new("CREATE", "Pod", pod_from(&d, "5c4b3a2d1"), RS_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(judged.allowed, "{:?}", judged.message);
+    assert_eq!(exempted_checks(&judged), [EXEMPT]);
+    // Without the approval its Pods are refused by the catch-all's action.
+    let plain = deployment("unlabelled", &agent);
+    let judged = evaluate(
+        &Req::new(
+            "CREATE",
+            "Pod",
+            pod_from(&plain, "5c4b3a2d1"),
+            RS_CONTROLLER,
+        )
+        .review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!judged.allowed);
+}
+
+#[test]
 fn re_applying_an_approved_workload_keeps_its_stamp() {
     let policy = keyed_policy();
     let d = stamped("browser", &policy);
