@@ -87,16 +87,27 @@ fn hardened_example_passes_with_exit_code_zero() {
         stderr(&out)
     );
     let text = stdout(&out);
+    // Nothing refused; what it shows are the isolation checks' warnings (examples/isolated
+    // goes further), three for each object.
     assert!(
-        text.contains("passed: Pod openclaw-hardened/openclaw"),
+        text.lines()
+            .any(|l| l.starts_with("Pod openclaw-hardened/openclaw (")
+                && l.ends_with("3 violations, would be allowed in enforce mode")),
         "{text}"
     );
     // The same agent as a Deployment, whose template leaves the token to the mutation.
     assert!(
-        text.contains("passed: Deployment openclaw-hardened/research-agent"),
+        text.contains("Deployment openclaw-hardened/research-agent"),
         "{text}"
     );
-    assert!(text.contains("2 objects judged, 0 violations"), "{text}");
+    assert!(text.contains("2 objects judged, 6 violations"), "{text}");
+    assert!(!text.contains("would be refused"), "{text}");
+    let ids: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ["sandboxed-runtime", "user-namespace", "resource-limits"].contains(w))
+        .collect();
+    assert_eq!(ids.len(), 3, "{text}");
 }
 
 #[test]
@@ -140,21 +151,21 @@ fn hardened_and_unhardened_together_report_the_unhardened_pod_only() {
     let objects = report["objects"].as_array().unwrap();
     assert_eq!(objects.len(), 3, "{report:#}");
     let by_ns = |ns: &str| objects.iter().find(|o| o["namespace"] == ns).unwrap();
+    // The hardened objects get the isolation checks' warnings only.
     assert!(
         objects
             .iter()
             .filter(|o| o["namespace"] == "openclaw-hardened")
-            .all(|o| o["violations"].as_array().unwrap().is_empty()),
+            .all(|o| o["allowed"] == true
+                && o["violations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|v| v["action"] == "warn" && v["tier"] == "low")),
         "{report:#}"
     );
     // The hardened namespace's NetworkPolicy and ServiceAccount must not cover the other pod.
-    assert!(
-        by_ns("openclaw-hardened")["violations"]
-            .as_array()
-            .unwrap()
-            .is_empty(),
-        "{report:#}"
-    );
+    assert_eq!(by_ns("openclaw-hardened")["allowed"], true, "{report:#}");
     let bad = by_ns("openclaw-unhardened");
     assert_eq!(bad["allowed"], false);
     let checks: Vec<&str> = bad["violations"]
@@ -752,8 +763,8 @@ fn a_secret_provider_class_missing_from_the_manifests_is_named() {
         "{text}\n{}",
         stderr(&out)
     );
-    // Low tier: reported (exit 1), but a warning rather than a refusal.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    // Low tier: reported, but a warning rather than a refusal, so the run passes.
+    assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("would be allowed in enforce mode"), "{text}");
 }
 
@@ -869,4 +880,44 @@ fn a_report_that_cannot_be_written_is_an_error_with_exit_code_two() {
         lines[0].starts_with("error: cannot write the report to stdout: No space left on device"),
         "{err}"
     );
+}
+
+/// Issue 28's examples: the isolated agent passes a policy that raises the three isolation
+/// checks to high; the plain hardened agent is refused under it, naming each, and under the
+/// default policy passes with the three shown as warnings.
+#[test]
+fn the_isolated_example_passes_the_raised_policy_and_the_plain_hardened_one_does_not() {
+    let raised = examples("isolated").join("policy.yaml");
+    let raised = raised.to_str().unwrap();
+    let out = check_paths(&[&examples("isolated")], &["--policy", raised]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("0 violations"), "{}", stdout(&out));
+
+    let out = check_paths(&[&examples("hardened")], &["--policy", raised]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for id in ["sandboxed-runtime", "user-namespace", "resource-limits"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(id) && l.contains("high") && l.contains("deny")),
+            "{id} not refused at high: {text}"
+        );
+    }
+
+    let out = check_paths(&[&examples("hardened")], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for id in ["sandboxed-runtime", "user-namespace", "resource-limits"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(id) && l.contains("low") && l.contains("warn")),
+            "{id} not warned at low: {text}"
+        );
+    }
 }

@@ -684,7 +684,8 @@ pub fn run(args: Args) -> ExitCode {
                 note!("error: {e}");
                 return ExitCode::from(2);
             }
-            if report.total.violations > 0 {
+            // As for `check`: what enforce mode would refuse fails the run, warnings do not.
+            if report.total.refused_if_enforced > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -5,8 +5,8 @@
 //! `StaticView`; only then is each Pod
 //! and workload judged, as a CREATE by a user with no groups (so no annotation exemption is
 //! honoured). Every violation is shown whatever its action, because the point of running this
-//! before `kubectl apply` is to see all of them. Exit codes: 0 clean, 1 violations, 2 bad
-//! usage, unreadable input, nothing to read at all (an empty directory or render), or a report
+//! before `kubectl apply` is to see all of them. Exit codes: 0 nothing refused (clean, or
+//! warnings only), 1 something enforce mode would refuse, 2 bad usage, unreadable input, nothing to read at all (an empty directory or render), or a report
 //! that cannot be written. A reader that stops early (`| head`) changes none of them.
 
 use crate::engine::policy::Policy;
@@ -246,7 +246,14 @@ pub fn run(args: Args) -> ExitCode {
     }
     if !errors.is_empty() {
         ExitCode::from(2)
-    } else if report.summary.violations > 0 {
+    } else if report
+        .objects
+        .iter()
+        .flat_map(|o| &o.violations)
+        .any(|v| v.judged.in_enforce == crate::engine::policy::Action::Deny)
+    {
+        // What enforce mode would refuse fails the run; warnings are printed and pass, as
+        // `kubectl apply` lets them through.
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

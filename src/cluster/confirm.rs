@@ -22,7 +22,7 @@ use crate::engine::policy::Policy;
 use crate::engine::review::{ConnectTarget, Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
 use crate::engine::view::{
-    BoundRole, ClusterView, Index, PodFacts, PodLookup, Read, Reads, StaticView,
+    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, StaticView,
 };
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
@@ -328,6 +328,12 @@ impl ClusterView for &Index {
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         (**self).cilium_policies(namespace)
     }
+    fn runtime_class(&self, name: &str) -> Option<bool> {
+        (**self).runtime_class(name)
+    }
+    fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
+        (**self).limit_range_defaults(namespace)
+    }
 }
 
 async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStats) -> Index {
@@ -577,6 +583,15 @@ impl ClusterView for Confirmed<'_> {
             cached.extend(fetched.into_iter().filter(|p| !p.clusterwide));
         }
         Some(cached)
+    }
+
+    // A RuntimeClass or LimitRange made in the same apply as the pod reaches the cache a
+    // moment later; both only feed low-tier checks (warnings), so the cached answer stands.
+    fn runtime_class(&self, name: &str) -> Option<bool> {
+        self.live.runtime_class(name)
+    }
+    fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
+        self.live.limit_range_defaults(namespace)
     }
 }
 

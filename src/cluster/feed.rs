@@ -7,10 +7,13 @@
 //! objects deleted while the watch was down disappear.
 
 use super::live::{LiveView, Readiness};
-use crate::engine::view::{Index, LEGACY_TOKEN_SECRET_TYPE};
+use crate::engine::view::{
+    DefaultLimits, Index, LEGACY_TOKEN_SECRET_TYPE, LIMIT_RANGE, RUNTIME_CLASS,
+};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -198,6 +201,49 @@ impl Feed for LegacyTokenSecrets {
     }
     fn delete(index: &mut Index, namespace: &str, name: &str) {
         index.delete_secret(namespace, name);
+    }
+}
+
+/// Fed by a metadata watch: a RuntimeClass's name is all `sandboxed-runtime` asks of it.
+pub(crate) struct RuntimeClasses;
+impl Feed for RuntimeClasses {
+    type Raw = PartialObjectMeta<RuntimeClass>;
+    type Obj = String;
+    const KIND: &'static str = RUNTIME_CLASS;
+    fn convert(raw: Self::Raw) -> Option<String> {
+        raw.metadata.name
+    }
+    fn apply(index: &mut Index, name: String) {
+        index.apply_runtime_class(&name);
+    }
+    fn delete(index: &mut Index, _namespace: &str, name: &str) {
+        index.delete_runtime_class(name);
+    }
+    fn synced(index: &mut Index) {
+        // A cluster with no RuntimeClass at all: every name is then missing, not unknown.
+        index.set_runtime_classes_known();
+    }
+}
+
+/// LimitRanges, kept as the default limits they give a container (`resource-limits`).
+pub(crate) struct LimitRanges;
+impl Feed for LimitRanges {
+    type Raw = DynamicObject;
+    type Obj = (String, String, DefaultLimits);
+    const KIND: &'static str = LIMIT_RANGE;
+    fn convert(raw: DynamicObject) -> Option<(String, String, DefaultLimits)> {
+        let range: LimitRange = parse(raw, Self::KIND)?;
+        Some((
+            range.metadata.namespace.clone().unwrap_or_default(),
+            range.metadata.name.clone().unwrap_or_default(),
+            DefaultLimits::of(&range),
+        ))
+    }
+    fn apply(index: &mut Index, (ns, name, defaults): (String, String, DefaultLimits)) {
+        index.apply_limit_range(&ns, &name, defaults);
+    }
+    fn delete(index: &mut Index, namespace: &str, name: &str) {
+        index.delete_limit_range(namespace, name);
     }
 }
 

@@ -4,7 +4,7 @@
 use super::stats::CacheStats;
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, Index, PodLookup};
+use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, Index, PodLookup};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +73,12 @@ impl ClusterView for LiveView {
     }
     fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
         self.read().secret_provider_class(namespace, name)
+    }
+    fn runtime_class(&self, name: &str) -> Option<bool> {
+        self.read().runtime_class(name)
+    }
+    fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
+        self.read().limit_range_defaults(namespace)
     }
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         self.read().cilium_policies(namespace)

@@ -59,8 +59,9 @@ pub use live::{LiveView, Readiness};
 use crate::engine::policy::Policy;
 use crate::engine::view::Index;
 use feed::Feed;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::watcher::{self, watcher};
@@ -102,6 +103,8 @@ pub fn start(
         feed::ClusterRoles::KIND,
         feed::RoleBindings::KIND,
         feed::ClusterRoleBindings::KIND,
+        feed::RuntimeClasses::KIND,
+        feed::LimitRanges::KIND,
     ];
     if legacy {
         kinds.push(feed::LegacyTokenSecrets::KIND);
@@ -145,6 +148,12 @@ pub fn start(
         &view,
         &ready,
     );
+    feed::spawn::<feed::RuntimeClasses, _>(
+        watcher(metadata::<RuntimeClass>(c), cfg()),
+        &view,
+        &ready,
+    );
+    feed::spawn::<feed::LimitRanges, _>(watcher(dynamic::<LimitRange>(c), cfg()), &view, &ready);
     if legacy {
         // Metadata only: every object this selector yields is a legacy token, and no secret
         // data ever crosses the wire.

@@ -33,6 +33,10 @@ pub struct Judged {
     #[serde(flatten)]
     pub violation: Violation,
     pub action: Action,
+    /// The action the violation takes in enforce mode, whatever the namespace's mode: what
+    /// `check` and `audit` fail on (a warning passes, a would-be refusal does not).
+    #[serde(skip)]
+    pub in_enforce: Action,
 }
 
 /// Why a request was answered without judging it.

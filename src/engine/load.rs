@@ -63,6 +63,23 @@ impl Policy {
                 ));
             }
         }
+        for id in self.check_tiers.keys() {
+            if checks::by_id(id).is_none() {
+                return Err(bad(
+                    &format!("checkTiers.{id}"),
+                    format!("unknown check id {id:?}; known: {known}"),
+                ));
+            }
+        }
+        for (i, class) in self.checks.runtime.allowed_classes.iter().enumerate() {
+            if class.trim().is_empty() {
+                return Err(bad(
+                    &format!("checks.runtime.allowedClasses[{i}]"),
+                    "an empty RuntimeClass name matches nothing; name one, or a pattern such as kata*"
+                        .into(),
+                ));
+            }
+        }
         for (i, ex) in self.exemptions.iter().enumerate() {
             for (j, id) in ex.checks.iter().enumerate() {
                 if checks::by_id(id).is_none() {

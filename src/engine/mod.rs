@@ -186,14 +186,22 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
     // may reach into or relabel an agent are the tiers', however it was found.
     let violations = kept
         .into_iter()
+        .map(|v| retiered(policy, v))
         .map(|v| Judged {
             action: action::for_violation(policy, mode, v.tier, agent.action()),
+            in_enforce: action::for_violation(policy, Mode::Enforce, v.tier, agent.action()),
             violation: v,
         })
-        .chain(access.into_iter().map(|v| Judged {
-            action: action::for_violation(policy, mode, v.tier, None),
-            violation: v,
-        }))
+        .chain(
+            access
+                .into_iter()
+                .map(|v| retiered(policy, v))
+                .map(|v| Judged {
+                    action: action::for_violation(policy, mode, v.tier, None),
+                    in_enforce: action::for_violation(policy, Mode::Enforce, v.tier, None),
+                    violation: v,
+                }),
+        )
         .collect();
     decision::judged(
         review,
@@ -244,6 +252,12 @@ fn debug_as_connect(
         .collect()
 }
 
+/// A violation at the tier the policy's `checkTiers` gives its check, if it names one.
+fn retiered(policy: &Policy, mut v: violation::Violation) -> violation::Violation {
+    v.tier = policy.tier_of(v.check, v.tier);
+    v
+}
+
 fn mode_of(review: &Review, policy: &Policy, view: &impl ClusterView) -> Mode {
     policy.mode_for(view.namespace_labels(&review.namespace).as_ref())
 }
@@ -278,8 +292,10 @@ fn judge_connect(
             Judge::Pod(_) | Judge::Update(_) => None,
         })
         .flatten()
+        .map(|v| retiered(policy, v))
         .map(|v| Judged {
             action: action::for_violation(policy, mode, v.tier, None),
+            in_enforce: action::for_violation(policy, Mode::Enforce, v.tier, None),
             violation: v,
         })
         .collect();

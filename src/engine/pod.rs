@@ -16,7 +16,8 @@
 
 use k8s_openapi::api::core::v1::{
     CSIVolumeSource, ContainerPort, EnvFromSource, EnvVar, HostPathVolumeSource,
-    PodSecurityContext, ProjectedVolumeSource, SecretVolumeSource, SecurityContext, VolumeMount,
+    PodSecurityContext, ProjectedVolumeSource, ResourceRequirements, SecretVolumeSource,
+    SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,12 @@ pub struct PodSpec {
     pub host_users: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_containers: Option<Vec<Container>>,
+    /// Pod-level requests and limits (`PodLevelResources`): a limit here bounds every
+    /// container together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +97,8 @@ pub struct Container {
     pub image: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<ContainerPort>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,6 +168,8 @@ mod tests {
             "serviceAccountName": "claw", "serviceAccount": "claw",
             "automountServiceAccountToken": false,
             "hostNetwork": true, "hostPID": true, "hostIPC": true, "hostUsers": false,
+            "runtimeClassName": "gvisor",
+            "resources": {"limits": {"cpu": "2", "memory": "4Gi"}},
             "securityContext": {"runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
             "volumes": [
                 {"name": "v", "hostPath": {"path": "/"}},
@@ -193,7 +204,6 @@ mod tests {
             for c in spec[list].as_array_mut().unwrap() {
                 let c = c.as_object_mut().unwrap();
                 c.remove("livenessProbe");
-                c.remove("resources");
                 c.remove("targetContainerName");
             }
         }

@@ -152,6 +152,9 @@ pub struct Policy {
     pub assume_openshift: bool,
     /// Check ids switched off everywhere.
     pub disabled_checks: Vec<String>,
+    /// One check's tier in place of its own (`{sandboxed-runtime: high}`): raises or lowers
+    /// that check alone, where `tiers` would move every check of a tier.
+    pub check_tiers: BTreeMap<String, Tier>,
     pub checks: CheckSettings,
     pub mutations: MutationSettings,
     /// The key that signs and verifies approval stamps. Never in the policy file: `serve`
@@ -178,6 +181,7 @@ impl Default for Policy {
             controller_users: default_controller_users(),
             assume_openshift: false,
             disabled_checks: Vec::new(),
+            check_tiers: BTreeMap::new(),
             checks: CheckSettings::default(),
             mutations: MutationSettings::default(),
             approval_key: None,
@@ -291,6 +295,25 @@ pub struct CheckSettings {
     pub credentials: CredentialSettings,
     pub token: TokenSettings,
     pub inference: InferenceSettings,
+    pub runtime: RuntimeSettings,
+}
+
+/// `sandboxed-runtime`: the RuntimeClasses that run agent code in a sandbox.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RuntimeSettings {
+    /// RuntimeClass names (`*` as in credential patterns) an agent may run under: gVisor's and
+    /// Kata Containers' by default, the names their installers and managed offerings give them
+    /// (`gvisor`; `kata`, `kata-qemu`, `kata-clh`, `kata-fc`, ...).
+    pub allowed_classes: Vec<String>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            allowed_classes: vec!["gvisor".into(), "kata*".into()],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -603,6 +626,11 @@ impl Default for OtelMutation {
 impl Policy {
     /// Whether the user may approve: named in `approverUsers` or a member of an
     /// `approverGroups` group.
+    /// The tier a check's violations take: `checkTiers`' entry for it, else its own.
+    pub fn tier_of(&self, check: &str, own: Tier) -> Tier {
+        self.check_tiers.get(check).copied().unwrap_or(own)
+    }
+
     pub fn is_approver(&self, user: &User) -> bool {
         self.approver_users.contains(&user.username)
             || user.groups.iter().any(|g| self.approver_groups.contains(g))

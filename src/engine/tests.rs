@@ -786,3 +786,43 @@ fn a_review_reads_what_its_enabled_checks_declare_and_no_more() {
     };
     assert_eq!(super::reads(&exec, &no_exec), super::view::Reads::NONE);
 }
+
+#[test]
+fn check_tiers_raise_one_check_and_leave_the_rest_of_its_tier() {
+    let policy = Policy::from_yaml("checkTiers: {sandboxed-runtime: high}\n", "test").unwrap();
+    // Isolated but for the runtime, and without limits (resource-limits: low, still a warning).
+    let mut pod = crate::engine::checks::fixtures::hardened()
+        .spec(|s| s.runtime_class_name = None)
+        .build();
+    pod.spec.as_mut().unwrap().containers[0].resources = None;
+    let d = evaluate(&create(&pod, ADMIN), &policy, &hardened_view());
+    assert!(!d.allowed);
+    let tiers: Vec<(&str, &str)> = d
+        .violations
+        .iter()
+        .map(|j| (j.violation.check, j.violation.tier.as_str()))
+        .collect();
+    assert_eq!(
+        tiers,
+        [("sandboxed-runtime", "high"), ("resource-limits", "low")]
+    );
+    // The default policy only warns for both.
+    let d = evaluate(&create(&pod, ADMIN), &Policy::default(), &hardened_view());
+    assert!(d.allowed);
+    assert_eq!(d.warnings.len(), 2, "{:?}", d.warnings);
+}
+
+#[test]
+fn check_tiers_name_known_checks_only() {
+    let err = Policy::from_yaml("checkTiers: {sandboxed-runtim: high}\n", "p.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checkTiers.sandboxed-runtim") && err.contains("unknown check id"),
+        "{err}"
+    );
+    let err = Policy::from_yaml("checkTiers: {user-namespace: critical}\n", "p.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("critical"), "{err}");
+}

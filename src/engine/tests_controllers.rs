@@ -729,8 +729,11 @@ fn an_unhardened_agent_that_follows_every_printed_fix_is_accepted() {
                     "no-plaintext-credentials",
                     "no-privilege-escalation",
                     "read-only-root-filesystem",
+                    "resource-limits",
                     "run-as-non-root",
-                    "seccomp-profile"
+                    "sandboxed-runtime",
+                    "seccomp-profile",
+                    "user-namespace"
                 ]
             );
             return;
@@ -782,6 +785,18 @@ fn an_unhardened_agent_that_follows_every_printed_fix_is_accepted() {
                         NS,
                     )
                     .unwrap();
+                }
+                "sandboxed-runtime" => {
+                    assert!(v.fix.contains("runtimeClassName"), "{}", v.fix);
+                    spec["runtimeClassName"] = "gvisor".into();
+                }
+                "user-namespace" => {
+                    assert!(v.fix.contains("hostUsers: false"), "{}", v.fix);
+                    spec["hostUsers"] = false.into();
+                }
+                "resource-limits" => {
+                    assert!(v.fix.contains("resources.limits.memory"), "{}", v.fix);
+                    c["resources"]["limits"] = json!({"cpu": "1", "memory": "1Gi"});
                 }
                 "no-plaintext-credentials" => {
                     assert!(v.fix.contains("valueFrom.secretKeyRef"), "{}", v.fix);

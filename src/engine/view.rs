@@ -52,6 +52,10 @@ pub enum Read {
     Pods,
     /// [`ClusterView::secret_provider_class`]
     SecretProviderClasses,
+    /// [`ClusterView::runtime_class`]
+    RuntimeClasses,
+    /// [`ClusterView::limit_range_defaults`]
+    LimitRanges,
 }
 
 /// A set of [`Read`]s, copied by value (a review's reads are collected on the hot path).
@@ -113,7 +117,46 @@ pub trait ClusterView {
     fn cilium_policies(&self, _namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         None
     }
+    /// Whether a RuntimeClass exists; `None` when the view does not know RuntimeClasses (an
+    /// offline `check` given none).
+    fn runtime_class(&self, _name: &str) -> Option<bool> {
+        None
+    }
+    /// Which default limits the namespace's LimitRanges give a container that sets none.
+    fn limit_range_defaults(&self, _namespace: &str) -> DefaultLimits {
+        DefaultLimits::default()
+    }
 }
+
+/// The `default` limits a namespace's LimitRanges (type `Container`) fill into a container
+/// that sets none: the LimitRanger admission plugin writes them before webhooks see the Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DefaultLimits {
+    pub cpu: bool,
+    pub memory: bool,
+}
+
+impl DefaultLimits {
+    /// The defaults one LimitRange gives.
+    pub fn of(range: &k8s_openapi::api::core::v1::LimitRange) -> DefaultLimits {
+        let mut out = DefaultLimits::default();
+        for item in range.spec.iter().flat_map(|s| &s.limits) {
+            if item.type_ != "Container" {
+                continue;
+            }
+            if let Some(d) = &item.default {
+                out.cpu |= d.contains_key("cpu");
+                out.memory |= d.contains_key("memory");
+            }
+        }
+        out
+    }
+}
+
+/// Kind names of RuntimeClasses and LimitRanges, as [`Index::clear_kind`] and [`VIEW_KINDS`]
+/// spell them.
+pub const RUNTIME_CLASS: &str = "RuntimeClass";
+pub const LIMIT_RANGE: &str = "LimitRange";
 
 /// Kind names of the optional APIs, as [`Index::clear_kind`] and [`VIEW_KINDS`] spell them.
 pub const SECRET_PROVIDER_CLASS: &str = "SecretProviderClass";
@@ -212,6 +255,11 @@ pub struct Index {
     /// subject -> bindings naming it; `true` marks ClusterRoleBindings.
     by_subject: HashMap<SubjectKey, BTreeSet<(bool, BindingKey)>>,
     legacy_token_secrets: HashSet<(String, String)>,
+    runtime_classes: HashSet<String>,
+    /// Whether RuntimeClasses are known (listed by a watch, or given to `check`).
+    runtime_classes_known: bool,
+    /// Default limits per LimitRange, by namespace and name.
+    limit_ranges: HashMap<String, BTreeMap<String, DefaultLimits>>,
     /// Pods looked up for one request (never watched): labels, or `None` for no such pod.
     pods: HashMap<(String, String), Option<PodFacts>>,
     /// Services looked up for `services/proxy`: the pods each selects; `None`: no such Service.
@@ -471,6 +519,31 @@ impl Index {
     }
 
     /// A SecretProviderClass by name (all the index keeps of it).
+    pub fn apply_runtime_class(&mut self, name: &str) {
+        self.runtime_classes_known = true;
+        self.runtime_classes.insert(name.to_string());
+    }
+    pub fn delete_runtime_class(&mut self, name: &str) {
+        self.runtime_classes.remove(name);
+    }
+    /// Records that RuntimeClasses are known, when a list found none.
+    pub fn set_runtime_classes_known(&mut self) {
+        self.runtime_classes_known = true;
+    }
+    pub fn apply_limit_range(&mut self, namespace: &str, name: &str, defaults: DefaultLimits) {
+        self.limit_ranges
+            .entry(namespace.to_string())
+            .or_default()
+            .insert(name.to_string(), defaults);
+    }
+    pub fn delete_limit_range(&mut self, namespace: &str, name: &str) {
+        if let Some(m) = self.limit_ranges.get_mut(namespace) {
+            m.remove(name);
+            if m.is_empty() {
+                self.limit_ranges.remove(namespace);
+            }
+        }
+    }
     pub fn apply_secret_provider_class(&mut self, namespace: &str, name: &str) {
         self.secret_provider_classes_served = true;
         self.secret_provider_classes
@@ -534,6 +607,8 @@ impl Index {
             }
             "Secret" => self.legacy_token_secrets.clear(),
             SECRET_PROVIDER_CLASS => self.secret_provider_classes.clear(),
+            RUNTIME_CLASS => self.runtime_classes.clear(),
+            LIMIT_RANGE => self.limit_ranges.clear(),
             CILIUM_NETWORK_POLICY => self.cilium_policies.clear(),
             CILIUM_CLUSTERWIDE_NETWORK_POLICY => self.cilium_clusterwide.clear(),
             _ => {}
@@ -555,6 +630,11 @@ impl Index {
             ("clusterrolebindings", self.cluster_role_bindings.len()),
             ("legacytokensecrets", self.legacy_token_secrets.len()),
             ("secretproviderclasses", self.secret_provider_classes.len()),
+            ("runtimeclasses", self.runtime_classes.len()),
+            (
+                "limitranges",
+                self.limit_ranges.values().map(|m| m.len()).sum(),
+            ),
             (
                 "ciliumnetworkpolicies",
                 self.cilium_policies.values().map(|m| m.len()).sum(),
@@ -711,6 +791,22 @@ impl ClusterView for Index {
         }
     }
 
+    fn runtime_class(&self, name: &str) -> Option<bool> {
+        self.runtime_classes_known
+            .then(|| self.runtime_classes.contains(name))
+    }
+
+    fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
+        self.limit_ranges
+            .get(namespace)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .fold(DefaultLimits::default(), |acc, d| DefaultLimits {
+                cpu: acc.cpu || d.cpu,
+                memory: acc.memory || d.memory,
+            })
+    }
+
     fn secret_provider_class(&self, namespace: &str, name: &str) -> Option<bool> {
         self.secret_provider_classes_served.then(|| {
             self.secret_provider_classes
@@ -751,6 +847,8 @@ pub const VIEW_KINDS: &[&str] = &[
     SECRET_PROVIDER_CLASS,
     CILIUM_NETWORK_POLICY,
     CILIUM_CLUSTERWIDE_NETWORK_POLICY,
+    RUNTIME_CLASS,
+    LIMIT_RANGE,
 ];
 
 impl StaticView {
@@ -810,6 +908,15 @@ impl StaticView {
                     .map_err(<serde_json::Error as serde::de::Error>::custom)?;
                 idx.apply_cilium_policy(policy);
             }
+            RUNTIME_CLASS => {
+                let rc: k8s_openapi::api::node::v1::RuntimeClass = serde_json::from_value(object)?;
+                idx.apply_runtime_class(rc.metadata.name.as_deref().unwrap_or_default());
+            }
+            LIMIT_RANGE => {
+                let lr: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(object)?;
+                let (ns, name) = ns_name(&lr.metadata);
+                idx.apply_limit_range(&ns, &name, DefaultLimits::of(&lr));
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -855,6 +962,12 @@ impl ClusterView for StaticView {
     }
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         self.index.cilium_policies(namespace)
+    }
+    fn runtime_class(&self, name: &str) -> Option<bool> {
+        self.index.runtime_class(name)
+    }
+    fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
+        self.index.limit_range_defaults(namespace)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::{ConnectOptions, Review, Target, Template};
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, PodLookup, Read, StaticView};
+use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, PodLookup, Read, StaticView};
 use crate::engine::violation::Violation;
 use k8s_openapi::api::core::v1::{
     Capabilities, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HostPathVolumeSource,
@@ -31,6 +31,8 @@ pub const NS: &str = "agents";
 /// ServiceAccount of `hardened_pod()`, present in `hardened_view()`.
 pub const SA: &str = "openclaw-agent";
 pub const IMAGE: &str = "ghcr.io/openclaw/openclaw:2026.1";
+/// RuntimeClass of `hardened_pod()`, present in `hardened_view()`.
+pub const RUNTIME_CLASS: &str = "gvisor";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum List {
@@ -67,11 +69,14 @@ pub fn pod(name: &str) -> PodBuilder {
 }
 
 /// The pod every check passes: agent label, dedicated SA, no automounted token but a
-/// projected one of 3600 s, pod-level non-root and seccomp, one locked-down container.
+/// projected one of 3600 s, pod-level non-root and seccomp, gVisor and a user namespace, one
+/// locked-down container with limits.
 pub fn hardened() -> PodBuilder {
     pod("agent")
         .label("app", "openclaw")
         .service_account(SA)
+        .runtime_class(RUNTIME_CLASS)
+        .host_users(false)
         .automount_service_account_token(false)
         .pod_run_as_non_root(true)
         .pod_run_as_user(1000)
@@ -80,6 +85,7 @@ pub fn hardened() -> PodBuilder {
         .empty_dir_volume("tmp")
         .container("agent")
         .hardened()
+        .limits("1", "1Gi")
         .mount("openclaw-sa-token", SA_TOKEN_MOUNT_PATH)
         .mount("tmp", "/tmp")
         .env_secret("OPENAI_API_KEY", "openai", "key")
@@ -135,6 +141,14 @@ impl PodBuilder {
     }
     pub fn service_account(mut self, name: &str) -> Self {
         self.spec.service_account_name = Some(name.into());
+        self
+    }
+    pub fn runtime_class(mut self, name: &str) -> Self {
+        self.spec.runtime_class_name = Some(name.into());
+        self
+    }
+    pub fn host_users(mut self, on: bool) -> Self {
+        self.spec.host_users = Some(on);
         self
     }
     pub fn automount_service_account_token(mut self, on: bool) -> Self {
@@ -261,6 +275,21 @@ impl PodBuilder {
         self.cur()
             .security_context
             .get_or_insert_with(Default::default)
+    }
+    /// CPU and memory limits on the current container.
+    pub fn limits(mut self, cpu: &str, memory: &str) -> Self {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        self.cur().resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(
+                [
+                    ("cpu".to_string(), Quantity(cpu.into())),
+                    ("memory".to_string(), Quantity(memory.into())),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        self
     }
     /// Direct access to the current container.
     pub fn edit(mut self, f: impl FnOnce(&mut Container)) -> Self {
@@ -454,7 +483,12 @@ pub fn view_of(objects: &[Value]) -> StaticView {
 
 /// The cluster `hardened_pod()` passes in: its ServiceAccount and a deny-all egress policy.
 pub fn hardened_view() -> StaticView {
-    view_of(&[service_account_json(NS, SA), deny_all_egress_json(NS)])
+    view_of(&[
+        service_account_json(NS, SA),
+        deny_all_egress_json(NS),
+        json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": RUNTIME_CLASS}, "handler": "runsc"}),
+    ])
 }
 
 // --- running checks ---
@@ -521,6 +555,14 @@ impl ClusterView for Fenced<'_> {
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         self.allow(Read::CiliumPolicies);
         self.inner.cilium_policies(namespace)
+    }
+    fn runtime_class(&self, name: &str) -> Option<bool> {
+        self.allow(Read::RuntimeClasses);
+        self.inner.runtime_class(name)
+    }
+    fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
+        self.allow(Read::LimitRanges);
+        self.inner.limit_range_defaults(namespace)
     }
 }
 

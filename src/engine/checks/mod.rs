@@ -15,10 +15,13 @@ pub mod no_plaintext_credentials;
 pub mod no_privilege_escalation;
 pub mod read_only_root_filesystem;
 pub mod relabel_requires_approval;
+pub mod resource_limits;
 pub mod run_as_non_root;
+pub mod sandboxed_runtime;
 pub mod seccomp_profile;
 pub mod secret_provider_class;
 pub mod short_lived_token;
+pub mod user_namespace;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -45,6 +48,9 @@ pub static CHECKS: &[&Check] = &[
     &exec_requires_approval::CHECK,
     &relabel_requires_approval::CHECK,
     &secret_provider_class::CHECK,
+    &sandboxed_runtime::CHECK,
+    &user_namespace::CHECK,
+    &resource_limits::CHECK,
 ];
 
 /// The check with this id.
