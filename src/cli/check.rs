@@ -305,6 +305,7 @@ fn misfit(o: &Manifest) -> Option<(String, Option<usize>, String)> {
         "StatefulSet" => probe::<apps::StatefulSet>(v),
         "DaemonSet" => probe::<apps::DaemonSet>(v),
         "ReplicaSet" => probe::<apps::ReplicaSet>(v),
+        "ReplicationController" => probe::<core::ReplicationController>(v),
         "Job" => probe::<batch::Job>(v),
         "CronJob" => probe::<batch::CronJob>(v),
         "Namespace" => probe::<core::Namespace>(v),

@@ -217,6 +217,9 @@ impl Default for TelemetrySettings {
 pub fn default_controller_users() -> Vec<String> {
     [
         "replicaset-controller",
+        // kube-controller-manager's ReplicationController loop (its client is named
+        // `replication-controller`, not after the kind).
+        "replication-controller",
         "deployment-controller",
         "statefulset-controller",
         "daemon-set-controller",

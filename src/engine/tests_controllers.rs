@@ -39,6 +39,7 @@ fn resource_of(kind: &str) -> (&'static str, &'static str) {
         "Pod" => ("", "pods"),
         "Deployment" => ("apps", "deployments"),
         "ReplicaSet" => ("apps", "replicasets"),
+        "ReplicationController" => ("", "replicationcontrollers"),
         "StatefulSet" => ("apps", "statefulsets"),
         "Job" => ("batch", "jobs"),
         "CronJob" => ("batch", "cronjobs"),
@@ -216,6 +217,129 @@ fn the_replicaset_the_deployment_controller_makes_is_covered_by_the_stamp() {
         &hardened_view(),
     );
     assert!(!forged.allowed);
+}
+
+/// A ReplicationController (core/v1) running `pod` as its template.
+fn replication_controller(name: &str, pod: &Pod) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"app": "openclaw"},
+            "template": {"metadata": pod.metadata, "spec": pod.spec}}
+    })
+}
+
+const RC_CONTROLLER: (&str, &[&str]) = (
+    "system:serviceaccount:kube-system:replication-controller",
+    &[
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+    ],
+);
+
+#[test]
+fn a_replication_controller_with_an_unhardened_agent_template_is_refused_at_its_template() {
+    let bare = pod("agent")
+        .label("app", "openclaw")
+        .service_account(SA)
+        .container("agent")
+        .build();
+    let rc = replication_controller("agent", &bare);
+    let d = evaluate(
+        &Req::new("CREATE", "ReplicationController", rc, USER).review(),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(!d.allowed);
+    let checks: Vec<&str> = d.violations.iter().map(|j| j.violation.check).collect();
+    for id in [
+        "run-as-non-root",
+        "no-privilege-escalation",
+        "drop-all-capabilities",
+    ] {
+        assert!(checks.contains(&id), "{id} missing: {checks:?}");
+    }
+    // Paths name the template inside the ReplicationController, as for a Deployment.
+    assert!(
+        d.violations
+            .iter()
+            .all(|j| j.violation.path.starts_with("spec.template.spec.")),
+        "{:?}",
+        d.violations
+            .iter()
+            .map(|j| &j.violation.path)
+            .collect::<Vec<_>>()
+    );
+
+    // The hardened template passes.
+    let ok = evaluate(
+        &Req::new(
+            "CREATE",
+            "ReplicationController",
+            replication_controller("agent", &hardened().build()),
+            USER,
+        )
+        .review(),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(ok.allowed, "{:?}", ok.message);
+}
+
+#[test]
+fn an_approvers_stamp_on_a_replication_controller_reaches_the_pods_its_controller_makes() {
+    let policy = keyed_policy();
+    let rc = replication_controller("browser", &writable_agent());
+    let decision = mutate(
+        &Req::new("CREATE", "ReplicationController", rc.clone(), APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert_eq!(decision.mutations, [APPROVAL_STAMP]);
+    let mut rc = rc;
+    json_patch::patch(&mut rc, &decision.patch.unwrap().to_json_patch()).unwrap();
+    let stamp = rc["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION]
+        .as_str()
+        .unwrap();
+    assert!(
+        stamp.contains("kind=ReplicationController;name=browser"),
+        "{stamp}"
+    );
+
+    // The Pod as the ReplicationController loop makes it: the template, owned by the RC
+    // directly (no hash label, no intermediate object).
+    let mut meta = rc["spec"]["template"]["metadata"].clone();
+    meta["generateName"] = "browser-".into();
+    meta["namespace"] = NS.into();
+    meta["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ReplicationController",
+        "name": "browser", "uid": "6c7a1f2e-0000-4000-8000-000000000003",
+        "controller": true, "blockOwnerDeletion": true}]);
+    let made = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+        "spec": rc["spec"]["template"]["spec"]});
+
+    let by_controller = evaluate(
+        &Req::new("CREATE", "Pod", made.clone(), RC_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(by_controller.allowed, "{:?}", by_controller.message);
+    assert_eq!(exempted_checks(&by_controller), [EXEMPT]);
+    assert!(
+        by_controller.audit_annotations[AUDIT_APPROVAL]
+            .contains("ReplicationController agents/browser"),
+        "{:?}",
+        by_controller.audit_annotations
+    );
+
+    // The same Pod sent by a person is judged without the stamp.
+    let by_hand = evaluate(
+        &Req::new("CREATE", "Pod", made, USER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!by_hand.allowed);
+    assert!(by_hand.exempted.is_empty());
 }
 
 #[test]

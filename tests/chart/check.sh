@@ -175,7 +175,9 @@ expect(len(wl_v) == 1 and len(wl_m) == 1, "one workload entry each, validating a
 for w in wl_v + wl_m:
     expect("objectSelector" not in w and any(c["name"] == "agent-template" for c in w.get("matchConditions", [])),
            f"{w['name']} selects by the template's labels (matchConditions), not the workload's own")
-    expect({r["apiGroups"][0] for r in w["rules"]} == {"apps", "batch"}, f"{w['name']} covers apps and batch workloads")
+    resources = {(r["apiGroups"][0], res) for r in w["rules"] for res in r["resources"]}
+    expect({g for g, _ in resources} == {"apps", "batch", ""} and ("", "replicationcontrollers") in resources,
+           f"{w['name']} covers apps and batch workloads and the core group's ReplicationControllers")
 expect(any(c["name"] == "exemption-asked" for c in wl_m[0].get("matchConditions", [])) and wl_m[0]["failurePolicy"] == "Fail",
        "mutate-workloads is called only for exemption requests and fails closed")
 key = one([x for x in docs if x["kind"] == "Secret" and x["metadata"]["name"].endswith("-approval-key")], "Secret")

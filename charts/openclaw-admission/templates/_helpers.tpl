@@ -233,9 +233,9 @@ as string literals.
 
 {{/*
 CEL over a workload under review: `[<map>].exists(m, ...)` binds the pod template's labels
-(or annotations) to a name. Deployments, StatefulSets, DaemonSets, ReplicaSets and Jobs keep
-their template at spec.template; CronJobs at spec.jobTemplate.spec.template. A missing map
-reads as empty.
+(or annotations) to a name. Deployments, StatefulSets, DaemonSets, ReplicaSets,
+ReplicationControllers and Jobs keep their template at spec.template; CronJobs at
+spec.jobTemplate.spec.template. A missing map reads as empty.
 */}}
 {{- define "openclaw-admission.celTemplateField" -}}
 {{- $f := . -}}
