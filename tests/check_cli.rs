@@ -363,6 +363,66 @@ fn deployment_in_a_multi_document_file_is_judged_at_its_template() {
     );
 }
 
+/// The unhardened agent as a ReplicationController, the core group's own workload.
+const REPLICATION_CONTROLLER: &str = "\
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: claw
+spec:
+  replicas: 1
+  selector: {app: openclaw}
+  template:
+    metadata:
+      labels: {app: openclaw}
+    spec:
+      containers:
+        - name: agent
+          image: ghcr.io/openclaw/openclaw:latest
+";
+
+#[test]
+fn replication_controller_is_judged_at_its_template_like_a_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let rc = write(dir.path(), "rc.yaml", REPLICATION_CONTROLLER);
+    let out = check_paths(&[&rc], &["-o", "json", "-n", "agents"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let obj = &report["objects"][0];
+    assert_eq!(obj["kind"], "ReplicationController");
+    assert_eq!(obj["allowed"], false);
+    let paths: Vec<&str> = obj["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"spec.template.spec.containers[0].securityContext.runAsNonRoot"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().all(|p| p.starts_with("spec.template.")),
+        "{paths:?}"
+    );
+    assert!(!stderr(&out).contains("not judged"), "{}", stderr(&out));
+
+    // A template field that does not fit is named with its path and line, as for the
+    // other kinds (the full ReplicationController type finds it).
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &REPLICATION_CONTROLLER.replace("image: ghcr.io/openclaw/openclaw:latest", "image: [a, b]"),
+    );
+    let out = check_paths(&[&bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("spec.template.spec.containers[0].image (line 14)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn json_list_items_are_judged_one_by_one() {
     let dir = tempfile::tempdir().unwrap();

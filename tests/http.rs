@@ -108,6 +108,61 @@ async fn allows_update_of_hardened_pod() {
     assert_eq!(r["allowed"], true, "{r}");
 }
 
+/// The hardened Pod with its security contexts cut to what no SCC fills in (a read-only
+/// root filesystem), as OpenShift admitted it under `scc`.
+fn silent_pod_admitted_under(scc: &str) -> Value {
+    let mut r = fixture("pod-create-hardened.json");
+    let pod = &mut r["request"]["object"];
+    pod["metadata"]["annotations"] = json!({"openshift.io/scc": scc});
+    pod["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("securityContext");
+    for c in pod["spec"]["containers"].as_array_mut().unwrap() {
+        c["securityContext"] = json!({"readOnlyRootFilesystem": true});
+    }
+    r
+}
+
+#[tokio::test]
+async fn on_openshift_a_pod_is_filled_in_only_as_the_scc_named_by_its_annotation() {
+    let policy = Policy::from_yaml("assumeOpenShift: true\n", "policy.yaml").unwrap();
+    let app = || {
+        router(AppState::new(
+            Arc::new(policy.clone()),
+            Arc::new(view()),
+            Readiness::new(true),
+        ))
+    };
+    let answer = |scc: &'static str| {
+        let app = app();
+        async move {
+            let body = serde_json::to_vec(&silent_pod_admitted_under(scc)).unwrap();
+            let (status, a) = post_bytes(app, "/validate", body).await;
+            assert_eq!(status, StatusCode::OK, "{a}");
+            a["response"].clone()
+        }
+    };
+    // restricted-v2 filled in a UID, runAsNonRoot, no escalation, drop ALL and seccomp.
+    let r = answer("restricted-v2").await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // anyuid runs the image's user, root included: judged as written.
+    let r = answer("anyuid").await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    for id in [
+        "run-as-non-root",
+        "no-privilege-escalation",
+        "drop-all-capabilities",
+        "seccomp-profile",
+    ] {
+        assert!(msg.contains(id), "{id}: {msg}");
+    }
+    // restricted (v1) is not in the default list, so it too is judged as written.
+    let r = answer("restricted").await;
+    assert!(message(&r).contains("run-as-non-root"), "{r}");
+}
+
 #[tokio::test]
 async fn allows_delete_whose_object_is_null() {
     let f = fixture("pod-delete.json");

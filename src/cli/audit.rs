@@ -5,9 +5,10 @@
 //! It lists, page by page, the cluster view (Namespaces, ServiceAccounts, NetworkPolicies,
 //! roles and bindings, and where their APIs are served Cilium policies and
 //! SecretProviderClasses) and then every Pod and every workload that no controller owns
-//! (Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs): the Pods are what runs
-//! now, the workloads what their next rollout will create. Each is judged as a CREATE by a user
-//! with no groups, in the mode its namespace is in, and again as `enforce` would judge it.
+//! (Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs,
+//! CronJobs): the Pods are what runs now, the workloads what their next rollout will create.
+//! Each is judged as a CREATE by a user with no groups, in the mode its namespace is in, and
+//! again as `enforce` would judge it.
 //! Agents are found by the policy's selectors, and also by image without any agent label (the
 //! catch-all's images, whether or not the catch-all is on), so an agent that dropped its label
 //! shows up here.
@@ -285,13 +286,17 @@ async fn read_subjects(
 ) -> anyhow::Result<Vec<(&'static str, String, Value)>> {
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::{CronJob, Job};
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{Pod, ReplicationController};
     let kinds: Vec<(&'static str, (Api<DynamicObject>, ApiResource))> = vec![
         ("Pod", erased::<Pod>(client, ns)),
         ("Deployment", erased::<Deployment>(client, ns)),
         ("StatefulSet", erased::<StatefulSet>(client, ns)),
         ("DaemonSet", erased::<DaemonSet>(client, ns)),
         ("ReplicaSet", erased::<ReplicaSet>(client, ns)),
+        (
+            "ReplicationController",
+            erased::<ReplicationController>(client, ns),
+        ),
         ("Job", erased::<Job>(client, ns)),
         ("CronJob", erased::<CronJob>(client, ns)),
     ];
@@ -559,7 +564,7 @@ pub fn policy_report(ns: &str, findings: &[&Finding], now: i64) -> Value {
 
 fn api_version_of(kind: &str) -> &'static str {
     match kind {
-        "Pod" => "v1",
+        "Pod" | "ReplicationController" => "v1",
         "Job" | "CronJob" => "batch/v1",
         _ => "apps/v1",
     }

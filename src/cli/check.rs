@@ -49,8 +49,8 @@ pub struct Args {
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// Apply what OpenShift's restricted-v2 SCC sets on admission (non-root UID, drop ALL,
-    /// no privilege escalation, RuntimeDefault seccomp) before judging, so verdicts match an
-    /// OpenShift cluster.
+    /// no privilege escalation, RuntimeDefault seccomp) to Pods and templates before judging,
+    /// so verdicts match an OpenShift cluster where they are admitted under restricted-v2.
     #[arg(long)]
     pub assume_openshift: bool,
 }
@@ -312,6 +312,7 @@ fn misfit(o: &Manifest) -> Option<(String, Option<usize>, String)> {
         "StatefulSet" => probe::<apps::StatefulSet>(v),
         "DaemonSet" => probe::<apps::DaemonSet>(v),
         "ReplicaSet" => probe::<apps::ReplicaSet>(v),
+        "ReplicationController" => probe::<core::ReplicationController>(v),
         "Job" => probe::<batch::Job>(v),
         "CronJob" => probe::<batch::CronJob>(v),
         "Namespace" => probe::<core::Namespace>(v),
@@ -400,7 +401,9 @@ fn review_of(o: &Manifest, args: &Args) -> Result<Review, serde_json::Error> {
     let kind = o.kind();
     let mut subject = Subject::from_value(kind, o.value.clone())?;
     if args.assume_openshift {
-        engine::openshift::fill(&mut subject);
+        // Manifests carry no `openshift.io/scc` (the SCC admission writes it at creation):
+        // judge them as the default SCC will admit them.
+        engine::openshift::fill_as_restricted_v2(&mut subject);
     }
     Ok(Review::dry_run_create(
         kind,

@@ -6,6 +6,7 @@
 
 use super::checks;
 use super::egress::{cidr, fqdn};
+use super::openshift;
 use super::policy::{Action, Policy, PolicyError};
 use super::selector;
 use std::path::Path;
@@ -113,6 +114,19 @@ impl Policy {
             for (j, e) in sel.match_expressions.iter().flatten().enumerate() {
                 check_operator(&e.operator, e.values.as_deref().unwrap_or(&[]))
                     .map_err(|m| bad(&format!("agentSelectors[{i}].matchExpressions[{j}]"), m))?;
+            }
+        }
+        for (i, name) in self.openshift_sccs.iter().enumerate() {
+            // Filling in for an SCC the engine does not know would be a guess, and a wrong
+            // guess passes a Pod that runs as root.
+            if openshift::by_name(name).is_none() {
+                return Err(bad(
+                    &format!("openShiftSccs[{i}]"),
+                    format!(
+                        "unknown SCC {name:?}; known: {}",
+                        openshift::known_names().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
             }
         }
         if self.catch_all.action == Action::Audit {

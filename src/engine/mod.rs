@@ -86,8 +86,7 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
     }
     if policy.assume_openshift {
         let mut filled = review.clone();
-        openshift::fill(&mut filled.object);
-        openshift::fill(&mut filled.old_object);
+        openshift::fill(&mut filled, &policy.openshift_sccs);
         return judge(&filled, policy, view);
     }
     judge(review, policy, view)

@@ -145,11 +145,16 @@ pub struct Policy {
     /// are created by `replicaset-controller`): an approval stamped on the workload's
     /// template holds for the objects they create from it (src/engine/approval.rs).
     pub controller_users: Vec<String>,
-    /// Judge Pods and templates as OpenShift's restricted-v2 SCC will have filled them in
-    /// (non-root UID, drop ALL, no privilege escalation, RuntimeDefault seccomp). The SCC
-    /// admission mutates Pods before webhooks see them, but never workload templates.
+    /// Judge as OpenShift's SCC admission will have filled in: a Pod by the SCC its
+    /// `openshift.io/scc` annotation names, when `openShiftSccs` lists it; a workload's
+    /// template (which the SCC admission never sees) as restricted-v2 will fill its Pods.
     #[serde(rename = "assumeOpenShift")]
     pub assume_openshift: bool,
+    /// The SCCs whose fill-in `assumeOpenShift` trusts on a Pod (names from
+    /// `openshift::KNOWN`). A Pod admitted under any other SCC (`anyuid` runs as root and
+    /// fills in next to nothing) is judged as written.
+    #[serde(rename = "openShiftSccs")]
+    pub openshift_sccs: Vec<String>,
     /// Check ids switched off everywhere.
     pub disabled_checks: Vec<String>,
     /// One check's tier in place of its own (`{sandboxed-runtime: high}`): raises or lowers
@@ -180,6 +185,7 @@ impl Default for Policy {
             exemption_annotation: "openclaw.io/exempt".into(),
             controller_users: default_controller_users(),
             assume_openshift: false,
+            openshift_sccs: super::openshift::default_fill_sccs(),
             disabled_checks: Vec::new(),
             check_tiers: BTreeMap::new(),
             checks: CheckSettings::default(),
@@ -221,6 +227,9 @@ impl Default for TelemetrySettings {
 pub fn default_controller_users() -> Vec<String> {
     [
         "replicaset-controller",
+        // kube-controller-manager's ReplicationController loop (its client is named
+        // `replication-controller`, not after the kind).
+        "replication-controller",
         "deployment-controller",
         "statefulset-controller",
         "daemon-set-controller",

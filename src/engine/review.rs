@@ -17,12 +17,16 @@ pub struct User {
 /// The subresource `kubectl debug` adds containers through.
 pub const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 
-/// Workload kinds whose pod template is judged like a pod.
+/// Workload kinds whose pod template is judged like a pod. All keep it at `spec.template`
+/// but the CronJob. `ReplicationController` (core/v1) is old but still served and still run
+/// by kube-controller-manager: leaving it out would let an agent template through at apply
+/// and refuse its Pods later, one silent event at a time.
 pub const WORKLOAD_KINDS: &[&str] = &[
     "Deployment",
     "StatefulSet",
     "DaemonSet",
     "ReplicaSet",
+    "ReplicationController",
     "Job",
     "CronJob",
 ];

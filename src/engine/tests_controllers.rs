@@ -39,6 +39,7 @@ fn resource_of(kind: &str) -> (&'static str, &'static str) {
         "Pod" => ("", "pods"),
         "Deployment" => ("apps", "deployments"),
         "ReplicaSet" => ("apps", "replicasets"),
+        "ReplicationController" => ("", "replicationcontrollers"),
         "StatefulSet" => ("apps", "statefulsets"),
         "Job" => ("batch", "jobs"),
         "CronJob" => ("batch", "cronjobs"),
@@ -257,6 +258,129 @@ fn the_replicaset_the_deployment_controller_makes_is_covered_by_the_stamp() {
         &hardened_view(),
     );
     assert!(!forged.allowed);
+}
+
+/// A ReplicationController (core/v1) running `pod` as its template.
+fn replication_controller(name: &str, pod: &Pod) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"app": "openclaw"},
+            "template": {"metadata": pod.metadata, "spec": pod.spec}}
+    })
+}
+
+const RC_CONTROLLER: (&str, &[&str]) = (
+    "system:serviceaccount:kube-system:replication-controller",
+    &[
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+    ],
+);
+
+#[test]
+fn a_replication_controller_with_an_unhardened_agent_template_is_refused_at_its_template() {
+    let bare = pod("agent")
+        .label("app", "openclaw")
+        .service_account(SA)
+        .container("agent")
+        .build();
+    let rc = replication_controller("agent", &bare);
+    let d = evaluate(
+        &Req::new("CREATE", "ReplicationController", rc, USER).review(),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(!d.allowed);
+    let checks: Vec<&str> = d.violations.iter().map(|j| j.violation.check).collect();
+    for id in [
+        "run-as-non-root",
+        "no-privilege-escalation",
+        "drop-all-capabilities",
+    ] {
+        assert!(checks.contains(&id), "{id} missing: {checks:?}");
+    }
+    // Paths name the template inside the ReplicationController, as for a Deployment.
+    assert!(
+        d.violations
+            .iter()
+            .all(|j| j.violation.path.starts_with("spec.template.spec.")),
+        "{:?}",
+        d.violations
+            .iter()
+            .map(|j| &j.violation.path)
+            .collect::<Vec<_>>()
+    );
+
+    // The hardened template passes.
+    let ok = evaluate(
+        &Req::new(
+            "CREATE",
+            "ReplicationController",
+            replication_controller("agent", &hardened().build()),
+            USER,
+        )
+        .review(),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(ok.allowed, "{:?}", ok.message);
+}
+
+#[test]
+fn an_approvers_stamp_on_a_replication_controller_reaches_the_pods_its_controller_makes() {
+    let policy = keyed_policy();
+    let rc = replication_controller("browser", &writable_agent());
+    let decision = mutate(
+        &Req::new("CREATE", "ReplicationController", rc.clone(), APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert_eq!(decision.mutations, [APPROVAL_STAMP]);
+    let mut rc = rc;
+    json_patch::patch(&mut rc, &decision.patch.unwrap().to_json_patch()).unwrap();
+    let stamp = rc["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION]
+        .as_str()
+        .unwrap();
+    assert!(
+        stamp.contains("kind=ReplicationController;name=browser"),
+        "{stamp}"
+    );
+
+    // The Pod as the ReplicationController loop makes it: the template, owned by the RC
+    // directly (no hash label, no intermediate object).
+    let mut meta = rc["spec"]["template"]["metadata"].clone();
+    meta["generateName"] = "browser-".into();
+    meta["namespace"] = NS.into();
+    meta["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ReplicationController",
+        "name": "browser", "uid": "6c7a1f2e-0000-4000-8000-000000000003",
+        "controller": true, "blockOwnerDeletion": true}]);
+    let made = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+        "spec": rc["spec"]["template"]["spec"]});
+
+    let by_controller = evaluate(
+        &Req::new("CREATE", "Pod", made.clone(), RC_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(by_controller.allowed, "{:?}", by_controller.message);
+    assert_eq!(exempted_checks(&by_controller), [EXEMPT]);
+    assert!(
+        by_controller.audit_annotations[AUDIT_APPROVAL]
+            .contains("ReplicationController agents/browser"),
+        "{:?}",
+        by_controller.audit_annotations
+    );
+
+    // The same Pod sent by a person is judged without the stamp.
+    let by_hand = evaluate(
+        &Req::new("CREATE", "Pod", made, USER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!by_hand.allowed);
+    assert!(by_hand.exempted.is_empty());
 }
 
 #[test]
@@ -615,6 +739,167 @@ fn assume_openshift_judges_a_template_as_restricted_v2_will_fill_its_pods() {
         &hardened_view(),
     );
     assert!(filled.allowed, "{:?}", filled.message);
+}
+
+/// An agent Pod, hardened but for what an SCC may fill in: no security context on the pod or
+/// its container beyond a read-only root filesystem (no SCC sets that), annotated as admitted
+/// under `scc` when given.
+fn silent_pod(scc: Option<&str>) -> Value {
+    let mut b = hardened()
+        .with_container("agent")
+        .no_security_context()
+        .read_only_root_filesystem(true)
+        .spec(|s| s.security_context = None);
+    if let Some(scc) = scc {
+        b = b.annotation(super::openshift::SCC_ANNOTATION, scc);
+    }
+    let p = b.build();
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": p.metadata, "spec": p.spec})
+}
+
+fn failed_checks(d: &Decision) -> Vec<&'static str> {
+    let mut c: Vec<&'static str> = d.violations.iter().map(|j| j.violation.check).collect();
+    c.sort_unstable();
+    c.dedup();
+    c
+}
+
+fn on_openshift(sccs: &[&str]) -> Policy {
+    Policy {
+        assume_openshift: true,
+        openshift_sccs: sccs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// What an SCC leaves a silent container to: every check it may fill in.
+const SCC_CHECKS: [&str; 4] = [
+    "drop-all-capabilities",
+    "no-privilege-escalation",
+    "run-as-non-root",
+    "seccomp-profile",
+];
+
+#[test]
+fn assume_openshift_fills_a_pod_in_only_as_the_listed_scc_its_annotation_names() {
+    let policy = Policy {
+        assume_openshift: true,
+        ..Default::default()
+    };
+    assert_eq!(policy.openshift_sccs, ["restricted-v2"]);
+    let judge = |pod: Value, policy: &Policy| {
+        evaluate(
+            &Req::new("CREATE", "Pod", pod, USER).review(),
+            policy,
+            &hardened_view(),
+        )
+    };
+
+    // Admitted under restricted-v2: what it fills in makes the silent Pod a box.
+    let v2 = judge(silent_pod(Some("restricted-v2")), &policy);
+    assert!(v2.allowed, "{:?}", v2.message);
+
+    // anyuid fills in nothing that counts (it runs the image's user, root included), and
+    // a Pod with no annotation was not admitted by an SCC at all: both judged as written.
+    for scc in [Some("anyuid"), None] {
+        let d = judge(silent_pod(scc), &policy);
+        assert!(!d.allowed, "{scc:?}");
+        assert_eq!(failed_checks(&d), SCC_CHECKS, "{scc:?}");
+    }
+    let mut root = silent_pod(Some("anyuid"));
+    root["spec"]["containers"][0]["securityContext"]["runAsUser"] = 0.into();
+    let d = judge(root, &policy);
+    assert!(failed_checks(&d).contains(&"run-as-non-root"));
+    assert!(
+        d.violations
+            .iter()
+            .any(|j| j.violation.path == "spec.containers[0].securityContext.runAsUser"),
+        "{:?}",
+        d.violations
+    );
+
+    // A known SCC that the policy does not list is not trusted either.
+    let d = judge(silent_pod(Some("nonroot-v2")), &policy);
+    assert_eq!(failed_checks(&d), SCC_CHECKS);
+    let d = judge(
+        silent_pod(Some("nonroot-v2")),
+        &on_openshift(&["restricted-v2", "nonroot-v2"]),
+    );
+    assert!(d.allowed, "{:?}", d.message);
+
+    // Without assumeOpenShift the annotation means nothing.
+    let d = judge(silent_pod(Some("restricted-v2")), &Policy::default());
+    assert_eq!(failed_checks(&d), SCC_CHECKS);
+}
+
+#[test]
+fn the_v1_restricted_scc_fills_in_a_user_but_neither_escalation_nor_seccomp() {
+    let d = evaluate(
+        &Req::new("CREATE", "Pod", silent_pod(Some("restricted")), USER).review(),
+        &on_openshift(&["restricted-v2", "restricted"]),
+        &hardened_view(),
+    );
+    assert!(!d.allowed);
+    // A UID from the project's range makes it non-root; KILL, MKNOD, SETUID and SETGID are
+    // dropped, not ALL; escalation stays allowed and no seccomp profile is set.
+    assert_eq!(
+        failed_checks(&d),
+        [
+            "drop-all-capabilities",
+            "no-privilege-escalation",
+            "seccomp-profile"
+        ]
+    );
+}
+
+#[test]
+fn assume_openshift_fills_in_a_pod_only_at_creation_never_a_debug_container() {
+    // The SCC admission skips subresources and mutates no Pod UPDATE: a debug container added
+    // to a Pod admitted under restricted-v2 runs as its image says, so it is judged as sent.
+    let policy = on_openshift(&["restricted-v2"]);
+    let old = silent_pod(Some("restricted-v2"));
+    let mut new = old.clone();
+    new["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox", "targetContainerName": "agent",
+            "securityContext": {"readOnlyRootFilesystem": true}}]);
+    // The approver debugs: from anyone else it is refused as an exec whatever it holds.
+    let mut r = Req::new("UPDATE", "Pod", new, APPROVER);
+    r.old = old;
+    r.sub_resource = Some("ephemeralcontainers");
+    let d = evaluate(&r.review(), &policy, &hardened_view());
+    assert!(!d.allowed);
+    assert!(
+        d.violations
+            .iter()
+            .all(|j| j.violation.path.starts_with("spec.ephemeralContainers[0]")),
+        "{:?}",
+        d.violations
+    );
+    assert!(failed_checks(&d).contains(&"no-privilege-escalation"));
+
+    // A hardened one passes: nothing the Pod had is held against it.
+    r.object["spec"]["ephemeralContainers"][0]["securityContext"] = json!({
+        "runAsNonRoot": true, "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}});
+    let d = evaluate(&r.review(), &policy, &hardened_view());
+    assert!(d.allowed, "{:?}", d.message);
+}
+
+#[test]
+fn a_policy_naming_an_scc_the_engine_does_not_know_is_refused_at_load() {
+    let err = Policy::from_yaml(
+        "assumeOpenShift: true\nopenShiftSccs: [restricted-v2, privileged]\n",
+        "policy.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("openShiftSccs[1]")
+            && err.contains("\"privileged\"")
+            && err.contains("known: restricted-v2, restricted, nonroot-v2, nonroot, anyuid"),
+        "{err}"
+    );
+    let ok = Policy::from_yaml("openShiftSccs: [restricted-v2, restricted]\n", "p").unwrap();
+    assert_eq!(ok.openshift_sccs, ["restricted-v2", "restricted"]);
 }
 
 #[test]

@@ -175,7 +175,9 @@ expect(len(wl_v) == 1 and len(wl_m) == 1, "one workload entry each, validating a
 for w in wl_v + wl_m:
     expect("objectSelector" not in w and any(c["name"] == "agent-template" for c in w.get("matchConditions", [])),
            f"{w['name']} selects by the template's labels (matchConditions), not the workload's own")
-    expect({r["apiGroups"][0] for r in w["rules"]} == {"apps", "batch"}, f"{w['name']} covers apps and batch workloads")
+    resources = {(r["apiGroups"][0], res) for r in w["rules"] for res in r["resources"]}
+    expect({g for g, _ in resources} == {"apps", "batch", ""} and ("", "replicationcontrollers") in resources,
+           f"{w['name']} covers apps and batch workloads and the core group's ReplicationControllers")
 for w in pod_v + wl_v:
     conds = " ".join(c["expression"] for c in w.get("matchConditions", []))
     expect("oldObject != null" in conds,

@@ -63,7 +63,7 @@ fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
     Ok(list["items"].as_array().cloned().unwrap_or_default())
 }
 
-fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
+pub fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
     env.eventually(30, || {
         let pods = pods_of(env, ns, name)?;
         if pods.is_empty() {
@@ -86,7 +86,7 @@ fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> 
 }
 
 /// Whether one event of the API server's audit log holds every one of `needles`.
-fn audit_log_has(env: &Env, needles: &[&str]) -> bool {
+pub fn audit_log_has(env: &Env, needles: &[&str]) -> bool {
     std::fs::read_to_string(&env.audit_log)
         .unwrap_or_default()
         .lines()
@@ -94,7 +94,7 @@ fn audit_log_has(env: &Env, needles: &[&str]) -> bool {
 }
 
 /// What the mutation must have put into a stored Pod.
-fn carries_the_box(pod: &Value) -> Result<(), String> {
+pub fn carries_the_box(pod: &Value) -> Result<(), String> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("?");
     let token = projected_token(pod).map_err(|e| format!("{name}: {e}"))?;
     let vols = pod["spec"]["volumes"]

@@ -17,7 +17,7 @@ const VERSION: &str = "v1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub namespace: String,
-    /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Job` or `CronJob`.
+    /// One of [`crate::engine::review::WORKLOAD_KINDS`] (`Deployment`, `ReplicationController`, ...).
     pub kind: String,
     pub name: String,
     /// Sorted, without duplicates.
