@@ -81,6 +81,7 @@ pub fn all() -> Vec<(&'static str, Case)> {
     ];
     // The doors a tenant with `edit` rights tries (tests/e2e/doors.rs).
     all.extend(crate::doors::all());
+    all.extend(crate::isolation::all());
     let rest: Vec<(&'static str, Case)> = vec![
         (
             "yaml_is_read_as_kubectl_reads_it_object_by_object",
@@ -794,10 +795,20 @@ fn helm_template_to_check(env: &Env) -> Result<(), String> {
     expect(out.status.code() == Some(0), || {
         format!("check exited {:?}:\n{text}", out.status.code())
     })?;
+    // Judged under the default policy: nothing refused; the isolation checks' warnings only.
     expect(
-        text.contains("passed: Deployment default/claw (<stdin>)")
-            && text.contains("passed: Pod default/claw-test-connection (Helm test hook \"test\")")
-            && text.contains("2 objects judged, 0 violations"),
+        text.contains("Deployment default/claw (<stdin>)")
+            && text.contains("Pod default/claw-test-connection (Helm test hook \"test\")")
+            && text.contains("2 objects judged")
+            && !text.contains("would be refused")
+            && text
+                .lines()
+                .filter(|l| l.contains("  low     warn"))
+                .all(|l| {
+                    ["sandboxed-runtime", "user-namespace", "resource-limits"]
+                        .iter()
+                        .any(|id| l.trim_start().starts_with(id))
+                }),
         || format!("unexpected report:\n{text}"),
     )
 }

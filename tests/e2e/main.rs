@@ -14,6 +14,7 @@
 
 mod cases;
 mod doors;
+mod isolation;
 mod mlflow;
 mod observability;
 mod optional_apis;

@@ -513,7 +513,7 @@ pub fn exec_requires_approval(env: &Env) -> Result<(), String> {
 }
 
 /// The policy file the webhook serves from, as the suite wrote it.
-fn policy_file(env: &Env) -> std::path::PathBuf {
+pub fn policy_file(env: &Env) -> std::path::PathBuf {
     env.dir.path().join("policy.yaml")
 }
 
@@ -552,14 +552,15 @@ pub fn live_policy_and_mode_labels(env: &Env) -> Result<(), String> {
         env.eventually(20, || refused("before"))?;
 
         // A valid change takes effect without a restart.
-        let relaxed = format!("{original}disabledChecks: [read-only-root-filesystem]\n");
-        std::fs::write(policy_file(env), relaxed).map_err(|e| e.to_string())?;
+        let relaxed = original.replace(
+            "disabledChecks: [",
+            "disabledChecks: [read-only-root-filesystem, ",
+        );
+        std::fs::write(policy_file(env), &relaxed).map_err(|e| e.to_string())?;
         env.eventually(20, || accepted("relaxed"))?;
 
         // A bad change is kept out: the policy in force stays, the error is logged with its key.
-        let bad = format!(
-            "{original}disabledChecks: [read-only-root-filesystem]\nchecks:\n  tokn: {{}}\n"
-        );
+        let bad = format!("{relaxed}checks:\n  tokn: {{}}\n");
         std::fs::write(policy_file(env), bad).map_err(|e| e.to_string())?;
         env.eventually(20, || {
             let log = env.webhook_log_text();
