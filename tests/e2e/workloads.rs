@@ -25,7 +25,7 @@ fn template(pod: &Value, name: &str, job: bool) -> Value {
 }
 
 /// A workload of `kind` named `name` around `pod`'s template.
-fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
+pub(crate) fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
     let selector = json!({"matchLabels": {"e2e-workload": name}});
     let (api, spec) = match kind {
         "Job" => ("batch/v1", json!({"template": template(pod, name, true)})),
@@ -49,7 +49,7 @@ fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
     json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec})
 }
 
-fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
+pub(crate) fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
     let list = env.kubectl_json(&[
         "-n",
         ns,
@@ -63,7 +63,7 @@ fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
     Ok(list["items"].as_array().cloned().unwrap_or_default())
 }
 
-fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
+pub(crate) fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
     env.eventually(30, || {
         let pods = pods_of(env, ns, name)?;
         if pods.is_empty() {
@@ -86,7 +86,7 @@ fn wait_for_pods(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> 
 }
 
 /// Whether one event of the API server's audit log holds every one of `needles`.
-fn audit_log_has(env: &Env, needles: &[&str]) -> bool {
+pub(crate) fn audit_log_has(env: &Env, needles: &[&str]) -> bool {
     std::fs::read_to_string(&env.audit_log)
         .unwrap_or_default()
         .lines()
