@@ -263,8 +263,12 @@ pub fn approvals_bound_to_content(env: &Env) -> Result<(), String> {
     let out = as_who(env, &AS_USER, &["rollout", "resume", "deployment", name]);
     expect(out.ok, || format!("resume refused: {}", out.all()))?;
     env.eventually(30, || {
+        // The Deployment controller reports a refused ReplicaSet as ReplicaSetCreateError.
         let events = events_of(env, name);
-        if events.contains("FailedCreate") && events.contains("read-only-root-filesystem") {
+        if events.contains("ReplicaSetCreateError")
+            && events.contains("refused ReplicaSet")
+            && events.contains("read-only-root-filesystem")
+        {
             Ok(())
         } else {
             Err(format!(
