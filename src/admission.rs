@@ -53,6 +53,9 @@ pub struct Summary {
     pub exemptions_refused: Vec<String>,
     /// Mutations applied (or, in audit mode, that would have been).
     pub injected: Vec<&'static str>,
+    /// Approval stamps honoured or written, each as its kind (`current`, `previous-key`,
+    /// `legacy`, `stamped`) and its description (approver, checks, workload; no key material).
+    pub approvals: Vec<(&'static str, String)>,
     /// Why the request was not judged (`not-judged`, `not-an-agent`, `operation`, `unchanged`).
     pub skipped: Option<&'static str>,
 }
@@ -224,12 +227,31 @@ pub fn answer(
     summary.exempted = reasons(&decision.exempted);
     summary.exemptions_refused = reasons(&decision.exemptions_refused);
     summary.skipped = decision.skipped.map(skip_str);
+    summary.approvals = decision
+        .approvals
+        .iter()
+        .map(|v| (approval_kind(endpoint, v), v.describe()))
+        .collect();
     let body = respond(&review.uid, &decision);
     summary.injected = decision.mutations;
     Outcome {
         http_status: 200,
         body,
         summary,
+    }
+}
+
+/// How an approval stamp counted: written (the mutating webhook), or honoured under the
+/// current key, the previous key, or as a legacy stamp.
+fn approval_kind(endpoint: Endpoint, v: &engine::approval::grant::Verified) -> &'static str {
+    if endpoint == Endpoint::Mutate {
+        "stamped"
+    } else if v.legacy_until.is_some() {
+        "legacy"
+    } else if v.previous_key_until.is_some() {
+        "previous-key"
+    } else {
+        "current"
     }
 }
 

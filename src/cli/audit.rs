@@ -112,6 +112,10 @@ pub struct Report {
     /// What the next rollout step changes: objects now admitted that it would refuse, and
     /// objects in audit mode that would start to get warnings.
     pub next_step: NextStep,
+    /// Workloads (`Kind namespace/name`) whose template carries an approval stamp of the
+    /// format before content digests: the webhook honours those only during the upgrade's
+    /// grace period, so an approver re-applies each of them before it ends.
+    pub legacy_approvals: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -379,6 +383,18 @@ pub fn judge(
             );
             continue;
         };
+        if let Subject::Template(t) = &review.object
+            && t.template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(engine::approval::grant::APPROVAL_ANNOTATION))
+                .is_some_and(|v| engine::approval::grant::Grant::is_legacy_stamp(v))
+        {
+            report
+                .legacy_approvals
+                .push(format!("{kind} {}/{}", review.namespace, review.name));
+        }
         let labelled = engine::agent::is_agent(&review, &by_label);
         let unlabelled = !labelled && engine::agent::is_agent(&review, &by_image);
         if !labelled && !unlabelled {
@@ -492,6 +508,15 @@ fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
             "  {m:<28} {} {} {} {}",
             c.objects, c.violations, c.refused_now, c.refused_if_enforced
         )?;
+    }
+    if !r.legacy_approvals.is_empty() {
+        writeln!(
+            out,
+            "legacy approval stamps (no content digest; honoured only until the upgrade's grace ends, re-approve each):"
+        )?;
+        for w in &r.legacy_approvals {
+            writeln!(out, "  {w}")?;
+        }
     }
     let n = &r.next_step;
     writeln!(
@@ -754,5 +779,41 @@ mod tests {
             let err = written.unwrap_err();
             assert!(err.contains("cannot write the report to stdout"), "{err}");
         }
+    }
+
+    #[test]
+    fn workloads_with_legacy_approval_stamps_are_listed_for_re_approval() {
+        let deployment = |name: &str, stamp: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": "agents"},
+                "spec": {"selector": {"matchLabels": {"app": "openclaw"}}, "template": {
+                    "metadata": {"labels": {"app": "openclaw"},
+                        "annotations": {"openclaw.io/approval": stamp}},
+                    "spec": {"containers": [{"name": "gateway", "image": "ghcr.io/openclaw/openclaw:1"}]}}}})
+        };
+        let subjects = vec![
+            (
+                "Deployment",
+                "apps/v1".to_string(),
+                deployment(
+                    "old",
+                    "v1;ns=agents;kind=Deployment;name=old;checks=x;approver=bob;expires=never;sig=00",
+                ),
+            ),
+            (
+                "Deployment",
+                "apps/v1".to_string(),
+                deployment("new", "v2;ns=agents;sig=00"),
+            ),
+        ];
+        let report = judge(&Policy::default(), &StaticView::new(), &subjects);
+        assert_eq!(report.legacy_approvals, ["Deployment agents/old"]);
+        let mut out = Vec::new();
+        write_table(&mut out, &report).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("legacy approval stamps") && text.contains("  Deployment agents/old\n"),
+            "{text}"
+        );
     }
 }

@@ -64,21 +64,81 @@ pub struct Args {
     /// exemptions approved on a workload do not reach its Pods.
     #[arg(long, value_name = "FILE")]
     pub approval_key_file: Option<PathBuf>,
+    /// The approval key before a rotation: stamps it signed are still honoured (and marked so
+    /// in the `openclaw-approval` audit annotation) until `--previous-approval-key-until`;
+    /// nothing new is signed with it. Leaving it out revokes every grant it signed.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["approval_key_file", "previous_approval_key_until"]
+    )]
+    pub previous_approval_key_file: Option<PathBuf>,
+    /// When the rotation's overlap ends (`2027-01-31` or `2027-01-31T00:00:00Z`, UTC): from
+    /// then on only the current key's stamps are honoured.
+    #[arg(long, value_name = "DATE", requires = "previous_approval_key_file")]
+    pub previous_approval_key_until: Option<String>,
 }
 
-/// Reads the approval key. Its content is never logged.
-fn read_approval_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let key =
-        std::fs::read(path).map_err(|e| format!("--approval-key-file {}: {e}", path.display()))?;
+/// Reads an approval key (`flag` names it in errors). Its content is never logged.
+fn read_approval_key(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let key = std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
     let trimmed = key.trim_ascii();
     if trimmed.len() < 32 {
         return Err(format!(
-            "--approval-key-file {}: the key has {} bytes; at least 32 are needed (e.g. `head -c 48 /dev/urandom | base64`)",
+            "{flag} {}: the key has {} bytes; at least 32 are needed (e.g. `head -c 48 /dev/urandom | base64`)",
             path.display(),
             trimmed.len()
         ));
     }
     Ok(trimmed.to_vec())
+}
+
+/// Reads the approval keys into the policy and sets the clock the legacy grace counts
+/// from. A previous key whose overlap has already ended is left out with a warning rather
+/// than an error: a pod restarted after the overlap must still start.
+pub fn load_approval_keys(args: &Args, policy: &mut Policy, now: i64) -> Result<(), String> {
+    policy.started = now;
+    let Some(path) = &args.approval_key_file else {
+        return Ok(());
+    };
+    let current = read_approval_key("--approval-key-file", path)?;
+    if let (Some(prev_path), Some(until_text)) = (
+        &args.previous_approval_key_file,
+        &args.previous_approval_key_until,
+    ) {
+        let until = crate::engine::date::parse_utc(until_text)
+            .map_err(|e| format!("--previous-approval-key-until: {e}"))?;
+        let previous = read_approval_key("--previous-approval-key-file", prev_path)?;
+        if previous == current {
+            return Err(format!(
+                "--previous-approval-key-file {} holds the same key as --approval-key-file; a rotation needs a new current key",
+                prev_path.display()
+            ));
+        }
+        if until <= now {
+            tracing::warn!(
+                until = %crate::engine::date::format_utc(until),
+                "the previous approval key's overlap has ended; it is not loaded, and grants it signed are no longer honoured"
+            );
+        } else {
+            tracing::info!(
+                until = %crate::engine::date::format_utc(until),
+                "approval key rotated: stamps of the previous key are honoured until the overlap ends"
+            );
+            policy.previous_approval_key = Some(Arc::new(crate::engine::policy::PreviousKey {
+                key: previous,
+                until,
+            }));
+        }
+    }
+    policy.approval_key = Some(Arc::new(current));
+    let legacy_until = policy.approvals.legacy_until_secs(now);
+    tracing::info!(
+        legacy_until = %crate::engine::date::format_utc(legacy_until),
+        max_lifetime = %policy.approvals.max_lifetime,
+        "approval stamps without a content digest (from before this version) are honoured until legacy_until; re-approve them before then"
+    );
+    Ok(())
 }
 
 /// `10s`, `250ms`, `2m`, or a bare number of seconds.
@@ -232,14 +292,9 @@ pub fn run(args: Args) -> ExitCode {
         None => (Policy::default(), None),
     };
     let mut policy = policy;
-    if let Some(path) = &args.approval_key_file {
-        match read_approval_key(path) {
-            Ok(k) => policy.approval_key = Some(Arc::new(k)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+    if let Err(e) = load_approval_keys(&args, &mut policy, crate::admission::unix_now()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
     let static_view = if args.no_cluster || !args.manifests.is_empty() {
         match load_view(&args.manifests) {
@@ -358,6 +413,106 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("10h").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Result<Args, clap::Error> {
+        use clap::Parser as _;
+        let mut argv = vec!["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map(|c| c.args)
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn a_rotation_loads_the_previous_key_until_its_overlap_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let current = dir.path().join("current");
+        let previous = dir.path().join("previous");
+        std::fs::write(&current, "c".repeat(40)).unwrap();
+        std::fs::write(&previous, "p".repeat(40)).unwrap();
+        let (c, p) = (current.to_str().unwrap(), previous.to_str().unwrap());
+        let flags = |until: &'static str| {
+            args(&[
+                "--approval-key-file",
+                c,
+                "--previous-approval-key-file",
+                p,
+                "--previous-approval-key-until",
+                until,
+            ])
+            .unwrap()
+        };
+
+        let mut policy = Policy::default();
+        load_approval_keys(&flags("2027-01-31"), &mut policy, NOW).unwrap();
+        let prev = policy.previous_approval_key.as_deref().unwrap();
+        assert_eq!(
+            (prev.key.as_slice(), prev.until),
+            ("p".repeat(40).as_bytes(), 1_801_353_600)
+        );
+        assert_eq!(policy.approval_key.as_deref().unwrap(), &b"c".repeat(40));
+        assert_eq!(policy.started, NOW);
+        assert!(
+            !format!("{policy:?}").contains(&"p".repeat(40)),
+            "the previous key never shows in a debug print"
+        );
+
+        // An overlap already over: started without it, not refused.
+        let mut policy = Policy::default();
+        load_approval_keys(&flags("2020-01-01"), &mut policy, NOW).unwrap();
+        assert!(policy.previous_approval_key.is_none());
+        assert!(policy.approval_key.is_some());
+
+        // Bad configurations say what is wrong.
+        let e = load_approval_keys(&flags("2027-02-31"), &mut Policy::default(), NOW).unwrap_err();
+        assert!(
+            e.contains("--previous-approval-key-until") && e.contains("2027-02-31"),
+            "{e}"
+        );
+        let same = args(&[
+            "--approval-key-file",
+            c,
+            "--previous-approval-key-file",
+            c,
+            "--previous-approval-key-until",
+            "2027-01-31",
+        ])
+        .unwrap();
+        let e = load_approval_keys(&same, &mut Policy::default(), NOW).unwrap_err();
+        assert!(e.contains("same key"), "{e}");
+        std::fs::write(&previous, "short").unwrap();
+        let e = load_approval_keys(&flags("2027-01-31"), &mut Policy::default(), NOW).unwrap_err();
+        assert!(
+            e.contains("--previous-approval-key-file") && e.contains("at least 32"),
+            "{e}"
+        );
+        // The flags go together.
+        assert!(args(&["--approval-key-file", c, "--previous-approval-key-file", p]).is_err());
+        assert!(
+            args(&[
+                "--previous-approval-key-file",
+                p,
+                "--previous-approval-key-until",
+                "2027-01-31"
+            ])
+            .is_err()
+        );
+        assert!(
+            args(&[
+                "--approval-key-file",
+                c,
+                "--previous-approval-key-until",
+                "2027-01-31"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! annotations the API server writes to its audit log. Written once for pods and workloads
 //! ([`judged`]) and for CONNECTs ([`connect`]).
 
-use super::approval::grant::Grant;
+use super::approval::grant::Verified;
 use super::approval::stamp::{APPROVAL_STAMP, Stamp};
 use super::checks::no_plaintext_credentials::redacted;
 use super::patch;
@@ -67,8 +67,9 @@ pub struct Decision {
     pub exempted: Vec<(String, String)>,
     /// Check ids an exemption annotation asked for and did not get, with the reason.
     pub exemptions_refused: Vec<(String, String)>,
-    /// Approvals honoured through a signed stamp (src/engine/approval.rs).
-    pub approvals: Vec<Grant>,
+    /// Approvals honoured through a signed stamp, or stamped (src/engine/approval/), with
+    /// how: under the previous key, or as a legacy stamp.
+    pub approvals: Vec<Verified>,
     /// Denial message, listing every violation with its path and fix.
     pub message: Option<String>,
     pub warnings: Vec<String>,
@@ -110,7 +111,7 @@ pub fn judged(
     violations: Vec<Judged>,
     exempted: Reasons,
     exemptions_refused: Reasons,
-    granted: Option<Grant>,
+    granted: Option<Verified>,
 ) -> Decision {
     let mut d = Decision {
         allowed: true,
@@ -119,10 +120,10 @@ pub fn judged(
         exemptions_refused,
         ..Default::default()
     };
-    if let Some(g) = granted {
+    if let Some(v) = granted {
         d.audit_annotations
-            .insert(AUDIT_APPROVAL.into(), short(&g.describe()));
-        d.approvals.push(g);
+            .insert(AUDIT_APPROVAL.into(), short(&v.describe()));
+        d.approvals.push(v);
     }
     let denied = violations.iter().any(|j| j.action == Action::Deny);
     if denied {
@@ -243,7 +244,11 @@ pub fn stamped(mode: Mode, stamp: Stamp) -> Decision {
                 AUDIT_APPROVAL.into(),
                 short(&format!("stamped {}", grant.describe())),
             );
-            d.approvals.push(grant);
+            d.approvals.push(Verified {
+                grant: *grant,
+                previous_key_until: None,
+                legacy_until: None,
+            });
         }
     }
     d

@@ -97,6 +97,17 @@ impl Policy {
                 ));
             }
         }
+        let a = &self.approvals;
+        for (key, value) in [
+            ("approvals.maxLifetime", &a.max_lifetime),
+            ("approvals.legacyGrace", &a.legacy_grace),
+        ] {
+            super::date::parse_length(value).map_err(|e| bad(key, e.to_string()))?;
+        }
+        if let Some(until) = &a.legacy_until {
+            super::date::parse_utc(until)
+                .map_err(|e| bad("approvals.legacyUntil", e.to_string()))?;
+        }
         if self.agent_selectors.is_empty() {
             return Err(bad(
                 "agentSelectors",

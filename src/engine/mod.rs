@@ -179,8 +179,13 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
 
     let mode = mode_of(review, policy, view);
     let granted = approval::matching::grant_for(review, policy, &target);
-    let (kept, exempted, exemptions_refused) =
-        exemptions::apply(review, policy, &target, granted.as_ref(), found);
+    let (kept, exempted, exemptions_refused) = exemptions::apply(
+        review,
+        policy,
+        &target,
+        granted.as_ref().map(|v| &v.grant),
+        found,
+    );
     // A catch-all agent's content violations take the catch-all's action; the rules of who
     // may reach into or relabel an agent are the tiers', however it was found.
     let violations = kept

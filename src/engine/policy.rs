@@ -162,11 +162,23 @@ pub struct Policy {
     pub check_tiers: BTreeMap<String, Tier>,
     pub checks: CheckSettings,
     pub mutations: MutationSettings,
+    /// How long approval stamps live, and how long stamps from before content digests are
+    /// still honoured (see `approval`).
+    pub approvals: ApprovalSettings,
     /// The key that signs and verifies approval stamps. Never in the policy file: `serve`
     /// reads it from `--approval-key-file` (a mounted Secret). Without it no stamp is made
     /// or honoured.
     #[serde(skip)]
     pub approval_key: Option<std::sync::Arc<Vec<u8>>>,
+    /// The key before the last rotation, still accepted (never used to sign) until its
+    /// overlap ends: `serve --previous-approval-key-file` and `--previous-approval-key-until`.
+    #[serde(skip)]
+    pub previous_approval_key: Option<std::sync::Arc<PreviousKey>>,
+    /// When `serve` started, in seconds since the Unix epoch: the default grace period for
+    /// stamps without a content digest counts from it. `0` elsewhere (`check`, tests), where
+    /// no such stamp is honoured.
+    #[serde(skip)]
+    pub started: i64,
     /// Where the webhook's own decision spans go (not the agents': see `mutations.otel`).
     pub telemetry: TelemetrySettings,
 }
@@ -190,9 +202,85 @@ impl Default for Policy {
             check_tiers: BTreeMap::new(),
             checks: CheckSettings::default(),
             mutations: MutationSettings::default(),
+            approvals: ApprovalSettings::default(),
             approval_key: None,
+            previous_approval_key: None,
+            started: 0,
             telemetry: TelemetrySettings::default(),
         }
+    }
+}
+
+/// How long approval stamps are honoured. Lengths of time are written `30d`, `12h`, `90m`,
+/// `45s`, dates `2027-01-31` or `2027-01-31T00:00:00Z` (`src/engine/date.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ApprovalSettings {
+    /// The longest a stamp is honoured after it was signed, whatever `openclaw.io/exempt-until`
+    /// asks: an approval nobody renews runs out. Lowering it shortens stamps already signed.
+    pub max_lifetime: String,
+    /// How long after `serve` starts a stamp from before content digests (no digest, maybe
+    /// no expiry) is still honoured, so that approvers can re-approve in time.
+    pub legacy_grace: String,
+    /// The end of that grace as a date, which a restart does not move; when set it replaces
+    /// `legacyGrace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_until: Option<String>,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            max_lifetime: "30d".into(),
+            legacy_grace: "7d".into(),
+            legacy_until: None,
+        }
+    }
+}
+
+/// Defaults of [`ApprovalSettings`] in seconds, used should a value fail to read (the
+/// policy is validated at load, so only a policy built in code can get here).
+const DEFAULT_MAX_LIFETIME: i64 = 30 * 86_400;
+const DEFAULT_LEGACY_GRACE: i64 = 7 * 86_400;
+
+impl ApprovalSettings {
+    /// `maxLifetime` in seconds.
+    pub fn max_lifetime_secs(&self) -> i64 {
+        super::date::parse_length(&self.max_lifetime).unwrap_or(DEFAULT_MAX_LIFETIME)
+    }
+
+    /// Until when stamps without a content digest are honoured: `legacyUntil`, else
+    /// `legacyGrace` after `started` (`0`, unknown: none is).
+    pub fn legacy_until_secs(&self, started: i64) -> i64 {
+        if let Some(until) = &self.legacy_until {
+            return super::date::parse_utc(until).unwrap_or(0);
+        }
+        if started <= 0 {
+            return 0;
+        }
+        started.saturating_add(
+            super::date::parse_length(&self.legacy_grace).unwrap_or(DEFAULT_LEGACY_GRACE),
+        )
+    }
+}
+
+/// The approval key before a rotation, and the end of its overlap (seconds since the Unix
+/// epoch). Its bytes never reach a log: `Debug` leaves them out.
+#[derive(Clone, PartialEq)]
+pub struct PreviousKey {
+    pub key: Vec<u8>,
+    pub until: i64,
+}
+
+impl std::fmt::Debug for PreviousKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousKey")
+            .field(
+                "key",
+                &format_args!("<{} bytes, not shown>", self.key.len()),
+            )
+            .field("until", &self.until)
+            .finish()
     }
 }
 

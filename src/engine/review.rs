@@ -39,6 +39,10 @@ pub struct Template {
     pub template: PodTemplateSpec,
     /// `spec.template` or `spec.jobTemplate.spec.template`.
     pub template_path: &'static str,
+    /// The pod template as sent, every field of it (the typed `template` keeps only what the
+    /// checks read): an approval's content digest covers all of it, so that a change to a
+    /// field no check reads (a command, a probe) still voids the approval.
+    pub raw: serde_json::Value,
 }
 
 /// The object under review.
@@ -168,17 +172,23 @@ struct TemplateIn {
     spec: Option<PodSpec>,
 }
 
+/// The template is read whole first and typed from that: workloads are a small share of
+/// reviews, and their approval digest needs the fields the types step over.
 #[derive(Deserialize)]
 struct TemplateSpec {
-    template: TemplateIn,
+    template: serde_json::Value,
 }
 
-impl From<TemplateIn> for PodTemplateSpec {
-    fn from(t: TemplateIn) -> Self {
-        PodTemplateSpec {
-            metadata: Some(t.metadata),
-            spec: t.spec,
-        }
+impl TemplateSpec {
+    fn typed<E: serde::de::Error>(self) -> Result<(PodTemplateSpec, serde_json::Value), E> {
+        let t = TemplateIn::deserialize(&self.template).map_err(E::custom)?;
+        Ok((
+            PodTemplateSpec {
+                metadata: Some(t.metadata),
+                spec: t.spec,
+            },
+            self.template,
+        ))
     }
 }
 #[derive(Deserialize)]
@@ -228,11 +238,13 @@ impl Subject {
             }
             "CronJob" => {
                 let w = WithJobTemplate::deserialize(de)?;
+                let (template, raw) = w.spec.job_template.spec.typed()?;
                 Subject::Template(Box::new(Template {
                     kind: kind.to_string(),
                     metadata: w.metadata,
-                    template: w.spec.job_template.spec.template.into(),
+                    template,
                     template_path: "spec.jobTemplate.spec.template",
+                    raw,
                 }))
             }
             k if CONNECT_KINDS.contains(&k) => {
@@ -242,11 +254,13 @@ impl Subject {
             }
             k if WORKLOAD_KINDS.contains(&k) => {
                 let w = WithTemplate::deserialize(de)?;
+                let (template, raw) = w.spec.typed()?;
                 Subject::Template(Box::new(Template {
                     kind: kind.to_string(),
                     metadata: w.metadata,
-                    template: w.spec.template.into(),
+                    template,
                     template_path: "spec.template",
+                    raw,
                 }))
             }
             _ => {
@@ -274,7 +288,11 @@ impl Review {
         }
         match (&self.object, &self.old_object) {
             (Subject::Pod(new), Subject::Pod(old)) => new.spec == old.spec,
-            (Subject::Template(new), Subject::Template(old)) => new.template == old.template,
+            // The whole template as sent: a change to a field no check reads still voids an
+            // approval's digest, so it must be judged here, not waved through.
+            (Subject::Template(new), Subject::Template(old)) => {
+                new.template == old.template && new.raw == old.raw
+            }
             _ => false,
         }
     }

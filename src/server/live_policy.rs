@@ -82,7 +82,12 @@ impl LivePolicy {
         let origin = path.display().to_string();
         let outcome = match Policy::from_yaml(&text, &origin) {
             Ok(mut fresh) => {
-                fresh.approval_key = self.get().approval_key.clone();
+                // What `serve` set from its flags and clock stays: the keys, and the start
+                // that the default legacy grace counts from (a reload must not extend it).
+                let old = self.get();
+                fresh.approval_key = old.approval_key.clone();
+                fresh.previous_approval_key = old.previous_approval_key.clone();
+                fresh.started = old.started;
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
                 tracing::info!(path = %origin, "policy reloaded; in force for the next review");
                 self.metrics.policy_reloaded(true);
@@ -137,6 +142,11 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let mut first = Policy::from_yaml("mode: enforce\n", "p").unwrap();
         first.approval_key = Some(Arc::new(b"k".repeat(32)));
+        first.previous_approval_key = Some(Arc::new(crate::engine::policy::PreviousKey {
+            key: b"p".repeat(32),
+            until: 1_900_000_000,
+        }));
+        first.started = 1_800_000_000;
         let live = LivePolicy::from_file(
             first,
             path.clone(),
@@ -151,6 +161,12 @@ mod tests {
         assert!(
             live.get().approval_key.is_some(),
             "the key read at start is kept"
+        );
+        assert!(live.get().previous_approval_key.is_some());
+        assert_eq!(
+            live.get().started,
+            1_800_000_000,
+            "the legacy grace keeps its start"
         );
 
         std::fs::write(&path, "mode: audit\nchecks:\n  tokn: {}\n").unwrap();

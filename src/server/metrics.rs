@@ -84,6 +84,9 @@ pub struct Metrics {
     spans_export_failed: AtomicU64,
     /// `(endpoint, decision, mode)`: every label from a fixed set, so the series are bounded.
     decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    /// Approval stamps by how they counted: `stamped`, `current`, `previous-key`, `legacy`.
+    /// A fixed set of labels, so the series are bounded.
+    approvals: Mutex<BTreeMap<&'static str, u64>>,
     /// The live view's figures, once `serve` watches a cluster.
     cache: Mutex<Option<Arc<CacheStats>>>,
 }
@@ -109,6 +112,7 @@ impl Default for Metrics {
             spans_dropped_queue_full: AtomicU64::new(0),
             spans_export_failed: AtomicU64::new(0),
             decisions: Mutex::default(),
+            approvals: Mutex::default(),
             cache: Mutex::default(),
         }
     }
@@ -183,6 +187,12 @@ impl Metrics {
             let mode = summary.mode.unwrap_or("none");
             let mut d = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
             *d.entry((endpoint.as_str(), result, mode)).or_insert(0) += 1;
+        }
+        if !summary.approvals.is_empty() {
+            let mut a = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+            for (kind, _) in &summary.approvals {
+                *a.entry(*kind).or_insert(0) += 1;
+            }
         }
         self.latency(endpoint).observe(elapsed);
     }
@@ -317,6 +327,20 @@ impl Metrics {
                 writeln!(
                     out,
                     "openclaw_admission_decisions_total{{endpoint=\"{endpoint}\",decision=\"{decision}\",mode=\"{mode}\"}} {n}"
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP openclaw_admission_approvals_total Approval stamps written (stamp=\"stamped\") or honoured, by how: under the current key, the previous key during a rotation's overlap, or as a legacy stamp without a content digest during the upgrade's grace (re-approve those before it ends)."
+        )?;
+        writeln!(out, "# TYPE openclaw_admission_approvals_total counter")?;
+        {
+            let a = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+            for (kind, n) in a.iter() {
+                writeln!(
+                    out,
+                    "openclaw_admission_approvals_total{{stamp=\"{kind}\"}} {n}"
                 )?;
             }
         }
@@ -612,6 +636,30 @@ mod tests {
         assert!(text.contains(
             r#"openclaw_admission_review_duration_seconds_count{endpoint="validate"} 2"#
         ));
+    }
+
+    #[test]
+    fn approvals_are_counted_by_how_their_stamp_counted() {
+        let m = Metrics::new();
+        let mut s = summary("Pod", "allowed", vec![]);
+        s.approvals = vec![(
+            "legacy",
+            "bob: read-only-root-filesystem on Deployment a/b".into(),
+        )];
+        m.observe_review(Endpoint::Validate, &s, Duration::ZERO);
+        m.observe_review(Endpoint::Validate, &s, Duration::ZERO);
+        s.approvals = vec![("previous-key", String::new())];
+        m.observe_review(Endpoint::Validate, &s, Duration::ZERO);
+        let text = m.render();
+        assert!(
+            text.contains(r#"openclaw_admission_approvals_total{stamp="legacy"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"openclaw_admission_approvals_total{stamp="previous-key"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("bob"), "descriptions are not labels");
     }
 
     #[test]

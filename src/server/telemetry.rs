@@ -164,6 +164,18 @@ pub fn log_review(endpoint: Endpoint, s: &Summary, elapsed: Duration) {
     } else {
         review_fields!(s, endpoint, elapsed, log_info);
     }
+    // A legacy stamp runs out at the end of the upgrade's grace: each use is worth a line
+    // someone acts on. The description names approver, checks and workload, never a key.
+    for (kind, what) in &s.approvals {
+        if *kind == "legacy" {
+            tracing::warn!(
+                namespace = %s.namespace,
+                name = %s.name,
+                approval = %what,
+                "honoured a legacy approval stamp (no content digest); re-approve the workload before the grace period ends"
+            );
+        }
+    }
 }
 
 /// Parse errors can quote a fragment of the request (serde names the value it did not

@@ -52,6 +52,7 @@ CASES=(
   "catchAll|--set catchAll.enabled=true"
   "legacySecretCheck|--set policy.checks.token.legacySecretCheck=true"
   "singleReplica|--set replicaCount=1"
+  "keyRotation|--set approvalKeyRotation.previousKeySecret=openclaw-approval-key-previous --set approvalKeyRotation.until=2027-01-31"
   "monitoring|--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true --set policy.telemetry.endpoint=http://otel-collector.observability.svc:4318/v1/traces"
 )
 # Renders that must be refused, each with a piece of the expected message.
@@ -63,6 +64,7 @@ REFUSED=(
   "--set podLabels.app=openclaw|must not judge itself"
   "--set-json policy.agentSelectors=[{\"matchLabels\":{\"a\":\"b\"}}]|set the top-level value agentSelectors"
   "--set-json agentSelectors=[]|/agentSelectors"
+  "--set approvalKeyRotation.previousKeySecret=old-key|approvalKeyRotation.until"
 )
 
 case_args() { # case_args NAME -> the extra args of that case, one per line
@@ -192,6 +194,13 @@ key = one([x for x in docs if x["kind"] == "Secret" and x["metadata"]["name"].en
 expect(len(key["data"]["key"]) >= 64, "an approval key Secret")
 args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
 expect("--approval-key-file=/etc/openclaw-admission/approval/key" in args, "serve gets the approval key")
+expect(not any(a.startswith("--previous-approval-key") for a in args), "no previous approval key unless rotating")
+rot = one(load("keyRotation"), "Deployment")["spec"]["template"]["spec"]
+rot_args = rot["containers"][0]["args"]
+expect("--previous-approval-key-file=/etc/openclaw-admission/approval-previous/key" in rot_args
+       and "--previous-approval-key-until=2027-01-31" in rot_args
+       and any(v.get("secret", {}).get("secretName") == "openclaw-approval-key-previous" for v in rot["volumes"]),
+       "a rotation mounts the previous key and names the end of its overlap")
 for w in vwc["webhooks"] + mwc["webhooks"]:
     ns = w["namespaceSelector"]["matchExpressions"][0]
     expect(ns["operator"] == "NotIn" and {"kube-system", "openclaw-chart-check"} <= set(ns["values"]),

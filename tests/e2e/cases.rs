@@ -63,6 +63,14 @@ pub fn all() -> Vec<(&'static str, Case)> {
             crate::workloads::approvals_survive_controllers,
         ),
         (
+            "approvals_are_bound_to_content_through_restart_one_and_two_step_moves_and_replays",
+            crate::approvals::approvals_bound_to_content,
+        ),
+        (
+            "an_approved_deployment_stops_getting_pods_after_its_expiry",
+            crate::approvals::approvals_expire,
+        ),
+        (
             "debug_container_is_judged_alone_hardened_admitted_unhardened_refused",
             crate::workloads::debug_containers,
         ),

@@ -25,7 +25,7 @@ fn template(pod: &Value, name: &str, job: bool) -> Value {
 }
 
 /// A workload of `kind` named `name` around `pod`'s template.
-fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
+pub(crate) fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
     let selector = json!({"matchLabels": {"e2e-workload": name}});
     let (api, spec) = match kind {
         "Job" => ("batch/v1", json!({"template": template(pod, name, true)})),
@@ -49,7 +49,7 @@ fn workload(kind: &str, ns: &str, name: &str, pod: &Value) -> Value {
     json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec})
 }
 
-fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
+pub(crate) fn pods_of(env: &Env, ns: &str, name: &str) -> Result<Vec<Value>, String> {
     let list = env.kubectl_json(&[
         "-n",
         ns,

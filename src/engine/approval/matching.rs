@@ -2,7 +2,8 @@
 //! signed workload itself (sent by an approver, or changed without touching its template's
 //! spec), or an object a controller made from it (see the module above for the chain).
 
-use super::grant::{APPROVAL_ANNOTATION, Grant};
+use super::digest;
+use super::grant::{APPROVAL_ANNOTATION, Grant, Keys, Verified};
 use crate::engine::policy::Policy;
 use crate::engine::review::{
     Operation, POD_TEMPLATE_HASH_LABEL, Review, Subject, Target, Template, cronjob_of_job,
@@ -12,13 +13,27 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The approval stamp on the object under review, when it holds for this object and this
 /// requester (the `approval` module explains when, and why).
-pub fn grant_for(review: &Review, policy: &Policy, target: &Target<'_>) -> Option<Grant> {
+pub fn grant_for(review: &Review, policy: &Policy, target: &Target<'_>) -> Option<Verified> {
     let value = target.meta.annotations.as_ref()?.get(APPROVAL_ANNOTATION)?;
-    let key = policy.approval_key.as_deref().map(Vec::as_slice);
-    let grant = Grant::verify(value, key).ok()?;
-    if grant.namespace != review.namespace || grant.expired(review.now) {
+    let mut verified = Grant::verify(value, Keys::of(policy), review.now).ok()?;
+    let grant = &verified.grant;
+    let now = review.now;
+    // An unknown clock (0) honours nothing that expires, and every grant does but legacy
+    // ones without an expiry, which the grace period below bounds instead.
+    let expired = grant
+        .expires_at(policy.approvals.max_lifetime_secs())
+        .is_some_and(|e| now <= 0 || now >= e);
+    if grant.namespace != review.namespace || expired {
         return None;
     }
+    if grant.is_legacy() {
+        let until = policy.approvals.legacy_until_secs(policy.started);
+        if now <= 0 || now >= until {
+            return None;
+        }
+        verified.legacy_until = Some(until);
+    }
+    let grant = &verified.grant;
     let controller = policy
         .controller_users
         .iter()
@@ -27,20 +42,51 @@ pub fn grant_for(review: &Review, policy: &Policy, target: &Target<'_>) -> Optio
         Subject::Template(t) => {
             let own_name = t.metadata.name.as_deref().unwrap_or(review.name.as_str());
             if t.kind == grant.kind && own_name == grant.name {
-                // The signed workload itself: its approver, or a change that leaves the
-                // template's spec as the approver signed it.
+                // The signed workload itself: its approver, or a non-approver's UPDATE that
+                // keeps the stamp it had and the content it signs (a `kubectl rollout
+                // restart`, a scale). A CREATE by anyone else is a replay of a saved stamp.
                 policy.is_approver(&review.user)
                     || (review.operation == Operation::Update
-                        && matches!(&review.old_object, Subject::Template(old)
-                            if old.template.spec == t.template.spec))
+                        && same_stamp(&review.old_object, value)
+                        && content_holds(grant, t, own_name, &review.old_object))
             } else {
-                controller && template_made_from(t, own_name, &grant)
+                controller
+                    && template_made_from(t, own_name, grant)
+                    && content_holds(grant, t, own_name, &Subject::None)
             }
         }
-        Subject::Pod(p) => controller && pod_made_from(&p.metadata, &grant),
+        Subject::Pod(p) => controller && pod_made_from(&p.metadata, grant),
         Subject::None | Subject::Other | Subject::Connect(_) => false,
     };
-    holds.then_some(grant)
+    holds.then_some(verified)
+}
+
+/// Whether the template is what the grant signed: its digest for a current stamp; for a
+/// legacy stamp (no digest, honoured only during the upgrade's grace) the rule it was made
+/// under: a spec unchanged from the old object's, and any object a controller made.
+fn content_holds(grant: &Grant, t: &Template, own_name: &str, old: &Subject) -> bool {
+    match &grant.digest {
+        Some(signed) => digest::of_template(t, own_name).is_some_and(|d| &d == signed),
+        None => match old {
+            Subject::Template(old) => old.template.spec == t.template.spec,
+            _ => true,
+        },
+    }
+}
+
+/// Whether the old object carried the very same stamp: a non-approver may keep a stamp, never
+/// put one back in place of another.
+fn same_stamp(old: &Subject, value: &str) -> bool {
+    match old {
+        Subject::Template(old) => old
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(APPROVAL_ANNOTATION))
+            .is_some_and(|v| v == value),
+        _ => false,
+    }
 }
 
 /// A ReplicaSet the Deployment controller made (`<deployment>-<pod-template-hash>`, owned by

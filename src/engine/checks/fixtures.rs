@@ -666,17 +666,19 @@ pub fn run_update(
 
 /// The pod as a Deployment's template, the way the engine parses one.
 pub fn as_deployment(pod: &Pod) -> Template {
+    let template = PodTemplateSpec {
+        metadata: Some(pod.metadata.clone()),
+        spec: pod.spec.clone(),
+    };
     Template {
+        raw: serde_json::to_value(&template).unwrap_or_default(),
         kind: "Deployment".into(),
         metadata: ObjectMeta {
             name: pod.metadata.name.clone(),
             namespace: pod.metadata.namespace.clone(),
             ..Default::default()
         },
-        template: PodTemplateSpec {
-            metadata: Some(pod.metadata.clone()),
-            spec: pod.spec.clone(),
-        },
+        template,
         template_path: "spec.template",
     }
 }

