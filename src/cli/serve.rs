@@ -131,7 +131,7 @@ pub fn load_approval_keys(args: &Args, policy: &mut Policy, now: i64) -> Result<
             }));
         }
     }
-    policy.approval_key = Some(Arc::new(current));
+    policy.approval_key = Some(Arc::new(crate::engine::policy::ApprovalKey::new(current)));
     let legacy_until = policy.approvals.legacy_until_secs(now);
     tracing::info!(
         legacy_until = %crate::engine::date::format_utc(legacy_until),
@@ -457,7 +457,10 @@ mod tests {
             (prev.key.as_slice(), prev.until),
             ("p".repeat(40).as_bytes(), 1_801_353_600)
         );
-        assert_eq!(policy.approval_key.as_deref().unwrap(), &b"c".repeat(40));
+        assert_eq!(
+            policy.approval_key.as_deref().unwrap().bytes(),
+            &b"c".repeat(40)[..]
+        );
         assert_eq!(policy.started, NOW);
         assert!(
             !format!("{policy:?}").contains(&"p".repeat(40)),

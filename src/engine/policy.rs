@@ -169,7 +169,7 @@ pub struct Policy {
     /// reads it from `--approval-key-file` (a mounted Secret). Without it no stamp is made
     /// or honoured.
     #[serde(skip)]
-    pub approval_key: Option<std::sync::Arc<Vec<u8>>>,
+    pub approval_key: Option<std::sync::Arc<ApprovalKey>>,
     /// The key before the last rotation, still accepted (never used to sign) until its
     /// overlap ends: `serve --previous-approval-key-file` and `--previous-approval-key-until`.
     #[serde(skip)]
@@ -261,6 +261,26 @@ impl ApprovalSettings {
         started.saturating_add(
             super::date::parse_length(&self.legacy_grace).unwrap_or(DEFAULT_LEGACY_GRACE),
         )
+    }
+}
+
+/// The approval signing key. Its `Debug` names its length only: a `{:?}` of the policy (a log
+/// line, a panic message, a test failure) must never print the key.
+#[derive(Clone, PartialEq)]
+pub struct ApprovalKey(Vec<u8>);
+
+impl ApprovalKey {
+    pub fn new(bytes: Vec<u8>) -> ApprovalKey {
+        ApprovalKey(bytes)
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApprovalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApprovalKey(<{} bytes, not shown>)", self.0.len())
     }
 }
 

@@ -93,7 +93,9 @@ impl<'a> Req<'a> {
 
 fn keyed_policy() -> Policy {
     Policy {
-        approval_key: Some(Arc::new(b"0123456789abcdef0123456789abcdef".to_vec())),
+        approval_key: Some(Arc::new(super::policy::ApprovalKey::new(
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+        ))),
         ..Default::default()
     }
 }
@@ -523,6 +525,24 @@ fn a_non_approver_cannot_mint_a_stamp_or_change_what_was_approved() {
 }
 
 #[test]
+fn the_policy_never_prints_its_approval_keys() {
+    let mut policy = keyed_policy();
+    policy.previous_approval_key = Some(Arc::new(super::policy::PreviousKey {
+        key: b"previous-key-PLANTED-0123456789abcdef".to_vec(),
+        until: 1,
+    }));
+    let text = format!("{policy:?}");
+    assert!(
+        !text.contains("0123456789abcdef0123456789abcdef") && !text.contains("PLANTED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ApprovalKey(<32 bytes, not shown>)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn without_an_approval_key_nothing_is_stamped() {
     let policy = Policy::default();
     let d = deployment("browser", &writable_agent());
@@ -783,7 +803,7 @@ fn legacy_stamps_are_honoured_and_marked_during_the_grace_and_refused_after() {
     policy.started = started;
     let mut d = deployment("browser", &writable_agent());
     d["spec"]["template"]["metadata"]["annotations"][APPROVAL_ANNOTATION] =
-        legacy_stamp(policy.approval_key.as_deref().unwrap(), "browser").into();
+        legacy_stamp(policy.approval_key.as_deref().unwrap().bytes(), "browser").into();
     let pod = Req::new("CREATE", "Pod", pod_from(&d, "7d9f8b6c5"), RS_CONTROLLER);
     let during = evaluate(
         &review_at(&pod, started + 86_400),
@@ -837,9 +857,11 @@ fn after_a_rotation_old_grants_hold_until_the_overlap_ends_and_say_so() {
     let d = stamped("browser", &old_policy);
     let now = admission::unix_now();
     let mut rotated = old_policy.clone();
-    rotated.approval_key = Some(Arc::new(b"a-new-approval-key-0123456789abcdefgh".to_vec()));
+    rotated.approval_key = Some(Arc::new(super::policy::ApprovalKey::new(
+        b"a-new-approval-key-0123456789abcdefgh".to_vec(),
+    )));
     rotated.previous_approval_key = Some(Arc::new(super::policy::PreviousKey {
-        key: old_policy.approval_key.as_deref().unwrap().clone(),
+        key: old_policy.approval_key.as_deref().unwrap().bytes().to_vec(),
         until: now + 3_600,
     }));
     let pod = Req::new("CREATE", "Pod", pod_from(&d, "7d9f8b6c5"), RS_CONTROLLER);

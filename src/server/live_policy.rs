@@ -141,7 +141,9 @@ mod tests {
         std::fs::write(&path, "mode: enforce\n").unwrap();
         let metrics = Arc::new(Metrics::new());
         let mut first = Policy::from_yaml("mode: enforce\n", "p").unwrap();
-        first.approval_key = Some(Arc::new(b"k".repeat(32)));
+        first.approval_key = Some(Arc::new(crate::engine::policy::ApprovalKey::new(
+            b"k".repeat(32),
+        )));
         first.previous_approval_key = Some(Arc::new(crate::engine::policy::PreviousKey {
             key: b"p".repeat(32),
             until: 1_900_000_000,

@@ -8,7 +8,7 @@
 //! as legacy grants, which `matching` honours only for a grace period after the upgrade.
 
 use crate::engine::date::format_utc;
-use crate::engine::policy::{Policy, PreviousKey};
+use crate::engine::policy::{ApprovalKey, Policy, PreviousKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -62,7 +62,7 @@ pub struct Keys<'a> {
 impl<'a> Keys<'a> {
     pub fn of(policy: &'a Policy) -> Keys<'a> {
         Keys {
-            current: policy.approval_key.as_deref().map(Vec::as_slice),
+            current: policy.approval_key.as_deref().map(ApprovalKey::bytes),
             previous: policy.previous_approval_key.as_deref(),
         }
     }

@@ -6,7 +6,7 @@ use super::digest;
 use super::grant::{APPROVAL_ANNOTATION, EXPIRY_ANNOTATION, Grant, Keys};
 use crate::engine::date::parse_utc;
 use crate::engine::patch;
-use crate::engine::policy::Policy;
+use crate::engine::policy::{ApprovalKey, Policy};
 use crate::engine::review::{Review, Target, Template};
 
 /// The mutation's name, in the decision's list of mutations.
@@ -34,7 +34,7 @@ pub fn stamp(review: &Review, t: &Template, target: &Target<'_>, policy: &Policy
     let Some(asked) = annotations.and_then(|a| a.get(&policy.exemption_annotation)) else {
         return Stamp::Nothing;
     };
-    let Some(key) = policy.approval_key.as_deref() else {
+    let Some(key) = policy.approval_key.as_deref().map(ApprovalKey::bytes) else {
         return Stamp::Nothing;
     };
     if !policy.is_approver(&review.user) {
@@ -90,7 +90,7 @@ pub fn stamp(review: &Review, t: &Template, target: &Target<'_>, policy: &Policy
     // and expires as asked; with no date asked (or one past the maximum), while more than
     // half the maximum is left, so that an approver's re-apply renews it in time.
     let current_key = Keys {
-        current: Some(key.as_slice()),
+        current: Some(key),
         previous: None,
     };
     let current = annotations
