@@ -1,16 +1,22 @@
 //! Approvals bound to what was approved (issue 25), on the real control plane: the stamp's
 //! content digest must hold between the Deployment and the ReplicaSet its controller makes
 //! (defaulting, `pod-template-hash`) and through `kubectl rollout restart`, and break for any
-//! change a tenant makes, however it is split; every stamp expires.
+//! change a tenant makes, however it is split; every stamp expires; a key rotation honours
+//! the previous key's grants until its overlap ends, and only those re-approved after it.
 //!
-//! Key rotation is not here: the suite's webhook is started once with one key, and restarting
-//! it mid-suite would disturb every other case. The rotation's overlap is tested at `serve`'s
-//! flag level (src/cli/serve.rs) and on the engine with the review's clock
+//! The rotation case restarts the suite's webhook (same port, certificate and policy) with a
+//! new key and the suite's key as the previous one, and restarts it as it was at the end,
+//! whatever happened; the flags' parsing and the overlap's edges are tested at `serve`'s flag
+//! level (src/cli/serve.rs) and on the engine with the review's clock
 //! (src/engine/tests_controllers.rs).
 
 use crate::support::*;
-use crate::workloads::{pods_of, wait_for_pods, workload};
+use crate::workloads::{audit_log_has, pods_of, wait_for_pods, workload};
+use openclaw_admission::engine::approval::grant::{Grant, Keys};
+use openclaw_admission::engine::date::format_utc;
 use serde_json::{Value, json};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const NS: &str = "e2e-approvals";
@@ -315,7 +321,7 @@ pub fn approvals_expire(env: &Env) -> Result<(), String> {
     let name = "short-lived";
     // 20 s from now, in the one date format the project writes.
     let until_secs = unix_now() + 20;
-    let until = openclaw_admission::engine::date::format_utc(until_secs);
+    let until = format_utc(until_secs);
     let out = env.apply(
         &workload("Deployment", NS, name, &writable(Some(&until))),
         &AS_APPROVER,
@@ -359,5 +365,241 @@ pub fn approvals_expire(env: &Env) -> Result<(), String> {
     let after = pods_of(env, NS, name)?.len();
     expect(after == before, || {
         format!("{after} Pods after the expiry, {before} before")
+    })
+}
+
+const ROTATED: &str = "rotated";
+/// How long the previous key is honoured after the rotation: long enough for the restart and
+/// one scale through the controllers, short enough to wait out.
+const OVERLAP_SECS: i64 = 45;
+
+/// An approval key file's key, as `serve` reads it.
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    let key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(key.trim_ascii().to_vec())
+}
+
+/// Whether `stamp` verifies under `key` alone, now.
+fn signed_by(stamp: &str, key: &[u8]) -> bool {
+    let keys = Keys {
+        current: Some(key),
+        previous: None,
+    };
+    Grant::verify(stamp, keys, unix_now()).is_ok()
+}
+
+/// The API server's audit events holding every one of `needles` and none of `without`.
+fn audit_events(env: &Env, needles: &[&str], without: &str) -> usize {
+    std::fs::read_to_string(&env.audit_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)) && !l.contains(without))
+        .count()
+}
+
+/// Waits until the (re)started webhook answers the API server: a server-side dry run of a
+/// writable agent Pod by the tenant is refused by name.
+fn webhook_answers(env: &Env) -> Result<(), String> {
+    let mut probe = writable(None);
+    probe["metadata"]["name"] = "restart-probe".into();
+    probe["metadata"]["annotations"] = json!({});
+    env.eventually(30, || {
+        let out = env.kubectl_stdin(
+            &["apply", "--dry-run=server", "-f", "-", AS_USER[0]],
+            &probe.to_string(),
+        );
+        if !out.ok && out.all().contains("read-only-root-filesystem") {
+            Ok(())
+        } else {
+            Err(format!("the webhook does not answer yet: {}", out.all()))
+        }
+    })
+}
+
+/// A rotation with overlap (`--previous-approval-key-file`, `--previous-approval-key-until`)
+/// on a running webhook; the suite's webhook is restored at the end, whatever happened.
+pub fn rotation_keeps_old_grants_until_the_overlap_ends(env: &Env) -> Result<(), String> {
+    namespace(env)?;
+    let result = rotation(env);
+    let _ = as_who(
+        env,
+        &AS_APPROVER,
+        &[
+            "delete",
+            "deployment",
+            ROTATED,
+            "--ignore-not-found",
+            "--wait=true",
+        ],
+    );
+    let restored = env
+        .restart_webhook(None, &[])
+        .and_then(|()| webhook_answers(env));
+    match (result, restored) {
+        (r, Ok(())) => r,
+        (r, Err(e)) => Err(format!(
+            "{}the suite's webhook was not restored: {e}",
+            r.err().map(|e| format!("{e}\n")).unwrap_or_default()
+        )),
+    }
+}
+
+fn rotation(env: &Env) -> Result<(), String> {
+    let manifest = |replicas: u32| {
+        let mut d = workload("Deployment", NS, ROTATED, &writable(None));
+        d["spec"]["replicas"] = replicas.into();
+        d
+    };
+    let key_a = read_key(&env.approval_key_file())?;
+
+    // The approver's Deployment, stamped under the suite's key (A); its Pod comes.
+    let out = env.apply(&manifest(1), &AS_APPROVER);
+    expect(out.ok, || {
+        format!("approver's Deployment refused: {}", out.all())
+    })?;
+    let stored = env.kubectl_json(&["-n", NS, "get", "deployment", ROTATED, "-o", "json"])?;
+    let stamp_a = stamp_of(&stored).ok_or("no approval stamp on the approver's Deployment")?;
+    expect(signed_by(&stamp_a, &key_a), || {
+        format!("the stamp is not signed by the suite's key: {stamp_a}")
+    })?;
+    wait_for_pods(env, NS, ROTATED)?;
+
+    // The rotation: a new key (B) current, A previous until a moment ahead.
+    let key_b_path = env.dir.path().join("approval-rotated.key");
+    let key_b: String = (0..4).map(|_| format!("{:016x}", rand_u64())).collect();
+    std::fs::write(&key_b_path, &key_b).map_err(|e| e.to_string())?;
+    let until_secs = unix_now() + OVERLAP_SECS;
+    let until = format_utc(until_secs);
+    let a_path = env.approval_key_file();
+    env.restart_webhook(
+        Some(&key_b_path),
+        &[
+            OsStr::new("--previous-approval-key-file"),
+            a_path.as_os_str(),
+            OsStr::new("--previous-approval-key-until"),
+            OsStr::new(&until),
+        ],
+    )?;
+    expect(
+        env.webhook_log_text().contains("approval key rotated"),
+        || "the restarted webhook did not log the rotation".into(),
+    )?;
+    webhook_answers(env)?;
+
+    // During the overlap: the tenant scales up, and the ReplicaSet controller's new Pod is
+    // admitted under the grant A signed, which the audit annotation says.
+    let out = as_who(
+        env,
+        &AS_USER,
+        &["scale", "deployment", ROTATED, "--replicas=2"],
+    );
+    expect(out.ok, || format!("scale refused: {}", out.all()))?;
+    let rs = replicasets(env, ROTATED)?
+        .first()
+        .and_then(|rs| rs["metadata"]["name"].as_str().map(String::from))
+        .ok_or("no ReplicaSet")?;
+    env.eventually(30, || {
+        let n = pods_of(env, NS, ROTATED)?.len();
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{n} Pods during the overlap (until {until}), want 2; the ReplicaSet's events:\n{}",
+                events_of(env, &rs)
+            ))
+        }
+    })?;
+    let of_rotated = [
+        "replicaset-controller",
+        "openclaw-approval",
+        "Deployment e2e-approvals/rotated",
+    ];
+    env.eventually(10, || {
+        let mut needles = of_rotated.to_vec();
+        needles.push("signed by the previous approval key");
+        if audit_log_has(env, &needles) {
+            Ok(())
+        } else {
+            Err(
+                "no audit event of the controller's Pod saying the previous key signed its grant"
+                    .into(),
+            )
+        }
+    })?;
+
+    // After the overlap, the grant A signed is refused: a scale gets no new Pod.
+    let wait = until_secs + 2 - unix_now();
+    if wait > 0 {
+        std::thread::sleep(Duration::from_secs(wait as u64));
+    }
+    let before = pods_of(env, NS, ROTATED)?.len();
+    let out = as_who(
+        env,
+        &AS_USER,
+        &["scale", "deployment", ROTATED, "--replicas=3"],
+    );
+    expect(out.ok, || format!("scale refused: {}", out.all()))?;
+    env.eventually(30, || {
+        let events = events_of(env, &rs);
+        if events.contains("FailedCreate") && events.contains("read-only-root-filesystem") {
+            Ok(())
+        } else {
+            Err(format!(
+                "no refused Pod in the ReplicaSet's events after the overlap:\n{events}"
+            ))
+        }
+    })?;
+    let after = pods_of(env, NS, ROTATED)?.len();
+    expect(after == before, || {
+        format!("{after} Pods after the overlap, {before} before")
+    })?;
+
+    // The approver re-applies (at the scale now wanted): re-signed under B, a rollout whose
+    // Pods the controllers get under the current key.
+    let current_key_events = audit_events(env, &of_rotated, "previous approval key");
+    let out = env.apply(&manifest(3), &AS_APPROVER);
+    expect(out.ok, || {
+        format!("approver's re-apply refused: {}", out.all())
+    })?;
+    let stored = env.kubectl_json(&["-n", NS, "get", "deployment", ROTATED, "-o", "json"])?;
+    let stamp_b = stamp_of(&stored).ok_or("no approval stamp after the re-apply")?;
+    expect(
+        signed_by(&stamp_b, key_b.as_bytes()) && !signed_by(&stamp_b, &key_a),
+        || format!("the re-applied stamp is not signed by the new key: {stamp_b}"),
+    )?;
+    env.eventually(60, || {
+        let sets = replicasets(env, ROTATED)?;
+        let Some(new) = sets
+            .iter()
+            .find(|rs| stamp_of(rs).as_deref() == Some(&stamp_b))
+        else {
+            return Err(format!(
+                "no ReplicaSet of the re-signed template; the Deployment's events:\n{}",
+                events_of(env, ROTATED)
+            ));
+        };
+        let hash = new["metadata"]["labels"]["pod-template-hash"]
+            .as_str()
+            .unwrap_or("");
+        let pods = pods_of(env, NS, ROTATED)?;
+        if pods
+            .iter()
+            .any(|p| p["metadata"]["labels"]["pod-template-hash"] == hash)
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "no Pod of the re-signed ReplicaSet; its events:\n{}",
+                events_of(env, new["metadata"]["name"].as_str().unwrap_or(""))
+            ))
+        }
+    })?;
+    env.eventually(10, || {
+        let now = audit_events(env, &of_rotated, "previous approval key");
+        if now > current_key_events {
+            Ok(())
+        } else {
+            Err("no audit event of a controller's Pod honoured under the new key".into())
+        }
     })
 }

@@ -70,6 +70,11 @@ pub fn all() -> Vec<(&'static str, Case)> {
             "an_approved_deployment_stops_getting_pods_after_its_expiry",
             crate::approvals::approvals_expire,
         ),
+        // Restarts the webhook with a rotated key, and as it was at the end.
+        (
+            "an_approval_key_rotation_honours_old_grants_until_the_overlap_ends",
+            crate::approvals::rotation_keeps_old_grants_until_the_overlap_ends,
+        ),
         (
             "debug_container_is_judged_alone_hardened_admitted_unhardened_refused",
             crate::workloads::debug_containers,

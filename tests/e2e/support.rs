@@ -4,9 +4,11 @@ use crate::mlflow::Mlflow;
 use crate::prebuilt::{self, Need};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -55,7 +57,9 @@ pub struct Env {
     pub ca_bundle: String,
     pub webhook_log: PathBuf,
     pub rt: tokio::runtime::Runtime,
-    webhook: Option<Child>,
+    /// The running `serve`: replaced by [`Env::restart_webhook`], hence behind a lock (the
+    /// cases get `&Env`).
+    webhook: Mutex<Option<Child>>,
 }
 
 fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
@@ -134,7 +138,7 @@ impl Env {
             ca_bundle: String::new(),
             webhook_log: dir.path().join("webhook.log"),
             rt,
-            webhook: None,
+            webhook: Mutex::new(None),
             dir,
         };
         let v = env.kubectl_json(&["version", "-o", "json"])?;
@@ -167,8 +171,17 @@ impl Env {
         Ok(())
     }
 
+    /// The suite's policy file (the live-policy case rewrites it).
+    pub fn policy_file(&self) -> PathBuf {
+        self.dir.path().join("policy.yaml")
+    }
+
+    /// The suite's approval key, made once by [`Env::start`].
+    pub fn approval_key_file(&self) -> PathBuf {
+        self.dir.path().join("approval.key")
+    }
+
     fn start_webhook(&mut self) -> Result<(), String> {
-        let policy = self.dir.path().join("policy.yaml");
         // Decision spans to MLflow's OTLP endpoint, in the experiment the suite made.
         let text = format!(
             "{}telemetry:\n  endpoint: {}\n  headers:\n    x-mlflow-experiment-id: \"{}\"\n",
@@ -176,13 +189,40 @@ impl Env {
             self.mlflow.traces_url(),
             self.mlflow.experiment_id
         );
-        std::fs::write(&policy, text).map_err(|e| e.to_string())?;
-        let certs = self.dir.path().join("certs");
+        std::fs::write(self.policy_file(), text).map_err(|e| e.to_string())?;
         // What the chart keeps in a Secret: random bytes, made once per suite.
-        let approval_key = self.dir.path().join("approval.key");
         let key: String = (0..4).map(|_| format!("{:016x}", rand_u64())).collect();
-        std::fs::write(&approval_key, key).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(&self.webhook_log).map_err(|e| e.to_string())?;
+        std::fs::write(self.approval_key_file(), key).map_err(|e| e.to_string())?;
+        std::fs::File::create(&self.webhook_log).map_err(|e| e.to_string())?;
+        self.spawn_webhook(&self.approval_key_file(), &[])
+    }
+
+    /// Stops the webhook and starts it again on the same port, with the same certificate,
+    /// policy file and log, and `serve`'s flags as [`Env::start`] gives them except that
+    /// `--approval-key-file` is `approval_key` (the suite's own key when `None`) and `extra`
+    /// is added; returns once `/readyz` says ready. `restart_webhook(None, &[])` restores the
+    /// suite's webhook.
+    pub fn restart_webhook(
+        &self,
+        approval_key: Option<&Path>,
+        extra: &[&OsStr],
+    ) -> Result<(), String> {
+        if let Some(mut old) = self.webhook.lock().map_err(|e| e.to_string())?.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let key = approval_key.map_or_else(|| self.approval_key_file(), Path::to_path_buf);
+        self.spawn_webhook(&key, extra)
+    }
+
+    /// Starts `serve` with `approval_key` and `extra` flags appended, its output appended to
+    /// the webhook log, tied to this process, and waits for `/readyz`.
+    fn spawn_webhook(&self, approval_key: &Path, extra: &[&OsStr]) -> Result<(), String> {
+        let certs = self.dir.path().join("certs");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.webhook_log)
+            .map_err(|e| e.to_string())?;
         let child = tied_to_us(Path::new(BIN))
             .arg("serve")
             .arg("--tls-cert")
@@ -190,9 +230,9 @@ impl Env {
             .arg("--tls-key")
             .arg(certs.join("tls.key"))
             .arg("--policy")
-            .arg(&policy)
+            .arg(self.policy_file())
             .arg("--approval-key-file")
-            .arg(&approval_key)
+            .arg(approval_key)
             // The live-policy case rewrites the policy file: look at it every second.
             .arg("--cert-reload-interval")
             .arg("1s")
@@ -203,12 +243,13 @@ impl Env {
             .arg(format!("127.0.0.1:{}", self.webhook_port))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start the webhook: {e}"))?;
-        self.webhook = Some(child);
+        *self.webhook.lock().map_err(|e| e.to_string())? = Some(child);
         // Ready means: TLS up and the cluster caches synced.
         let ca = reqwest::Certificate::from_pem(
             &std::fs::read(certs.join("ca.crt")).map_err(|e| e.to_string())?,
@@ -233,7 +274,13 @@ impl Env {
             if matches!(ok, Ok(true)) {
                 return Ok(());
             }
-            if let Some(Ok(Some(st))) = self.webhook.as_mut().map(|c| c.try_wait()) {
+            let exited = self
+                .webhook
+                .lock()
+                .map_err(|e| e.to_string())?
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(st) = exited {
                 return Err(format!(
                     "the webhook exited ({st}):\n{}",
                     self.webhook_log_text()
@@ -446,7 +493,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some(mut c) = self.webhook.take() {
+        let child = self.webhook.get_mut().ok().and_then(Option::take);
+        if let Some(mut c) = child {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -460,7 +508,7 @@ impl Drop for Env {
 }
 
 /// Random enough for a test key: the std hasher's per-process random seed.
-fn rand_u64() -> u64 {
+pub fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
