@@ -191,11 +191,11 @@ impl PodBuilder {
         self.spec.volumes.get_or_insert_with(Vec::new).push(v);
         self
     }
-    /// An `emptyDir` volume as the engine sees it: a name (no check or mutation reads the
-    /// source, so the engine's `Volume` does not hold it).
+    /// An `emptyDir` volume.
     pub fn empty_dir_volume(self, name: &str) -> Self {
         self.volume(Volume {
             name: name.into(),
+            empty_dir: Some(Default::default()),
             ..Default::default()
         })
     }
