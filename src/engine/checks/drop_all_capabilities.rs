@@ -219,4 +219,43 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn findings_name_the_pod_security_rule_they_break() {
+        let p = hardened()
+            .with_container("agent")
+            .add_caps(&["SYS_ADMIN", "CHOWN"])
+            .init_container("setup")
+            .build();
+        let v = run_default(&CHECK, &p);
+        let by_path = |path: &str| v.iter().find(|v| v.path == path).unwrap();
+        assert!(
+            by_path("spec.containers[0].securityContext.capabilities.add[0]")
+                .message
+                .ends_with(PSA_BASELINE)
+        );
+        assert!(
+            by_path("spec.containers[0].securityContext.capabilities.add[1]")
+                .message
+                .ends_with(PSA_RESTRICTED)
+        );
+        assert!(
+            by_path("spec.initContainers[0].securityContext.capabilities.drop")
+                .message
+                .ends_with(PSA_RESTRICTED)
+        );
+        // A policy stricter than Pod Security says so rather than naming a rule.
+        let mut policy = Policy::default();
+        policy.checks.capabilities.allowed_add = Vec::new();
+        let p = hardened()
+            .with_container("agent")
+            .add_caps(&["NET_BIND_SERVICE"])
+            .build();
+        let v = run(&CHECK, &p, &policy, &hardened_view());
+        assert!(
+            v[0].message.contains("beyond Pod Security"),
+            "{}",
+            v[0].message
+        );
+    }
 }

@@ -166,4 +166,28 @@ mod tests {
         let v = run_on_deployment(&CHECK, &p, &Default::default(), &hardened_view());
         assert_eq!(paths(&v), ["spec.template.spec.hostNetwork"]);
     }
+
+    #[test]
+    fn rejects_windows_host_process_at_pod_and_container_level() {
+        let host_process = || {
+            Some(WindowsSecurityContextOptions {
+                host_process: Some(true),
+                ..Default::default()
+            })
+        };
+        let p = hardened()
+            .spec(|s| s.security_context.as_mut().unwrap().windows_options = host_process())
+            .with_container("agent")
+            .edit(|c| c.security_context.as_mut().unwrap().windows_options = host_process())
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.securityContext.windowsOptions.hostProcess",
+                "spec.containers[0].securityContext.windowsOptions.hostProcess"
+            ]
+        );
+        assert!(v.iter().all(|v| v.message.ends_with(PSA_HOST_PROCESS)));
+    }
 }

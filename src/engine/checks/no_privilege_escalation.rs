@@ -107,4 +107,12 @@ mod tests {
             ["spec.ephemeralContainers[0].securityContext.privileged"]
         );
     }
+
+    #[test]
+    fn findings_name_the_pod_security_rule_they_break() {
+        let p = pod("a").container("agent").privileged(true).build();
+        let v = run_default(&CHECK, &p);
+        assert!(v[0].message.ends_with(PSA_ESCALATION), "{}", v[0].message);
+        assert!(v[1].message.ends_with(PSA_PRIVILEGED), "{}", v[1].message);
+    }
 }

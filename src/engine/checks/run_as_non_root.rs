@@ -249,4 +249,20 @@ mod tests {
             ["spec.template.spec.containers[0].securityContext.runAsNonRoot"]
         );
     }
+
+    #[test]
+    fn kept_under_host_users_false_and_said_to_go_beyond_pod_security() {
+        let p = pod("a").container("agent").run_as_user(0).build();
+        let v = run_default(&CHECK, &p);
+        assert!(v[0].message.ends_with(PSA_NON_ROOT), "{}", v[0].message);
+        assert!(v[1].message.ends_with(PSA_USER), "{}", v[1].message);
+        let p = pod("a")
+            .host_users(false)
+            .container("agent")
+            .run_as_user(0)
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(v.len(), 2);
+        assert!(v.iter().all(|v| v.message.ends_with(BEYOND)), "{v:?}");
+    }
 }

@@ -197,4 +197,24 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn findings_name_the_pod_security_rule_and_windows_pods_are_not_asked() {
+        let p = pod("a")
+            .pod_seccomp("Unconfined")
+            .container("agent")
+            .build();
+        assert!(run_default(&CHECK, &p)[0].message.ends_with(PSA_BASELINE));
+        let p = pod("a").container("agent").build();
+        assert!(run_default(&CHECK, &p)[0].message.ends_with(PSA_RESTRICTED));
+        let p = pod("a")
+            .container("agent")
+            .spec(|s| {
+                s.os = Some(k8s_openapi::api::core::v1::PodOS {
+                    name: "windows".into(),
+                })
+            })
+            .build();
+        assert!(run_default(&CHECK, &p).is_empty());
+    }
 }
