@@ -12,7 +12,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool psa tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -32,12 +32,18 @@ mlflow:
 promtool:
 	bash tests/promtool/build.sh >/dev/null
 
+# Kubernetes' own Pod Security fixtures (k8s.io/pod-security-admission at the version the
+# control plane pins) from the Go module proxy, cached like the control plane (seconds, once);
+# tests/psa_fixtures.rs runs every check on them.
+psa:
+	bash tests/psa/fetch.sh >/dev/null
+
 # Formatting, the pure library alone, clippy -D warnings, cargo deny, the image tests (built
 # twice, run in runc), then every test target; the e2e target (tests/e2e) starts its own
 # control plane and MLflow, and runs the chart checks, the registry + helm install of the
 # image and the MLflow cases against them; last, the chart's alert rules under
 # `promtool test rules`.
-test: toolchain controlplane mlflow promtool tools
+test: toolchain controlplane mlflow promtool psa tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -50,9 +56,10 @@ test: toolchain controlplane mlflow promtool tools
 # test target but the e2e suite, the resilience test that stops an API server
 # (tests/resilience/apiserver_down.rs) and the two benches that start a control plane
 # (audit_scale, controlplane); the webhook bench's smoke run is in. Every file tests/*.rs is
-# a test target of its own and is picked up here. No cargo deny, image, chart or promtool.
+# a test target of its own and is picked up here (tests/psa_fixtures.rs needs the Pod Security
+# fixtures: `make psa`, Go, seconds once). No cargo deny, image, chart or promtool.
 UNIT_TESTS := $(foreach t,$(sort $(wildcard tests/*.rs)),--test $(basename $(notdir $(t))))
-unit: rust-components
+unit: rust-components psa
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -35,6 +35,10 @@ fn an_empty_cache_is_one_line_naming_the_make_command() {
         ),
         "{all}"
     );
+    assert_eq!(
+        require_in(&[Need::PsaFixtures], Some(cache.path())).unwrap_err(),
+        "the Pod Security fixtures are not fetched: run `make psa` (tests/psa/fetch.sh, seconds once)"
+    );
     // Looking builds nothing.
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
 }
@@ -42,7 +46,12 @@ fn an_empty_cache_is_one_line_naming_the_make_command() {
 #[test]
 fn a_complete_cache_gives_each_directory_and_one_missing_file_is_missing() {
     let cache = tempfile::tempdir().unwrap();
-    let needs = [Need::ControlPlane, Need::Mlflow, Need::Tools];
+    let needs = [
+        Need::ControlPlane,
+        Need::Mlflow,
+        Need::Tools,
+        Need::PsaFixtures,
+    ];
     let mut dirs = Vec::new();
     for need in needs {
         let (script, print, files) = need.layout();

@@ -4,7 +4,7 @@
 
 use super::pod::PodSpec;
 use k8s_openapi::api::core::v1::{
-    ContainerPort, EnvFromSource, EnvVar, SecurityContext, VolumeMount,
+    ContainerPort, EnvFromSource, EnvVar, Lifecycle, Probe, SecurityContext, VolumeMount,
 };
 
 /// Where a container sits: `spec.initContainers[1]`. Written out only when a message needs
@@ -36,6 +36,9 @@ pub struct ContainerRef<'a> {
     pub ports: &'a [ContainerPort],
     pub command: &'a [String],
     pub args: &'a [String],
+    /// `livenessProbe`, `readinessProbe`, `startupProbe`, each with its JSON name.
+    pub probes: [(&'static str, Option<&'a Probe>); 3],
+    pub lifecycle: Option<&'a Lifecycle>,
 }
 
 /// A `ContainerRef` from any of the container types: `Container` and `EphemeralContainer`
@@ -53,6 +56,12 @@ macro_rules! container_ref {
             ports: $c.ports.as_deref().unwrap_or(&[]),
             command: $c.command.as_deref().unwrap_or(&[]),
             args: $c.args.as_deref().unwrap_or(&[]),
+            probes: [
+                ("livenessProbe", $c.liveness_probe.as_deref()),
+                ("readinessProbe", $c.readiness_probe.as_deref()),
+                ("startupProbe", $c.startup_probe.as_deref()),
+            ],
+            lifecycle: $c.lifecycle.as_deref(),
         }
     };
 }

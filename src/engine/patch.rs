@@ -576,15 +576,20 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_volume_is_replaced_whole_even_with_a_source_the_model_lacks() {
+    fn a_changed_volume_is_replaced_whole_never_beside_its_old_source() {
+        // As `upsert_volume` does: the mutation's volume takes the old one's place whole.
         let raw = json!([{"name": "keep", "emptyDir": {}},
                          {"name": "token", "emptyDir": {"medium": "Memory"}}]);
         let a: Vec<Volume> = serde_json::from_value(raw.clone()).unwrap();
         let mut b = a.clone();
-        b[1].secret = Some(k8s_openapi::api::core::v1::SecretVolumeSource {
-            secret_name: Some("s".into()),
+        b[1] = Volume {
+            name: "token".into(),
+            secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+                secret_name: Some("s".into()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let mut ops = Vec::new();
         diff_list(&a, &b, &mut PointerBuf::new(), &mut ops).unwrap();
         assert_eq!(paths(&Patch(ops.clone()), "replace"), ["/1"]);

@@ -15,9 +15,16 @@
 //! over generated pods with probes, resources and unknown fields.
 
 use k8s_openapi::api::core::v1::{
-    CSIVolumeSource, ContainerPort, EnvFromSource, EnvVar, HostPathVolumeSource,
-    PodSecurityContext, ProjectedVolumeSource, ResourceRequirements, SecretVolumeSource,
-    SecurityContext, VolumeMount,
+    AWSElasticBlockStoreVolumeSource, AzureDiskVolumeSource, AzureFileVolumeSource,
+    CSIVolumeSource, CephFSVolumeSource, CinderVolumeSource, ConfigMapVolumeSource, ContainerPort,
+    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvFromSource, EnvVar, EphemeralVolumeSource,
+    FCVolumeSource, FlexVolumeSource, FlockerVolumeSource, GCEPersistentDiskVolumeSource,
+    GitRepoVolumeSource, GlusterfsVolumeSource, HostPathVolumeSource, ISCSIVolumeSource,
+    ImageVolumeSource, Lifecycle, NFSVolumeSource, PersistentVolumeClaimVolumeSource,
+    PhotonPersistentDiskVolumeSource, PodOS, PodSecurityContext, PortworxVolumeSource, Probe,
+    ProjectedVolumeSource, QuobyteVolumeSource, RBDVolumeSource, ResourceRequirements,
+    ScaleIOVolumeSource, SecretVolumeSource, SecurityContext, StorageOSVolumeSource, VolumeMount,
+    VsphereVirtualDiskVolumeSource,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -62,6 +69,10 @@ pub struct PodSpec {
     pub host_users: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_containers: Option<Vec<Container>>,
+    /// `windows` or `linux`: a Windows pod cannot set the Linux-only fields (the API server
+    /// refuses them), so the checks that ask for them skip it, as Pod Security does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<PodOS>,
     /// Pod-level requests and limits (`PodLevelResources`): a limit here bounds every
     /// container together.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,22 +106,40 @@ pub struct Container {
     pub env_from: Option<Vec<EnvFromSource>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Probes and lifecycle hooks are read for their `host` alone (`host-probes`); boxed, so
+    /// that a container without them stays small.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Box<Lifecycle>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<ContainerPort>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Box<Probe>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_mounts: Option<Vec<VolumeMount>>,
 }
 
-/// A volume: its name and the sources a check or mutation looks at. k8s-openapi's `Volume`
-/// holds all thirty-odd sources by value (3,280 bytes), and a pod has several volumes.
+impl PodSpec {
+    /// `spec.os.name: windows`.
+    pub fn is_windows(&self) -> bool {
+        self.os.as_ref().is_some_and(|os| os.name == "windows")
+    }
+}
+
+/// A volume: its name and its source. k8s-openapi's `Volume` holds all thirty-odd sources by
+/// value (3,280 bytes), and a pod has several volumes: here the sources a check or mutation
+/// reads into are held as they are, every other one boxed (8 bytes while absent), read only
+/// for which source the volume has (`volume-types`).
 ///
 /// A volume has exactly one source, so a volume a mutation changes is replaced whole in the
-/// patch (`crate::engine::patch`), never edited field by field: a source this type leaves
-/// out (an `emptyDir`, an `nfs`) can never end up beside the one the mutation wrote.
+/// patch (`crate::engine::patch`), never edited field by field.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Volume {
@@ -124,6 +153,106 @@ pub struct Volume {
     pub projected: Option<ProjectedVolumeSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretVolumeSource>,
+    // The sources no check reads into, each boxed: the rest of Pod Security `restricted`'s
+    // allow-list first, then the sources the node mounts (or, for `gitRepo` and
+    // `flexVolume`, runs a program on the node to fill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<Box<ConfigMapVolumeSource>>,
+    #[serde(rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub downward_api: Option<Box<DownwardAPIVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<Box<EmptyDirVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ephemeral: Option<Box<EphemeralVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<Box<ImageVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<Box<PersistentVolumeClaimVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_elastic_block_store: Option<Box<AWSElasticBlockStoreVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure_disk: Option<Box<AzureDiskVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure_file: Option<Box<AzureFileVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cephfs: Option<Box<CephFSVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cinder: Option<Box<CinderVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fc: Option<Box<FCVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flex_volume: Option<Box<FlexVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flocker: Option<Box<FlockerVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gce_persistent_disk: Option<Box<GCEPersistentDiskVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_repo: Option<Box<GitRepoVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glusterfs: Option<Box<GlusterfsVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iscsi: Option<Box<ISCSIVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<Box<NFSVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub photon_persistent_disk: Option<Box<PhotonPersistentDiskVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portworx_volume: Option<Box<PortworxVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quobyte: Option<Box<QuobyteVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rbd: Option<Box<RBDVolumeSource>>,
+    #[serde(rename = "scaleIO", skip_serializing_if = "Option::is_none")]
+    pub scale_io: Option<Box<ScaleIOVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storageos: Option<Box<StorageOSVolumeSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vsphere_volume: Option<Box<VsphereVirtualDiskVolumeSource>>,
+}
+
+impl Volume {
+    /// The JSON name of the volume's source outside Pod Security `restricted`'s allow-list
+    /// (`nfs`, `hostPath`, ...), if it has one. A volume with no source at all is an
+    /// `emptyDir` (the API server fills that in).
+    pub fn restricted_source(&self) -> Option<&'static str> {
+        let o = self;
+        if self.csi.is_some()
+            || self.projected.is_some()
+            || self.secret.is_some()
+            || o.config_map.is_some()
+            || o.downward_api.is_some()
+            || o.empty_dir.is_some()
+            || o.ephemeral.is_some()
+            || o.image.is_some()
+            || o.persistent_volume_claim.is_some()
+        {
+            return None;
+        }
+        let named = [
+            ("hostPath", self.host_path.is_some()),
+            ("gcePersistentDisk", o.gce_persistent_disk.is_some()),
+            ("awsElasticBlockStore", o.aws_elastic_block_store.is_some()),
+            ("gitRepo", o.git_repo.is_some()),
+            ("nfs", o.nfs.is_some()),
+            ("iscsi", o.iscsi.is_some()),
+            ("glusterfs", o.glusterfs.is_some()),
+            ("rbd", o.rbd.is_some()),
+            ("flexVolume", o.flex_volume.is_some()),
+            ("cinder", o.cinder.is_some()),
+            ("cephfs", o.cephfs.is_some()),
+            ("flocker", o.flocker.is_some()),
+            ("fc", o.fc.is_some()),
+            ("azureFile", o.azure_file.is_some()),
+            ("vsphereVolume", o.vsphere_volume.is_some()),
+            ("quobyte", o.quobyte.is_some()),
+            ("azureDisk", o.azure_disk.is_some()),
+            ("photonPersistentDisk", o.photon_persistent_disk.is_some()),
+            ("portworxVolume", o.portworx_volume.is_some()),
+            ("scaleIO", o.scale_io.is_some()),
+            ("storageos", o.storageos.is_some()),
+        ];
+        named.into_iter().find(|(_, set)| *set).map(|(n, _)| n)
+    }
 }
 
 /// `null` reads as the empty value for the fields that are not optional, as k8s-openapi
@@ -154,11 +283,48 @@ mod tests {
                 "ports": [{"containerPort": 80, "hostPort": 80}],
                 "volumeMounts": [{"name": "v", "mountPath": "/v"}],
                 "securityContext": {"runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
-                "livenessProbe": {"httpGet": {"path": "/", "port": "http"}},
+                "livenessProbe": {"httpGet": {"path": "/", "port": "http", "host": "10.0.0.1"}},
+                "readinessProbe": {"tcpSocket": {"port": 8080, "host": "node"}},
+                "startupProbe": {"exec": {"command": ["true"]}, "periodSeconds": 5},
+                "lifecycle": {"postStart": {"httpGet": {"port": 80, "host": "h"}},
+                              "preStop": {"tcpSocket": {"port": 81}}},
+                "terminationMessagePath": "/dev/termination-log",
                 "resources": {"limits": {"memory": "1Gi"}},
                 "futureField": {"k": 1},
             })
         };
+        let volumes: Vec<Value> = vec![
+            json!({"name": "v", "hostPath": {"path": "/"}}),
+            json!({"name": "c", "csi": {"driver": "secrets-store.csi.k8s.io", "volumeAttributes": {"secretProviderClass": "p"}}}),
+            json!({"name": "s", "secret": {"secretName": "s"}}),
+            json!({"name": "t", "projected": {"sources": [ {"serviceAccountToken": {"expirationSeconds": 3600, "path": "token"}}]}}),
+            json!({"name": "tmp", "emptyDir": {"medium": "Memory"}}),
+            json!({"name": "cm", "configMap": {"name": "c"}}),
+            json!({"name": "d", "downwardAPI": {"items": []}}),
+            json!({"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}),
+            json!({"name": "i", "image": {"reference": "r"}}),
+            json!({"name": "pvc", "persistentVolumeClaim": {"claimName": "c"}}),
+            json!({"name": "n", "nfs": {"server": "s", "path": "/"}}),
+            json!({"name": "g", "gitRepo": {"repository": "r"}}),
+            json!({"name": "sio", "scaleIO": {"gateway": "g", "system": "s", "secretRef": {"name": "s"}}}),
+            json!({"name": "aws", "awsElasticBlockStore": {"volumeID": "v"}}),
+            json!({"name": "az", "azureDisk": {"diskName": "d", "diskURI": "u"}}),
+            json!({"name": "azf", "azureFile": {"secretName": "s", "shareName": "s"}}),
+            json!({"name": "ceph", "cephfs": {"monitors": ["m"]}}),
+            json!({"name": "cin", "cinder": {"volumeID": "v"}}),
+            json!({"name": "fc", "fc": {"wwids": ["w"]}}),
+            json!({"name": "flex", "flexVolume": {"driver": "d"}}),
+            json!({"name": "flo", "flocker": {"datasetName": "d"}}),
+            json!({"name": "gce", "gcePersistentDisk": {"pdName": "p"}}),
+            json!({"name": "glu", "glusterfs": {"endpoints": "e", "path": "p"}}),
+            json!({"name": "isc", "iscsi": {"targetPortal": "t", "iqn": "i", "lun": 0}}),
+            json!({"name": "ph", "photonPersistentDisk": {"pdID": "p"}}),
+            json!({"name": "px", "portworxVolume": {"volumeID": "v"}}),
+            json!({"name": "q", "quobyte": {"registry": "r", "volume": "v"}}),
+            json!({"name": "rbd", "rbd": {"monitors": ["m"], "image": "i"}}),
+            json!({"name": "sos", "storageos": {"volumeName": "v"}}),
+            json!({"name": "vs", "vsphereVolume": {"volumePath": "p"}}),
+        ];
         let mut ephemeral = container("debug");
         ephemeral["targetContainerName"] = json!("agent");
         json!({
@@ -169,17 +335,10 @@ mod tests {
             "automountServiceAccountToken": false,
             "hostNetwork": true, "hostPID": true, "hostIPC": true, "hostUsers": false,
             "runtimeClassName": "gvisor",
+            "os": {"name": "linux"},
             "resources": {"limits": {"cpu": "2", "memory": "4Gi"}},
             "securityContext": {"runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-            "volumes": [
-                {"name": "v", "hostPath": {"path": "/"}},
-                {"name": "c", "csi": {"driver": "secrets-store.csi.k8s.io",
-                    "volumeAttributes": {"secretProviderClass": "p"}}},
-                {"name": "s", "secret": {"secretName": "s"}},
-                {"name": "t", "projected": {"sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3600, "path": "token"}}]}},
-                {"name": "tmp", "emptyDir": {"medium": "Memory"}},
-            ],
+            "volumes": volumes,
             "affinity": {"nodeAffinity": {}},
             "tolerations": [{"operator": "Exists"}],
         })
@@ -196,14 +355,10 @@ mod tests {
         let spec = expected.as_object_mut().unwrap();
         spec.remove("affinity");
         spec.remove("tolerations");
-        spec["volumes"][4]
-            .as_object_mut()
-            .unwrap()
-            .remove("emptyDir");
         for list in ["containers", "initContainers", "ephemeralContainers"] {
             for c in spec[list].as_array_mut().unwrap() {
                 let c = c.as_object_mut().unwrap();
-                c.remove("livenessProbe");
+                c.remove("terminationMessagePath");
                 c.remove("targetContainerName");
             }
         }
@@ -211,6 +366,16 @@ mod tests {
         assert_eq!(lean.host_pid, Some(true));
         assert_eq!(lean.host_ipc, Some(true));
         assert_eq!(lean.ephemeral_containers.unwrap()[0].name, "debug");
+        // Every source the model holds is told apart from no source at all.
+        let vols = lean.volumes.unwrap();
+        let restricted: Vec<_> = vols.iter().filter_map(Volume::restricted_source).collect();
+        assert_eq!(restricted.len(), 21, "{restricted:?}");
+        assert_eq!(vols.len() - restricted.len(), 9);
+        assert_eq!(
+            Volume::default().restricted_source(),
+            None,
+            "no source: an emptyDir"
+        );
     }
 
     #[test]

@@ -427,6 +427,15 @@ impl<'a> Target<'a> {
         format!("{}.{}", self.spec_path, rest)
     }
 
+    /// `metadata.annotations`-style path below the pod's (or template's) metadata.
+    pub fn meta_path(&self, rest: &str) -> String {
+        format!(
+            "{}metadata.{}",
+            self.spec_path.strip_suffix("spec").unwrap_or(""),
+            rest
+        )
+    }
+
     pub fn service_account(&self) -> Option<&'a str> {
         self.spec
             .service_account_name

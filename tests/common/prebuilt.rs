@@ -1,6 +1,7 @@
 //! What some tests run that cargo does not build: the control plane (kube-apiserver, etcd,
-//! kubectl, helm; tests/controlplane/build.sh), the MLflow venv (tests/mlflow/venv.sh) and the
-//! image tools (crane and the rest; tools/build.sh), each cached outside git under
+//! kubectl, helm; tests/controlplane/build.sh), the MLflow venv (tests/mlflow/venv.sh), the
+//! image tools (crane and the rest; tools/build.sh) and Kubernetes' Pod Security fixtures
+//! (tests/psa/fetch.sh), each cached outside git under
 //! `${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}`.
 //!
 //! A test that needs one of them asks here first. When something is missing, it fails at once
@@ -20,6 +21,7 @@ pub enum Need {
     ControlPlane,
     Mlflow,
     Tools,
+    PsaFixtures,
 }
 
 impl Need {
@@ -54,6 +56,7 @@ impl Need {
                     "runtime-default-seccomp",
                 ],
             ),
+            Need::PsaFixtures => ("tests/psa/fetch.sh", "--print-dir", &[".complete"]),
         }
     }
 
@@ -75,6 +78,11 @@ impl Need {
                 "the image tools are not built",
                 "tools",
                 "tools/build.sh, about 10 minutes once",
+            ),
+            Need::PsaFixtures => (
+                "the Pod Security fixtures are not fetched",
+                "psa",
+                "tests/psa/fetch.sh, seconds once",
             ),
         }
     }

@@ -1,7 +1,10 @@
 //! `drop-all-capabilities` (high): every container drops every Linux capability and adds
 //! back only what the policy allows (default `NET_BIND_SERVICE`). Names match exactly, as the
 //! container runtime reads them: `all` is not `ALL`, and `CAP_NET_BIND_SERVICE` is not an
-//! allowed name even though some runtimes accept the prefix.
+//! allowed name even though some runtimes accept the prefix. Pod Security `restricted:
+//! capabilities_restricted` (drop `ALL`, add only `NET_BIND_SERVICE`) and, for a capability
+//! outside the runtime's default set, `baseline: capabilities_baseline`. A Windows pod cannot
+//! set capabilities and is not asked to.
 
 use super::check::{Check, Judge, PodInput, always};
 use crate::engine::containers::containers;
@@ -9,6 +12,24 @@ use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "drop-all-capabilities";
 const TIER: Tier = Tier::High;
+const PSA_RESTRICTED: &str = "(Pod Security restricted: capabilities_restricted)";
+const PSA_BASELINE: &str = "(Pod Security baseline: capabilities_baseline)";
+/// What Pod Security `baseline` lets a container add: the container runtime's default set.
+const BASELINE_ADD: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
 
 pub static CHECK: Check = Check {
     id: ID,
@@ -22,6 +43,9 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let allowed = &input.policy.checks.capabilities.allowed_add;
     let mut out = Vec::new();
+    if t.spec.is_windows() {
+        return out;
+    }
     for c in containers(t.spec, t.spec_path) {
         let caps = c.security_context.and_then(|s| s.capabilities.as_ref());
         let drop = caps.and_then(|k| k.drop.as_deref()).unwrap_or(&[]);
@@ -30,8 +54,14 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 .iter()
                 .find(|d| d.eq_ignore_ascii_case("ALL") || d.eq_ignore_ascii_case("CAP_ALL"));
             let message = match near {
-                Some(d) => format!("container {} drops {d:?}, not the literal ALL", c.name),
-                None => format!("container {} does not drop ALL capabilities", c.name),
+                Some(d) => format!(
+                    "container {} drops {d:?}, not the literal ALL {PSA_RESTRICTED}",
+                    c.name
+                ),
+                None => format!(
+                    "container {} does not drop ALL capabilities {PSA_RESTRICTED}",
+                    c.name
+                ),
             };
             out.push(Violation::new(
                 ID,
@@ -64,8 +94,15 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 TIER,
                 format!("{}.securityContext.capabilities.add[{i}]", c.path),
                 format!(
-                    "container {} adds capability {cap:?}, which is not allowed",
-                    c.name
+                    "container {} adds capability {cap:?}, which is not allowed {}",
+                    c.name,
+                    if !BASELINE_ADD.contains(&cap.as_str()) {
+                        PSA_BASELINE
+                    } else if cap != "NET_BIND_SERVICE" {
+                        PSA_RESTRICTED
+                    } else {
+                        "(checks.capabilities.allowedAdd, beyond Pod Security)"
+                    }
                 ),
                 fix,
             ));
@@ -180,6 +217,45 @@ mod tests {
                 "spec.initContainers[0].securityContext.capabilities.drop",
                 "spec.ephemeralContainers[0].securityContext.capabilities.drop"
             ]
+        );
+    }
+
+    #[test]
+    fn findings_name_the_pod_security_rule_they_break() {
+        let p = hardened()
+            .with_container("agent")
+            .add_caps(&["SYS_ADMIN", "CHOWN"])
+            .init_container("setup")
+            .build();
+        let v = run_default(&CHECK, &p);
+        let by_path = |path: &str| v.iter().find(|v| v.path == path).unwrap();
+        assert!(
+            by_path("spec.containers[0].securityContext.capabilities.add[0]")
+                .message
+                .ends_with(PSA_BASELINE)
+        );
+        assert!(
+            by_path("spec.containers[0].securityContext.capabilities.add[1]")
+                .message
+                .ends_with(PSA_RESTRICTED)
+        );
+        assert!(
+            by_path("spec.initContainers[0].securityContext.capabilities.drop")
+                .message
+                .ends_with(PSA_RESTRICTED)
+        );
+        // A policy stricter than Pod Security says so rather than naming a rule.
+        let mut policy = Policy::default();
+        policy.checks.capabilities.allowed_add = Vec::new();
+        let p = hardened()
+            .with_container("agent")
+            .add_caps(&["NET_BIND_SERVICE"])
+            .build();
+        let v = run(&CHECK, &p, &policy, &hardened_view());
+        assert!(
+            v[0].message.contains("beyond Pod Security"),
+            "{}",
+            v[0].message
         );
     }
 }

@@ -191,11 +191,11 @@ impl PodBuilder {
         self.spec.volumes.get_or_insert_with(Vec::new).push(v);
         self
     }
-    /// An `emptyDir` volume as the engine sees it: a name (no check or mutation reads the
-    /// source, so the engine's `Volume` does not hold it).
+    /// An `emptyDir` volume.
     pub fn empty_dir_volume(self, name: &str) -> Self {
         self.volume(Volume {
             name: name.into(),
+            empty_dir: Some(Default::default()),
             ..Default::default()
         })
     }
@@ -769,12 +769,52 @@ mod tests {
 
     #[test]
     fn bare_pod_breaks_every_check() {
+        use k8s_openapi::api::core::v1::{
+            AppArmorProfile, NFSVolumeSource, Probe, SELinuxOptions, Sysctl, TCPSocketAction,
+        };
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
         let p = pod("bare")
             .label("app", "openclaw")
             .host_network()
             .container("agent")
             .privileged(true)
             .add_caps(&["SYS_ADMIN"])
+            .edit(|c| {
+                let sc = c.security_context.get_or_insert_with(Default::default);
+                sc.app_armor_profile = Some(AppArmorProfile {
+                    type_: "Unconfined".into(),
+                    localhost_profile: None,
+                });
+                sc.se_linux_options = Some(SELinuxOptions {
+                    type_: Some("spc_t".into()),
+                    ..Default::default()
+                });
+                sc.proc_mount = Some("Unmasked".into());
+                c.liveness_probe = Some(Box::new(Probe {
+                    tcp_socket: Some(TCPSocketAction {
+                        host: Some("169.254.169.254".into()),
+                        port: IntOrString::Int(80),
+                    }),
+                    ..Default::default()
+                }));
+            })
+            .spec(|s| {
+                s.security_context
+                    .get_or_insert_with(Default::default)
+                    .sysctls = Some(vec![Sysctl {
+                    name: "kernel.msgmax".into(),
+                    value: "65536".into(),
+                }])
+            })
+            .volume(Volume {
+                name: "share".into(),
+                nfs: Some(Box::new(NFSVolumeSource {
+                    server: "nfs.example".into(),
+                    path: "/export".into(),
+                    read_only: None,
+                })),
+                ..Default::default()
+            })
             .env("OPENAI_API_KEY", "literal-value-here")
             .env("OPENAI_BASE_URL", "https://api.openai.com/v1")
             .annotation("openclaw.io/secret-provider-class", "no-such-class")
@@ -800,6 +840,57 @@ mod tests {
             .map(|c| c.id)
             .collect();
         assert_eq!(ids, all);
+    }
+
+    #[test]
+    fn a_windows_pod_is_not_asked_for_the_linux_only_fields() {
+        use k8s_openapi::api::core::v1::PodOS;
+        // What the API server lets a Windows pod set: no seccomp, capabilities, escalation,
+        // read-only root, hostUsers (Pod Security exempts the first three likewise).
+        let windows = |b: PodBuilder| {
+            b.spec(|s| {
+                s.os = Some(PodOS {
+                    name: "windows".into(),
+                })
+            })
+        };
+        let p = windows(pod("win").pod_run_as_non_root(true).container("agent")).build();
+        let linux_only = [
+            super::super::seccomp_profile::CHECK.id,
+            super::super::drop_all_capabilities::CHECK.id,
+            super::super::no_privilege_escalation::CHECK.id,
+            super::super::read_only_root_filesystem::CHECK.id,
+            super::super::user_namespace::CHECK.id,
+        ];
+        let v = run_all(&p, &Policy::default(), &hardened_view());
+        assert!(
+            v.iter().all(|v| !linux_only.contains(&v.check)),
+            "{:#?}",
+            v.iter()
+                .filter(|v| linux_only.contains(&v.check))
+                .collect::<Vec<_>>()
+        );
+        // The same pod as Linux gets them all; a privileged Windows container is still one.
+        let linux = run_all(
+            &pod("lin")
+                .pod_run_as_non_root(true)
+                .container("agent")
+                .build(),
+            &Policy::default(),
+            &hardened_view(),
+        );
+        for id in linux_only {
+            assert!(linux.iter().any(|v| v.check == id), "{id}");
+        }
+        let p = windows(
+            pod("win")
+                .pod_run_as_non_root(true)
+                .container("agent")
+                .privileged(true),
+        )
+        .build();
+        let v = run_default(&super::super::no_privilege_escalation::CHECK, &p);
+        assert_eq!(paths(&v), ["spec.containers[0].securityContext.privileged"]);
     }
 
     /// A check that reads the NetworkPolicies without declaring them.

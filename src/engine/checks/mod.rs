@@ -3,25 +3,31 @@
 //! screen). Adding a check is one new file and one line in [`CHECKS`]; the ids a policy
 //! accepts, what the live view confirms and the report order all come from this list.
 
+pub mod apparmor_profile;
 pub mod check;
 pub mod dedicated_service_account;
 pub mod default_deny_egress;
 pub mod drop_all_capabilities;
 pub mod exec_requires_approval;
+pub mod host_probes;
 pub mod in_cluster_inference;
 pub mod least_privilege_rbac;
 pub mod no_host_access;
 pub mod no_plaintext_credentials;
 pub mod no_privilege_escalation;
+pub mod proc_mount;
 pub mod read_only_root_filesystem;
 pub mod relabel_requires_approval;
 pub mod resource_limits;
 pub mod run_as_non_root;
+pub mod safe_sysctls;
 pub mod sandboxed_runtime;
 pub mod seccomp_profile;
 pub mod secret_provider_class;
+pub mod selinux_options;
 pub mod short_lived_token;
 pub mod user_namespace;
+pub mod volume_types;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -38,7 +44,13 @@ pub static CHECKS: &[&Check] = &[
     &drop_all_capabilities::CHECK,
     &no_privilege_escalation::CHECK,
     &seccomp_profile::CHECK,
+    &apparmor_profile::CHECK,
+    &selinux_options::CHECK,
+    &proc_mount::CHECK,
+    &safe_sysctls::CHECK,
     &no_host_access::CHECK,
+    &host_probes::CHECK,
+    &volume_types::CHECK,
     &dedicated_service_account::CHECK,
     &least_privilege_rbac::CHECK,
     &default_deny_egress::CHECK,

@@ -1,12 +1,19 @@
 //! `no-host-access` (high): the agent shares nothing with its node: no host network, PID or
-//! IPC namespace, no hostPath volume, no port bound on the node.
+//! IPC namespace, no hostPath volume, no port bound on the node, no Windows HostProcess
+//! container (which runs on the node itself). Pod Security `baseline`: `hostNamespaces`,
+//! `hostPathVolumes`, `hostPorts`, `windowsHostProcess`.
 
 use super::check::{Check, Judge, PodInput, always};
 use crate::engine::containers::containers;
 use crate::engine::violation::{Tier, Violation};
+use k8s_openapi::api::core::v1::WindowsSecurityContextOptions;
 
 const ID: &str = "no-host-access";
 const TIER: Tier = Tier::High;
+const PSA_NAMESPACES: &str = "(Pod Security baseline: hostNamespaces)";
+const PSA_HOST_PATH: &str = "(Pod Security baseline: hostPathVolumes)";
+const PSA_PORTS: &str = "(Pod Security baseline: hostPorts)";
+const PSA_HOST_PROCESS: &str = "(Pod Security baseline: windowsHostProcess)";
 
 pub static CHECK: Check = Check {
     id: ID,
@@ -34,7 +41,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 t.path(field),
-                format!("the pod shares {what} ({field}: true)"),
+                format!("the pod shares {what} ({field}: true) {PSA_NAMESPACES}"),
                 format!("remove {field} (or set it to false)"),
             ));
         }
@@ -45,19 +52,50 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 t.path(&format!("volumes[{i}].hostPath")),
-                format!("volume {} mounts the node's path {}", v.name, hp.path),
+                format!(
+                    "volume {} mounts the node's path {} {PSA_HOST_PATH}",
+                    v.name, hp.path
+                ),
                 "use an emptyDir, a ConfigMap, a Secret or a PersistentVolumeClaim instead of hostPath",
             ));
         }
     }
+    let host_process =
+        |w: Option<&WindowsSecurityContextOptions>| w.and_then(|w| w.host_process) == Some(true);
+    let pod_sc = s.security_context.as_ref();
+    if host_process(pod_sc.and_then(|sc| sc.windows_options.as_ref())) {
+        out.push(Violation::new(
+            ID,
+            TIER,
+            t.path("securityContext.windowsOptions.hostProcess"),
+            format!("the pod runs as Windows HostProcess containers, on the node itself {PSA_HOST_PROCESS}"),
+            "remove windowsOptions.hostProcess (or set it to false)",
+        ));
+    }
     for c in containers(s, t.spec_path) {
+        let sc = c.security_context;
+        if host_process(sc.and_then(|sc| sc.windows_options.as_ref())) {
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.securityContext.windowsOptions.hostProcess", c.path),
+                format!(
+                    "container {} is a Windows HostProcess container, run on the node itself {PSA_HOST_PROCESS}",
+                    c.name
+                ),
+                "remove windowsOptions.hostProcess (or set it to false)",
+            ));
+        }
         for (j, p) in c.ports.iter().enumerate() {
             if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
                 out.push(Violation::new(
                     ID,
                     TIER,
                     format!("{}.ports[{j}].hostPort", c.path),
-                    format!("container {} binds port {hp} on the node", c.name),
+                    format!(
+                        "container {} binds port {hp} on the node {PSA_PORTS}",
+                        c.name
+                    ),
                     "remove hostPort and expose the port through a Service",
                 ));
             }
@@ -127,5 +165,29 @@ mod tests {
         let p = hardened().host_network().build();
         let v = run_on_deployment(&CHECK, &p, &Default::default(), &hardened_view());
         assert_eq!(paths(&v), ["spec.template.spec.hostNetwork"]);
+    }
+
+    #[test]
+    fn rejects_windows_host_process_at_pod_and_container_level() {
+        let host_process = || {
+            Some(WindowsSecurityContextOptions {
+                host_process: Some(true),
+                ..Default::default()
+            })
+        };
+        let p = hardened()
+            .spec(|s| s.security_context.as_mut().unwrap().windows_options = host_process())
+            .with_container("agent")
+            .edit(|c| c.security_context.as_mut().unwrap().windows_options = host_process())
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.securityContext.windowsOptions.hostProcess",
+                "spec.containers[0].securityContext.windowsOptions.hostProcess"
+            ]
+        );
+        assert!(v.iter().all(|v| v.message.ends_with(PSA_HOST_PROCESS)));
     }
 }

@@ -1,5 +1,7 @@
 //! `no-privilege-escalation` (high): no process in the pod can gain more privileges than it
-//! started with (setuid binaries, file capabilities), and no container is privileged.
+//! started with (setuid binaries, file capabilities), and no container is privileged. Pod
+//! Security `restricted: allowPrivilegeEscalation` (not asked of a Windows pod, which cannot
+//! set it) and `baseline: privileged`.
 
 use super::check::{Check, Judge, PodInput, always};
 use crate::engine::containers::containers;
@@ -7,6 +9,8 @@ use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "no-privilege-escalation";
 const TIER: Tier = Tier::High;
+const PSA_ESCALATION: &str = "(Pod Security restricted: allowPrivilegeEscalation)";
+const PSA_PRIVILEGED: &str = "(Pod Security baseline: privileged)";
 
 pub static CHECK: Check = Check {
     id: ID,
@@ -19,15 +23,19 @@ pub static CHECK: Check = Check {
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let mut out = Vec::new();
+    let windows = t.spec.is_windows();
     for c in containers(t.spec, t.spec_path) {
         let sc = c.security_context;
         // Unset means true for most runtimes, so only an explicit false passes.
-        if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
+        if !windows && sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
             out.push(Violation::new(
                 ID,
                 TIER,
                 format!("{}.securityContext.allowPrivilegeEscalation", c.path),
-                format!("container {} may escalate privileges", c.name),
+                format!(
+                    "container {} may escalate privileges {PSA_ESCALATION}",
+                    c.name
+                ),
                 "set securityContext.allowPrivilegeEscalation: false",
             ));
         }
@@ -36,7 +44,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 format!("{}.securityContext.privileged", c.path),
-                format!("container {} is privileged", c.name),
+                format!("container {} is privileged {PSA_PRIVILEGED}", c.name),
                 "remove securityContext.privileged (or set it to false)",
             ));
         }
@@ -98,5 +106,13 @@ mod tests {
             paths(&v),
             ["spec.ephemeralContainers[0].securityContext.privileged"]
         );
+    }
+
+    #[test]
+    fn findings_name_the_pod_security_rule_they_break() {
+        let p = pod("a").container("agent").privileged(true).build();
+        let v = run_default(&CHECK, &p);
+        assert!(v[0].message.ends_with(PSA_ESCALATION), "{}", v[0].message);
+        assert!(v[1].message.ends_with(PSA_PRIVILEGED), "{}", v[1].message);
     }
 }

@@ -2,6 +2,9 @@
 //! Admission `restricted` semantics: `runAsNonRoot: true` at pod level or on every container,
 //! an explicit container `false` overrides the pod's `true` and fails, and `runAsUser: 0`
 //! fails wherever it is set (the kubelet would refuse it anyway, but only at start time).
+//! Pod Security `restricted: runAsNonRoot` and `restricted: runAsUser`; Pod Security relaxes
+//! both for a pod in its own user namespace (`hostUsers: false`), this check does not: such
+//! findings say they go beyond Pod Security.
 
 use super::check::{Check, Judge, PodInput, always};
 use crate::engine::containers::containers;
@@ -9,6 +12,9 @@ use crate::engine::violation::{Tier, Violation};
 
 const ID: &str = "run-as-non-root";
 const TIER: Tier = Tier::High;
+const PSA_NON_ROOT: &str = "(Pod Security restricted: runAsNonRoot)";
+const PSA_USER: &str = "(Pod Security restricted: runAsUser)";
+const BEYOND: &str = "(beyond Pod Security restricted, which allows it under hostUsers: false)";
 
 pub static CHECK: Check = Check {
     id: ID,
@@ -22,13 +28,19 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let mut out = Vec::new();
     let pod_sc = t.spec.security_context.as_ref();
+    let userns = t.spec.host_users == Some(false);
+    let (psa_non_root, psa_user) = if userns {
+        (BEYOND, BEYOND)
+    } else {
+        (PSA_NON_ROOT, PSA_USER)
+    };
     let pod_non_root = pod_sc.and_then(|s| s.run_as_non_root);
     if pod_non_root == Some(false) {
         out.push(Violation::new(
             ID,
             TIER,
             t.path("securityContext.runAsNonRoot"),
-            "the pod sets runAsNonRoot: false",
+            format!("the pod sets runAsNonRoot: false {psa_non_root}"),
             "set securityContext.runAsNonRoot: true",
         ));
     }
@@ -37,7 +49,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
             ID,
             TIER,
             t.path("securityContext.runAsUser"),
-            "the pod sets runAsUser: 0 (root)",
+            format!("the pod sets runAsUser: 0 (root) {psa_user}"),
             "set securityContext.runAsUser to a non-zero UID, e.g. 1000",
         ));
     }
@@ -49,7 +61,10 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 format!("{}.securityContext.runAsNonRoot", c.path),
-                format!("container {} sets runAsNonRoot: false", c.name),
+                format!(
+                    "container {} sets runAsNonRoot: false {psa_non_root}",
+                    c.name
+                ),
                 "set runAsNonRoot: true on the container, or remove it to inherit the pod's true",
             )),
             None if pod_non_root != Some(true) => {
@@ -65,11 +80,11 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 };
                 let message = match pinned {
                     Some((uid, place)) => format!(
-                        "container {} is pinned to UID {uid} (runAsUser {place}) but runAsNonRoot: true is missing: the kubelet enforces non-root only with runAsNonRoot, so nothing stops a change of runAsUser (or of the image) from running it as root",
+                        "container {} is pinned to UID {uid} (runAsUser {place}) but runAsNonRoot: true is missing: the kubelet enforces non-root only with runAsNonRoot, so nothing stops a change of runAsUser (or of the image) from running it as root {psa_non_root}",
                         c.name
                     ),
                     None => format!(
-                        "container {} may run as root: runAsNonRoot: true is set neither on it nor on the pod",
+                        "container {} may run as root: runAsNonRoot: true is set neither on it nor on the pod {psa_non_root}",
                         c.name
                     ),
                 };
@@ -88,7 +103,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 format!("{}.securityContext.runAsUser", c.path),
-                format!("container {} sets runAsUser: 0 (root)", c.name),
+                format!("container {} sets runAsUser: 0 (root) {psa_user}", c.name),
                 "set runAsUser to a non-zero UID, e.g. 1000, or remove it",
             ));
         }
@@ -233,5 +248,21 @@ mod tests {
             paths(&v),
             ["spec.template.spec.containers[0].securityContext.runAsNonRoot"]
         );
+    }
+
+    #[test]
+    fn kept_under_host_users_false_and_said_to_go_beyond_pod_security() {
+        let p = pod("a").container("agent").run_as_user(0).build();
+        let v = run_default(&CHECK, &p);
+        assert!(v[0].message.ends_with(PSA_NON_ROOT), "{}", v[0].message);
+        assert!(v[1].message.ends_with(PSA_USER), "{}", v[1].message);
+        let p = pod("a")
+            .host_users(false)
+            .container("agent")
+            .run_as_user(0)
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(v.len(), 2);
+        assert!(v.iter().all(|v| v.message.ends_with(BEYOND)), "{v:?}");
     }
 }

@@ -1,6 +1,8 @@
 //! `seccomp-profile` (medium): every container runs under a seccomp filter, `RuntimeDefault`
 //! or a `Localhost` profile. A pod-level profile covers containers that set none; an
-//! explicit `Unconfined` anywhere fails, as in Pod Security Admission `restricted`.
+//! explicit `Unconfined` anywhere fails, as in Pod Security Admission `restricted`
+//! (`seccompProfile_restricted`; an `Unconfined` or unknown type is `baseline:
+//! seccompProfile_baseline`). A Windows pod cannot set a profile and is not asked for one.
 
 use super::check::{Check, Judge, PodInput, always};
 use crate::engine::containers::containers;
@@ -17,6 +19,8 @@ pub static CHECK: Check = Check {
     reads: &[],
     applies: always,
 };
+const PSA_BASELINE: &str = "(Pod Security baseline: seccompProfile_baseline)";
+const PSA_RESTRICTED: &str = "(Pod Security restricted: seccompProfile_restricted)";
 const FIX: &str =
     "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost with localhostProfile)";
 
@@ -31,18 +35,28 @@ fn problem(p: &SeccompProfile) -> Option<(&'static str, String)> {
         {
             None
         }
+        // The API server refuses this one too; Pod Security lets it through to validation.
         "Localhost" => Some((
             "seccompProfile.localhostProfile",
             "is Localhost without a localhostProfile".into(),
         )),
-        "Unconfined" => Some(("seccompProfile.type", "is Unconfined".into())),
-        other => Some(("seccompProfile.type", format!("has unknown type {other:?}"))),
+        "Unconfined" => Some((
+            "seccompProfile.type",
+            format!("is Unconfined {PSA_BASELINE}"),
+        )),
+        other => Some((
+            "seccompProfile.type",
+            format!("has unknown type {other:?} {PSA_BASELINE}"),
+        )),
     }
 }
 
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let mut out = Vec::new();
+    if t.spec.is_windows() {
+        return out;
+    }
     let pod_profile = t
         .spec
         .security_context
@@ -76,7 +90,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 TIER,
                 format!("{}.securityContext.seccompProfile", c.path),
                 format!(
-                    "container {} runs without a seccomp profile and the pod sets none",
+                    "container {} runs without a seccomp profile and the pod sets none {PSA_RESTRICTED}",
                     c.name
                 ),
                 "set securityContext.seccompProfile.type: RuntimeDefault at pod level",
@@ -182,5 +196,25 @@ mod tests {
                 "spec.ephemeralContainers[0].securityContext.seccompProfile.type"
             ]
         );
+    }
+
+    #[test]
+    fn findings_name_the_pod_security_rule_and_windows_pods_are_not_asked() {
+        let p = pod("a")
+            .pod_seccomp("Unconfined")
+            .container("agent")
+            .build();
+        assert!(run_default(&CHECK, &p)[0].message.ends_with(PSA_BASELINE));
+        let p = pod("a").container("agent").build();
+        assert!(run_default(&CHECK, &p)[0].message.ends_with(PSA_RESTRICTED));
+        let p = pod("a")
+            .container("agent")
+            .spec(|s| {
+                s.os = Some(k8s_openapi::api::core::v1::PodOS {
+                    name: "windows".into(),
+                })
+            })
+            .build();
+        assert!(run_default(&CHECK, &p).is_empty());
     }
 }

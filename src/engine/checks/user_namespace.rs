@@ -20,7 +20,8 @@ pub static CHECK: Check = Check {
 
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
-    if t.spec.host_users == Some(false) {
+    // The API server forbids hostUsers on a Windows pod.
+    if t.spec.host_users == Some(false) || t.spec.is_windows() {
         return Vec::new();
     }
     let now = match t.spec.host_users {
