@@ -28,34 +28,38 @@ impl Match {
     }
 }
 
-/// Whether the pod (labels, images) is an agent under the policy.
+/// Whether the pod (labels, images) is an agent under the policy. The container list is
+/// walked only when no selector matches and the catch-all is on: the common case (a labelled
+/// agent, or no catch-all) costs no list on the request path.
 pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
-    let images = containers(target.spec, target.spec_path);
-    classify(
-        policy,
-        selector::labels_of(target.meta.labels.as_ref()),
-        images.iter().filter_map(|c| c.image),
-    )
+    if selected(policy, selector::labels_of(target.meta.labels.as_ref())) {
+        return Some(Match::Selected);
+    }
+    if !policy.catch_all.enabled {
+        return None;
+    }
+    let list = containers(target.spec, target.spec_path);
+    caught(policy, list.iter().filter_map(|c| c.image))
 }
 
 /// [`of`] for a pod known by its labels and images alone (a pod a CONNECT reaches).
 pub fn of_facts(policy: &Policy, pod: &PodFacts) -> Option<Match> {
-    classify(policy, &pod.labels, pod.images.iter().map(String::as_str))
+    if selected(policy, &pod.labels) {
+        return Some(Match::Selected);
+    }
+    caught(policy, pod.images.iter().map(String::as_str))
 }
 
-fn classify<'i>(
-    policy: &Policy,
-    labels: &Labels,
-    mut images: impl Iterator<Item = &'i str>,
-) -> Option<Match> {
-    if policy
+fn selected(policy: &Policy, labels: &Labels) -> bool {
+    policy
         .agent_selectors
         .iter()
         .any(|s| selector::matches(s, labels))
-    {
-        return Some(Match::Selected);
-    }
-    if policy.catch_all.enabled
+}
+
+/// The catch-all's verdict on a pod no selector matched.
+fn caught<'i>(policy: &Policy, mut images: impl Iterator<Item = &'i str>) -> Option<Match> {
+    let hit = policy.catch_all.enabled
         && images.any(|img| {
             let repo = image_repository(img);
             policy
@@ -63,11 +67,8 @@ fn classify<'i>(
                 .images
                 .iter()
                 .any(|p| image_matches(p, repo))
-        })
-    {
-        return Some(Match::CaughtByImage(policy.catch_all.action));
-    }
-    None
+        });
+    hit.then_some(Match::CaughtByImage(policy.catch_all.action))
 }
 
 /// Whether the review carries a pod or pod template the policy treats as an agent. For callers

@@ -748,6 +748,15 @@ impl Policy {
         self.check_tiers.get(check).copied().unwrap_or(own)
     }
 
+    /// Who approves, as a message names them: the approver groups, or `approverUsers`.
+    pub fn approvers_text(&self) -> String {
+        if self.approver_groups.is_empty() {
+            "approverUsers".to_string()
+        } else {
+            format!("groups {}", self.approver_groups.join(", "))
+        }
+    }
+
     pub fn is_approver(&self, user: &User) -> bool {
         self.approver_users.contains(&user.username)
             || user.groups.iter().any(|g| self.approver_groups.contains(g))

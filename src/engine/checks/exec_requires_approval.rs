@@ -45,11 +45,7 @@ fn check(input: &ConnectInput<'_>) -> Vec<Violation> {
         "ephemeralcontainers" => "add a debug container to".to_string(),
         other => format!("{other} into"),
     };
-    let approvers = if policy.approver_groups.is_empty() {
-        "approverUsers".to_string()
-    } else {
-        format!("groups {}", policy.approver_groups.join(", "))
-    };
+    let approvers = policy.approvers_text();
     vec![Violation::new(
         ID,
         TIER,

@@ -48,7 +48,7 @@ fn check(input: &UpdateInput<'_>) -> Vec<Violation> {
     );
     let fix = format!(
         "keep the agent labels as they are; an approver ({}) may change them",
-        approvers(policy)
+        policy.approvers_text()
     );
     let labels_path = labels_path(&input.new);
     let old = labels_of(input.old.meta.labels.as_ref());
@@ -93,7 +93,7 @@ fn check(input: &UpdateInput<'_>) -> Vec<Violation> {
             ),
             format!(
                 "run another image in a new pod; an approver ({}) may change this one",
-                approvers(policy)
+                policy.approvers_text()
             ),
         ));
     }
@@ -134,14 +134,6 @@ fn changed_keys<'a>(
             (after != Some(before)).then_some((k, before.as_str(), after.map(String::as_str)))
         })
         .collect()
-}
-
-fn approvers(policy: &Policy) -> String {
-    if policy.approver_groups.is_empty() {
-        "approverUsers".to_string()
-    } else {
-        format!("groups {}", policy.approver_groups.join(", "))
-    }
 }
 
 #[cfg(test)]
