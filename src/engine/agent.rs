@@ -38,8 +38,10 @@ pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
     if !policy.catch_all.enabled {
         return None;
     }
-    let list = containers(target.spec, target.spec_path);
-    caught(policy, list.iter().filter_map(|c| c.image))
+    caught(
+        policy,
+        containers(target.spec, target.spec_path).filter_map(|c| c.image),
+    )
 }
 
 /// [`of`] for a pod known by its labels and images alone (a pod a CONNECT reaches).

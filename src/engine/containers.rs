@@ -2,9 +2,9 @@
 //! `ephemeralContainers`) read alike, each container with its exact path: what the checks
 //! walk, and what agent selection reads images from.
 
-use super::pod::PodSpec;
+use super::pod::{Lifecycle, PodSpec, Probe};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, EnvFromSource, EnvVar, Lifecycle, Probe, SecurityContext, VolumeMount,
+    ContainerPort, EnvFromSource, EnvVar, SecurityContext, VolumeMount,
 };
 
 /// Where a container sits: `spec.initContainers[1]`. Written out only when a message needs
@@ -66,40 +66,31 @@ macro_rules! container_ref {
     };
 }
 
-/// Init, regular and ephemeral containers, in that order: all three lists count.
-pub fn containers<'a>(spec: &'a PodSpec, spec_path: &'a str) -> Vec<ContainerRef<'a>> {
-    let inits = spec.init_containers.as_deref().unwrap_or(&[]);
-    let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or(&[]);
-    let mut out = Vec::with_capacity(inits.len() + spec.containers.len() + ephemeral.len());
-    for (i, c) in inits.iter().enumerate() {
-        out.push(container_ref!(
-            c,
-            ContainerPath {
-                spec_path,
-                list: "initContainers",
-                index: i
-            }
-        ));
-    }
-    for (i, c) in spec.containers.iter().enumerate() {
-        out.push(container_ref!(
-            c,
-            ContainerPath {
-                spec_path,
-                list: "containers",
-                index: i
-            }
-        ));
-    }
-    for (i, c) in ephemeral.iter().enumerate() {
-        out.push(container_ref!(
-            c,
-            ContainerPath {
-                spec_path,
-                list: "ephemeralContainers",
-                index: i
-            }
-        ));
-    }
-    out
+/// Init, regular and ephemeral containers, in that order: all three lists count. An
+/// iterator, so that the dozen checks that walk the containers of every review build no list.
+pub fn containers<'a>(
+    spec: &'a PodSpec,
+    spec_path: &'a str,
+) -> impl Iterator<Item = ContainerRef<'a>> + Clone + 'a {
+    let list = |list: &'static str, items: &'a [super::pod::Container]| {
+        items.iter().enumerate().map(move |(index, c)| {
+            container_ref!(
+                c,
+                ContainerPath {
+                    spec_path,
+                    list,
+                    index
+                }
+            )
+        })
+    };
+    list(
+        "initContainers",
+        spec.init_containers.as_deref().unwrap_or(&[]),
+    )
+    .chain(list("containers", &spec.containers))
+    .chain(list(
+        "ephemeralContainers",
+        spec.ephemeral_containers.as_deref().unwrap_or(&[]),
+    ))
 }

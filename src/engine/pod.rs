@@ -18,14 +18,15 @@ use k8s_openapi::api::core::v1::{
     AWSElasticBlockStoreVolumeSource, AzureDiskVolumeSource, AzureFileVolumeSource,
     CSIVolumeSource, CephFSVolumeSource, CinderVolumeSource, ConfigMapVolumeSource, ContainerPort,
     DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvFromSource, EnvVar, EphemeralVolumeSource,
-    FCVolumeSource, FlexVolumeSource, FlockerVolumeSource, GCEPersistentDiskVolumeSource,
-    GitRepoVolumeSource, GlusterfsVolumeSource, HostPathVolumeSource, ISCSIVolumeSource,
-    ImageVolumeSource, Lifecycle, NFSVolumeSource, PersistentVolumeClaimVolumeSource,
-    PhotonPersistentDiskVolumeSource, PodOS, PodSecurityContext, PortworxVolumeSource, Probe,
-    ProjectedVolumeSource, QuobyteVolumeSource, RBDVolumeSource, ResourceRequirements,
+    ExecAction, FCVolumeSource, FlexVolumeSource, FlockerVolumeSource,
+    GCEPersistentDiskVolumeSource, GitRepoVolumeSource, GlusterfsVolumeSource, HTTPHeader,
+    HostPathVolumeSource, ISCSIVolumeSource, ImageVolumeSource, NFSVolumeSource,
+    PersistentVolumeClaimVolumeSource, PhotonPersistentDiskVolumeSource, PodOS, PodSecurityContext,
+    PortworxVolumeSource, ProjectedVolumeSource, QuobyteVolumeSource, RBDVolumeSource,
     ScaleIOVolumeSource, SecretVolumeSource, SecurityContext, StorageOSVolumeSource, VolumeMount,
     VsphereVirtualDiskVolumeSource,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -73,10 +74,10 @@ pub struct PodSpec {
     /// refuses them), so the checks that ask for them skip it, as Pod Security does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub os: Option<PodOS>,
-    /// Pod-level requests and limits (`PodLevelResources`): a limit here bounds every
+    /// Which pod-level limits are set (`PodLevelResources`): a limit here bounds every
     /// container together.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Limits>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_class_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,8 +107,8 @@ pub struct Container {
     pub env_from: Option<Vec<EnvFromSource>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Probes and lifecycle hooks are read for their `host` alone (`host-probes`); boxed, so
-    /// that a container without them stays small.
+    /// Probes and lifecycle hooks, as far as the checks read them (below); boxed, so that a
+    /// container without them stays small.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Box<Lifecycle>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,14 +117,222 @@ pub struct Container {
     pub ports: Option<Vec<ContainerPort>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<Box<Probe>>,
+    /// Which limits the container sets (`resources.limits`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Limits>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub startup_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_mounts: Option<Vec<VolumeMount>>,
+}
+
+/// The CPU and memory limits of a `resources` block, which `resource-limits` asks for; the
+/// other limits, the requests and the claims are stepped over unbuilt (k8s-openapi's
+/// `ResourceRequirements` built two maps of owned strings per container, the largest part of
+/// what reading the isolated agent's pod added). Written back as `{"limits": {...}}` with the
+/// two it holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub cpu: Option<Quantity>,
+    pub memory: Option<Quantity>,
+}
+
+impl Limits {
+    /// Limits of the given quantities.
+    pub fn of(cpu: Option<&str>, memory: Option<&str>) -> Limits {
+        let q = |v: Option<&str>| v.map(|v| Quantity(v.to_string()));
+        Limits {
+            cpu: q(cpu),
+            memory: q(memory),
+        }
+    }
+
+    /// Whether the limit named `resource` (`cpu` or `memory`) is set.
+    pub fn has(&self, resource: &str) -> bool {
+        match resource {
+            "cpu" => self.cpu.is_some(),
+            "memory" => self.memory.is_some(),
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Limits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        /// The `limits` map: the two quantities that are set.
+        struct Set<'a>(&'a Limits);
+        impl Serialize for Set<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let l = self.0;
+                let mut m = s.serialize_map(None)?;
+                if let Some(q) = &l.cpu {
+                    m.serialize_entry("cpu", q)?;
+                }
+                if let Some(q) = &l.memory {
+                    m.serialize_entry("memory", q)?;
+                }
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(None)?;
+        if self.cpu.is_some() || self.memory.is_some() {
+            m.serialize_entry("limits", &Set(self))?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Limits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, Visitor};
+        use std::fmt;
+
+        /// A key of `resources` or of its `limits`, told apart without copying it (serde's
+        /// `Cow<str>` would own every key).
+        enum Key {
+            Limits,
+            Cpu,
+            Memory,
+            Other,
+        }
+        impl<'de> Deserialize<'de> for Key {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Name;
+                impl Visitor<'_> for Name {
+                    type Value = Key;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a field name")
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                        Ok(match v {
+                            "limits" => Key::Limits,
+                            "cpu" => Key::Cpu,
+                            "memory" => Key::Memory,
+                            _ => Key::Other,
+                        })
+                    }
+                }
+                d.deserialize_str(Name)
+            }
+        }
+        /// `resources.limits`: CPU and memory read, the other resources stepped over.
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = Limits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of resource names to quantities")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Limits, A::Error> {
+                let mut l = Limits::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Cpu => l.cpu = Some(map.next_value()?),
+                        Key::Memory => l.memory = Some(map.next_value()?),
+                        Key::Limits | Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(l)
+            }
+        }
+        /// `resources.limits`, `null` read as no limits.
+        struct LimitKeys(Limits);
+        impl<'de> Deserialize<'de> for LimitKeys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct OrNull;
+                impl<'de> Visitor<'de> for OrNull {
+                    type Value = Limits;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        Keys.expecting(f)
+                    }
+                    fn visit_none<E>(self) -> Result<Limits, E> {
+                        Ok(Limits::default())
+                    }
+                    fn visit_unit<E>(self) -> Result<Limits, E> {
+                        Ok(Limits::default())
+                    }
+                    fn visit_some<D: serde::Deserializer<'de>>(
+                        self,
+                        d: D,
+                    ) -> Result<Limits, D::Error> {
+                        d.deserialize_map(Keys)
+                    }
+                }
+                d.deserialize_option(OrNull).map(LimitKeys)
+            }
+        }
+        /// `resources`: `limits` read, every other field stepped over.
+        struct Resources;
+        impl<'de> Visitor<'de> for Resources {
+            type Value = Limits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a resources object (limits, requests, claims)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Limits, A::Error> {
+                let mut out = Limits::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    if let Key::Limits = key {
+                        out = map.next_value::<LimitKeys>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Resources)
+    }
+}
+
+/// A probe, as far as the checks read it: what it runs (`exec`) or where it connects
+/// (`httpGet`, `tcpSocket`). Its timings, `grpc`, and an action's port, path and scheme are
+/// stepped over unbuilt: k8s-openapi's `Probe` built a string for each (three for a usual
+/// `httpGet`), which was most of what reading the probes added to a review. Written back with
+/// what it holds only; nothing downstream writes a container whole.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Probe {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HTTPGetAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TCPSocketAction>,
+}
+
+/// A lifecycle hook's handler: the same three actions as a probe (and `sleep`, not read).
+pub type LifecycleHandler = Probe;
+
+/// `postStart` and `preStop`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Lifecycle {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<LifecycleHandler>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<LifecycleHandler>,
+}
+
+/// An `httpGet` action: the host the kubelet connects to and the headers it sends.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HTTPGetAction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_headers: Option<Vec<HTTPHeader>>,
+}
+
+/// A `tcpSocket` action: the host the kubelet connects to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TCPSocketAction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl PodSpec {
@@ -283,13 +492,15 @@ mod tests {
                 "ports": [{"containerPort": 80, "hostPort": 80}],
                 "volumeMounts": [{"name": "v", "mountPath": "/v"}],
                 "securityContext": {"runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
-                "livenessProbe": {"httpGet": {"path": "/", "port": "http", "host": "10.0.0.1"}},
+                "livenessProbe": {"httpGet": {"path": "/", "port": "http", "host": "10.0.0.1",
+                                              "httpHeaders": [{"name": "X", "value": "y"}]}},
                 "readinessProbe": {"tcpSocket": {"port": 8080, "host": "node"}},
                 "startupProbe": {"exec": {"command": ["true"]}, "periodSeconds": 5},
                 "lifecycle": {"postStart": {"httpGet": {"port": 80, "host": "h"}},
                               "preStop": {"tcpSocket": {"port": 81}}},
                 "terminationMessagePath": "/dev/termination-log",
-                "resources": {"limits": {"memory": "1Gi"}},
+                "resources": {"limits": {"memory": "1Gi", "nvidia.com/gpu": "1"},
+                              "requests": {"cpu": "1"}},
                 "futureField": {"k": 1},
             })
         };
@@ -360,9 +571,23 @@ mod tests {
                 let c = c.as_object_mut().unwrap();
                 c.remove("terminationMessagePath");
                 c.remove("targetContainerName");
+                // Of the resources, only the CPU and memory limits are held; of probes and
+                // hooks, what they run, the host and the headers.
+                c["resources"] = json!({"limits": {"memory": "1Gi"}});
+                c["livenessProbe"] = json!({"httpGet": {"host": "10.0.0.1",
+                                            "httpHeaders": [{"name": "X", "value": "y"}]}});
+                c["readinessProbe"] = json!({"tcpSocket": {"host": "node"}});
+                c["startupProbe"] = json!({"exec": {"command": ["true"]}});
+                c["lifecycle"] = json!({"postStart": {"httpGet": {"host": "h"}},
+                                        "preStop": {"tcpSocket": {}}});
             }
         }
         assert_eq!(serde_json::to_value(&lean).unwrap(), expected);
+        assert_eq!(lean.resources, Some(Limits::of(Some("2"), Some("4Gi"))));
+        assert_eq!(
+            lean.containers[0].resources,
+            Some(Limits::of(None, Some("1Gi")))
+        );
         assert_eq!(lean.host_pid, Some(true));
         assert_eq!(lean.host_ipc, Some(true));
         assert_eq!(lean.ephemeral_containers.unwrap()[0].name, "debug");
@@ -376,6 +601,58 @@ mod tests {
             None,
             "no source: an emptyDir"
         );
+    }
+
+    #[test]
+    fn limits_read_cpu_and_memory_alone_and_write_them_back() {
+        // From text, as the engine reads a review: escapes are undone by the reader.
+        let read = |r: &str| {
+            serde_json::from_str::<Container>(&format!(r#"{{"name": "a", "resources": {r}}}"#))
+                .map(|c| c.resources)
+                .map_err(|e| e.to_string())
+        };
+        let both = Some(Limits::of(Some("1"), Some("1Gi")));
+        let memory = Some(Limits::of(None, Some("1Gi")));
+        let none = Some(Limits::default());
+        for (resources, expected) in [
+            (r#"{"limits": {"cpu": "1", "memory": "1Gi"}}"#, both.clone()),
+            (r#"{"limits": {"c\u0070u": "1", "memory": "1Gi"}}"#, both),
+            (
+                r#"{"requests": {"cpu": "1", "memory": "1Gi"}, "claims": [{"name": "gpu"}]}"#,
+                none.clone(),
+            ),
+            (
+                r#"{"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}"#,
+                memory.clone(),
+            ),
+            (
+                r#"{"limits": {"cpu ": "1", "CPU": "1", "memory": "1Gi"}}"#,
+                memory.clone(),
+            ),
+            // A number is a quantity too, as the API server reads it.
+            (
+                r#"{"limits": {"cpu": 1}}"#,
+                Some(Limits::of(Some("1"), None)),
+            ),
+            (r#"{"limits": null}"#, none.clone()),
+            ("{}", none),
+            ("null", None),
+        ] {
+            assert_eq!(read(resources), Ok(expected), "{resources}");
+        }
+        for bad in [
+            r#"{"limits": ["cpu"]}"#,
+            r#""2 cpus""#,
+            r#"{"limits": 1}"#,
+            r#"{"limits": {"cpu": true}}"#,
+        ] {
+            let e = read(bad).unwrap_err();
+            assert!(e.contains("invalid type"), "{bad}: {e}");
+        }
+        let written = serde_json::to_value(Limits::of(None, Some("1Gi"))).unwrap();
+        assert_eq!(written, json!({"limits": {"memory": "1Gi"}}));
+        let written = serde_json::to_value(Limits::default()).unwrap();
+        assert_eq!(written, json!({}));
     }
 
     #[test]

@@ -263,9 +263,12 @@ impl Cluster {
     }
 
     /// The namespace every setup admits the agent Pod in: its own ServiceAccount and a
-    /// default-deny egress policy allowing DNS and HTTPS (what the webhook requires).
+    /// default-deny egress policy allowing DNS and HTTPS (what the webhook requires); and
+    /// the `gvisor` RuntimeClass the Pod names (the API server refuses a Pod naming a
+    /// RuntimeClass that does not exist).
     fn prepare_namespace(&self) -> anyhow::Result<()> {
         let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"},
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": NS}},
             {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",

@@ -190,9 +190,12 @@ pub fn start_echo(rt: &Runtime, tls: &Tls) -> anyhow::Result<Running> {
 }
 
 /// The view the review fixtures are written against: the agents namespace, its
-/// ServiceAccount and one default-deny-egress NetworkPolicy.
+/// ServiceAccount and one default-deny-egress NetworkPolicy; and the `gvisor` RuntimeClass
+/// the bench's isolated agent names (the review fixtures name none).
 pub fn small_view() -> anyhow::Result<StaticView> {
-    load_view(&[manifest_path("tests/fixtures/reviews/cluster-view.json")])
+    let mut view = load_view(&[manifest_path("tests/fixtures/reviews/cluster-view.json")])?;
+    view.index.apply_runtime_class("gvisor");
+    Ok(view)
 }
 
 /// Sizes of the large view.

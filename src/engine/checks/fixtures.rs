@@ -278,17 +278,7 @@ impl PodBuilder {
     }
     /// CPU and memory limits on the current container.
     pub fn limits(mut self, cpu: &str, memory: &str) -> Self {
-        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-        self.cur().resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
-            limits: Some(
-                [
-                    ("cpu".to_string(), Quantity(cpu.into())),
-                    ("memory".to_string(), Quantity(memory.into())),
-                ]
-                .into(),
-            ),
-            ..Default::default()
-        });
+        self.cur().resources = Some(crate::engine::pod::Limits::of(Some(cpu), Some(memory)));
         self
     }
     /// Direct access to the current container.
@@ -769,10 +759,10 @@ mod tests {
 
     #[test]
     fn bare_pod_breaks_every_check() {
+        use crate::engine::pod::{Probe, TCPSocketAction};
         use k8s_openapi::api::core::v1::{
-            AppArmorProfile, NFSVolumeSource, Probe, SELinuxOptions, Sysctl, TCPSocketAction,
+            AppArmorProfile, NFSVolumeSource, SELinuxOptions, Sysctl,
         };
-        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
         let p = pod("bare")
             .label("app", "openclaw")
             .host_network()
@@ -793,7 +783,6 @@ mod tests {
                 c.liveness_probe = Some(Box::new(Probe {
                     tcp_socket: Some(TCPSocketAction {
                         host: Some("169.254.169.254".into()),
-                        port: IntOrString::Int(80),
                     }),
                     ..Default::default()
                 }));

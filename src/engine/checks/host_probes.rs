@@ -8,8 +8,8 @@
 
 use super::check::{Check, Judge, PodInput, always};
 use crate::engine::containers::containers;
+use crate::engine::pod::{HTTPGetAction, TCPSocketAction};
 use crate::engine::violation::{Tier, Violation};
-use k8s_openapi::api::core::v1::{HTTPGetAction, TCPSocketAction};
 
 const ID: &str = "host-probes";
 const TIER: Tier = Tier::High;
@@ -78,13 +78,11 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::engine::checks::fixtures::*;
-    use k8s_openapi::api::core::v1::{Lifecycle, LifecycleHandler, Probe};
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use crate::engine::pod::{Lifecycle, LifecycleHandler, Probe};
 
     fn http(host: Option<&str>) -> Option<HTTPGetAction> {
         Some(HTTPGetAction {
             host: host.map(Into::into),
-            port: IntOrString::Int(8080),
             ..Default::default()
         })
     }
@@ -116,7 +114,6 @@ mod tests {
                 c.startup_probe = Some(Box::new(Probe {
                     tcp_socket: Some(TCPSocketAction {
                         host: Some("169.254.169.254".into()),
-                        port: IntOrString::Int(80),
                     }),
                     ..Default::default()
                 }));

@@ -31,7 +31,6 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         PSA_BASELINE
     };
     containers(t.spec, t.spec_path)
-        .into_iter()
         .filter_map(|c| {
             let mount = c.security_context.and_then(|s| s.proc_mount.as_deref())?;
             (mount != "Default").then(|| {

@@ -24,7 +24,6 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     containers(t.spec, t.spec_path)
-        .into_iter()
         .filter(|c| c.security_context.and_then(|s| s.read_only_root_filesystem) != Some(true))
         .map(|c| {
             Violation::new(

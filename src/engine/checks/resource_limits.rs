@@ -8,9 +8,8 @@
 //! resources and are not judged.
 
 use super::check::{Check, Judge, PodInput, Read, always};
-use crate::engine::pod::Container;
+use crate::engine::pod::{Container, Limits};
 use crate::engine::violation::{Tier, Violation};
-use k8s_openapi::api::core::v1::ResourceRequirements;
 
 const ID: &str = "resource-limits";
 const TIER: Tier = Tier::Low;
@@ -23,9 +22,8 @@ pub static CHECK: Check = Check {
     applies: always,
 };
 
-fn has_limit(r: Option<&ResourceRequirements>, resource: &str) -> bool {
-    r.and_then(|r| r.limits.as_ref())
-        .is_some_and(|l| l.contains_key(resource))
+fn has_limit(r: Option<&Limits>, resource: &str) -> bool {
+    r.is_some_and(|l| l.has(resource))
 }
 
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
@@ -88,24 +86,8 @@ mod tests {
     use crate::engine::policy::Policy;
     use serde_json::json;
 
-    fn limits(cpu: bool, memory: bool) -> ResourceRequirements {
-        let mut l = std::collections::BTreeMap::new();
-        if cpu {
-            l.insert(
-                "cpu".to_string(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()),
-            );
-        }
-        if memory {
-            l.insert(
-                "memory".to_string(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
-            );
-        }
-        ResourceRequirements {
-            limits: Some(l),
-            ..Default::default()
-        }
+    fn limits(cpu: bool, memory: bool) -> Limits {
+        Limits::of(cpu.then_some("1"), memory.then_some("1Gi"))
     }
 
     #[test]

@@ -24,18 +24,22 @@ pub static CHECK: Check = Check {
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let allowed = &input.policy.checks.runtime.allowed_classes;
-    let listed = allowed.join(", ");
-    let path = t.path("runtimeClassName");
+    // Written only for a finding: a pod that passes builds no text.
+    let listed = || allowed.join(", ");
+    let path = || t.path("runtimeClassName");
     let name = match t.spec.runtime_class_name.as_deref() {
         Some(n) if !n.is_empty() => n,
         _ => {
             return vec![Violation::new(
                 ID,
                 TIER,
-                path,
+                path(),
                 "the agent runs under the node's default runtime: code its model writes shares \
                  the node's kernel",
-                format!("set runtimeClassName to a sandboxed RuntimeClass ({listed})"),
+                format!(
+                    "set runtimeClassName to a sandboxed RuntimeClass ({})",
+                    listed()
+                ),
             )];
         }
     };
@@ -43,11 +47,12 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         return vec![Violation::new(
             ID,
             TIER,
-            path,
+            path(),
             format!("runtimeClassName {name} is not a sandboxed runtime the policy lists"),
             format!(
-                "use one of {listed}, or add {name} to checks.runtime.allowedClasses if it \
-                 sandboxes"
+                "use one of {}, or add {name} to checks.runtime.allowedClasses if it \
+                 sandboxes",
+                listed()
             ),
         )];
     }
@@ -60,7 +65,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         return vec![Violation::new(
             ID,
             TIER,
-            path,
+            path(),
             format!("RuntimeClass {name} does not exist in the cluster: {consequence}"),
             format!("install the sandbox's RuntimeClass {name}, or name one that exists"),
         )];

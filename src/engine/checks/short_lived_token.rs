@@ -60,7 +60,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         && !account_opted_out
         && !mutation_replaces_it;
     let exposed: Vec<&str> = all
-        .iter()
+        .clone()
         .filter(|c| {
             !c.volume_mounts
                 .iter()
@@ -162,7 +162,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 }
             }
         }
-        for c in &all {
+        for c in all.clone() {
             for (k, e) in c.env.iter().enumerate() {
                 if let Some(r) = e
                     .value_from
