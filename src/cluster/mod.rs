@@ -23,8 +23,16 @@
 //!   name: openclaw-admission
 //! rules:
 //!   - apiGroups: [""]
-//!     resources: [namespaces, serviceaccounts]
+//!     resources: [namespaces, serviceaccounts, services]
 //!     verbs: [get, list, watch]
+//!   # The pods a CONNECT reaches (GET, or LIST by a Service's selector).
+//!   - apiGroups: [""]
+//!     resources: [pods]
+//!     verbs: [get, list]
+//!   # The ConfigMaps an agent takes env from: a GET per review, key names kept only.
+//!   - apiGroups: [""]
+//!     resources: [configmaps]
+//!     verbs: [get]
 //!   - apiGroups: [networking.k8s.io]
 //!     resources: [networkpolicies]
 //!     verbs: [get, list, watch]
