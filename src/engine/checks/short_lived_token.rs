@@ -4,6 +4,10 @@
 //!   may extend to a year) into every container that does not mount the token path itself,
 //!   unless `automountServiceAccountToken` is false;
 //! - a projected `serviceAccountToken` source asks for more than the maximum (or for 3607);
+//! - a `secret` volume (or a projected volume's `secret` source) mounted at the token path:
+//!   whatever the Secret is, the client libraries read their token from it, and a token kept
+//!   in a Secret (a legacy `*-token-*` Secret) never expires. Judged by the mount alone, the
+//!   Secret is never read;
 //! - when enabled, a volume or env var draws on a legacy token Secret, which never expires.
 //!
 //! The validating webhook sees pods after the mutating one, which has already replaced the
@@ -40,6 +44,43 @@ const PLUGIN_VOLUME_PREFIX: &str = "kube-api-access-";
 
 fn is_token_path(p: &str) -> bool {
     p.trim_end_matches('/') == SA_TOKEN_MOUNT_PATH
+}
+
+/// Whether a file at `path` would be inside the token directory (the directory itself, or
+/// `.../serviceaccount/token` mounted alone with a `subPath`).
+fn in_token_dir(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    p == SA_TOKEN_MOUNT_PATH
+        || p.strip_prefix(SA_TOKEN_MOUNT_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether a mount of `volume` at `mount_path` puts files from a Secret into the token
+/// directory: mounted there or below it, or mounted above it with an `items` path leading
+/// into it (`kubernetes.io/serviceaccount/token` under `/var/run/secrets`).
+fn secret_in_token_dir(volume: &crate::engine::pod::Volume, mount_path: &str) -> bool {
+    let projected_secrets = volume
+        .projected
+        .iter()
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter_map(|s| s.secret.as_ref());
+    if volume.secret.is_none() && projected_secrets.clone().next().is_none() {
+        return false;
+    }
+    if in_token_dir(mount_path) {
+        return true;
+    }
+    let base = mount_path.trim_end_matches('/');
+    let above = SA_TOKEN_MOUNT_PATH
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.starts_with('/'));
+    above
+        && volume
+            .secret
+            .iter()
+            .flat_map(|s| s.items.iter().flatten())
+            .chain(projected_secrets.flat_map(|s| s.items.iter().flatten()))
+            .any(|i| in_token_dir(&format!("{base}/{}", i.path.trim_start_matches("./"))))
 }
 
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
@@ -120,7 +161,35 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         }
     }
 
-    // (c) Legacy token Secrets, known by type only.
+    // (c) Secrets mounted where the token is read from, whatever their type.
+    for c in &all {
+        for (k, m) in c.volume_mounts.iter().enumerate() {
+            let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+                continue;
+            };
+            if !secret_in_token_dir(v, &m.mount_path) {
+                continue;
+            }
+            let source = match v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+                Some(secret) => format!("Secret {secret}"),
+                None => "a Secret".to_string(),
+            };
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.volumeMounts[{k}]", c.path),
+                format!(
+                    "container {} reads its ServiceAccount token from volume {} ({source}): a token kept in a Secret (a legacy ServiceAccount token) never expires",
+                    c.name, v.name
+                ),
+                format!(
+                    "mount a projected serviceAccountToken volume with expirationSeconds <= {max} at {SA_TOKEN_MOUNT_PATH} instead (or set automountServiceAccountToken: false and let the mutating webhook do it)"
+                ),
+            ));
+        }
+    }
+
+    // (d) Legacy token Secrets, known by type only.
     if input.policy.checks.token.legacy_secret_check {
         let legacy = |name: &str| input.view.is_legacy_token_secret(t.namespace, name);
         let fix = format!(
@@ -350,6 +419,72 @@ mod tests {
         assert_eq!(
             paths(&v),
             ["spec.volumes[2].projected.sources[1].secret.name"]
+        );
+    }
+
+    #[test]
+    fn a_secret_mounted_at_the_token_path_fails_without_the_secret_being_read() {
+        // The view knows no Secret at all, and the legacy check is off.
+        let p = pod("a")
+            .automount_service_account_token(false)
+            .secret_volume("legacy", "openclaw-agent-token-x7k2p")
+            .container("agent")
+            .mount("legacy", SA_TOKEN_MOUNT_PATH)
+            .container("sidecar")
+            .mount("legacy", &format!("{SA_TOKEN_MOUNT_PATH}/"))
+            .build();
+        let v = run(&CHECK, &p, &Policy::default(), &hardened_view());
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].volumeMounts[0]",
+                "spec.containers[1].volumeMounts[0]"
+            ],
+            "{v:?}"
+        );
+        assert!(
+            v[0].message.contains("openclaw-agent-token-x7k2p")
+                && v[0].message.contains("never expires"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn a_secret_reaches_the_token_path_by_sub_path_items_or_projection() {
+        let mut items = token_volume("items", None);
+        items.projected = None;
+        items.secret = Some(
+            serde_json::from_value(json!({"secretName": "t",
+            "items": [{"key": "token", "path": "kubernetes.io/serviceaccount/token"}]}))
+            .unwrap(),
+        );
+        let projected: crate::engine::pod::Volume = serde_json::from_value(json!({"name": "mixed",
+            "projected": {"sources": [{"secret": {"name": "t"}}]}}))
+        .unwrap();
+        let p = pod("a")
+            .automount_service_account_token(false)
+            .secret_volume("file", "t")
+            .volume(items)
+            .volume(projected)
+            .empty_dir_volume("scratch")
+            .container("agent")
+            .mount("file", &format!("{SA_TOKEN_MOUNT_PATH}/token"))
+            .mount("items", "/var/run/secrets")
+            .mount("mixed", SA_TOKEN_MOUNT_PATH)
+            // Neither a Secret at the path nor anything but a Secret there.
+            .mount("file", "/etc/app")
+            .mount("scratch", "/var/run/secrets/other")
+            .build();
+        let v = run(&CHECK, &p, &Policy::default(), &hardened_view());
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].volumeMounts[0]",
+                "spec.containers[0].volumeMounts[1]",
+                "spec.containers[0].volumeMounts[2]"
+            ],
+            "{v:?}"
         );
     }
 
