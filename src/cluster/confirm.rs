@@ -21,7 +21,7 @@ use super::dynamic;
 use super::live::LiveView;
 use super::stats::LookupStats;
 use crate::engine;
-use crate::engine::checks::secret_provider_class;
+use crate::engine::checks::{in_cluster_inference, secret_provider_class};
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::mutations::secrets_store;
 use crate::engine::policy::Policy;
@@ -60,6 +60,9 @@ struct Misses {
     secret_provider_classes: Vec<String>,
     /// ConfigMaps the pod takes env from (`envFrom.configMapRef`), for their key names.
     config_maps: Vec<String>,
+    /// Services (namespace, name) the pod's LLM endpoints name that the cache does not know:
+    /// an ExternalName Service applied with the pod must not pass for an in-cluster one.
+    services: Vec<(String, String)>,
 }
 
 impl Misses {
@@ -69,6 +72,7 @@ impl Misses {
             || self.network_policies
             || !self.secret_provider_classes.is_empty()
             || !self.config_maps.is_empty()
+            || !self.services.is_empty()
     }
 }
 
@@ -158,6 +162,14 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
         cilium: reads.contains(Read::CiliumPolicies) && cilium.is_some(),
         secret_provider_classes: missing_classes(index, &target, policy, reads),
         config_maps: env_config_maps(index, &target, reads),
+        services: if reads.contains(Read::Services) {
+            in_cluster_inference::services_named(target.spec, target.spec_path, policy)
+                .into_iter()
+                .filter(|(ns, name)| index.service(ns, name).is_none())
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -475,8 +487,24 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStat
             })
             .collect::<Vec<_>>()
     };
-    let (namespace, rbac, policies, cilium, classes, config_maps) =
-        futures::join!(namespace, rbac, policies, cilium, classes, config_maps);
+    let services = async {
+        let found =
+            futures::future::join_all(missing.services.iter().map(|(ns, name)| async move {
+                let api = Api::<Service>::namespaced(client.clone(), ns);
+                logged(api.get_opt(name).await, "Service", ns, lookups).flatten()
+            }))
+            .await;
+        found.into_iter().flatten().collect::<Vec<Service>>()
+    };
+    let (namespace, rbac, policies, cilium, classes, config_maps, services) = futures::join!(
+        namespace,
+        rbac,
+        policies,
+        cilium,
+        classes,
+        config_maps,
+        services
+    );
 
     let mut extra = Index::new();
     if let Some(n) = namespace {
@@ -498,6 +526,13 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStat
     }
     for c in classes {
         extra.apply_secret_provider_class(ns, &c);
+    }
+    for s in services {
+        let (sns, name) = (
+            s.metadata.namespace.clone().unwrap_or_default(),
+            s.metadata.name.clone().unwrap_or_default(),
+        );
+        extra.apply_service(&sns, &name, ServiceFacts::of(&s));
     }
     for (name, mut keys) in config_maps {
         keys.sort();
@@ -738,6 +773,7 @@ mod tests {
                 cilium: false,
                 secret_provider_classes: Vec::new(),
                 config_maps: Vec::new(),
+                services: Vec::new(),
             }
         );
     }
@@ -888,6 +924,34 @@ mod tests {
             Some(&["OPENAI_API_KEY".to_string()][..])
         );
         assert_eq!(v.config_map_keys(NS, "other"), None);
+    }
+
+    #[test]
+    fn services_an_endpoint_names_are_confirmed_when_the_cache_does_not_know_them() {
+        let mut policy = Policy::default();
+        policy.checks.inference.allowed_hosts = vec!["gateway.example".into()];
+        let p = crate::engine::checks::fixtures::hardened()
+            .env("OPENAI_BASE_URL", "http://llm.models.svc/v1")
+            .build();
+        let m = misses(&complete_namespace(), &review_of(p.clone()), &policy);
+        assert_eq!(m.services, [("models".to_string(), "llm".to_string())]);
+        let mut index = complete_namespace();
+        index.apply_service("models", "llm", ServiceFacts::default());
+        assert!(!misses(&index, &review_of(p.clone()), &policy).any());
+        // The check off (no allowed hosts): nothing asked.
+        assert!(!misses(&complete_namespace(), &review_of(p), &Policy::default()).any());
+        // A fetched ExternalName answers where the cache knows nothing.
+        let live = LiveView::from_index(complete_namespace());
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([{"apiVersion":"v1","kind":"Service",
+                "metadata":{"name":"llm","namespace":"models"},
+                "spec":{"type":"ExternalName","externalName":"api.openai.com"}}]))),
+        };
+        assert_eq!(
+            v.service("models", "llm").unwrap().external(),
+            Some("api.openai.com")
+        );
     }
 
     #[test]
