@@ -19,10 +19,10 @@
 
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::review::{Review, Subject};
-use crate::engine::view::StaticView;
+use crate::engine::view::{ServiceFacts, StaticView};
 use crate::engine::{self, Judged};
 use anyhow::Context;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Client;
@@ -251,6 +251,21 @@ async fn read_view(
     .await?
     {
         idx.apply_cluster_role_binding(&b);
+    }
+    // Services as the live view keeps them: type and external name (in-cluster-inference).
+    for svc in list_all(
+        &Api::<Service>::all(client.clone()),
+        page,
+        "Services",
+        progress,
+    )
+    .await?
+    {
+        let (ns, name) = (
+            svc.metadata.namespace.clone().unwrap_or_default(),
+            svc.metadata.name.clone().unwrap_or_default(),
+        );
+        view.index.apply_service(&ns, &name, ServiceFacts::of(&svc));
     }
     // Optional APIs, read where served, as the live view watches them.
     use crate::cluster::dynamic;

@@ -11,7 +11,7 @@
 
 use crate::engine::policy::Policy;
 use crate::engine::review::{Review, Subject, WORKLOAD_KINDS};
-use crate::engine::view::{StaticView, VIEW_KINDS};
+use crate::engine::view::{CONFIG_MAP, SERVICE, StaticView, VIEW_KINDS};
 use crate::engine::{self, Decision, Judged, Skip};
 use crate::yaml::{self, Marks};
 use serde::Serialize;
@@ -197,7 +197,9 @@ pub fn run(args: Args) -> ExitCode {
             note!("skipped: {} (no kind)", o.location());
             continue;
         }
-        if VIEW_KINDS.contains(&kind) {
+        // ConfigMaps and Services feed the view (key names; type and external name) but are
+        // ordinary objects of an app's manifests: still said to be skipped.
+        if VIEW_KINDS.contains(&kind) && kind != CONFIG_MAP && kind != SERVICE {
             continue;
         }
         if kind != "Pod" && !WORKLOAD_KINDS.contains(&kind) {

@@ -10,22 +10,29 @@
 //!
 //! Hot path: when the cache already knows the namespace, the ServiceAccount and at least one
 //! NetworkPolicy of the namespace, nothing is fetched and nothing allocated beyond the checks.
+//!
+//! ConfigMaps are never watched: a pod that takes env from one (`envFrom.configMapRef`) has
+//! it read here, once per review, for its key names alone (the values are dropped as soon as
+//! the object is read). A watch would hold every ConfigMap of the cluster, often the largest
+//! objects there are (dashboards, scripts, bundles up to 1 MiB each), and stream them again on
+//! every relist, for the few agent pods that name one.
 
 use super::dynamic;
 use super::live::LiveView;
 use super::stats::LookupStats;
 use crate::engine;
-use crate::engine::checks::secret_provider_class;
+use crate::engine::checks::{in_cluster_inference, secret_provider_class};
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::mutations::secrets_store;
 use crate::engine::policy::Policy;
 use crate::engine::review::{ConnectTarget, Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
 use crate::engine::view::{
-    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, StaticView,
+    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, ServiceFacts,
+    StaticView,
 };
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::Client;
@@ -51,6 +58,11 @@ struct Misses {
     cilium: bool,
     /// SecretProviderClasses the pod names that the cache does not hold.
     secret_provider_classes: Vec<String>,
+    /// ConfigMaps the pod takes env from (`envFrom.configMapRef`), for their key names.
+    config_maps: Vec<String>,
+    /// Services (namespace, name) the pod's LLM endpoints name that the cache does not know:
+    /// an ExternalName Service applied with the pod must not pass for an in-cluster one.
+    services: Vec<(String, String)>,
 }
 
 impl Misses {
@@ -59,7 +71,26 @@ impl Misses {
             || self.service_account.is_some()
             || self.network_policies
             || !self.secret_provider_classes.is_empty()
+            || !self.config_maps.is_empty()
+            || !self.services.is_empty()
     }
+}
+
+/// The ConfigMaps a pod takes env from, where a check reads their key names.
+fn env_config_maps(index: &Index, target: &Target<'_>, reads: Reads) -> Vec<String> {
+    if !reads.contains(Read::ConfigMaps) {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = engine::containers::containers(target.spec, target.spec_path)
+        .iter()
+        .flat_map(|c| c.env_from)
+        .filter_map(|f| f.config_map_ref.as_ref())
+        .map(|r| r.name.clone())
+        .filter(|n| index.config_map_keys(target.namespace, n).is_none())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Classes the pod names that the cache says do not exist, where the cache knows
@@ -130,6 +161,15 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
                 .is_none_or(|c| c.iter().all(|p| p.clusterwide)),
         cilium: reads.contains(Read::CiliumPolicies) && cilium.is_some(),
         secret_provider_classes: missing_classes(index, &target, policy, reads),
+        config_maps: env_config_maps(index, &target, reads),
+        services: if reads.contains(Read::Services) {
+            in_cluster_inference::services_named(target.spec, target.spec_path, policy)
+                .into_iter()
+                .filter(|(ns, name)| index.service(ns, name).is_none())
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -334,6 +374,12 @@ impl ClusterView for &Index {
     fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
         (**self).limit_range_defaults(namespace)
     }
+    fn config_map_keys(&self, namespace: &str, name: &str) -> Option<Arc<[String]>> {
+        (**self).config_map_keys(namespace, name)
+    }
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
+        (**self).service(namespace, name)
+    }
 }
 
 async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStats) -> Index {
@@ -424,8 +470,41 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStat
             .filter_map(|o| o.metadata.name)
             .collect::<Vec<String>>()
     };
-    let (namespace, rbac, policies, cilium, classes) =
-        futures::join!(namespace, rbac, policies, cilium, classes);
+    let config_maps = async {
+        let api = Api::<ConfigMap>::namespaced(client.clone(), ns);
+        let found =
+            futures::future::join_all(missing.config_maps.iter().map(|name| api.get_opt(name)))
+                .await;
+        found
+            .into_iter()
+            .filter_map(|r| logged(r, "ConfigMap", ns, lookups).flatten())
+            .map(|cm| {
+                // Key names only; the values go out of scope here.
+                let mut keys: Vec<String> =
+                    cm.data.into_iter().flat_map(|d| d.into_keys()).collect();
+                keys.extend(cm.binary_data.into_iter().flat_map(|d| d.into_keys()));
+                (cm.metadata.name.unwrap_or_default(), keys)
+            })
+            .collect::<Vec<_>>()
+    };
+    let services = async {
+        let found =
+            futures::future::join_all(missing.services.iter().map(|(ns, name)| async move {
+                let api = Api::<Service>::namespaced(client.clone(), ns);
+                logged(api.get_opt(name).await, "Service", ns, lookups).flatten()
+            }))
+            .await;
+        found.into_iter().flatten().collect::<Vec<Service>>()
+    };
+    let (namespace, rbac, policies, cilium, classes, config_maps, services) = futures::join!(
+        namespace,
+        rbac,
+        policies,
+        cilium,
+        classes,
+        config_maps,
+        services
+    );
 
     let mut extra = Index::new();
     if let Some(n) = namespace {
@@ -447,6 +526,18 @@ async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStat
     }
     for c in classes {
         extra.apply_secret_provider_class(ns, &c);
+    }
+    for s in services {
+        let (sns, name) = (
+            s.metadata.namespace.clone().unwrap_or_default(),
+            s.metadata.name.clone().unwrap_or_default(),
+        );
+        extra.apply_service(&sns, &name, ServiceFacts::of(&s));
+    }
+    for (name, mut keys) in config_maps {
+        keys.sort();
+        keys.dedup();
+        extra.apply_config_map_keys(ns, &name, keys);
     }
     extra
 }
@@ -593,6 +684,21 @@ impl ClusterView for Confirmed<'_> {
     fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
         self.live.limit_range_defaults(namespace)
     }
+
+    // ConfigMaps are not watched: their key names come from the GET of this request alone.
+    fn config_map_keys(&self, namespace: &str, name: &str) -> Option<Arc<[String]>> {
+        self.extra
+            .as_ref()
+            .and_then(|x| x.config_map_keys(namespace, name))
+            .or_else(|| self.live.config_map_keys(namespace, name))
+    }
+
+    // A Service the watch has not delivered yet may come from this request's GET.
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
+        self.live
+            .service(namespace, name)
+            .or_else(|| self.extra.as_ref()?.service(namespace, name))
+    }
 }
 
 #[cfg(test)]
@@ -602,6 +708,7 @@ mod tests {
     use crate::engine::checks::fixtures::{NS, SA, hardened_pod, pod};
     use crate::engine::checks::{
         dedicated_service_account, default_deny_egress, least_privilege_rbac,
+        no_plaintext_credentials,
     };
     use crate::engine::review::{GroupVersionKind, GroupVersionResource, User};
     use serde_json::json;
@@ -665,6 +772,8 @@ mod tests {
                 network_policies: true,
                 cilium: false,
                 secret_provider_classes: Vec::new(),
+                config_maps: Vec::new(),
+                services: Vec::new(),
             }
         );
     }
@@ -778,6 +887,71 @@ mod tests {
         assert_eq!(m.secret_provider_classes, ["fresh"]);
         index.apply_secret_provider_class(NS, "fresh");
         assert!(!misses(&index, &review_of(p), &Policy::default()).any());
+    }
+
+    #[test]
+    fn config_maps_a_pod_takes_env_from_are_read_for_each_review() {
+        let p = crate::engine::checks::fixtures::hardened()
+            .with_container("agent")
+            .edit(|c| {
+                c.env_from = Some(vec![
+                    serde_json::from_value(json!({"configMapRef": {"name": "settings"}})).unwrap(),
+                    serde_json::from_value(json!({"secretRef": {"name": "keys"}})).unwrap(),
+                ])
+            })
+            .build();
+        let m = misses(
+            &complete_namespace(),
+            &review_of(p.clone()),
+            &Policy::default(),
+        );
+        assert_eq!(m.config_maps, ["settings"]);
+        assert!(m.any());
+        let policy = Policy {
+            disabled_checks: vec![no_plaintext_credentials::CHECK.id.into()],
+            ..Policy::default()
+        };
+        assert!(!misses(&complete_namespace(), &review_of(p), &policy).any());
+        // The fetched keys stand for the request.
+        let live = LiveView::from_index(complete_namespace());
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([{"apiVersion":"v1","kind":"ConfigMap",
+                "metadata":{"name":"settings","namespace":NS},"data":{"OPENAI_API_KEY":"x"}}]))),
+        };
+        assert_eq!(
+            v.config_map_keys(NS, "settings").as_deref(),
+            Some(&["OPENAI_API_KEY".to_string()][..])
+        );
+        assert_eq!(v.config_map_keys(NS, "other"), None);
+    }
+
+    #[test]
+    fn services_an_endpoint_names_are_confirmed_when_the_cache_does_not_know_them() {
+        let mut policy = Policy::default();
+        policy.checks.inference.allowed_hosts = vec!["gateway.example".into()];
+        let p = crate::engine::checks::fixtures::hardened()
+            .env("OPENAI_BASE_URL", "http://llm.models.svc/v1")
+            .build();
+        let m = misses(&complete_namespace(), &review_of(p.clone()), &policy);
+        assert_eq!(m.services, [("models".to_string(), "llm".to_string())]);
+        let mut index = complete_namespace();
+        index.apply_service("models", "llm", ServiceFacts::default());
+        assert!(!misses(&index, &review_of(p.clone()), &policy).any());
+        // The check off (no allowed hosts): nothing asked.
+        assert!(!misses(&complete_namespace(), &review_of(p), &Policy::default()).any());
+        // A fetched ExternalName answers where the cache knows nothing.
+        let live = LiveView::from_index(complete_namespace());
+        let v = Confirmed {
+            live: &live,
+            extra: Some(view(json!([{"apiVersion":"v1","kind":"Service",
+                "metadata":{"name":"llm","namespace":"models"},
+                "spec":{"type":"ExternalName","externalName":"api.openai.com"}}]))),
+        };
+        assert_eq!(
+            v.service("models", "llm").unwrap().external(),
+            Some("api.openai.com")
+        );
     }
 
     #[test]

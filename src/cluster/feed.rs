@@ -8,10 +8,11 @@
 
 use super::live::{LiveView, Readiness};
 use crate::engine::view::{
-    DefaultLimits, Index, LEGACY_TOKEN_SECRET_TYPE, LIMIT_RANGE, RUNTIME_CLASS,
+    DefaultLimits, Index, LEGACY_TOKEN_SECRET_TYPE, LIMIT_RANGE, RUNTIME_CLASS, SERVICE,
+    ServiceFacts,
 };
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -222,6 +223,29 @@ impl Feed for RuntimeClasses {
     fn synced(index: &mut Index) {
         // A cluster with no RuntimeClass at all: every name is then missing, not unknown.
         index.set_runtime_classes_known();
+    }
+}
+
+/// Services, kept as their type and external name (`in-cluster-inference`: an
+/// `ExternalName` Service is an alias for a host that may be outside the cluster).
+pub(crate) struct Services;
+impl Feed for Services {
+    type Raw = DynamicObject;
+    type Obj = (String, String, ServiceFacts);
+    const KIND: &'static str = SERVICE;
+    fn convert(raw: DynamicObject) -> Option<(String, String, ServiceFacts)> {
+        let service: Service = parse(raw, Self::KIND)?;
+        Some((
+            service.metadata.namespace.clone().unwrap_or_default(),
+            service.metadata.name.clone().unwrap_or_default(),
+            ServiceFacts::of(&service),
+        ))
+    }
+    fn apply(index: &mut Index, (ns, name, facts): (String, String, ServiceFacts)) {
+        index.apply_service(&ns, &name, facts);
+    }
+    fn delete(index: &mut Index, namespace: &str, name: &str) {
+        index.delete_service(namespace, name);
     }
 }
 

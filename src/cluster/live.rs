@@ -4,7 +4,7 @@
 use super::stats::CacheStats;
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, Index, PodLookup};
+use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, Index, PodLookup, ServiceFacts};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +82,12 @@ impl ClusterView for LiveView {
     }
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         self.read().cilium_policies(namespace)
+    }
+    fn config_map_keys(&self, namespace: &str, name: &str) -> Option<Arc<[String]>> {
+        self.read().config_map_keys(namespace, name)
+    }
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
+        self.read().service(namespace, name)
     }
 }
 

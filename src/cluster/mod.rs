@@ -23,8 +23,16 @@
 //!   name: openclaw-admission
 //! rules:
 //!   - apiGroups: [""]
-//!     resources: [namespaces, serviceaccounts]
+//!     resources: [namespaces, serviceaccounts, services]
 //!     verbs: [get, list, watch]
+//!   # The pods a CONNECT reaches (GET, or LIST by a Service's selector).
+//!   - apiGroups: [""]
+//!     resources: [pods]
+//!     verbs: [get, list]
+//!   # The ConfigMaps an agent takes env from: a GET per review, key names kept only.
+//!   - apiGroups: [""]
+//!     resources: [configmaps]
+//!     verbs: [get]
 //!   - apiGroups: [networking.k8s.io]
 //!     resources: [networkpolicies]
 //!     verbs: [get, list, watch]
@@ -59,7 +67,7 @@ pub use live::{LiveView, Readiness};
 use crate::engine::policy::Policy;
 use crate::engine::view::Index;
 use feed::Feed;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -105,6 +113,7 @@ pub fn start(
         feed::ClusterRoleBindings::KIND,
         feed::RuntimeClasses::KIND,
         feed::LimitRanges::KIND,
+        feed::Services::KIND,
     ];
     if legacy {
         kinds.push(feed::LegacyTokenSecrets::KIND);
@@ -154,6 +163,9 @@ pub fn start(
         &ready,
     );
     feed::spawn::<feed::LimitRanges, _>(watcher(dynamic::<LimitRange>(c), cfg()), &view, &ready);
+    // Whole objects (the type is in the spec), parsed one by one; only the type and the
+    // external name are kept: about 100 bytes a Service.
+    feed::spawn::<feed::Services, _>(watcher(dynamic::<Service>(c), cfg()), &view, &ready);
     if legacy {
         // Metadata only: every object this selector yields is a legacy token, and no secret
         // data ever crosses the wire.

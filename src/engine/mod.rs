@@ -16,6 +16,7 @@ pub mod date;
 pub mod decision;
 pub mod egress;
 pub mod exemptions;
+pub mod expansion;
 pub mod load;
 pub mod mutations;
 pub mod openshift;

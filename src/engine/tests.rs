@@ -826,3 +826,97 @@ fn check_tiers_name_known_checks_only() {
         .to_string();
     assert!(err.contains("critical"), "{err}");
 }
+
+/// Issue 29: every place a credential was planted (behind `$(EMPTY)`, in a ConfigMap the
+/// agent takes env from, in a probe header and a hook, as an endpoint's user info) is found,
+/// and no planted value reaches any output: the answer's message, warnings and audit
+/// annotations, the mutation's patch, and the summary the server logs.
+#[test]
+fn planted_credentials_are_found_and_appear_in_no_output() {
+    use crate::admission::{Endpoint, answer, read};
+    use crate::engine::checks::fixtures::{NS, hardened, hardened_view};
+    use base64::Engine as _;
+    use serde_json::json;
+
+    let planted = [
+        "ghp_PLANTEDexpanded0123456789abcdefABCD",
+        "sk-ant-api03-PLANTEDinArgs0123456789abc",
+        "sk-proj-PLANTEDinConfigMap0123456789",
+        "PLANTEDprobeBearer0123456789",
+        "PLANTEDhookPassword",
+        "PLANTEDuserinfo",
+    ];
+    let pod = hardened()
+        .with_container("agent")
+        .env("EMPTY", "")
+        .env("GITHUB_TOKEN", &format!("$(EMPTY){}", planted[0]))
+        .args(&[&format!("--api-key=$(EMPTY){}", planted[1])])
+        .env(
+            "OPENAI_BASE_URL",
+            &format!("http://agent:{}@vllm.{NS}.svc/v1", planted[5]),
+        )
+        .edit(|c| {
+            c.env_from = Some(vec![
+                serde_json::from_value(json!({"configMapRef": {"name": "settings"}})).unwrap(),
+            ]);
+            c.liveness_probe = Some(Box::new(
+                serde_json::from_value(json!({"httpGet": {"port": 80, "httpHeaders": [
+                    {"name": "Authorization", "value": format!("Bearer {}", planted[3])}]}}))
+                .unwrap(),
+            ));
+            c.lifecycle = Some(Box::new(
+                serde_json::from_value(json!({"preStop": {"exec": {"command":
+                    ["sh", "-c", format!("mysql --password={} -e 'select 1'", planted[4])]}}}))
+                .unwrap(),
+            ));
+        })
+        .build();
+    let mut view = hardened_view();
+    view.add(
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": NS},
+            "data": {"OPENAI_API_KEY": planted[2]}}),
+        NS,
+    )
+    .unwrap();
+    let mut policy = Policy::default();
+    policy.checks.inference.allowed_hosts = vec!["gateway.example".into()];
+    let body = serde_json::to_vec(
+        &json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u-planted", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "operation": "CREATE",
+            "namespace": NS, "userInfo": {"username": "dev"}, "object": pod}}),
+    )
+    .unwrap();
+    let review = read(&body).unwrap_or_else(|_| panic!("the review reads"));
+
+    let validated = answer(&review, Endpoint::Validate, &policy, &view);
+    let text = String::from_utf8(validated.body.clone()).unwrap();
+    for path in [
+        "env[2]",
+        "args[0]",
+        "envFrom[0].configMapRef",
+        "livenessProbe.httpGet.httpHeaders[0].value",
+        "lifecycle.preStop.exec.command[2]",
+        "env[3].value",
+    ] {
+        assert!(text.contains(path), "{path} not reported: {text}");
+    }
+    let mutated = answer(&review, Endpoint::Mutate, &policy, &view);
+    let out: serde_json::Value = serde_json::from_slice(&mutated.body).unwrap();
+    let patch = out["response"]["patch"]
+        .as_str()
+        .map(|p| base64::engine::general_purpose::STANDARD.decode(p).unwrap())
+        .unwrap_or_default();
+    assert!(!patch.is_empty(), "the mutation patched nothing: {out}");
+    let outputs = [
+        text,
+        String::from_utf8(mutated.body.clone()).unwrap(),
+        String::from_utf8(patch).unwrap(),
+        format!("{:?} {:?}", validated.summary, mutated.summary),
+    ];
+    for value in planted {
+        for o in &outputs {
+            assert!(!o.contains(value), "{value} in an output: {o}");
+        }
+    }
+}

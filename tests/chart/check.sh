@@ -215,8 +215,12 @@ rules = one(docs, "ClusterRole")["rules"]
 expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
 expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")
 verbs_of = lambda res: {v for r in rules if "" in r["apiGroups"] and res in r["resources"] for v in r["verbs"]}
-expect(verbs_of("pods") == {"get", "list"} and verbs_of("services") == {"get"},
-       "pods get/list and services get, unwatched: the lookups of a CONNECT")
+expect(verbs_of("pods") == {"get", "list"},
+       "pods get/list, unwatched: the lookups of a CONNECT")
+expect(verbs_of("services") == {"get", "list", "watch"},
+       "services watched (in-cluster-inference: type and external name) and got (a CONNECT)")
+expect(verbs_of("configmaps") == {"get"},
+       "configmaps get only, never listed or watched (no-plaintext-credentials: envFrom key names)")
 granted = {(g, res) for r in rules for g in r["apiGroups"] for res in r["resources"] if "watch" in r["verbs"]}
 expect({("node.k8s.io", "runtimeclasses"), ("", "limitranges")} <= granted,
        "RuntimeClasses and LimitRanges are watched (sandboxed-runtime, resource-limits)")

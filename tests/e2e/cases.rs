@@ -95,6 +95,7 @@ pub fn all() -> Vec<(&'static str, Case)> {
     // The doors a tenant with `edit` rights tries (tests/e2e/doors.rs).
     all.extend(crate::doors::all());
     all.extend(crate::isolation::all());
+    all.extend(crate::credentials::all());
     let rest: Vec<(&'static str, Case)> = vec![
         (
             "yaml_is_read_as_kubectl_reads_it_object_by_object",

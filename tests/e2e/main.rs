@@ -14,6 +14,7 @@
 
 mod approvals;
 mod cases;
+mod credentials;
 mod doors;
 mod isolation;
 mod mlflow;

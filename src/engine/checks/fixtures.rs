@@ -13,7 +13,9 @@ use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::{ConnectOptions, Review, Target, Template};
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, PodLookup, Read, StaticView};
+use crate::engine::view::{
+    BoundRole, ClusterView, DefaultLimits, PodLookup, Read, ServiceFacts, StaticView,
+};
 use crate::engine::violation::Violation;
 use k8s_openapi::api::core::v1::{
     Capabilities, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HostPathVolumeSource,
@@ -553,6 +555,14 @@ impl ClusterView for Fenced<'_> {
     fn limit_range_defaults(&self, namespace: &str) -> DefaultLimits {
         self.allow(Read::LimitRanges);
         self.inner.limit_range_defaults(namespace)
+    }
+    fn config_map_keys(&self, namespace: &str, name: &str) -> Option<Arc<[String]>> {
+        self.allow(Read::ConfigMaps);
+        self.inner.config_map_keys(namespace, name)
+    }
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
+        self.allow(Read::Services);
+        self.inner.service(namespace, name)
     }
 }
 

@@ -7,9 +7,19 @@
 //! value of each `--flag=value`, `--flag value` or `NAME=value` whose name is
 //! credential-like, and `Authorization: Bearer ...` headers. Messages name the variable or
 //! argument and its container; the value is never copied anywhere.
+//!
+//! Texts are read as the container will hold them: `$(VAR)` references are expanded by the
+//! kubelet's rules (`crate::engine::expansion`), and each text is read a second time with
+//! the references of unknown value removed, so `"$(EMPTY)ghp_..."` is the key it becomes.
+//! Lifecycle hooks and probes are read too: an `exec` command as `args`, an `httpGet`
+//! header as a name and a value. Credentials do not belong in ConfigMaps (anyone with `get`
+//! on ConfigMaps reads them): an env var drawn from a ConfigMap under a credential-like name
+//! is flagged, and so is an `envFrom` ConfigMap with a key of such a name (the view knows a
+//! ConfigMap's key names, never its values).
 
-use super::check::{Check, Judge, PodInput, always};
-use crate::engine::containers::containers;
+use super::check::{Check, Judge, PodInput, Read, always};
+use crate::engine::containers::{ContainerRef, containers};
+use crate::engine::expansion::{EnvValues, has_reference, without_references};
 use crate::engine::policy::{
     CredentialSettings, glob_match_flag_ignore_ascii_case, glob_match_ignore_ascii_case,
 };
@@ -22,7 +32,7 @@ pub static CHECK: Check = Check {
     id: ID,
     tier: TIER,
     judge: Judge::Pod(check),
-    reads: &[],
+    reads: &[Read::ConfigMaps],
     applies: always,
 };
 
@@ -106,10 +116,28 @@ fn is_reference(v: &str) -> bool {
     v.starts_with("$(") && v.ends_with(')') && !v[2..v.len() - 1].contains(['(', ')'])
 }
 
-/// Text filled in later, not a credential: `$(VAR)` (the kubelet expands it), `$VAR` and
-/// `${VAR}` (a shell does), `{{ .Values.x }}` (a template not yet rendered).
+/// Text filled in later, not a credential: the whole value is one `$(VAR)` (the kubelet
+/// expands it), `$VAR` or `${VAR}` (a shell does), or `{{ .Values.x }}` (a template not yet
+/// rendered). Only the whole value: text around a reference is literal (`$(EMPTY)ghp_...`).
 fn is_placeholder(v: &str) -> bool {
-    v.starts_with('$') || v.starts_with("{{")
+    let ident = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    if let Some(inner) = v.strip_prefix("{{") {
+        return inner.ends_with("}}") && !inner[..inner.len() - 2].contains("}}");
+    }
+    let Some(rest) = v.strip_prefix('$') else {
+        return false;
+    };
+    if let Some(inner) = rest.strip_prefix('(') {
+        return inner.ends_with(')') && !inner[..inner.len() - 1].contains([')', '(', '$']);
+    }
+    if let Some(inner) = rest.strip_prefix('{') {
+        return inner.ends_with('}') && !inner[..inner.len() - 1].contains(['}', '{', '$']);
+    }
+    ident(rest)
 }
 
 /// `/var/run/secrets/key.json`, `./token`, `~/.netrc`: where a credential is, not one.
@@ -369,14 +397,21 @@ fn shown_key(key: &str) -> String {
     }
 }
 
-/// Why a literal env var looks like a credential, in words that never quote the value.
-fn reason(name: &str, value: &str, s: &Settings<'_>) -> Option<String> {
+/// Why a literal env var looks like a credential, in words that never quote the value: one
+/// reading of a value (`value`, its references expanded or removed)
+/// whose text as written, its references removed, is `written`. A credential-like name
+/// flags what the manifest itself writes: `$(EMPTY)ghp_...` writes a key, while
+/// `$(USER):$(PASSWORD)` writes only a colon between values drawn from elsewhere.
+fn reason_written(name: &str, value: &str, written: &str, s: &Settings<'_>) -> Option<String> {
     if value.is_empty() || is_reference(value) {
         return None;
     }
     if let Some(p) = credential_name(name, s)
-        && !is_file_path(value)
-        && !is_placeholder(value)
+        && !is_file_path(written)
+        && !is_placeholder(written)
+        && written
+            .bytes()
+            .any(|b| b.is_ascii_alphanumeric() || b >= 0x80)
     {
         return Some(format!("its name matches {p}"));
     }
@@ -390,8 +425,8 @@ fn reason(name: &str, value: &str, s: &Settings<'_>) -> Option<String> {
 
 /// Why one of `command`/`args` carries a credential. A flag whose name is credential-like
 /// followed by its value as the next argument (`--api-key`, `sk-...`) counts too.
-fn arg_reason(list: &[String], i: usize, s: &Settings<'_>) -> Option<String> {
-    let arg = &list[i];
+fn arg_reason<S: AsRef<str>>(list: &[S], i: usize, s: &Settings<'_>) -> Option<String> {
+    let arg = list[i].as_ref();
     if looks_like_pem_private_key(arg) {
         return Some("it is a PEM private key".into());
     }
@@ -401,7 +436,7 @@ fn arg_reason(list: &[String], i: usize, s: &Settings<'_>) -> Option<String> {
     if let Some(why) = words(arg).find_map(|w| word_shape(w, s, true)) {
         return Some(why);
     }
-    let previous = i.checked_sub(1).map(|p| list[p].as_str())?;
+    let previous = i.checked_sub(1).map(|p| list[p].as_ref())?;
     if previous.starts_with('-')
         && !previous.contains('=')
         && literal(arg)
@@ -427,36 +462,175 @@ pub fn redacted(args: &[String], settings: &CredentialSettings) -> Vec<String> {
         .collect()
 }
 
+/// Said of a finding made only once `$(VAR)` references were expanded or removed.
+const EXPANDED: &str = ", once its $(VAR) references are expanded";
+
+/// Why a header sent by a probe or hook carries a credential: an `Authorization` header with
+/// a literal value, a credential-like header name (`X-Api-Key`) with a literal value, or a
+/// value of a credential's shape.
+fn header_reason(name: &str, value: &str, s: &Settings<'_>) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() || is_placeholder(value) {
+        return None;
+    }
+    if let Some(why) = header_token(value) {
+        return Some(why);
+    }
+    let authorization = name.eq_ignore_ascii_case("authorization")
+        || name.eq_ignore_ascii_case("proxy-authorization");
+    if authorization && value.len() >= MIN_HEADER_TOKEN {
+        return Some("it is an Authorization header with a literal value".into());
+    }
+    if let Some(p) = credential_flag(name, s)
+        && !is_file_path(value)
+    {
+        return Some(format!("its name matches {p}"));
+    }
+    value_shape(value, s)
+}
+
+/// A text's reason: as written when it holds no reference; else in each reading (its
+/// references expanded, then those of unknown value removed), said to be after expansion
+/// where the reading differs from the text as written.
+fn first_reason<'t>(
+    written: Option<&'t str>,
+    readings: impl IntoIterator<Item = Option<&'t str>>,
+    why: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let written = written?;
+    if !has_reference(written) {
+        return why(written);
+    }
+    readings.into_iter().flatten().find_map(|r| {
+        let w = why(r)?;
+        Some(if r == written {
+            w
+        } else {
+            format!("{w}{EXPANDED}")
+        })
+    })
+}
+
+/// Findings in one list of words (`command`, `args`, an `exec` hook or probe): each word as
+/// written, then in each reading of the list (`readings`, built only when some word holds a
+/// reference).
+fn judge_words<'w>(
+    list: &'w [String],
+    readings: impl FnOnce() -> [Vec<std::borrow::Cow<'w, str>>; 2],
+    s: &Settings<'_>,
+    mut found: impl FnMut(usize, String),
+) {
+    let expanded = list.iter().any(|w| has_reference(w)).then(readings);
+    for i in 0..list.len() {
+        if let Some(why) = arg_reason(list, i, s) {
+            found(i, why);
+            continue;
+        }
+        let Some(lists) = &expanded else { continue };
+        if let Some(why) = lists
+            .iter()
+            .filter(|l| l[i] != list[i])
+            .find_map(|l| arg_reason(l, i, s))
+        {
+            found(i, format!("{why}{EXPANDED}"));
+        }
+    }
+}
+
+/// One hook or probe: its JSON path below the container, what it runs or sends, and
+/// whether it is a probe (the kubelet expands a probe's `exec` command with the env values
+/// as written; a hook's not at all).
+type Handler<'a> = (
+    &'static str,
+    Option<&'a k8s_openapi::api::core::v1::ExecAction>,
+    Option<&'a k8s_openapi::api::core::v1::HTTPGetAction>,
+    bool,
+);
+
+/// The hooks and probes of a container (absent ones with nothing to run or send).
+fn handlers<'a>(c: &ContainerRef<'a>) -> [Handler<'a>; 5] {
+    let hook = |h: Option<&'a k8s_openapi::api::core::v1::LifecycleHandler>| {
+        (
+            h.and_then(|h| h.exec.as_ref()),
+            h.and_then(|h| h.http_get.as_ref()),
+        )
+    };
+    let (post_exec, post_http) = hook(c.lifecycle.and_then(|l| l.post_start.as_ref()));
+    let (pre_exec, pre_http) = hook(c.lifecycle.and_then(|l| l.pre_stop.as_ref()));
+    let probe = |i: usize| {
+        let (field, p) = c.probes[i];
+        (
+            field,
+            p.and_then(|p| p.exec.as_ref()),
+            p.and_then(|p| p.http_get.as_ref()),
+            true,
+        )
+    };
+    [
+        ("lifecycle.postStart", post_exec, post_http, false),
+        ("lifecycle.preStop", pre_exec, pre_http, false),
+        probe(0),
+        probe(1),
+        probe(2),
+    ]
+}
+
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let t = &input.target;
     let settings = &Settings::new(&input.policy.checks.credentials);
     let mut out = Vec::new();
     let fix =
         "store it in a Secret (or the Secrets Store CSI volume) and use valueFrom.secretKeyRef";
+    let arg_fix = "pass it in an env var from a Secret (valueFrom.secretKeyRef) and refer to it as $(VAR) or from a mounted file";
     for c in containers(t.spec, t.spec_path) {
+        let values = EnvValues::new(c.env);
         for (field, list) in [("command", c.command), ("args", c.args)] {
-            for i in 0..list.len() {
-                let Some(why) = arg_reason(list, i, settings) else {
-                    continue;
-                };
-                out.push(Violation::new(
-                    ID,
-                    TIER,
-                    format!("{}.{field}[{i}]", c.path),
-                    format!("{field}[{i}] of container {} holds a literal credential ({why})", c.name),
-                    "pass it in an env var from a Secret (valueFrom.secretKeyRef) and refer to it as $(VAR) or from a mounted file",
-                ));
-            }
+            judge_words(
+                list,
+                || values.command_readings(list),
+                settings,
+                |i, why| {
+                    out.push(Violation::new(
+                        ID,
+                        TIER,
+                        format!("{}.{field}[{i}]", c.path),
+                        format!(
+                            "{field}[{i}] of container {} holds a literal credential ({why})",
+                            c.name
+                        ),
+                        arg_fix,
+                    ));
+                },
+            );
         }
         for (i, e) in c.env.iter().enumerate() {
-            if e.value_from.is_some() {
+            if let Some(from) = &e.value_from {
+                if let Some(r) = &from.config_map_key_ref
+                    && let Some(p) = credential_name(&e.name, settings)
+                        .or_else(|| credential_name(&r.key, settings))
+                {
+                    out.push(Violation::new(
+                        ID,
+                        TIER,
+                        format!("{}.env[{i}].valueFrom.configMapKeyRef", c.path),
+                        format!(
+                            "env var {} of container {} is drawn from ConfigMap {} (name matches {p}): a credential in a ConfigMap is readable by anyone who can read ConfigMaps",
+                            e.name, c.name, r.name
+                        ),
+                        fix,
+                    ));
+                }
                 continue;
             }
-            let Some(why) = e
-                .value
-                .as_deref()
-                .and_then(|v| reason(&e.name, v, settings))
-            else {
+            let raw = e.value.as_deref();
+            let literal = match raw {
+                Some(v) if has_reference(v) => without_references(v),
+                v => v.unwrap_or("").into(),
+            };
+            let readings = [values.expanded(i), values.unknowns_removed(i)];
+            let Some(why) = first_reason(raw, readings, |v| {
+                reason_written(&e.name, v, &literal, settings)
+            }) else {
                 continue;
             };
             out.push(Violation::new(
@@ -470,8 +644,92 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 fix,
             ));
         }
+        for (k, from) in c.env_from.iter().enumerate() {
+            let Some(r) = &from.config_map_ref else {
+                continue;
+            };
+            let Some(keys) = input.view.config_map_keys(t.namespace, &r.name) else {
+                continue;
+            };
+            let prefix = from.prefix.as_deref().unwrap_or("");
+            let named: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{prefix}{k}"))
+                .filter(|n| credential_name(n, settings).is_some())
+                .collect();
+            if named.is_empty() {
+                continue;
+            }
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.envFrom[{k}].configMapRef", c.path),
+                format!(
+                    "container {} takes env var(s) {} from ConfigMap {}: credential-like names, and a credential in a ConfigMap is readable by anyone who can read ConfigMaps",
+                    c.name,
+                    named.join(", "),
+                    r.name
+                ),
+                "move those keys to a Secret and use envFrom.secretRef (or valueFrom.secretKeyRef)",
+            ));
+        }
+        for (at, exec, http, probe) in handlers(&c) {
+            if let Some(list) = exec.and_then(|x| x.command.as_deref()) {
+                let readings = || {
+                    if probe {
+                        values.static_command_readings(list)
+                    } else {
+                        // Hooks are not expanded; a shell running one may still drop an
+                        // unknown `$(...)` as an empty command substitution.
+                        let removed: Vec<_> = list.iter().map(|w| without_references(w)).collect();
+                        [list.iter().map(|w| w.as_str().into()).collect(), removed]
+                    }
+                };
+                judge_words(list, readings, settings, |i, why| {
+                    out.push(Violation::new(
+                        ID,
+                        TIER,
+                        format!("{}.{at}.exec.command[{i}]", c.path),
+                        format!("{at}.exec.command[{i}] of container {} holds a literal credential ({why})", c.name),
+                        "read the credential from a file mounted from a Secret, or from an env var drawn from one",
+                    ));
+                });
+            }
+            let headers = http.and_then(|h| h.http_headers.as_deref()).unwrap_or(&[]);
+            for (j, h) in headers.iter().enumerate() {
+                let removed = has_reference(&h.value).then(|| without_references(&h.value));
+                let Some(why) = first_reason(
+                    Some(h.value.as_str()),
+                    [Some(h.value.as_str()), removed.as_deref()],
+                    |v| header_reason(&h.name, v, settings),
+                ) else {
+                    continue;
+                };
+                out.push(Violation::new(
+                    ID,
+                    TIER,
+                    format!("{}.{at}.httpGet.httpHeaders[{j}].value", c.path),
+                    format!(
+                        "header {} that {at} of container {} sends holds a literal credential ({why})",
+                        shown_header(&h.name),
+                        c.name
+                    ),
+                    "use an exec or grpc probe that reads the credential from a mounted Secret, or an endpoint that needs none",
+                ));
+            }
+        }
     }
     out
+}
+
+/// A header's name for a message, when it is a plain token (a name is not secret, but a
+/// hostile one could be made of one).
+fn shown_header(name: &str) -> &str {
+    let plain = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if plain { name } else { "(unusual name)" }
 }
 
 #[cfg(test)]
@@ -479,6 +737,8 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::engine::checks::fixtures::*;
+    use crate::engine::policy::Policy;
+    use serde_json::json;
 
     const ANTHROPIC_KEY: &str = "sk-ant-api03-Zx9qW2mP4kL8vN1bT6yR3cF5hJ7dG0sA";
 
@@ -535,6 +795,216 @@ mod tests {
                 credential_flag(&name, &indexed),
                 linear(&|p| glob_match_flag_ignore_ascii_case(p, flag))
             );
+        }
+    }
+
+    /// Every way a violation is shown: its Debug, its Display and its JSON.
+    fn shown(v: &[Violation]) -> String {
+        let mut out = format!("{v:?} {}", serde_json::to_string(v).unwrap());
+        for x in v {
+            out.push_str(&x.to_string());
+        }
+        out
+    }
+
+    fn assert_absent(v: &[Violation], planted: &[&str]) {
+        let text = shown(v);
+        for p in planted {
+            assert!(!text.contains(p), "{p} shown in {text}");
+        }
+    }
+
+    fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    const GITHUB_KEY: &str = "ghp_PLANTED0123456789abcdefABCDEF0123";
+
+    #[test]
+    fn references_are_expanded_before_matching_as_the_kubelet_does() {
+        let p = hardened()
+            .with_container("agent")
+            .env("EMPTY", "")
+            .env("GITHUB_TOKEN", &format!("$(EMPTY){GITHUB_KEY}"))
+            .env("LLM_CONFIG", &format!("$(EMPTY){ANTHROPIC_KEY}"))
+            // `$$` makes the literal text `$(NOT_A_VAR)`: no credential.
+            .env("API_TOKEN", "$$(NOT_A_VAR)")
+            .args(&[
+                &format!("--api-key=$(EMPTY){ANTHROPIC_KEY}"),
+                "--port=$(PORT)",
+            ])
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].args[0]",
+                "spec.containers[0].env[2]",
+                "spec.containers[0].env[3]"
+            ],
+            "{v:?}"
+        );
+        assert!(
+            v[2].message
+                .contains("once its $(VAR) references are expanded"),
+            "{}",
+            v[2].message
+        );
+        assert_absent(&v, &[GITHUB_KEY, ANTHROPIC_KEY, "Zx9qW2mP4kL8", "PLANTED"]);
+    }
+
+    #[test]
+    fn a_reference_of_unknown_value_is_read_both_kept_and_removed() {
+        let p = hardened()
+            .with_container("agent")
+            // Defined after its use: the kubelet leaves `$(LATE)` as written, and a
+            // ConfigMap or Secret from envFrom may define it as empty.
+            .env("LLM_CONFIG", &format!("$(LATE){ANTHROPIC_KEY}"))
+            .env("LATE", "")
+            .env_secret("DB_PASSWORD", "db", "password")
+            .env("DB_USER", "agent")
+            // References only, with punctuation between: nothing literal.
+            .env("API_TOKEN", "$(DB_USER):$(DB_PASSWORD)")
+            .env("PROXY_TOKEN", "$(DB_PASSWORD)")
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(paths(&v), ["spec.containers[0].env[1]"], "{v:?}");
+        assert_absent(&v, &[ANTHROPIC_KEY, "Zx9qW2mP4kL8"]);
+    }
+
+    #[test]
+    fn text_around_a_reference_is_literal_under_a_credential_name() {
+        let p = hardened()
+            .with_container("agent")
+            .env_secret("PART", "s", "k")
+            .env("SERVICE_TOKEN", "hunter2PLANTED$(PART)")
+            .env("SHELL_TOKEN", "${SERVICE_TOKEN}")
+            .env("TEMPLATE_TOKEN", "{{ .Values.token }}")
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(paths(&v), ["spec.containers[0].env[2]"], "{v:?}");
+        assert_absent(&v, &["hunter2PLANTED"]);
+    }
+
+    #[test]
+    fn a_config_map_under_a_credential_name_is_a_finding() {
+        let p = hardened()
+            .with_container("agent")
+            .edit(|c| {
+                let env = c.env.get_or_insert_with(Vec::new);
+                env.push(from_json(json!({"name": "OPENAI_API_KEY",
+                    "valueFrom": {"configMapKeyRef": {"name": "agent-config", "key": "openai"}}})));
+                env.push(from_json(json!({"name": "SETTING",
+                    "valueFrom": {"configMapKeyRef": {"name": "agent-config", "key": "github_token"}}})));
+                env.push(from_json(json!({"name": "LOG_LEVEL",
+                    "valueFrom": {"configMapKeyRef": {"name": "agent-config", "key": "log"}}})));
+            })
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].env[1].valueFrom.configMapKeyRef",
+                "spec.containers[0].env[2].valueFrom.configMapKeyRef"
+            ]
+        );
+        assert!(v[0].message.contains("OPENAI_API_KEY") && v[0].message.contains("agent-config"));
+        assert!(v[0].fix.contains("Secret"));
+    }
+
+    #[test]
+    fn env_from_a_config_map_is_judged_by_its_key_names_without_its_values() {
+        let planted = "sk-proj-PLANTEDinTheConfigMap0123";
+        let mut view = hardened_view();
+        for (name, data) in [
+            (
+                "leaky",
+                json!({"OPENAI_API_KEY": planted, "LOG_LEVEL": "info"}),
+            ),
+            ("prefixed", json!({"TOKEN": planted})),
+            (
+                "clean",
+                json!({"LOG_LEVEL": "debug", "TOKEN_URL": "https://x"}),
+            ),
+        ] {
+            view.add(
+                &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": NS}, "data": data}),
+                NS,
+            )
+            .unwrap();
+        }
+        let p = hardened()
+            .with_container("agent")
+            .edit(|c| {
+                c.env_from = Some(vec![
+                    from_json(json!({"configMapRef": {"name": "leaky"}})),
+                    from_json(json!({"configMapRef": {"name": "prefixed"}, "prefix": "GITHUB_"})),
+                    from_json(json!({"configMapRef": {"name": "clean"}})),
+                    from_json(json!({"configMapRef": {"name": "not-known"}})),
+                ])
+            })
+            .build();
+        let v = run(&CHECK, &p, &Policy::default(), &view);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].envFrom[0].configMapRef",
+                "spec.containers[0].envFrom[1].configMapRef"
+            ]
+        );
+        assert!(v[0].message.contains("OPENAI_API_KEY") && !v[0].message.contains("LOG_LEVEL"));
+        assert!(v[1].message.contains("GITHUB_TOKEN"), "{}", v[1].message);
+        assert_absent(&v, &[planted, "PLANTED"]);
+    }
+
+    #[test]
+    fn hooks_and_probes_are_read_like_args_and_env() {
+        let bearer = "PLANTEDbearer0123456789";
+        let p = hardened()
+            .with_container("agent")
+            .env("EMPTY", "")
+            .edit(|c| {
+                c.lifecycle = Some(Box::new(from_json(json!({
+                    "postStart": {"exec": {"command": ["sh", "-c",
+                        format!("curl -H 'Authorization: Bearer {bearer}' http://hook")]}},
+                    "preStop": {"httpGet": {"port": 80, "httpHeaders": [
+                        {"name": "X-Api-Key", "value": "hunter2PLANTED"},
+                        {"name": "Accept", "value": "application/json"}]}}
+                }))));
+                c.liveness_probe = Some(Box::new(from_json(json!({
+                    "httpGet": {"port": 80, "httpHeaders": [
+                        {"name": "Authorization", "value": format!("Bearer {bearer}")}]}}))));
+                c.readiness_probe = Some(Box::new(from_json(json!({
+                    "exec": {"command": ["check", format!("--token=$(EMPTY){GITHUB_KEY}")]}}))));
+                c.startup_probe = Some(Box::new(from_json(json!({
+                    "exec": {"command": ["check", "--token=$(SOME_TOKEN)"]}}))));
+            })
+            .build();
+        let v = run_default(&CHECK, &p);
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].lifecycle.postStart.exec.command[2]",
+                "spec.containers[0].lifecycle.preStop.httpGet.httpHeaders[0].value",
+                "spec.containers[0].livenessProbe.httpGet.httpHeaders[0].value",
+                "spec.containers[0].readinessProbe.exec.command[1]"
+            ],
+            "{v:?}"
+        );
+        assert!(v[1].message.contains("X-Api-Key"), "{}", v[1].message);
+        assert_absent(&v, &[bearer, "hunter2PLANTED", GITHUB_KEY, "PLANTED"]);
+    }
+
+    #[test]
+    fn placeholders_are_whole_references_only() {
+        for v in ["$(A)", "$A", "${A}", "${A_1}", "{{ .Values.x }}", "$_x"] {
+            assert!(is_placeholder(v), "{v}");
+        }
+        for v in [
+            "$(A)x", "$A x", "${A}${B}", "{{ a }}b", "$1abc", "$(A)$(B)", "$",
+        ] {
+            assert!(!is_placeholder(v), "{v}");
         }
     }
 

@@ -1,9 +1,13 @@
 //! `short-lived-token` (medium): a ServiceAccount token stolen from the agent stops working
-//! soon. Three ways a pod gets a long-lived token, each reported where it is fixed:
+//! soon. Four ways a pod gets a long-lived token, each reported where it is fixed:
 //! - the ServiceAccount admission plugin mounts the default token (3607 s, which API servers
 //!   may extend to a year) into every container that does not mount the token path itself,
 //!   unless `automountServiceAccountToken` is false;
 //! - a projected `serviceAccountToken` source asks for more than the maximum (or for 3607);
+//! - a `secret` volume (or a projected volume's `secret` source) puts a file where the token
+//!   is read (`.../serviceaccount/token`): whatever the Secret is, client libraries take that
+//!   file for their token, and a token kept in a Secret (a legacy `*-token-*` Secret) never
+//!   expires. Judged by the mount alone, the Secret is never read;
 //! - when enabled, a volume or env var draws on a legacy token Secret, which never expires.
 //!
 //! The validating webhook sees pods after the mutating one, which has already replaced the
@@ -20,6 +24,7 @@ use super::check::{Check, Judge, PodInput, Read, always};
 use crate::engine::containers::containers;
 use crate::engine::policy::SA_TOKEN_MOUNT_PATH;
 use crate::engine::violation::{Tier, Violation};
+use k8s_openapi::api::core::v1::VolumeMount;
 
 const ID: &str = "short-lived-token";
 const TIER: Tier = Tier::Medium;
@@ -40,6 +45,57 @@ const PLUGIN_VOLUME_PREFIX: &str = "kube-api-access-";
 
 fn is_token_path(p: &str) -> bool {
     p.trim_end_matches('/') == SA_TOKEN_MOUNT_PATH
+}
+
+/// Whether `path` is the token file (`.../serviceaccount/token`).
+fn is_token_file(path: &str) -> bool {
+    path.trim_end_matches('/')
+        .strip_prefix(SA_TOKEN_MOUNT_PATH)
+        .is_some_and(|rest| rest == "/token")
+}
+
+/// Whether a mount of `volume` puts a file from a Secret where the token file is read: a
+/// `secret` volume (or a projected volume's `secret` source) whose keys land on the token
+/// file, by the volume mounted at the token directory (every key, `token` among them, unless
+/// `items` says otherwise or, in a projected volume, a `serviceAccountToken` source writes
+/// the token), by an `items` path leading there from a directory above, or by a `subPath`
+/// mount of the file itself.
+fn secret_at_token_file(volume: &crate::engine::pod::Volume, mount: &VolumeMount) -> bool {
+    let projected_secrets = volume
+        .projected
+        .iter()
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter_map(|s| s.secret.as_ref());
+    if volume.secret.is_none() && projected_secrets.clone().next().is_none() {
+        return false;
+    }
+    if mount.sub_path.as_deref().is_some_and(|p| !p.is_empty()) {
+        return is_token_file(&mount.mount_path);
+    }
+    let base = mount.mount_path.trim_end_matches('/');
+    let above_or_at = SA_TOKEN_MOUNT_PATH
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if !above_or_at {
+        return false;
+    }
+    let lands = |rel: &str| is_token_file(&format!("{base}/{}", rel.trim_start_matches("./")));
+    let lands_any =
+        |items: Option<&Vec<k8s_openapi::api::core::v1::KeyToPath>>, all_keys: bool| match items {
+            Some(items) => items.iter().any(|i| lands(&i.path)),
+            None => all_keys && lands("token"),
+        };
+    if let Some(s) = &volume.secret {
+        return lands_any(s.items.as_ref(), true);
+    }
+    let token_source = volume
+        .projected
+        .iter()
+        .flat_map(|p| p.sources.iter().flatten())
+        .any(|s| s.service_account_token.is_some());
+    projected_secrets
+        .clone()
+        .any(|s| lands_any(s.items.as_ref(), !token_source))
 }
 
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
@@ -120,7 +176,35 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         }
     }
 
-    // (c) Legacy token Secrets, known by type only.
+    // (c) Secrets mounted where the token is read from, whatever their type.
+    for c in &all {
+        for (k, m) in c.volume_mounts.iter().enumerate() {
+            let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+                continue;
+            };
+            if !secret_at_token_file(v, m) {
+                continue;
+            }
+            let source = match v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+                Some(secret) => format!("Secret {secret}"),
+                None => "a Secret".to_string(),
+            };
+            out.push(Violation::new(
+                ID,
+                TIER,
+                format!("{}.volumeMounts[{k}]", c.path),
+                format!(
+                    "container {} reads its ServiceAccount token from volume {} ({source}): a token kept in a Secret (a legacy ServiceAccount token) never expires",
+                    c.name, v.name
+                ),
+                format!(
+                    "mount a projected serviceAccountToken volume with expirationSeconds <= {max} at {SA_TOKEN_MOUNT_PATH} instead (or set automountServiceAccountToken: false and let the mutating webhook do it)"
+                ),
+            ));
+        }
+    }
+
+    // (d) Legacy token Secrets, known by type only.
     if input.policy.checks.token.legacy_secret_check {
         let legacy = |name: &str| input.view.is_legacy_token_secret(t.namespace, name);
         let fix = format!(
@@ -350,6 +434,78 @@ mod tests {
         assert_eq!(
             paths(&v),
             ["spec.volumes[2].projected.sources[1].secret.name"]
+        );
+    }
+
+    #[test]
+    fn a_secret_mounted_at_the_token_path_fails_without_the_secret_being_read() {
+        // The view knows no Secret at all, and the legacy check is off.
+        let p = pod("a")
+            .automount_service_account_token(false)
+            .secret_volume("legacy", "openclaw-agent-token-x7k2p")
+            .container("agent")
+            .mount("legacy", SA_TOKEN_MOUNT_PATH)
+            .container("sidecar")
+            .mount("legacy", &format!("{SA_TOKEN_MOUNT_PATH}/"))
+            .build();
+        let v = run(&CHECK, &p, &Policy::default(), &hardened_view());
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].volumeMounts[0]",
+                "spec.containers[1].volumeMounts[0]"
+            ],
+            "{v:?}"
+        );
+        assert!(
+            v[0].message.contains("openclaw-agent-token-x7k2p")
+                && v[0].message.contains("never expires"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn a_secret_reaches_the_token_file_by_sub_path_items_or_projection() {
+        let volume = |v: serde_json::Value| -> crate::engine::pod::Volume {
+            serde_json::from_value(v).unwrap()
+        };
+        let p = pod("a")
+            .automount_service_account_token(false)
+            .secret_volume("file", "t")
+            .volume(volume(
+                json!({"name": "items", "secret": {"secretName": "t",
+                "items": [{"key": "token", "path": "kubernetes.io/serviceaccount/token"}]}}),
+            ))
+            .volume(volume(
+                json!({"name": "mixed", "projected": {"sources": [{"secret": {"name": "t"}}]}}),
+            ))
+            .volume(volume(json!({"name": "beside", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 600}},
+                {"secret": {"name": "tls", "items": [{"key": "a", "path": "a"}]}}]}})))
+            .volume(volume(json!({"name": "ca", "secret": {"secretName": "t",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}]}})))
+            .container("agent")
+            .mount("file", &format!("{SA_TOKEN_MOUNT_PATH}/token"))
+            .edit(|c| c.volume_mounts.as_mut().unwrap()[0].sub_path = Some("token".into()))
+            .mount("items", "/var/run/secrets")
+            .mount("mixed", SA_TOKEN_MOUNT_PATH)
+            // A Secret beside a projected token, a CA file, a Secret elsewhere: no token.
+            .container("other")
+            .mount("beside", SA_TOKEN_MOUNT_PATH)
+            .container("third")
+            .mount("ca", SA_TOKEN_MOUNT_PATH)
+            .mount("file", "/etc/app")
+            .build();
+        let v = run(&CHECK, &p, &Policy::default(), &hardened_view());
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.containers[0].volumeMounts[0]",
+                "spec.containers[0].volumeMounts[1]",
+                "spec.containers[0].volumeMounts[2]"
+            ],
+            "{v:?}"
         );
     }
 

@@ -8,6 +8,11 @@
 //! the ServiceAccount's, for a pod that leaves the field unset: the ServiceAccount admission
 //! plugin mounts no token then, and neither do we. Once our volume is in place the field is
 //! `false` because we set it, and reinvocation keeps going.
+//!
+//! The mutation never claims a token it did not make effective: when no init or regular
+//! container would read our token (each mounts something of its own at or below the token
+//! path, a legacy token Secret say), it changes nothing, adds no volume that nothing mounts,
+//! and so is not recorded in `openclaw.io/injected`; the validator judges those mounts.
 
 use super::draft::PodDraft;
 use super::mutation::{MutationInput, mount_where_free, upsert_volume};
@@ -40,6 +45,9 @@ pub fn apply(pod: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
     if opted_out && !ours_present {
         return false;
     }
+    if !someone_takes_ours(pod, &settings.volume_name) {
+        return false;
+    }
     let mut changed = false;
     if pod.automount() != Some(false) {
         pod.set_automount(Some(false));
@@ -49,6 +57,28 @@ pub fn apply(pod: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
     changed |= upsert_volume(pod, token_volume(settings));
     changed |= mount_where_free(pod, &settings.volume_name, SA_TOKEN_MOUNT_PATH);
     changed
+}
+
+/// Whether some init or regular container would read its token from our volume: it mounts
+/// ours at the token path already, or mounts nothing at or below that path but the plugin's
+/// volume (which is removed).
+fn someone_takes_ours(pod: &PodDraft<'_>, ours: &str) -> bool {
+    let token_dir = |p: &str| {
+        let p = p.trim_end_matches('/');
+        p == SA_TOKEN_MOUNT_PATH
+            || p.strip_prefix(SA_TOKEN_MOUNT_PATH)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    pod.app_containers().any(|c| {
+        let mounts = pod.volume_mounts(c);
+        mounts
+            .iter()
+            .any(|m| m.name == ours && token_dir(&m.mount_path))
+            || mounts
+                .iter()
+                .filter(|m| token_dir(&m.mount_path))
+                .all(|m| m.name.starts_with(PLUGIN_VOLUME_PREFIX))
+    })
 }
 
 /// Removes the `kube-api-access-*` volumes and every mount of them, in all three container
@@ -136,6 +166,7 @@ pub fn token_volume(settings: &TokenMutation) -> Volume {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::engine::mutations::PodDraft;
     use crate::engine::pod::Pod;
     use crate::engine::policy::Policy;
     use serde_json::json;
@@ -329,6 +360,77 @@ mod tests {
         let before = pod.clone();
         assert!(!run(&mut pod, &policy));
         assert_eq!(pod, before);
+    }
+
+    /// The shape of public AdmissionReview samples: a legacy token Secret mounted at the
+    /// token path in every container, automount left on.
+    fn legacy_pod() -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "agents"},
+            "spec": {
+                "containers": [
+                    {"name": "agent", "volumeMounts": [
+                        {"name": "default-token-abcde", "mountPath": SA_TOKEN_MOUNT_PATH, "readOnly": true}]},
+                    {"name": "sidecar", "volumeMounts": [
+                        {"name": "default-token-abcde", "mountPath": format!("{SA_TOKEN_MOUNT_PATH}/token"), "subPath": "token"}]}
+                ],
+                "volumes": [{"name": "default-token-abcde", "secret": {"secretName": "default-token-abcde"}}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn claims_no_token_where_every_container_keeps_its_own() {
+        let policy = Policy::default();
+        let mut pod = legacy_pod();
+        let before = pod.clone();
+        assert!(!run(&mut pod, &policy));
+        assert_eq!(pod, before);
+        // Through the registry: no patch, and no `openclaw.io/injected` claim.
+        let original = legacy_pod();
+        let mut draft = PodDraft::new(&original);
+        let input = MutationInput {
+            policy: &policy,
+            namespace: "agents",
+            service_account_automount: None,
+            view: &crate::engine::view::StaticView::new(),
+        };
+        let applied = super::super::apply_all(&mut draft, &input);
+        assert!(!applied.contains(&NAME), "{applied:?}");
+        let annotations = draft.to_pod().metadata.annotations.unwrap_or_default();
+        assert!(
+            !annotations
+                .get(super::super::INJECTED_ANNOTATION)
+                .is_some_and(|v| v.contains(NAME)),
+            "{annotations:?}"
+        );
+    }
+
+    #[test]
+    fn injects_where_one_container_is_free_and_leaves_the_others_to_the_validator() {
+        let policy = Policy::default();
+        let mut pod = legacy_pod();
+        pod.spec
+            .as_mut()
+            .unwrap()
+            .containers
+            .push(serde_json::from_value(json!({"name": "free"})).unwrap());
+        assert!(run(&mut pod, &policy));
+        assert_eq!(
+            mounts_of(&pod, 2),
+            [(
+                "openclaw-sa-token".to_string(),
+                SA_TOKEN_MOUNT_PATH.to_string()
+            )]
+        );
+        assert_eq!(
+            mounts_of(&pod, 0),
+            [(
+                "default-token-abcde".to_string(),
+                SA_TOKEN_MOUNT_PATH.to_string()
+            )]
+        );
     }
 
     #[test]
