@@ -82,7 +82,6 @@ fn env_config_maps(index: &Index, target: &Target<'_>, reads: Reads) -> Vec<Stri
         return Vec::new();
     }
     let mut out: Vec<String> = engine::containers::containers(target.spec, target.spec_path)
-        .iter()
         .flat_map(|c| c.env_from)
         .filter_map(|f| f.config_map_ref.as_ref())
         .map(|r| r.name.clone())

@@ -543,13 +543,13 @@ fn judge_words<'w>(
 type Handler<'a> = (
     &'static str,
     Option<&'a k8s_openapi::api::core::v1::ExecAction>,
-    Option<&'a k8s_openapi::api::core::v1::HTTPGetAction>,
+    Option<&'a crate::engine::pod::HTTPGetAction>,
     bool,
 );
 
 /// The hooks and probes of a container (absent ones with nothing to run or send).
 fn handlers<'a>(c: &ContainerRef<'a>) -> [Handler<'a>; 5] {
-    let hook = |h: Option<&'a k8s_openapi::api::core::v1::LifecycleHandler>| {
+    let hook = |h: Option<&'a crate::engine::pod::LifecycleHandler>| {
         (
             h.and_then(|h| h.exec.as_ref()),
             h.and_then(|h| h.http_get.as_ref()),

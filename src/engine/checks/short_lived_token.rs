@@ -177,7 +177,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     }
 
     // (c) Secrets mounted where the token is read from, whatever their type.
-    for c in &all {
+    for c in all.clone() {
         for (k, m) in c.volume_mounts.iter().enumerate() {
             let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
                 continue;
