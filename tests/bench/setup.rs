@@ -138,6 +138,7 @@ pub fn start_webhook_exporting(
             listener,
             state,
             certs,
+            None,
             Duration::from_secs(10),
             options(),
             shutdown,
@@ -167,7 +168,7 @@ async fn echo(body: Bytes) -> impl IntoResponse {
 
 /// The floor: the same TLS listener, an axum handler that does no work.
 pub fn start_echo(rt: &Runtime, tls: &Tls) -> anyhow::Result<Running> {
-    let config = tls.reloading()?.server_config()?;
+    let config = tls.reloading()?.server_config(None)?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let app = Router::new()
