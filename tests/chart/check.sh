@@ -54,6 +54,7 @@ CASES=(
   "singleReplica|--set replicaCount=1"
   "clientAuthGenerate|--set certificates.mode=generate --set clientAuth.enabled=true --set clientAuth.allowedNames={kube-apiserver-webhook-client}"
   "clientAuthCertManager|--set certificates.mode=certManager --set clientAuth.enabled=true"
+  "execScoped|--set-json webhook.execNamespaceSelector={\"matchLabels\":{\"openclaw.io/agents\":\"true\"}}"
   "clientAuthOwnCa|--set clientAuth.enabled=true --set clientAuth.caSecret=my-client-ca"
   "webhookCIDRs|--set networkPolicy.webhookCIDRs={10.0.0.0/24} --set-json networkPolicy.extraIngressFrom=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"monitoring\"}}}]"
   "keyRotation|--set approvalKeyRotation.previousKeySecret=openclaw-approval-key-previous --set approvalKeyRotation.until=2027-01-31"
@@ -311,6 +312,12 @@ ing = one(load("webhookCIDRs"), "NetworkPolicy")["spec"]["ingress"]
 expect(len(ing) == 1 and {"ipBlock": {"cidr": "10.0.0.0/24"}} in ing[0]["from"]
        and any("namespaceSelector" in p for p in ing[0]["from"]),
        "networkPolicy.webhookCIDRs restricts the webhook's port to those CIDRs and the extra peers")
+scoped = {w["name"]: w["namespaceSelector"] for w in one(load("execScoped"), "ValidatingWebhookConfiguration")["webhooks"]}
+ex = scoped["validate-exec.openclaw.io"]
+expect(ex.get("matchLabels") == {"openclaw.io/agents": "true"}
+       and ex["matchExpressions"][0]["operator"] == "NotIn" and "kube-system" in ex["matchExpressions"][0]["values"]
+       and "matchLabels" not in scoped["validate.openclaw.io"],
+       "webhook.execNamespaceSelector narrows the exec entry alone, keeping the usual exclusions")
 ing = one(load("default"), "NetworkPolicy")["spec"]["ingress"]
 expect(len(ing) == 1 and "from" not in ing[0], "without webhookCIDRs the port is open to any source")
 sys.exit(1 if bad else 0)
