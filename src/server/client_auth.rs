@@ -259,3 +259,89 @@ impl ClientCertVerifier for ClientCa {
         self.current().supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::certs;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    fn accepts(ca: &ClientCa, leaf: &certs::Issued) -> bool {
+        ca.verify_client_cert(&der(&leaf.cert_pem), &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn a_new_client_ca_is_taken_when_its_file_changes_and_a_bad_one_is_not() {
+        let first = certs::generate_ca("first client CA", 1).unwrap();
+        let second = certs::generate_ca("second client CA", 1).unwrap();
+        let from_first = certs::issue_client(&first, "kube-apiserver", 1).unwrap();
+        let from_second = certs::issue_client(&second, "kube-apiserver", 1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.crt");
+        std::fs::write(&path, &first.cert_pem).unwrap();
+        let ca = ClientCa::load(&path, Vec::new(), Arc::new(Metrics::new())).unwrap();
+        assert!(accepts(&ca, &from_first));
+        assert!(!accepts(&ca, &from_second));
+        assert!(matches!(
+            ca.reload_if_changed(),
+            super::super::tls::Reload::Unchanged
+        ));
+
+        std::fs::write(&path, &second.cert_pem).unwrap();
+        assert!(matches!(
+            ca.reload_if_changed(),
+            super::super::tls::Reload::Reloaded
+        ));
+        assert!(accepts(&ca, &from_second));
+        assert!(!accepts(&ca, &from_first));
+
+        // A file that holds no certificate is refused; the CA before it stays.
+        std::fs::write(&path, "not a certificate").unwrap();
+        assert!(matches!(
+            ca.reload_if_changed(),
+            super::super::tls::Reload::Unchanged
+        ));
+        assert!(accepts(&ca, &from_second));
+    }
+
+    #[test]
+    fn an_allow_list_refuses_a_certificate_of_the_right_ca_under_another_name() {
+        let ca_pair = certs::generate_ca("client CA", 1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.crt");
+        std::fs::write(&path, &ca_pair.cert_pem).unwrap();
+        let ca = ClientCa::load(
+            &path,
+            vec!["kube-apiserver".into()],
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        assert!(accepts(
+            &ca,
+            &certs::issue_client(&ca_pair, "kube-apiserver", 1).unwrap()
+        ));
+        assert!(!accepts(
+            &ca,
+            &certs::issue_client(&ca_pair, "someone", 1).unwrap()
+        ));
+    }
+
+    #[test]
+    fn a_client_ca_file_that_cannot_be_used_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.crt");
+        let missing = ClientCa::load(&path, Vec::new(), Arc::new(Metrics::new())).unwrap_err();
+        assert!(missing.to_string().contains("ca.crt"), "{missing}");
+        std::fs::write(&path, "hello").unwrap();
+        let empty = ClientCa::load(&path, Vec::new(), Arc::new(Metrics::new())).unwrap_err();
+        assert!(
+            empty.to_string().contains("holds no PEM certificate"),
+            "{empty}"
+        );
+    }
+}

@@ -446,7 +446,7 @@ impl Metrics {
         }
         writeln!(
             out,
-            "# HELP openclaw_admission_rejected_bodies_total Request bodies refused before review (too large or unreadable)."
+            "# HELP openclaw_admission_rejected_bodies_total Request bodies refused before review (too large, unreadable, too slow, beyond the memory shares or the in-flight cap)."
         )?;
         writeln!(
             out,
@@ -733,6 +733,49 @@ mod tests {
             violations,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn client_authentication_figures_are_rendered_and_the_earliest_expiry_counts() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(
+            !text.contains("openclaw_admission_client_certificate_expiry_seconds"),
+            "no client certificate seen yet: no expiry"
+        );
+        assert!(text.contains(
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"client_certificate\"} 0"
+        ));
+        m.observe_handshake_refused(HandshakeRefusal::ClientCertificate);
+        m.observe_handshake_refused(HandshakeRefusal::Timeout);
+        m.observe_unauthenticated_review();
+        let now = unix_now();
+        m.observe_client_certificate("CN=a", now + 10 * 86400);
+        m.observe_client_certificate("CN=b", now + 3 * 86400);
+        let text = m.render();
+        for line in [
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"client_certificate\"} 1",
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"timeout\"} 1",
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"other\"} 0",
+            "openclaw_admission_unauthenticated_reviews_total 1",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        let expiry: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("openclaw_admission_client_certificate_expiry_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((3 * 86400 - 5..=3 * 86400).contains(&expiry), "{expiry}");
+        // A renewed certificate under the same subject replaces the old one.
+        m.observe_client_certificate("CN=b", now + 20 * 86400);
+        assert_eq!(m.client_certificate_not_after(), Some(now + 10 * 86400));
+        // Many subjects: the map stays bounded.
+        for i in 0..100 {
+            m.observe_client_certificate(&format!("CN={i}"), now + 86400);
+        }
+        assert!(m.client_certs.lock().unwrap().len() <= MAX_CLIENT_CERTS);
     }
 
     #[test]
