@@ -25,7 +25,8 @@
 //! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
 //! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone, with
 //! `BENCH_SECONDS` for each of its six figures (for a profiler); `BENCH_ONLY=patch` writes the
-//! files of `make bench-jsonpatch`.
+//! files of `make bench-jsonpatch`; `BENCH_ONLY=closed` runs part 1 alone (the ratios with
+//! client authentication on and off).
 
 mod load;
 #[path = "../common/procfs.rs"]
@@ -696,6 +697,22 @@ fn run() -> anyhow::Result<()> {
     row("/validate, client auth", &validate_mtls, Some(floor));
     row("/mutate, client auth", &mutate_mtls, Some(floor));
     println!();
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "closed") {
+        // Part 1 alone: the ratios with client authentication on and off.
+        for (what, s) in [
+            ("/validate", &validate),
+            ("/mutate", &mutate),
+            ("/validate, client auth", &validate_mtls),
+            ("/mutate, client auth", &mutate_mtls),
+        ] {
+            println!("  {what:<28} {:.2} of the echo floor", s.per_second() / floor);
+        }
+        for s in &mut servers {
+            s.stop();
+        }
+        server_rt.shutdown_timeout(Duration::from_secs(2));
+        return Ok(());
+    }
 
     println!(
         "2./3. /validate at a fixed {:.0} reviews/s (open loop): echo, small view, large view",
