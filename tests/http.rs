@@ -692,6 +692,38 @@ async fn one_connection_holds_at_most_its_share_of_body_memory() {
     holder.abort();
 }
 
+#[tokio::test]
+async fn bodies_past_the_small_allowance_are_read_only_a_few_at_once() {
+    let mut st = patient_state();
+    st.large_bodies = Arc::new(tokio::sync::Semaphore::new(1));
+    let app = router(st);
+    // One body stalled at 100 KiB takes the only large-body slot...
+    let holder = tokio::spawn(app.clone().oneshot(stalled_after(100 * 1024, BODY_LIMIT)));
+    let big = grown_review(200 * 1024);
+    let mut refused = None;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let (status, v) = post_bytes(app.clone(), "/validate", big.clone()).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(v);
+            break;
+        }
+    }
+    let v = refused.expect("a second body past 64 KiB must be refused while the slot is taken");
+    assert!(
+        message(&v["response"]).contains("request-body memory"),
+        "{v}"
+    );
+    // ...and a small review needs none.
+    let hardened = fixture("pod-create-hardened.json").to_string();
+    let (status, v) = post_bytes(app.clone(), "/validate", hardened).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    holder.abort();
+    let _ = holder.await;
+    let (status, v) = post_bytes(app, "/validate", big).await;
+    assert_eq!(status, StatusCode::OK, "the slot was not given back: {v}");
+}
+
 /// The hardened pod's review grown to `size` bytes with one annotation.
 fn grown_review(size: usize) -> String {
     let mut v = fixture("pod-create-hardened.json");

@@ -264,6 +264,7 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         readiness: setup.readiness,
         telemetry: setup.telemetry,
         body_budget: server::body_budget(server::BODY_BUDGET),
+        large_bodies: Arc::new(tokio::sync::Semaphore::new(server::LARGE_BODIES_AT_ONCE)),
         max_reviews: server::MAX_REVIEWS_IN_FLIGHT,
         require_client_cert: setup.client_ca.is_some(),
         body_idle_timeout: server::BODY_IDLE_TIMEOUT,

@@ -26,7 +26,8 @@
 //! may declare 6 MiB and send nothing). The first [`SMALL_REVIEW`] bytes of every review are
 //! held without touching any shared count, so the reviews an API server really sends never
 //! wait or fail because of what other connections hold; bytes beyond that come from the
-//! connection's [`CONNECTION_SHARE`] and from the shared [`BODY_BUDGET`], never waited for.
+//! connection's [`CONNECTION_SHARE`] and from the shared [`BODY_BUDGET`], never waited for,
+//! and only [`LARGE_BODIES_AT_ONCE`] bodies may be past [`SMALL_REVIEW`] at once.
 //! A body must start within [`BODY_IDLE_TIMEOUT`] of its headers, never pause longer than
 //! that, and be complete within [`BODY_READ_TIMEOUT`].
 //!
@@ -56,7 +57,7 @@
 //! | body over 6 MiB | 413 | code 413 | `request body exceeds the 6 MiB limit (6291456 bytes)` |
 //! | body not complete within 10 s ([`BODY_READ_TIMEOUT`]) | 408 | code 408 | `request body not complete within 10 s` |
 //! | no body byte within 2 s of the headers, or a 2 s gap between chunks ([`BODY_IDLE_TIMEOUT`]) | 408 | code 408 | `no request body bytes for 2000 ms` |
-//! | body whose bytes beyond [`SMALL_REVIEW`] do not fit what is left of [`BODY_BUDGET`] | 503 | code 503 | `other reviews hold all the request-body memory ...; retry` |
+//! | body whose bytes beyond [`SMALL_REVIEW`] do not fit what is left of [`BODY_BUDGET`], or that passes [`SMALL_REVIEW`] while [`LARGE_BODIES_AT_ONCE`] others have | 503 | code 503 | `other reviews hold all the request-body memory ...; retry` |
 //! | body whose bytes beyond [`SMALL_REVIEW`] do not fit its connection's [`CONNECTION_SHARE`] | 503 | code 503 | `other reviews on this connection hold its 6 MiB share ...; retry` |
 //! | a review beyond [`MAX_REVIEWS_IN_FLIGHT`] at once | 503 | code 503 | `as many reviews as this webhook answers at once are in progress; retry` |
 //! | with `--client-ca-file`, a review over a connection without a verified client certificate | 403 | code 403, connection closed, body never read | `this webhook answers reviews only from clients presenting a certificate signed by its client CA ...` |
@@ -156,6 +157,8 @@ pub struct AppState<V> {
     /// Bytes of review bodies beyond [`SMALL_REVIEW`] held at once, across every connection
     /// ([`BODY_BUDGET`]).
     pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// Bodies past [`SMALL_REVIEW`] being read or judged at once ([`LARGE_BODIES_AT_ONCE`]).
+    pub large_bodies: Arc<tokio::sync::Semaphore>,
     /// Reviews handled at once, across every connection ([`MAX_REVIEWS_IN_FLIGHT`]).
     pub max_reviews: usize,
     /// Whether `/validate` and `/mutate` answer only connections whose client certificate
@@ -178,6 +181,13 @@ pub const BODY_BUDGET: usize = 16 * 1024 * 1024;
 /// 128 MiB limit; in practice the API server's few dozen reviews at once take a few MiB).
 pub const SMALL_REVIEW: usize = 64 * 1024;
 
+/// Bodies past [`SMALL_REVIEW`] read or judged at once, all connections together. With bytes
+/// counted as they arrive, twenty 6 MiB bodies sent at once would each get some way into the
+/// budget before it runs out, and the memory they touched on the way stays with the process
+/// (the allocator keeps freed pages); four at once is enough for the two or three maximum-size
+/// reviews [`BODY_BUDGET`] admits, and the others are refused after their first 64 KiB.
+pub const LARGE_BODIES_AT_ONCE: usize = 4;
+
 /// A fresh body budget of `bytes`.
 pub fn body_budget(bytes: usize) -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(bytes))
@@ -198,6 +208,7 @@ impl<V> Clone for AppState<V> {
             readiness: self.readiness.clone(),
             telemetry: self.telemetry.clone(),
             body_budget: self.body_budget.clone(),
+            large_bodies: self.large_bodies.clone(),
             max_reviews: self.max_reviews,
             require_client_cert: self.require_client_cert,
             body_idle_timeout: self.body_idle_timeout,
@@ -217,6 +228,7 @@ impl<V> AppState<V> {
             readiness,
             telemetry: Arc::new(Telemetry::off()),
             body_budget: body_budget(BODY_BUDGET),
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(LARGE_BODIES_AT_ONCE)),
             max_reviews: MAX_REVIEWS_IN_FLIGHT,
             require_client_cert: false,
             body_idle_timeout: BODY_IDLE_TIMEOUT,
@@ -360,6 +372,8 @@ enum BodyError {
 /// share and the shared budget; both are given back when this is dropped.
 #[derive(Default)]
 struct Held {
+    /// One of [`LARGE_BODIES_AT_ONCE`], taken when the body passes [`SMALL_REVIEW`].
+    large: Option<tokio::sync::OwnedSemaphorePermit>,
     share: Option<tokio::sync::OwnedSemaphorePermit>,
     budget: Option<tokio::sync::OwnedSemaphorePermit>,
     bytes: usize,
@@ -373,10 +387,18 @@ impl Held {
         n: usize,
         share: Option<&Arc<tokio::sync::Semaphore>>,
         budget: &Arc<tokio::sync::Semaphore>,
+        large: &Arc<tokio::sync::Semaphore>,
     ) -> Result<(), BodyError> {
         let Ok(n32) = u32::try_from(n) else {
             return Err(BodyError::TooLarge);
         };
+        if self.large.is_none() {
+            self.large = Some(
+                Arc::clone(large)
+                    .try_acquire_owned()
+                    .map_err(|_| BodyError::Busy)?,
+            );
+        }
         let from_share = match share {
             Some(s) => Some(
                 Arc::clone(s)
@@ -413,6 +435,7 @@ async fn read_body(
     headers: &HeaderMap,
     body: Body,
     budget: &Arc<tokio::sync::Semaphore>,
+    large: &Arc<tokio::sync::Semaphore>,
     share: Option<&Arc<tokio::sync::Semaphore>>,
 ) -> Result<(Bytes, Held), BodyError> {
     let declared = headers
@@ -434,7 +457,7 @@ async fn read_body(
             }
             let beyond_small = total.saturating_sub(SMALL_REVIEW);
             if beyond_small > held.bytes {
-                held.take(beyond_small - held.bytes, share, budget)?;
+                held.take(beyond_small - held.bytes, share, budget, large)?;
             }
             if buf.is_empty() {
                 // Room for the declared length once bytes come: pages are touched only as
@@ -481,7 +504,15 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
     let (parts, body) = req.into_parts();
     let share = parts.extensions.get::<Connection>().map(|c| &c.share);
     // The permits hold the body's bytes against the budget until the answer is built.
-    let (bytes, _held) = match read_body(&parts.headers, body, &st.body_budget, share).await {
+    let (bytes, _held) = match read_body(
+        &parts.headers,
+        body,
+        &st.body_budget,
+        &st.large_bodies,
+        share,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(err) => {
             st.metrics.observe_rejected_body();
