@@ -705,7 +705,10 @@ fn run() -> anyhow::Result<()> {
             ("/validate, client auth", &validate_mtls),
             ("/mutate, client auth", &mutate_mtls),
         ] {
-            println!("  {what:<28} {:.2} of the echo floor", s.per_second() / floor);
+            println!(
+                "  {what:<28} {:.2} of the echo floor",
+                s.per_second() / floor
+            );
         }
         for s in &mut servers {
             s.stop();
