@@ -498,16 +498,17 @@ async fn get_on_a_review_endpoint_is_405() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_body_that_never_finishes_is_cut_after_the_body_read_deadline() {
-    // Ten bytes of a declared hundred, then nothing: the clock is paused, so the deadline
-    // passes as soon as the handler waits; without one, the outer guard fails the test.
-    use futures::StreamExt as _;
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from_static(b"{\"apiVers"))];
-    let body = Body::from_stream(futures::stream::iter(chunks).chain(futures::stream::pending()));
+async fn a_body_that_trickles_is_cut_after_the_body_read_deadline() {
+    // A byte a second, never the last: within the idle deadline each time, so only the
+    // whole-body deadline ends it. The clock is paused: deadlines pass without waiting.
+    let trickle = futures::stream::unfold(0u32, |n| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), n + 1))
+    });
     let req = Request::post("/validate")
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, "100")
-        .body(body)
+        .header(header::CONTENT_LENGTH, "100000")
+        .body(Body::from_stream(trickle))
         .unwrap();
     let answered = tokio::time::timeout(
         openclaw_admission::server::BODY_READ_TIMEOUT * 6,
@@ -518,103 +519,299 @@ async fn a_body_that_never_finishes_is_cut_after_the_body_read_deadline() {
     assert_eq!(answered.0, StatusCode::REQUEST_TIMEOUT);
     let v: Value = serde_json::from_slice(&answered.1).unwrap();
     assert!(
-        v["response"]["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not complete within"),
+        message(&v["response"]).contains("not complete within 10 s"),
         "{v}"
     );
 }
 
-#[tokio::test]
-async fn bodies_beyond_the_memory_budget_are_answered_at_once_not_buffered() {
+/// A body of `first` (bytes sent at once), then nothing ever again.
+fn stalled_after(first: usize, declared: usize) -> Request<Body> {
     use futures::StreamExt as _;
-    // A budget of 3 MiB: one stalled 2 MiB body holds most of it.
-    let mut st = state(true);
-    st.body_budget = openclaw_admission::server::body_budget(3 * 1024 * 1024);
-    let app = router(st);
-    let stalled = |declared: usize| {
-        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from_static(b"{"))];
-        Request::post("/validate")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CONTENT_LENGTH, declared.to_string())
-            .body(Body::from_stream(
-                futures::stream::iter(chunks).chain(futures::stream::pending()),
-            ))
-            .unwrap()
+    let chunks: Vec<Result<Bytes, std::io::Error>> = if first == 0 {
+        Vec::new()
+    } else {
+        vec![Ok(Bytes::from(vec![b' '; first]))]
     };
-    let holder = tokio::spawn(app.clone().oneshot(stalled(2 * 1024 * 1024)));
-    // Let the first request take its share.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let (status, bytes) = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        send(app.clone(), stalled(2 * 1024 * 1024)),
+    Request::post("/validate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, declared.to_string())
+        .body(Body::from_stream(
+            futures::stream::iter(chunks).chain(futures::stream::pending()),
+        ))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_whose_first_byte_never_comes_is_cut_after_the_idle_deadline() {
+    let answered = tokio::time::timeout(
+        openclaw_admission::server::BODY_READ_TIMEOUT,
+        send(app(), stalled_after(0, 6 * 1024 * 1024)),
     )
     .await
-    .expect("the excess must be answered at once, not queued");
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    .expect("the review must be answered, not held open");
+    assert_eq!(answered.0, StatusCode::REQUEST_TIMEOUT);
+    let v: Value = serde_json::from_slice(&answered.1).unwrap();
     assert!(
-        v["response"]["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("retry"),
+        message(&v["response"]).contains("no request body bytes for 2000 ms"),
         "{v}"
     );
-    // A small review still fits beside the stalled one.
-    let (status, _) = post_bytes(
-        app.clone(),
-        "/validate",
-        fixture("pod-create-hardened.json").to_string(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    holder.abort();
-    // Once the stalled body is gone, its bytes are free again.
-    let _ = holder.await;
-    let (status, _) = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        send(app, stalled(2 * 1024 * 1024 + 1)),
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_stops_midway_is_cut_after_the_idle_deadline() {
+    let answered = tokio::time::timeout(
+        openclaw_admission::server::BODY_READ_TIMEOUT,
+        send(app(), stalled_after(5 * 1024 * 1024, 6 * 1024 * 1024)),
     )
     .await
-    // Still waiting for its body after 5 s: it was let in, which is what this asserts.
-    .unwrap_or((StatusCode::REQUEST_TIMEOUT, Bytes::new()));
-    assert_ne!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the budget was not given back"
+    .expect("the review must be answered, not held open");
+    assert_eq!(answered.0, StatusCode::REQUEST_TIMEOUT);
+    let v: Value = serde_json::from_slice(&answered.1).unwrap();
+    assert!(
+        message(&v["response"]).contains("no request body bytes"),
+        "{v}"
     );
+}
+
+/// State whose bodies may stall for an hour: the holders below keep what they hold while
+/// the test asks the next question.
+fn patient_state() -> AppState<StaticView> {
+    let mut st = state(true);
+    st.body_idle_timeout = std::time::Duration::from_secs(3600);
+    st
+}
+
+#[tokio::test]
+async fn declared_lengths_reserve_nothing_and_bytes_count_as_they_arrive() {
+    // A budget of 3 MiB.
+    let mut st = patient_state();
+    st.body_budget = openclaw_admission::server::body_budget(3 * 1024 * 1024);
+    let app = router(st);
+    // Fifty requests declaring 6 MiB each and sending nothing hold no memory: a 2 MiB body
+    // (beyond the small-review allowance, so drawn from the budget) is still judged.
+    let mut holders = Vec::new();
+    for _ in 0..50 {
+        holders.push(tokio::spawn(
+            app.clone().oneshot(stalled_after(0, BODY_LIMIT)),
+        ));
+    }
+    tokio::task::yield_now().await;
+    let big = grown_review(2 * 1024 * 1024);
+    let (status, v) = post_bytes(app.clone(), "/validate", big.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // One request that has sent 2.5 MiB and stalls holds that much: now a second 2 MiB body
+    // does not fit and is answered 503 at once, not queued...
+    holders.push(tokio::spawn(
+        app.clone().oneshot(stalled_after(2560 * 1024, BODY_LIMIT)),
+    ));
+    let mut refused = None;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let (status, v) = post_bytes(app.clone(), "/validate", big.clone()).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(v);
+            break;
+        }
+    }
+    let v = refused.expect("a 2 MiB body beside a stalled 2.5 MiB one must be refused");
+    assert!(
+        message(&v["response"]).contains("request-body memory"),
+        "{v}"
+    );
+    // ...while a small review never touches the budget and is judged.
+    let hardened = fixture("pod-create-hardened.json").to_string();
+    assert!(hardened.len() < openclaw_admission::server::SMALL_REVIEW);
+    let (status, v) = post_bytes(app.clone(), "/validate", hardened).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Once the stalled body is gone, its bytes are free again.
+    for h in &holders {
+        h.abort();
+    }
+    for h in holders {
+        let _ = h.await;
+    }
+    let (status, v) = post_bytes(app, "/validate", big).await;
+    assert_eq!(status, StatusCode::OK, "the budget was not given back: {v}");
+}
+
+#[tokio::test]
+async fn one_connection_holds_at_most_its_share_of_body_memory() {
+    use openclaw_admission::server::Connection;
+    let app = router(patient_state());
+    let conn = Connection::new(false);
+    let on = |mut req: Request<Body>, c: &Connection| {
+        req.extensions_mut().insert(c.clone());
+        req
+    };
+    // One stream of the connection has sent 5 MiB and stalls.
+    let holder = tokio::spawn(
+        app.clone()
+            .oneshot(on(stalled_after(5 * 1024 * 1024, BODY_LIMIT), &conn)),
+    );
+    let big = grown_review(2 * 1024 * 1024);
+    let post_on = |c: &Connection, body: String| {
+        on(
+            Request::post("/validate")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+            c,
+        )
+    };
+    let mut refused = None;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let (status, bytes) = send(app.clone(), post_on(&conn, big.clone())).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(serde_json::from_slice::<Value>(&bytes).unwrap());
+            break;
+        }
+    }
+    let v = refused.expect("a second 2 MiB body on the same connection must be refused");
+    assert!(
+        message(&v["response"]).contains("on this connection"),
+        "{v}"
+    );
+    // Another connection's 2 MiB body fits in the shared budget, and a small review on the
+    // same connection needs no share at all.
+    let (status, bytes) = send(app.clone(), post_on(&Connection::new(false), big)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let hardened = fixture("pod-create-hardened.json").to_string();
+    let (status, bytes) = send(app, post_on(&conn, hardened)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    holder.abort();
+}
+
+#[tokio::test]
+async fn bodies_past_the_small_allowance_are_read_only_a_few_at_once() {
+    let mut st = patient_state();
+    st.large_bodies = Arc::new(tokio::sync::Semaphore::new(1));
+    let app = router(st);
+    // One body stalled at 100 KiB takes the only large-body slot...
+    let holder = tokio::spawn(app.clone().oneshot(stalled_after(100 * 1024, BODY_LIMIT)));
+    let big = grown_review(200 * 1024);
+    let mut refused = None;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let (status, v) = post_bytes(app.clone(), "/validate", big.clone()).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(v);
+            break;
+        }
+    }
+    let v = refused.expect("a second body past 64 KiB must be refused while the slot is taken");
+    assert!(
+        message(&v["response"]).contains("request-body memory"),
+        "{v}"
+    );
+    // ...and a small review needs none.
+    let hardened = fixture("pod-create-hardened.json").to_string();
+    let (status, v) = post_bytes(app.clone(), "/validate", hardened).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    holder.abort();
+    let _ = holder.await;
+    let (status, v) = post_bytes(app, "/validate", big).await;
+    assert_eq!(status, StatusCode::OK, "the slot was not given back: {v}");
+}
+
+/// The hardened pod's review grown to `size` bytes with one annotation.
+fn grown_review(size: usize) -> String {
+    let mut v = fixture("pod-create-hardened.json");
+    let base = serde_json::to_vec(&v).unwrap().len();
+    v["request"]["object"]["metadata"]["annotations"]["filler"] =
+        "x".repeat(size - base - r#","filler":"""#.len()).into();
+    serde_json::to_string(&v).unwrap()
 }
 
 #[tokio::test]
 async fn reviews_beyond_the_in_flight_cap_are_answered_at_once_not_queued() {
-    use futures::StreamExt as _;
     // One slot: a review whose body stalls holds it.
-    let mut st = state(true);
-    st.review_slots = openclaw_admission::server::review_slots(1);
+    let mut st = patient_state();
+    st.max_reviews = 1;
     let app = router(st);
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(Bytes::from_static(b"{"))];
-    let stalled = Request::post("/validate")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, "100")
-        .body(Body::from_stream(
-            futures::stream::iter(chunks).chain(futures::stream::pending()),
-        ))
-        .unwrap();
-    let holder = tokio::spawn(app.clone().oneshot(stalled));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let holder = tokio::spawn(app.clone().oneshot(stalled_after(1, 100)));
     let hardened = fixture("pod-create-hardened.json").to_string();
-    let (status, v) = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        post_bytes(app.clone(), "/validate", hardened.clone()),
-    )
-    .await
-    .expect("the excess must be answered at once, not queued");
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let mut refused = None;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let (status, v) = post_bytes(app.clone(), "/validate", hardened.clone()).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(v);
+            break;
+        }
+    }
+    let v = refused.expect("the excess must be answered 503 at once, not queued");
     assert!(message(&v["response"]).contains("retry"), "{v}");
-    // The slot comes back when the stalled review ends.
+    // The slot comes back when the stalled review ends; probes never took one.
+    let (status, _) = send(
+        app.clone(),
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     holder.abort();
     let _ = holder.await;
     let (status, v) = post_bytes(app, "/validate", hardened).await;
     assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn with_client_auth_a_review_without_a_verified_certificate_is_refused_before_its_body() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut st = state(true);
+    st.require_client_cert = true;
+    let app = router(st);
+    let read = Arc::new(AtomicBool::new(false));
+    let body = || {
+        let flag = read.clone();
+        Body::from_stream(futures::stream::once(async move {
+            flag.store(true, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from(fixture("pod-create-hardened.json").to_string()))
+        }))
+    };
+    for verified in [None, Some(false)] {
+        let mut req = Request::post("/validate")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body())
+            .unwrap();
+        if let Some(v) = verified {
+            req.extensions_mut()
+                .insert(openclaw_admission::server::Connection::new(v));
+        }
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()[header::CONNECTION], "close");
+        let v: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert!(message(&v["response"]).contains("client CA"), "{v}");
+    }
+    assert!(!read.load(Ordering::SeqCst), "the body was read");
+    // Probes and metrics answer anyone; a verified connection's review is judged.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (status, _) = send(app.clone(), Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let mut req = Request::post("/validate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(fixture("pod-create-hardened.json").to_string()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(openclaw_admission::server::Connection::new(true));
+    let (status, bytes) = send(app, req).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
 }

@@ -112,7 +112,7 @@ async fn start_with(cert: &Path, key: &Path, opts: ListenOptions) -> Running {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        server::run(listener, state, certs, RELOAD, opts, async move {
+        server::run(listener, state, certs, None, RELOAD, opts, async move {
             let _ = rx.await;
         })
         .await

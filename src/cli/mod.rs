@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the mutating and validating webhook over TLS.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Judge manifests offline, with the same engine as the webhook.
     Check(check::Args),
     /// Make a CA and a serving certificate (PEM) and print the caBundle.
@@ -53,7 +53,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Check(a) => check::run(a),
         Command::Certs(a) => certs::run(a),
         Command::Audit(a) => audit::run(a),

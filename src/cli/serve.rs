@@ -8,6 +8,7 @@
 use crate::cluster::Confirm;
 use crate::engine::policy::Policy;
 use crate::engine::view::StaticView;
+use crate::server::client_auth::ClientCa;
 use crate::server::listen::ListenOptions;
 use crate::server::live_policy::LivePolicy;
 use crate::server::metrics::Metrics;
@@ -29,6 +30,16 @@ pub struct Args {
     /// PEM private key of the certificate.
     #[arg(long, value_name = "FILE")]
     pub tls_key: PathBuf,
+    /// PEM CA bundle of the clients allowed to send reviews (the API server's client
+    /// certificate): `/validate` and `/mutate` then answer only connections whose client
+    /// certificate chains to it; `/healthz`, `/readyz` and `/metrics` still answer any TLS
+    /// client. Re-read when its content changes. Without it, any TLS client may send reviews.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+    /// With --client-ca-file: a name (subject common name or DNS name) a client certificate
+    /// must carry; repeat for more. Without it, any certificate the CA signed.
+    #[arg(long = "client-name", value_name = "NAME", requires = "client_ca_file")]
+    pub client_names: Vec<String>,
     /// Policy file (YAML); the built-in defaults without it.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -225,6 +236,8 @@ pub struct ServeSetup<V> {
     pub view: Arc<V>,
     pub readiness: Readiness,
     pub certs: Arc<ReloadingCert>,
+    /// The client CA of `--client-ca-file`, if any.
+    pub client_ca: Option<Arc<ClientCa>>,
     pub metrics: Arc<Metrics>,
     pub reload_interval: Duration,
     pub listen_options: ListenOptions,
@@ -251,12 +264,16 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         readiness: setup.readiness,
         telemetry: setup.telemetry,
         body_budget: server::body_budget(server::BODY_BUDGET),
-        review_slots: server::review_slots(server::MAX_REVIEWS_IN_FLIGHT),
+        large_bodies: Arc::new(tokio::sync::Semaphore::new(server::LARGE_BODIES_AT_ONCE)),
+        max_reviews: server::MAX_REVIEWS_IN_FLIGHT,
+        require_client_cert: setup.client_ca.is_some(),
+        body_idle_timeout: server::BODY_IDLE_TIMEOUT,
     };
     server::run(
         listener,
         state,
         setup.certs,
+        setup.client_ca,
         setup.reload_interval,
         setup.listen_options,
         shutdown_signal(),
@@ -320,6 +337,16 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let client_ca = match &args.client_ca_file {
+        Some(path) => match ClientCa::load(path, args.client_names.clone(), metrics.clone()) {
+            Ok(ca) => Some(ca),
+            Err(e) => {
+                eprintln!("error: --client-ca-file: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     // Telemetry is set up once at start; a policy reload does not move the exporter.
     let telemetry = match Telemetry::start(&cluster_policy.telemetry, metrics.clone()) {
         Ok(t) => Arc::new(t),
@@ -356,6 +383,7 @@ pub fn run(args: Args) -> ExitCode {
                     // A static view is complete from the start.
                     readiness: Readiness::new(true),
                     certs,
+                    client_ca,
                     metrics,
                     reload_interval: args.cert_reload_interval,
                     listen_options,
@@ -376,6 +404,7 @@ pub fn run(args: Args) -> ExitCode {
                     view,
                     readiness: Readiness::from_fn(move || ready.is_ready()),
                     certs,
+                    client_ca,
                     metrics,
                     reload_interval: args.cert_reload_interval,
                     listen_options,

@@ -8,7 +8,8 @@
 //! the TLS layer, and a drain that lets reviews in flight finish while new connections are
 //! refused.
 
-use super::metrics::Metrics;
+use super::connection::Connection;
+use super::metrics::{HandshakeRefusal, Metrics};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 /// Timeouts of the listener. Defaults suit an API server as the only client.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,20 @@ impl Default for ListenOptions {
             // What hyper uses by default; the body budget bounds memory across streams.
             max_concurrent_streams: 200,
         }
+    }
+}
+
+/// Why a handshake failed, from the error tokio-rustls gives (a `rustls::Error` inside an
+/// `io::Error`).
+fn refusal(e: &std::io::Error) -> HandshakeRefusal {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+            HandshakeRefusal::ClientCertificate
+        }
+        _ => HandshakeRefusal::Other,
     }
 }
 
@@ -95,25 +111,53 @@ pub async fn serve_tls_counted(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let app = app.clone();
         let http = http.clone();
         let h2 = h2.clone();
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
+            let stream = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    let why = refusal(&e);
+                    if let Some(m) = &metrics {
+                        m.observe_handshake_refused(why);
+                    }
+                    if why == HandshakeRefusal::ClientCertificate {
+                        tracing::info!(%peer, error = %e, "TLS handshake refused: client certificate");
+                    } else {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
                     }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
+                    return;
+                }
+                Err(_) => {
+                    if let Some(m) = &metrics {
+                        m.observe_handshake_refused(HandshakeRefusal::Timeout);
                     }
-                };
-            let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let session = stream.get_ref().1;
+            let negotiated_h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+            // rustls keeps a client's certificates only once the verifier accepted them.
+            let client = session.peer_certificates().and_then(|c| c.first());
+            if let (Some(m), Some(leaf)) = (&metrics, client)
+                && let Some((subject, not_after)) =
+                    super::client_auth::subject_and_not_after(leaf.as_ref())
+            {
+                m.observe_client_certificate(&subject, not_after);
+            }
+            let connection = Connection::new(client.is_some());
+            let service = TowerToHyperService::new(app.map_request(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(connection.clone());
+                    req
+                },
+            ));
             if let Some(m) = &metrics {
                 m.observe_connection(negotiated_h2);
             }

@@ -89,7 +89,48 @@ pub struct Metrics {
     approvals: Mutex<BTreeMap<&'static str, u64>>,
     /// The live view's figures, once `serve` watches a cluster.
     cache: Mutex<Option<Arc<CacheStats>>>,
+    /// TLS handshakes that did not complete, by [`HandshakeRefusal`].
+    handshakes_refused: [AtomicU64; 3],
+    /// Reviews refused for want of a verified client certificate (`--client-ca-file`).
+    unauthenticated_reviews: AtomicU64,
+    /// Verified client certificates by subject: (`notAfter`, when last presented), Unix
+    /// seconds. Only certificates the client CA signed get here, so the map stays small;
+    /// it is capped anyway.
+    client_certs: Mutex<BTreeMap<String, (i64, i64)>>,
 }
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeRefusal {
+    /// The client's certificate was missing where required, not signed by the client CA,
+    /// expired, or not in the allowed names.
+    ClientCertificate,
+    /// Not finished within the handshake deadline.
+    Timeout,
+    /// Anything else (no common protocol version or cipher, a peer that hung up, ...).
+    Other,
+}
+
+impl HandshakeRefusal {
+    const ALL: [HandshakeRefusal; 3] = [
+        HandshakeRefusal::ClientCertificate,
+        HandshakeRefusal::Timeout,
+        HandshakeRefusal::Other,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            HandshakeRefusal::ClientCertificate => "client_certificate",
+            HandshakeRefusal::Timeout => "timeout",
+            HandshakeRefusal::Other => "other",
+        }
+    }
+}
+
+/// Client certificates remembered at most; the oldest seen is forgotten first.
+const MAX_CLIENT_CERTS: usize = 32;
+/// A client certificate not presented for this long no longer counts for the expiry gauge
+/// (a replaced certificate must not keep the alert firing).
+const CLIENT_CERT_FORGOTTEN_AFTER: i64 = 24 * 3600;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -114,6 +155,9 @@ impl Default for Metrics {
             decisions: Mutex::default(),
             approvals: Mutex::default(),
             cache: Mutex::default(),
+            handshakes_refused: Default::default(),
+            unauthenticated_reviews: AtomicU64::new(0),
+            client_certs: Mutex::default(),
         }
     }
 }
@@ -205,6 +249,48 @@ impl Metrics {
     /// Records a body refused before it was read as a review (too large, unreadable).
     pub fn observe_rejected_body(&self) {
         self.rejected_bodies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a TLS handshake that did not complete.
+    pub fn observe_handshake_refused(&self, why: HandshakeRefusal) {
+        self.handshakes_refused[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Handshakes refused so far for `why`.
+    pub fn handshakes_refused(&self, why: HandshakeRefusal) -> u64 {
+        self.handshakes_refused[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts a review refused for want of a verified client certificate.
+    pub fn observe_unauthenticated_review(&self) {
+        self.unauthenticated_reviews.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a verified client certificate's subject and `notAfter` (Unix seconds).
+    pub fn observe_client_certificate(&self, subject: &str, not_after: i64) {
+        let now = unix_now();
+        let mut certs = self.client_certs.lock().unwrap_or_else(|e| e.into_inner());
+        if !certs.contains_key(subject) && certs.len() >= MAX_CLIENT_CERTS {
+            let oldest = certs
+                .iter()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                certs.remove(&k);
+            }
+        }
+        certs.insert(subject.to_string(), (not_after, now));
+    }
+
+    /// The earliest `notAfter` of the client certificates presented in the last day.
+    fn client_certificate_not_after(&self) -> Option<i64> {
+        let now = unix_now();
+        let certs = self.client_certs.lock().unwrap_or_else(|e| e.into_inner());
+        certs
+            .values()
+            .filter(|(_, seen)| now - seen <= CLIENT_CERT_FORGOTTEN_AFTER)
+            .map(|(not_after, _)| *not_after)
+            .min()
     }
 
     /// Counts a connection past its TLS handshake, by the HTTP version it will speak.
@@ -360,7 +446,7 @@ impl Metrics {
         }
         writeln!(
             out,
-            "# HELP openclaw_admission_rejected_bodies_total Request bodies refused before review (too large or unreadable)."
+            "# HELP openclaw_admission_rejected_bodies_total Request bodies refused before review (too large, unreadable, too slow, beyond the memory shares or the in-flight cap)."
         )?;
         writeln!(
             out,
@@ -371,6 +457,51 @@ impl Metrics {
             "openclaw_admission_rejected_bodies_total {}",
             self.rejected_bodies.load(Ordering::Relaxed)
         )?;
+
+        writeln!(
+            out,
+            "# HELP openclaw_admission_tls_handshakes_refused_total TLS handshakes that did not complete, by reason (client_certificate: missing, not signed by the client CA, expired or not an allowed name; timeout; other)."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_tls_handshakes_refused_total counter"
+        )?;
+        for why in HandshakeRefusal::ALL {
+            writeln!(
+                out,
+                "openclaw_admission_tls_handshakes_refused_total{{reason=\"{}\"}} {}",
+                why.label(),
+                self.handshakes_refused(why)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP openclaw_admission_unauthenticated_reviews_total Reviews refused before their body was read: the connection presented no client certificate and --client-ca-file asks for one."
+        )?;
+        writeln!(
+            out,
+            "# TYPE openclaw_admission_unauthenticated_reviews_total counter"
+        )?;
+        writeln!(
+            out,
+            "openclaw_admission_unauthenticated_reviews_total {}",
+            self.unauthenticated_reviews.load(Ordering::Relaxed)
+        )?;
+        if let Some(not_after) = self.client_certificate_not_after() {
+            writeln!(
+                out,
+                "# HELP openclaw_admission_client_certificate_expiry_seconds Seconds until the earliest-expiring client certificate presented in the last day expires (negative once expired); absent without client authentication."
+            )?;
+            writeln!(
+                out,
+                "# TYPE openclaw_admission_client_certificate_expiry_seconds gauge"
+            )?;
+            writeln!(
+                out,
+                "openclaw_admission_client_certificate_expiry_seconds {}",
+                not_after.saturating_sub(unix_now())
+            )?;
+        }
 
         writeln!(
             out,
@@ -602,6 +733,49 @@ mod tests {
             violations,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn client_authentication_figures_are_rendered_and_the_earliest_expiry_counts() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(
+            !text.contains("openclaw_admission_client_certificate_expiry_seconds"),
+            "no client certificate seen yet: no expiry"
+        );
+        assert!(text.contains(
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"client_certificate\"} 0"
+        ));
+        m.observe_handshake_refused(HandshakeRefusal::ClientCertificate);
+        m.observe_handshake_refused(HandshakeRefusal::Timeout);
+        m.observe_unauthenticated_review();
+        let now = unix_now();
+        m.observe_client_certificate("CN=a", now + 10 * 86400);
+        m.observe_client_certificate("CN=b", now + 3 * 86400);
+        let text = m.render();
+        for line in [
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"client_certificate\"} 1",
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"timeout\"} 1",
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"other\"} 0",
+            "openclaw_admission_unauthenticated_reviews_total 1",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        let expiry: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("openclaw_admission_client_certificate_expiry_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((3 * 86400 - 5..=3 * 86400).contains(&expiry), "{expiry}");
+        // A renewed certificate under the same subject replaces the old one.
+        m.observe_client_certificate("CN=b", now + 20 * 86400);
+        assert_eq!(m.client_certificate_not_after(), Some(now + 10 * 86400));
+        // Many subjects: the map stays bounded.
+        for i in 0..100 {
+            m.observe_client_certificate(&format!("CN={i}"), now + 86400);
+        }
+        assert!(m.client_certs.lock().unwrap().len() <= MAX_CLIENT_CERTS);
     }
 
     #[test]

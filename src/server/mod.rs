@@ -20,6 +20,17 @@
 //! envelope; 6 MiB leaves room for both with margin and still bounds the memory one
 //! request can take.
 //!
+//! # Request body memory
+//!
+//! Memory is reserved as body bytes arrive, never from a declared `Content-Length` (a client
+//! may declare 6 MiB and send nothing). The first [`SMALL_REVIEW`] bytes of every review are
+//! held without touching any shared count, so the reviews an API server really sends never
+//! wait or fail because of what other connections hold; bytes beyond that come from the
+//! connection's [`CONNECTION_SHARE`] and from the shared [`BODY_BUDGET`], never waited for,
+//! and only [`LARGE_BODIES_AT_ONCE`] bodies may be past [`SMALL_REVIEW`] at once.
+//! A body must start within [`BODY_IDLE_TIMEOUT`] of its headers, never pause longer than
+//! that, and be complete within [`BODY_READ_TIMEOUT`].
+//!
 //! # What each kind of input gets
 //!
 //! Every body that can be read as an AdmissionReview with a uid gets HTTP 200 and a review
@@ -45,14 +56,19 @@
 //! | object that does not fit its kind's schema (uid present) | 200 | uid kept, `allowed: false`, code 400 | `cannot read the <Kind> in request.object: ...` |
 //! | body over 6 MiB | 413 | code 413 | `request body exceeds the 6 MiB limit (6291456 bytes)` |
 //! | body not complete within 10 s ([`BODY_READ_TIMEOUT`]) | 408 | code 408 | `request body not complete within 10 s` |
-//! | body that does not fit the bytes left of [`BODY_BUDGET`] | 503 | code 503 | `other reviews hold all the request-body memory ...; retry` |
+//! | no body byte within 2 s of the headers, or a 2 s gap between chunks ([`BODY_IDLE_TIMEOUT`]) | 408 | code 408 | `no request body bytes for 2000 ms` |
+//! | body whose bytes beyond [`SMALL_REVIEW`] do not fit what is left of [`BODY_BUDGET`], or that passes [`SMALL_REVIEW`] while [`LARGE_BODIES_AT_ONCE`] others have | 503 | code 503 | `other reviews hold all the request-body memory ...; retry` |
+//! | body whose bytes beyond [`SMALL_REVIEW`] do not fit its connection's [`CONNECTION_SHARE`] | 503 | code 503 | `other reviews on this connection hold its 6 MiB share ...; retry` |
 //! | a review beyond [`MAX_REVIEWS_IN_FLIGHT`] at once | 503 | code 503 | `as many reviews as this webhook answers at once are in progress; retry` |
+//! | with `--client-ca-file`, a review over a connection without a verified client certificate | 403 | code 403, connection closed, body never read | `this webhook answers reviews only from clients presenting a certificate signed by its client CA ...` |
 //! | body that breaks off mid-stream | 400 | code 400 | `cannot read request body: ...` |
 //! | other paths / methods | 404 / 405 | (empty body) | - |
 //!
 //! Content-Type is not checked: the API server sends `application/json`, and a strict check
 //! would only turn a harmless header difference into a refused pod.
 
+pub mod client_auth;
+mod connection;
 pub mod listen;
 pub mod live_policy;
 pub mod log_format;
@@ -70,6 +86,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+pub use connection::{CONNECTION_SHARE, Connection};
 use futures::StreamExt as _;
 use live_policy::LivePolicy;
 use metrics::Metrics;
@@ -137,32 +154,50 @@ pub struct AppState<V> {
     pub readiness: Readiness,
     /// Decision spans (off unless an OTLP endpoint is configured).
     pub telemetry: Arc<Telemetry>,
-    /// Bytes of review bodies held at once, across every connection ([`BODY_BUDGET`]).
+    /// Bytes of review bodies beyond [`SMALL_REVIEW`] held at once, across every connection
+    /// ([`BODY_BUDGET`]).
     pub body_budget: Arc<tokio::sync::Semaphore>,
-    /// Reviews being handled at once, across every connection ([`MAX_REVIEWS_IN_FLIGHT`]).
-    pub review_slots: Arc<tokio::sync::Semaphore>,
+    /// Bodies past [`SMALL_REVIEW`] being read or judged at once ([`LARGE_BODIES_AT_ONCE`]).
+    pub large_bodies: Arc<tokio::sync::Semaphore>,
+    /// Reviews handled at once, across every connection ([`MAX_REVIEWS_IN_FLIGHT`]).
+    pub max_reviews: usize,
+    /// Whether `/validate` and `/mutate` answer only connections whose client certificate
+    /// was verified in the handshake (`serve --client-ca-file`).
+    pub require_client_cert: bool,
+    /// Deadline of a body's first byte and of each gap between chunks ([`BODY_IDLE_TIMEOUT`]).
+    pub body_idle_timeout: Duration,
 }
 
-/// Review bodies held in memory at once, all connections together. A real review is tens of
-/// KB; a few maximum-size ones fit, and the excess is answered 503 at once instead of being
-/// buffered: twenty 6 MiB bodies would otherwise take 120 MiB, near the chart's 128 MiB limit.
+/// Review bodies held in memory at once beyond each review's first [`SMALL_REVIEW`] bytes, all
+/// connections together. A few maximum-size reviews fit; a body that would pass it is answered
+/// 503 at once instead of being buffered: twenty 6 MiB bodies would otherwise take 120 MiB,
+/// near the chart's 128 MiB limit.
 pub const BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The first bytes of every review body, held without touching [`BODY_BUDGET`]: nearly every
+/// real review (one Pod, one workload, a CONNECT) is smaller, so bodies that others hold in
+/// the budget never make such a review wait or fail. What they can take together is bounded
+/// by [`MAX_REVIEWS_IN_FLIGHT`] (64 MiB at most, with the budget 80 MiB, under the chart's
+/// 128 MiB limit; in practice the API server's few dozen reviews at once take a few MiB).
+pub const SMALL_REVIEW: usize = 64 * 1024;
+
+/// Bodies past [`SMALL_REVIEW`] read or judged at once, all connections together. With bytes
+/// counted as they arrive, twenty 6 MiB bodies sent at once would each get some way into the
+/// budget before it runs out, and the memory they touched on the way stays with the process
+/// (the allocator keeps freed pages); four at once is enough for the two or three maximum-size
+/// reviews [`BODY_BUDGET`] admits, and the others are refused after their first 64 KiB.
+pub const LARGE_BODIES_AT_ONCE: usize = 4;
 
 /// A fresh body budget of `bytes`.
 pub fn body_budget(bytes: usize) -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(bytes))
 }
 
-/// Reviews handled at once, all connections together, from the first body byte to the answer.
-/// Above what one API server sends a webhook (its default `--max-requests-inflight` plus
-/// `--max-mutating-requests-inflight` is 600), so it only ever turns away a flood, at once
+/// Reviews handled at once, all connections together, from the request's headers to the
+/// answer. Above what one API server sends a webhook (its default `--max-requests-inflight`
+/// plus `--max-mutating-requests-inflight` is 600), so it only ever turns away a flood, at once
 /// with a 503, instead of letting reviews parked on live lookups pile up without bound.
 pub const MAX_REVIEWS_IN_FLIGHT: usize = 1024;
-
-/// Fresh review slots: `n` reviews at once.
-pub fn review_slots(n: usize) -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(n))
-}
 
 impl<V> Clone for AppState<V> {
     fn clone(&self) -> Self {
@@ -173,13 +208,17 @@ impl<V> Clone for AppState<V> {
             readiness: self.readiness.clone(),
             telemetry: self.telemetry.clone(),
             body_budget: self.body_budget.clone(),
-            review_slots: self.review_slots.clone(),
+            large_bodies: self.large_bodies.clone(),
+            max_reviews: self.max_reviews,
+            require_client_cert: self.require_client_cert,
+            body_idle_timeout: self.body_idle_timeout,
         }
     }
 }
 
 impl<V> AppState<V> {
-    /// State with fresh metrics, the given readiness and no span export.
+    /// State with fresh metrics, the given readiness, no span export and no client
+    /// certificate asked for.
     pub fn new(policy: Arc<Policy>, view: Arc<V>, readiness: Readiness) -> Self {
         let metrics = Arc::new(Metrics::new());
         AppState {
@@ -189,22 +228,92 @@ impl<V> AppState<V> {
             readiness,
             telemetry: Arc::new(Telemetry::off()),
             body_budget: body_budget(BODY_BUDGET),
-            review_slots: review_slots(MAX_REVIEWS_IN_FLIGHT),
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(LARGE_BODIES_AT_ONCE)),
+            max_reviews: MAX_REVIEWS_IN_FLIGHT,
+            require_client_cert: false,
+            body_idle_timeout: BODY_IDLE_TIMEOUT,
         }
     }
 }
 
 /// The router: review endpoints, probes and metrics.
+///
+/// The review routes' limits are layers, outermost first:
+/// 1. the client-certificate gate (with `--client-ca-file`): refused before anything else, so
+///    an unauthenticated client takes no slot and sends no body byte that is read;
+/// 2. load shedding over a concurrency limit ([`MAX_REVIEWS_IN_FLIGHT`]): a review beyond the
+///    cap is answered 503 at once instead of queueing;
+/// 3. a deadline on the body's first byte and on every gap between chunks
+///    ([`BODY_IDLE_TIMEOUT`]).
+///
+/// The memory accounting (bytes reserved as they arrive, [`SMALL_REVIEW`], [`CONNECTION_SHARE`],
+/// [`BODY_BUDGET`]) and the whole-body deadline are in the handler: no tower layer reserves
+/// memory per chunk, and the refusals must be review-shaped JSON naming what was wrong.
 pub fn router<V: Confirm>(state: AppState<V>) -> Router {
-    Router::new()
+    let metrics = state.metrics.clone();
+    let shed = move |_: tower::BoxError| {
+        let metrics = metrics.clone();
+        async move {
+            metrics.observe_rejected_body();
+            let message = "as many reviews as this webhook answers at once are in progress; retry";
+            tracing::warn!(status = 503, error = message, "review refused");
+            refused_body(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    };
+    let limits = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_gate::<V>,
+        ))
+        .layer(axum::error_handling::HandleErrorLayer::new(shed))
+        .load_shed()
+        .concurrency_limit(state.max_reviews)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.body_idle_timeout,
+        ));
+    let reviews = Router::new()
         .route("/validate", post(validate::<V>))
         .route("/mutate", post(mutate::<V>))
+        .route_layer(limits);
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<V>))
         .route("/metrics", get(metrics_text::<V>))
+        .merge(reviews)
         .with_state(state)
 }
 
+/// With `--client-ca-file`, a review over a connection without a verified client certificate
+/// is refused here, before its body is read (the connection is then closed): probes and
+/// metrics on the same port stay open to the kubelet and Prometheus, which present none.
+async fn client_gate<V>(
+    State(st): State<AppState<V>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let verified = req
+        .extensions()
+        .get::<Connection>()
+        .is_some_and(|c| c.client_verified);
+    if st.require_client_cert && !verified {
+        st.metrics.observe_unauthenticated_review();
+        let message = "this webhook answers reviews only from clients presenting a certificate \
+                       signed by its client CA (--client-ca-file)";
+        tracing::warn!(
+            path = req.uri().path(),
+            status = 403,
+            "review refused: no verified client certificate"
+        );
+        let mut answer = refused_body(StatusCode::FORBIDDEN, message);
+        // The body is not read; closing the connection keeps it from being read as the next request.
+        answer.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return answer;
+    }
+    next.run(req).await
+}
 async fn validate<V: Confirm>(State(st): State<AppState<V>>, req: Request) -> Response {
     review(&st, Endpoint::Validate, req).await
 }
@@ -237,25 +346,98 @@ async fn metrics_text<V>(State(st): State<AppState<V>>) -> Response {
 }
 
 /// How long a review's body may take to arrive once its headers are in. A real review is
-/// sent at once; a body that trickles or never comes must not hold a connection and its
-/// buffer for as long as the client cares to (the API server gives up after the webhook's
-/// `timeoutSeconds`, at most 30 s, anyway).
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// sent at once; a body that trickles must not hold a connection and its buffer for as long as
+/// the client cares to (the API server gives up after the webhook's `timeoutSeconds`, at most
+/// 30 s, anyway).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the body's first byte may take after the headers, and any gap between two of its
+/// chunks. The API server writes a review's headers and body together, so a body that does
+/// not come within this is a client holding a slot, not a slow network.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 enum BodyError {
     TooLarge,
     Read(String),
     Slow,
-    /// The body budget is spent by other reviews.
+    /// No byte within [`BODY_IDLE_TIMEOUT`].
+    Idle,
+    /// [`BODY_BUDGET`] is spent by other reviews.
     Busy,
+    /// This connection's [`CONNECTION_SHARE`] is spent by its other streams.
+    ConnectionBusy,
 }
 
-/// Reads the body, refusing it as soon as it is known to pass the limit.
+/// Body bytes beyond [`SMALL_REVIEW`] held by one review, counted against its connection's
+/// share and the shared budget; both are given back when this is dropped.
+#[derive(Default)]
+struct Held {
+    /// One of [`LARGE_BODIES_AT_ONCE`], taken when the body passes [`SMALL_REVIEW`].
+    large: Option<tokio::sync::OwnedSemaphorePermit>,
+    share: Option<tokio::sync::OwnedSemaphorePermit>,
+    budget: Option<tokio::sync::OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Reserves `n` more bytes, never waiting: first from the connection's share, then from
+    /// the shared budget; on failure nothing more is held.
+    fn take(
+        &mut self,
+        n: usize,
+        share: Option<&Arc<tokio::sync::Semaphore>>,
+        budget: &Arc<tokio::sync::Semaphore>,
+        large: &Arc<tokio::sync::Semaphore>,
+    ) -> Result<(), BodyError> {
+        let Ok(n32) = u32::try_from(n) else {
+            return Err(BodyError::TooLarge);
+        };
+        if self.large.is_none() {
+            self.large = Some(
+                Arc::clone(large)
+                    .try_acquire_owned()
+                    .map_err(|_| BodyError::Busy)?,
+            );
+        }
+        let from_share = match share {
+            Some(s) => Some(
+                Arc::clone(s)
+                    .try_acquire_many_owned(n32)
+                    .map_err(|_| BodyError::ConnectionBusy)?,
+            ),
+            None => None,
+        };
+        let from_budget = Arc::clone(budget)
+            .try_acquire_many_owned(n32)
+            .map_err(|_| BodyError::Busy)?;
+        fn merge(
+            into: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+            p: tokio::sync::OwnedSemaphorePermit,
+        ) {
+            match into {
+                Some(held) => held.merge(p),
+                None => *into = Some(p),
+            }
+        }
+        if let Some(p) = from_share {
+            merge(&mut self.share, p);
+        }
+        merge(&mut self.budget, from_budget);
+        self.bytes += n;
+        Ok(())
+    }
+}
+
+/// Reads the body, reserving memory as bytes arrive (a declared `Content-Length` reserves
+/// nothing: a client may declare 6 MiB and send none), and refusing it as soon as it is known
+/// to pass the limit. The first [`SMALL_REVIEW`] bytes are free of the shared budget.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     budget: &Arc<tokio::sync::Semaphore>,
-) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), BodyError> {
+    large: &Arc<tokio::sync::Semaphore>,
+    share: Option<&Arc<tokio::sync::Semaphore>>,
+) -> Result<(Bytes, Held), BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -263,28 +445,25 @@ async fn read_body(
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return Err(BodyError::TooLarge);
     }
-    let capacity = declared.map_or(0, |n| n as usize);
-    // Bytes are reserved before they are held: the declared length at once, or chunk by
-    // chunk for a body without one. Never waited for: a review that cannot have its bytes now
-    // is answered at once.
-    let take = |n: usize| {
-        u32::try_from(n)
-            .ok()
-            .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
-            .ok_or(BodyError::Busy)
-    };
-    let mut held = take(capacity)?;
     let read = async {
-        let mut buf = Vec::with_capacity(capacity);
+        let mut held = Held::default();
+        let mut buf = Vec::new();
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
-            if buf.len() + chunk.len() > BODY_LIMIT {
+            let chunk = chunk.map_err(body_error)?;
+            let total = buf.len() + chunk.len();
+            if total > BODY_LIMIT {
                 return Err(BodyError::TooLarge);
             }
-            let beyond = (buf.len() + chunk.len()).saturating_sub(capacity.max(buf.len()));
-            if beyond > 0 {
-                held.merge(take(beyond)?);
+            let beyond_small = total.saturating_sub(SMALL_REVIEW);
+            if beyond_small > held.bytes {
+                held.take(beyond_small - held.bytes, share, budget, large)?;
+            }
+            if buf.is_empty() {
+                // Room for the declared length once bytes come: pages are touched only as
+                // they are written, so the resident set follows what arrived.
+                let room = declared.map_or(0, |n| n as usize);
+                buf.reserve_exact(room.max(chunk.len()));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -293,6 +472,20 @@ async fn read_body(
     tokio::time::timeout(BODY_READ_TIMEOUT, read)
         .await
         .unwrap_or(Err(BodyError::Slow))
+}
+
+/// A body error: the idle deadline of [`tower_http::timeout::RequestBodyTimeoutLayer`], or the
+/// connection's own failure.
+fn body_error(e: axum::Error) -> BodyError {
+    let inner = e.into_inner();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return BodyError::Idle;
+        }
+        source = err.source();
+    }
+    BodyError::Read(inner.to_string())
 }
 
 /// A review-shaped refusal for a body that was never read as a review.
@@ -308,17 +501,18 @@ fn refused_body(status: StatusCode, message: &str) -> Response {
 async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) -> Response {
     let _in_flight = st.metrics.in_flight();
     let start = Instant::now();
-    // Never waited for, like the body budget: a review over the cap is answered at once.
-    let Ok(_slot) = Arc::clone(&st.review_slots).try_acquire_owned() else {
-        st.metrics.observe_rejected_body();
-        let message =
-            "as many reviews as this webhook answers at once are in progress; retry".to_string();
-        tracing::warn!(endpoint = endpoint.as_str(), status = 503, error = %message, "review refused");
-        return refused_body(StatusCode::SERVICE_UNAVAILABLE, &message);
-    };
     let (parts, body) = req.into_parts();
-    // The permit holds the body's bytes against the budget until the answer is built.
-    let (bytes, _budget) = match read_body(&parts.headers, body, &st.body_budget).await {
+    let share = parts.extensions.get::<Connection>().map(|c| &c.share);
+    // The permits hold the body's bytes against the budget until the answer is built.
+    let (bytes, _held) = match read_body(
+        &parts.headers,
+        body,
+        &st.body_budget,
+        &st.large_bodies,
+        share,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(err) => {
             st.metrics.observe_rejected_body();
@@ -336,11 +530,25 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
                     "other reviews hold all the request-body memory this webhook allows at once; retry"
                         .to_string(),
                 ),
+                BodyError::ConnectionBusy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "other reviews on this connection hold its {} MiB share of request-body memory; retry",
+                        CONNECTION_SHARE / (1024 * 1024)
+                    ),
+                ),
                 BodyError::Slow => (
                     StatusCode::REQUEST_TIMEOUT,
                     format!(
                         "request body not complete within {} s",
                         BODY_READ_TIMEOUT.as_secs()
+                    ),
+                ),
+                BodyError::Idle => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "no request body bytes for {} ms",
+                        st.body_idle_timeout.as_millis()
                     ),
                 ),
             };
@@ -377,20 +585,33 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
 }
 
 /// Runs the webhook on `listener` until `shutdown` resolves: TLS from `certs` (re-read
-/// every `reload_interval`), the router over `state`, then a graceful drain.
+/// every `reload_interval`), client certificates checked against `client_ca` when given (also
+/// re-read), the router over `state`, then a graceful drain.
 pub async fn run<V: Confirm>(
     listener: tokio::net::TcpListener,
-    state: AppState<V>,
+    mut state: AppState<V>,
     certs: Arc<tls::ReloadingCert>,
+    client_ca: Option<Arc<client_auth::ClientCa>>,
     reload_interval: Duration,
     opts: listen::ListenOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), rustls::Error> {
-    let config = certs.server_config()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    state.require_client_cert = client_ca.is_some();
+    let verifier = client_ca
+        .clone()
+        .map(|ca| ca as Arc<dyn rustls::server::danger::ClientCertVerifier>);
+    let config = certs.server_config(verifier)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut stop = stop_rx.clone();
     let reloader = tokio::spawn(certs.watch(reload_interval, async move {
-        let _ = stop_rx.await;
+        let _ = stop.changed().await;
     }));
+    let ca_reloader = client_ca.map(|ca| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(ca.watch(reload_interval, async move {
+            let _ = stop.changed().await;
+        }))
+    });
     let metrics = state.metrics.clone();
     listen::serve_tls_counted(
         listener,
@@ -403,5 +624,8 @@ pub async fn run<V: Confirm>(
     .await;
     let _ = stop_tx.send(());
     let _ = reloader.await;
+    if let Some(r) = ca_reloader {
+        let _ = r.await;
+    }
     Ok(())
 }

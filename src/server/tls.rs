@@ -52,7 +52,7 @@ pub struct LoadedPair {
     pub subject: String,
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     // The process installs ring as its default at start; tests may not have, so fall back.
     CryptoProvider::get_default()
         .cloned()
@@ -246,12 +246,20 @@ impl ReloadingCert {
         }
     }
 
-    /// A rustls server config with TLS 1.3 and 1.2 only, serving this certificate.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+    /// A rustls server config with TLS 1.3 and 1.2 only, serving this certificate, and
+    /// asking for a client certificate checked by `client_auth` when given (the client CA of
+    /// `--client-ca-file`).
+    pub fn server_config(
+        self: &Arc<Self>,
+        client_auth: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    ) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let builder = match client_auth {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         // HTTP/2 first: an API server that speaks it multiplexes its reviews over one
         // connection per webhook instead of a pool of HTTP/1.1 ones.
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -34,6 +34,29 @@ pub fn connector(ca_pem: &str) -> anyhow::Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// A client that trusts only the bench's CA and presents `cert_pem`/`key_pem` as its client
+/// certificate (the API server's, for a webhook run with `--client-ca-file`).
+pub fn connector_with_client_cert(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let chain =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)?;
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 /// One keep-alive connection, handshake done.
 pub async fn connect(tls: &TlsConnector, addr: SocketAddr) -> anyhow::Result<Sender> {
     let tcp = TcpStream::connect(addr)
@@ -78,6 +101,19 @@ pub async fn post(
         .header(HOST, "localhost")
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(body.clone()))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok((status, bytes))
+}
+
+/// GETs `path` and reads the whole answer (the resilience tests read `/metrics` with it).
+#[allow(dead_code)]
+pub async fn get(sender: &mut Sender, path: &'static str) -> anyhow::Result<(StatusCode, Bytes)> {
+    sender.ready().await?;
+    let req = Request::get(path)
+        .header(HOST, "localhost")
+        .body(Full::new(Bytes::new()))?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
     let bytes = resp.into_body().collect().await?.to_bytes();

@@ -44,11 +44,18 @@ pub fn agent_review() -> anyhow::Result<Bytes> {
     Ok(Bytes::from(serde_json::to_vec(&value)?))
 }
 
-/// A CA and a serving pair for localhost / 127.0.0.1, written where `serve` can read them.
+/// A CA and a serving pair for localhost / 127.0.0.1, written where `serve` can read them;
+/// and a client CA with the client certificate the API server would present to a webhook run
+/// with `--client-ca-file`.
 pub struct Tls {
     pub dir: tempfile::TempDir,
     pub ca_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
+
+/// Where [`Tls::generate`] writes the client CA.
+const CLIENT_CA_FILE: &str = "client-ca.crt";
 
 impl Tls {
     pub fn generate() -> anyhow::Result<Tls> {
@@ -56,8 +63,13 @@ impl Tls {
         let leaf = certs::issue_serving(&ca, &["localhost".into()], &["127.0.0.1".parse()?], 1)?;
         let dir = tempfile::tempdir()?;
         certs::write_files(dir.path(), &ca, &leaf)?;
+        let client_ca = certs::generate_ca("openclaw-admission bench client CA", 1)?;
+        let client = certs::issue_client(&client_ca, "kube-apiserver-webhook-client", 1)?;
+        std::fs::write(dir.path().join(CLIENT_CA_FILE), &client_ca.cert_pem)?;
         Ok(Tls {
             ca_pem: ca.cert_pem.clone(),
+            client_cert_pem: client.cert_pem,
+            client_key_pem: client.key_pem,
             dir,
         })
     }
@@ -103,6 +115,21 @@ pub fn start_webhook(rt: &Runtime, tls: &Tls, view: StaticView) -> anyhow::Resul
     Ok(start_webhook_exporting(rt, tls, view, None)?.0)
 }
 
+/// [`start_webhook`] with client authentication on, as `serve --client-ca-file` runs it: only
+/// a client presenting [`Tls`]'s client certificate gets reviews answered.
+pub fn start_webhook_client_auth(
+    rt: &Runtime,
+    tls: &Tls,
+    view: StaticView,
+) -> anyhow::Result<Running> {
+    let client_ca = openclaw_admission::server::client_auth::ClientCa::load(
+        &tls.dir.path().join(CLIENT_CA_FILE),
+        vec!["kube-apiserver-webhook-client".into()],
+        Arc::new(Metrics::new()),
+    )?;
+    Ok(start_webhook_with(rt, tls, view, None, Some(client_ca))?.0)
+}
+
 /// [`start_webhook`], exporting one span per review to `traces_url` when given; the metrics
 /// say how many spans left and how many were dropped.
 pub fn start_webhook_exporting(
@@ -110,6 +137,16 @@ pub fn start_webhook_exporting(
     tls: &Tls,
     view: StaticView,
     traces_url: Option<String>,
+) -> anyhow::Result<(Running, Arc<Metrics>)> {
+    start_webhook_with(rt, tls, view, traces_url, None)
+}
+
+fn start_webhook_with(
+    rt: &Runtime,
+    tls: &Tls,
+    view: StaticView,
+    traces_url: Option<String>,
+    client_ca: Option<Arc<openclaw_admission::server::client_auth::ClientCa>>,
 ) -> anyhow::Result<(Running, Arc<Metrics>)> {
     let certs = tls.reloading()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -138,6 +175,7 @@ pub fn start_webhook_exporting(
             listener,
             state,
             certs,
+            client_ca,
             Duration::from_secs(10),
             options(),
             shutdown,
@@ -167,7 +205,7 @@ async fn echo(body: Bytes) -> impl IntoResponse {
 
 /// The floor: the same TLS listener, an axum handler that does no work.
 pub fn start_echo(rt: &Runtime, tls: &Tls) -> anyhow::Result<Running> {
-    let config = tls.reloading()?.server_config()?;
+    let config = tls.reloading()?.server_config(None)?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let app = Router::new()

@@ -25,7 +25,8 @@
 //! (default 3), `BENCH_CONNECTIONS` (default 16), `BENCH_RATE` (default 5000);
 //! `BENCH_REVIEW=FILE` sends another review; `BENCH_ONLY=engine` runs part 4 alone, with
 //! `BENCH_SECONDS` for each of its six figures (for a profiler); `BENCH_ONLY=patch` writes the
-//! files of `make bench-jsonpatch`.
+//! files of `make bench-jsonpatch`; `BENCH_ONLY=closed` runs part 1 alone (the ratios with
+//! client authentication on and off).
 
 mod load;
 #[path = "../common/procfs.rs"]
@@ -576,6 +577,11 @@ fn run() -> anyhow::Result<()> {
     let mut servers: Vec<Running> = Vec::new();
     let echo = setup::start_echo(&server_rt, &tls)?;
     let small_hook = setup::start_webhook(&server_rt, &tls, setup::small_view()?)?;
+    // The same webhook with client authentication on (`serve --client-ca-file`), and a client
+    // presenting the API server's certificate.
+    let mtls_hook = setup::start_webhook_client_auth(&server_rt, &tls, setup::small_view()?)?;
+    let mtls_connector =
+        load::connector_with_client_cert(&tls.ca_pem, &tls.client_cert_pem, &tls.client_key_pem)?;
     let large_hook = setup::start_webhook(&server_rt, &tls, large)?;
     // The receiver gets its own runtime and thread, so that part 6 can say what it costs
     // apart from the webhook (in a cluster the collector is elsewhere).
@@ -593,11 +599,29 @@ fn run() -> anyhow::Result<()> {
     )?;
     let (echo_addr, small_addr, large_addr) = (echo.addr, small_hook.addr, large_hook.addr);
     let otel_addr = otel_hook.addr;
-    servers.extend([echo, small_hook, large_hook, otel_hook]);
+    let mtls_addr = mtls_hook.addr;
+    servers.extend([echo, small_hook, large_hook, otel_hook, mtls_hook]);
 
     let answers =
         client_rt.block_on(sanity(&connector, echo_addr, small_addr, large_addr, &body))?;
     client_rt.block_on(sanity(&connector, echo_addr, otel_addr, large_addr, &body))?;
+    client_rt.block_on(sanity(
+        &mtls_connector,
+        echo_addr,
+        mtls_addr,
+        large_addr,
+        &body,
+    ))?;
+    // Without the client certificate, the client-auth webhook answers no review.
+    let refused = client_rt.block_on(async {
+        let mut sender = load::connect(&connector, mtls_addr).await?;
+        load::post(&mut sender, "/validate", &body).await
+    })?;
+    anyhow::ensure!(
+        refused.0 == hyper::StatusCode::FORBIDDEN,
+        "the client-auth webhook answered a client without a certificate: {}",
+        refused.0
+    );
     if !bench {
         // Part 4's loops too, for a moment each: this fails if the bench review can no
         // longer be read into a review or is not JSON (what its loops assume).
@@ -623,7 +647,7 @@ fn run() -> anyhow::Result<()> {
     println!();
 
     println!(
-        "1. Closed loop over TLS, keep-alive, {} connections (server and load generator share the cores), the four targets interleaved in {ROUNDS} rounds",
+        "1. Closed loop over TLS, keep-alive, {} connections (server and load generator share the cores), the six targets interleaved in {ROUNDS} rounds",
         cfg.connections
     );
     header();
@@ -635,17 +659,21 @@ fn run() -> anyhow::Result<()> {
         measure: cfg.measure / ROUNDS,
         ..cfg.closed()
     };
+    // Client authentication on and off in the same run: the last two targets are the small
+    // view's webhook with `--client-ca-file`, loaded by a client presenting its certificate.
     let targets = [
-        (echo_addr, "/validate"),
-        (small_addr, "/validate"),
-        (small_addr, "/mutate"),
-        (large_addr, "/validate"),
+        (echo_addr, "/validate", &connector),
+        (small_addr, "/validate", &connector),
+        (small_addr, "/mutate", &connector),
+        (large_addr, "/validate", &connector),
+        (mtls_addr, "/validate", &mtls_connector),
+        (mtls_addr, "/mutate", &mtls_connector),
     ];
-    let mut runs: [Vec<load::Sample>; 4] = Default::default();
+    let mut runs: [Vec<load::Sample>; 6] = Default::default();
     for _ in 0..ROUNDS {
-        for ((addr, path), samples) in targets.iter().zip(runs.iter_mut()) {
+        for ((addr, path, tls), samples) in targets.iter().zip(runs.iter_mut()) {
             samples.push(client_rt.block_on(load::closed_loop(
-                &connector,
+                tls,
                 *addr,
                 path,
                 body.clone(),
@@ -653,13 +681,41 @@ fn run() -> anyhow::Result<()> {
             ))?);
         }
     }
-    let [echo, validate, mutate, validate_large] = runs.map(load::Sample::combine);
+    let [
+        echo,
+        validate,
+        mutate,
+        validate_large,
+        validate_mtls,
+        mutate_mtls,
+    ] = runs.map(load::Sample::combine);
     row("echo (same stack, no work)", &echo, None);
     let floor = echo.per_second();
     row("/validate", &validate, Some(floor));
     row("/mutate", &mutate, Some(floor));
     row("/validate, large view", &validate_large, Some(floor));
+    row("/validate, client auth", &validate_mtls, Some(floor));
+    row("/mutate, client auth", &mutate_mtls, Some(floor));
     println!();
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "closed") {
+        // Part 1 alone: the ratios with client authentication on and off.
+        for (what, s) in [
+            ("/validate", &validate),
+            ("/mutate", &mutate),
+            ("/validate, client auth", &validate_mtls),
+            ("/mutate, client auth", &mutate_mtls),
+        ] {
+            println!(
+                "  {what:<28} {:.2} of the echo floor",
+                s.per_second() / floor
+            );
+        }
+        for s in &mut servers {
+            s.stop();
+        }
+        server_rt.shutdown_timeout(Duration::from_secs(2));
+        return Ok(());
+    }
 
     println!(
         "2./3. /validate at a fixed {:.0} reviews/s (open loop): echo, small view, large view",
@@ -797,6 +853,8 @@ fn run() -> anyhow::Result<()> {
         + validate.errors
         + mutate.errors
         + validate_large.errors
+        + validate_mtls.errors
+        + mutate_mtls.errors
         + rate_echo.errors
         + rate_small.errors
         + rate_large.errors
@@ -818,6 +876,20 @@ fn run() -> anyhow::Result<()> {
         // 0.4 for /mutate, below /validate's 0.5: issue 12 set it (docs/performance.md#targets).
         ">= 0.40",
         m_ratio >= 0.4,
+    );
+    let v_mtls = validate_mtls.per_second() / floor;
+    let m_mtls = mutate_mtls.per_second() / floor;
+    line(
+        "/validate, client auth, vs echo floor",
+        format!("{v_mtls:.2}"),
+        ">= 0.50",
+        v_mtls >= 0.5,
+    );
+    line(
+        "/mutate, client auth, vs echo floor",
+        format!("{m_mtls:.2}"),
+        ">= 0.40",
+        m_mtls >= 0.4,
     );
     line(
         "p99 large / small view at fixed rate",

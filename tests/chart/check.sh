@@ -52,6 +52,11 @@ CASES=(
   "catchAll|--set catchAll.enabled=true"
   "legacySecretCheck|--set policy.checks.token.legacySecretCheck=true"
   "singleReplica|--set replicaCount=1"
+  "clientAuthGenerate|--set certificates.mode=generate --set clientAuth.enabled=true --set clientAuth.allowedNames={kube-apiserver-webhook-client}"
+  "clientAuthCertManager|--set certificates.mode=certManager --set clientAuth.enabled=true"
+  "execScoped|--set-json webhook.execNamespaceSelector={\"matchLabels\":{\"openclaw.io/agents\":\"true\"}}"
+  "clientAuthOwnCa|--set clientAuth.enabled=true --set clientAuth.caSecret=my-client-ca"
+  "webhookCIDRs|--set networkPolicy.webhookCIDRs={10.0.0.0/24} --set-json networkPolicy.extraIngressFrom=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"monitoring\"}}}]"
   "keyRotation|--set approvalKeyRotation.previousKeySecret=openclaw-approval-key-previous --set approvalKeyRotation.until=2027-01-31"
   "monitoring|--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true --set policy.telemetry.endpoint=http://otel-collector.observability.svc:4318/v1/traces"
 )
@@ -65,6 +70,8 @@ REFUSED=(
   "--set-json policy.agentSelectors=[{\"matchLabels\":{\"a\":\"b\"}}]|set the top-level value agentSelectors"
   "--set-json agentSelectors=[]|/agentSelectors"
   "--set approvalKeyRotation.previousKeySecret=old-key|approvalKeyRotation.until"
+  "--set certificates.mode=secret --set certificates.secret.name=x --set certificates.secret.caBundle=Cg== --set clientAuth.enabled=true|clientAuth.caSecret"
+  "--set networkPolicy.webhookCIDRs={10.0.0.1}|/networkPolicy/webhookCIDRs"
 )
 
 case_args() { # case_args NAME -> the extra args of that case, one per line
@@ -249,6 +256,74 @@ expect(len(catch) == 1 and catch[0]["failurePolicy"] == "Ignore", "catch-all ent
 cm_ca = [x for x in load("catchAll") if x["kind"] == "MutatingWebhookConfiguration"][0]["webhooks"]
 expect(any(w["name"] == "mutate-catchall.openclaw.io" and w["failurePolicy"] == "Ignore" for w in cm_ca),
        "catch-all pods are mutated too, failing open")
+
+# Client authentication: off by default; on, in both certificate modes that make material.
+def container(docs):
+    return one(docs, "Deployment")["spec"]["template"]["spec"]
+def client_ca_volume(spec):
+    return [v for v in spec["volumes"] if v["name"] == "client-ca"]
+spec = container(load("default"))
+expect(not any("client" in a for a in spec["containers"][0]["args"]) and not client_ca_volume(spec)
+       and not any(x["kind"] == "Secret" and x["metadata"]["name"].endswith("-apiserver-client") for x in load("default")),
+       "client authentication is off by default")
+ga = load("clientAuthGenerate")
+spec = container(ga)
+args = spec["containers"][0]["args"]
+expect("--client-ca-file=/etc/openclaw-admission/client-ca/ca.crt" in args
+       and "--client-name=kube-apiserver-webhook-client" in args,
+       "clientAuth (generate): serve gets the client CA and the allowed name")
+vol = client_ca_volume(spec)
+expect(len(vol) == 1 and vol[0]["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+       and vol[0]["secret"]["secretName"].endswith("-apiserver-client"),
+       "clientAuth (generate): the pod mounts the client CA alone, never the API server's key")
+client = one([x for x in ga if x["kind"] == "Secret" and x["metadata"]["name"].endswith("-apiserver-client")], "Secret")
+serving = one([x for x in ga if x["kind"] == "Secret" and x["metadata"]["name"].endswith("-tls")], "Secret")
+expect(set(client["data"]) == {"ca.crt", "tls.crt", "tls.key"} and client["data"]["ca.crt"] != serving["data"]["ca.crt"],
+       "clientAuth (generate): a client CA of its own and the API server's certificate and key")
+import base64, subprocess, tempfile
+with tempfile.TemporaryDirectory() as t:
+    for k in ("ca.crt", "tls.crt"):
+        open(os.path.join(t, k), "wb").write(base64.b64decode(client["data"][k]))
+    open(os.path.join(t, "serving-ca.crt"), "wb").write(base64.b64decode(serving["data"]["ca.crt"]))
+    v = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", os.path.join(t, "ca.crt"),
+                        os.path.join(t, "tls.crt")], capture_output=True, text=True)
+    expect(v.returncode == 0, f"clientAuth (generate): the API server's certificate is a client certificate from the client CA ({v.stdout.strip()} {v.stderr.strip()})")
+    v = subprocess.run(["openssl", "verify", "-CAfile", os.path.join(t, "serving-ca.crt"), os.path.join(t, "tls.crt")],
+                       capture_output=True, text=True)
+    expect(v.returncode != 0, "clientAuth (generate): the serving CA does not vouch for the API server's certificate")
+    subj = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", os.path.join(t, "tls.crt")],
+                          capture_output=True, text=True).stdout
+    expect("kube-apiserver-webhook-client" in subj, f"clientAuth (generate): the client certificate is named {subj.strip()}")
+cma = load("clientAuthCertManager")
+certs = {x["metadata"]["name"]: x["spec"] for x in cma if x["kind"] == "Certificate"}
+leaf = [c for n, c in certs.items() if n.endswith("-apiserver-client")]
+ca_cert = [c for n, c in certs.items() if n.endswith("-client-ca")]
+expect(len(ca_cert) == 1 and ca_cert[0].get("isCA") and len(leaf) == 1
+       and "client auth" in leaf[0]["usages"] and "server auth" not in leaf[0]["usages"]
+       and leaf[0]["issuerRef"]["name"].endswith("-client-ca"),
+       "clientAuth (certManager): a client CA Certificate and a client-auth Certificate it issues")
+expect(not any(x["kind"] == "Secret" and x["metadata"]["name"].endswith("-apiserver-client") for x in cma),
+       "clientAuth (certManager): cert-manager writes the Secret, the chart does not")
+vol = client_ca_volume(container(cma))
+expect(len(vol) == 1 and vol[0]["secret"]["secretName"] == leaf[0]["secretName"],
+       "clientAuth (certManager): the pod mounts ca.crt of the Secret cert-manager keeps")
+own = load("clientAuthOwnCa")
+vol = client_ca_volume(container(own))
+expect(len(vol) == 1 and vol[0]["secret"]["secretName"] == "my-client-ca"
+       and not any(x["metadata"]["name"].endswith("-apiserver-client") for x in own),
+       "clientAuth.caSecret: your own client CA, nothing generated")
+ing = one(load("webhookCIDRs"), "NetworkPolicy")["spec"]["ingress"]
+expect(len(ing) == 1 and {"ipBlock": {"cidr": "10.0.0.0/24"}} in ing[0]["from"]
+       and any("namespaceSelector" in p for p in ing[0]["from"]),
+       "networkPolicy.webhookCIDRs restricts the webhook's port to those CIDRs and the extra peers")
+scoped = {w["name"]: w["namespaceSelector"] for w in one(load("execScoped"), "ValidatingWebhookConfiguration")["webhooks"]}
+ex = scoped["validate-exec.openclaw.io"]
+expect(ex.get("matchLabels") == {"openclaw.io/agents": "true"}
+       and ex["matchExpressions"][0]["operator"] == "NotIn" and "kube-system" in ex["matchExpressions"][0]["values"]
+       and "matchLabels" not in scoped["validate.openclaw.io"],
+       "webhook.execNamespaceSelector narrows the exec entry alone, keeping the usual exclusions")
+ing = one(load("default"), "NetworkPolicy")["spec"]["ingress"]
+expect(len(ing) == 1 and "from" not in ing[0], "without webhookCIDRs the port is open to any source")
 sys.exit(1 if bad else 0)
 PY
 
@@ -363,10 +438,14 @@ PY
   # A selector no test pod carries, so the installed (fail-closed) configuration cannot affect
   # anything else running against the same API server while this step runs.
   ISOLATE=(--set-json 'agentSelectors=[{"matchLabels":{"openclaw.io/chart-check":"never-matches"}}]')
+  # Client authentication on, so the upgrade shows the API server's certificate kept too.
+  ISOLATE+=(--set clientAuth.enabled=true)
   ca_bundle() { "${K[@]}" get validatingwebhookconfiguration "$RELEASE" -o jsonpath='{.webhooks[0].clientConfig.caBundle}'; }
+  client_cert() { "${K[@]}" -n "$NS" get secret "$RELEASE-apiserver-client" -o jsonpath='{.data.tls\.crt}'; }
   if out="$("$HELM" install "$RELEASE" "$CHART" --namespace "$NS" "${ISOLATE[@]}" 2>&1)"; then
     ok "helm install"
     before="$(ca_bundle)"
+    client_before="$(client_cert)"
     if out="$("$HELM" upgrade "$RELEASE" "$CHART" --namespace "$NS" "${ISOLATE[@]}" 2>&1)"; then
       ok "helm upgrade"
       after="$(ca_bundle)"
@@ -374,6 +453,12 @@ PY
         ok "generate mode keeps its CA across an upgrade"
       else
         fail "the caBundle changed on upgrade (lookup did not keep the Secret)"
+      fi
+      client_after="$(client_cert)"
+      if [[ -n "$client_before" && "$client_before" == "$client_after" ]]; then
+        ok "generate mode keeps the API server's client certificate across an upgrade"
+      else
+        fail "the API server's client certificate changed on upgrade (or is missing)"
       fi
     else
       fail "helm upgrade"; echo "$out" >&2

@@ -24,6 +24,14 @@
 #
 # OPENCLAW_CP_CONTROLLERS overrides kube-controller-manager's --controllers.
 #
+# OPENCLAW_CP_WEBHOOK_HOSTS="127.0.0.1:8443 ..." makes kube-apiserver present a client
+# certificate to the webhooks at those hosts (host or host:port, as in their clientConfig):
+# a client CA of its own and a certificate it signs go to DIR/pki/webhook-client-ca.crt and
+# DIR/pki/webhook-client.{crt,key}; DIR/admission-config.yaml (AdmissionConfiguration) points
+# both webhook admission plugins at DIR/webhook-admission.yaml (WebhookAdmissionConfiguration),
+# whose kubeconfig DIR/webhook-client.kubeconfig names one user per host. A webhook started
+# with `serve --client-ca-file DIR/pki/webhook-client-ca.crt` then answers this API server only.
+#
 # tests/controlplane/apiserver.sh DIR stop|start stops kube-apiserver alone (etcd
 # and the controller manager keep running) and starts it again with the same
 # flags and port, for tests of clients that lose the API server for a while.
@@ -118,6 +126,22 @@ SERVICE_CIDR=10.0.0.0/24   # first address (10.0.0.1) is the `kubernetes` Servic
   sign admin "/O=system:masters/CN=openclaw-admin" "extendedKeyUsage=clientAuth"
   # The identity the bootstrap RBAC policy grants kube-controller-manager.
   sign controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
+  if [[ -n "${OPENCLAW_CP_WEBHOOK_HOSTS:-}" ]]; then
+    # A CA for webhook clients alone: the webhook must not take the admin's or the controller
+    # manager's certificate (signed by ca.crt) for the API server's.
+    eckey webhook-client-ca.key
+    openssl req -x509 -new -key webhook-client-ca.key -subj "/CN=openclaw-admission-test-webhook-client-ca" \
+      -days 3650 -sha256 -set_serial "$(serial)" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -out webhook-client-ca.crt 2>/dev/null
+    eckey webhook-client.key
+    openssl req -new -key webhook-client.key -subj "/CN=kube-apiserver-webhook-client" -out webhook-client.csr 2>/dev/null
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=clientAuth" "subjectAltName=DNS:kube-apiserver-webhook-client" >webhook-client.ext
+    openssl x509 -req -in webhook-client.csr -CA webhook-client-ca.crt -CAkey webhook-client-ca.key \
+      -set_serial "$(serial)" -days 365 -sha256 -extfile webhook-client.ext -out webhook-client.crt 2>/dev/null
+    rm -f webhook-client.csr webhook-client.ext
+  fi
   # ServiceAccount token signing key (RS256).
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
   openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -141,6 +165,45 @@ rules:
         resources: ["pods", "pods/*"]
   - level: None
 EOF
+
+# --- client certificate for webhooks --------------------------------------------------------
+ADMISSION_ARGS=()
+if [[ -n "${OPENCLAW_CP_WEBHOOK_HOSTS:-}" ]]; then
+  {
+    echo "# Written by tests/controlplane/up.sh: the client certificate kube-apiserver presents to"
+    echo "# each webhook whose clientConfig host (and port) is a user's name."
+    echo "apiVersion: v1"
+    echo "kind: Config"
+    echo "users:"
+    for host in $OPENCLAW_CP_WEBHOOK_HOSTS; do
+      echo "  - name: \"$host\""
+      echo "    user:"
+      echo "      client-certificate: $PKI/webhook-client.crt"
+      echo "      client-key: $PKI/webhook-client.key"
+    done
+  } >"$DIR/webhook-client.kubeconfig"
+  cat >"$DIR/webhook-admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: WebhookAdmissionConfiguration
+# Must be absolute.
+kubeConfigFile: $DIR/webhook-client.kubeconfig
+EOF
+  cat >"$DIR/admission-config.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: ValidatingAdmissionWebhook
+    path: $DIR/webhook-admission.yaml
+  - name: MutatingAdmissionWebhook
+    path: $DIR/webhook-admission.yaml
+EOF
+  ADMISSION_ARGS=(--admission-control-config-file="$DIR/admission-config.yaml")
+  WEBHOOK_CLIENT_CA="$PKI/webhook-client-ca.crt"
+  WEBHOOK_CLIENT_CERT="$PKI/webhook-client.crt"
+  WEBHOOK_CLIENT_KEY="$PKI/webhook-client.key"
+else
+  WEBHOOK_CLIENT_CA="" WEBHOOK_CLIENT_CERT="" WEBHOOK_CLIENT_KEY=""
+fi
 
 # --- process arguments ---------------------------------------------------------------
 ETCD_ARGS=(
@@ -176,6 +239,7 @@ APISERVER_ARGS=(
   --audit-log-mode=blocking
   --audit-log-maxsize=0
   --profiling=false
+  "${ADMISSION_ARGS[@]}"
 )
 # Extra flags for a test that needs them (later flags win), space-separated.
 read -r -a EXTRA <<<"${OPENCLAW_CP_APISERVER_ARGS:-}"
@@ -318,6 +382,9 @@ ETCD_PEER_PORT=$ETCD_PEER_PORT
 CA_CERT='$PKI/ca.crt'
 CA_KEY='$PKI/ca.key'
 AUDIT_LOG='$DIR/audit.log'
+WEBHOOK_CLIENT_CA='$WEBHOOK_CLIENT_CA'
+WEBHOOK_CLIENT_CERT='$WEBHOOK_CLIENT_CERT'
+WEBHOOK_CLIENT_KEY='$WEBHOOK_CLIENT_KEY'
 APISERVER_LOG='$DIR/apiserver.log'
 CONTROLLER_MANAGER_LOG='$DIR/controller-manager.log'
 KEEPER_PID=$KEEPER_PID

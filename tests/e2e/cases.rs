@@ -18,6 +18,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             stores_hardened_agent,
         ),
         (
+            "only_the_api_server_with_its_client_certificate_gets_reviews_answered",
+            crate::callers::only_the_api_server_gets_reviews_answered,
+        ),
+        (
             "stores_a_pod_that_no_selector_matches_untouched",
             leaves_non_agents_untouched,
         ),

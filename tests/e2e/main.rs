@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod approvals;
+mod callers;
 mod cases;
 mod credentials;
 mod doors;

@@ -54,7 +54,7 @@ pub fn start(
 ) -> Result<(u16, oneshot::Sender<()>), String> {
     let pair =
         ReloadingCert::load(cert, key, Arc::new(Metrics::new())).map_err(|e| e.to_string())?;
-    let tls = pair.server_config().map_err(|e| e.to_string())?;
+    let tls = pair.server_config(None).map_err(|e| e.to_string())?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .map_err(|e| e.to_string())?;

@@ -56,6 +56,11 @@ pub struct Env {
     pub server_version: String,
     pub ca_bundle: String,
     pub webhook_log: PathBuf,
+    /// The client certificate kube-apiserver presents to the webhook (up.sh's
+    /// `OPENCLAW_CP_WEBHOOK_HOSTS`), its key, and the CA `serve --client-ca-file` trusts.
+    pub webhook_client_cert: PathBuf,
+    pub webhook_client_key: PathBuf,
+    pub webhook_client_ca: PathBuf,
     pub rt: tokio::runtime::Runtime,
     /// The running `serve`: replaced by [`Env::restart_webhook`], hence behind a lock (the
     /// cases get `&Env`).
@@ -101,10 +106,17 @@ impl Env {
         std::fs::create_dir_all(&cp).map_err(|e| e.to_string())?;
         // Started first: it boots while the control plane does.
         let mut mlflow = Mlflow::spawn(dir.path())?;
+        // Chosen before the control plane starts: the API server's webhook kubeconfig names
+        // the webhook's host and port, and it presents its client certificate there only.
+        let webhook_port = free_port();
         let status = Command::new("bash")
             .arg(format!("{ROOT}/tests/controlplane/up.sh"))
             .arg(&cp)
             .env("OPENCLAW_CP_OWNER_PID", std::process::id().to_string())
+            .env(
+                "OPENCLAW_CP_WEBHOOK_HOSTS",
+                format!("127.0.0.1:{webhook_port}"),
+            )
             .stdin(Stdio::null())
             .status()
             .map_err(|e| format!("cannot run up.sh: {e}"))?;
@@ -133,10 +145,13 @@ impl Env {
             apiserver_port: get("APISERVER_PORT")?
                 .parse()
                 .map_err(|_| "bad APISERVER_PORT")?,
-            webhook_port: free_port(),
+            webhook_port,
             server_version: String::new(),
             ca_bundle: String::new(),
             webhook_log: dir.path().join("webhook.log"),
+            webhook_client_cert: PathBuf::from(get("WEBHOOK_CLIENT_CERT")?),
+            webhook_client_key: PathBuf::from(get("WEBHOOK_CLIENT_KEY")?),
+            webhook_client_ca: PathBuf::from(get("WEBHOOK_CLIENT_CA")?),
             rt,
             webhook: Mutex::new(None),
             dir,
@@ -243,6 +258,9 @@ impl Env {
             .arg(format!("127.0.0.1:{}", self.webhook_port))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
+            // Client auth on: only the API server's certificate gets reviews answered.
+            .arg("--client-ca-file")
+            .arg(&self.webhook_client_ca)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)

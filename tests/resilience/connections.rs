@@ -4,8 +4,12 @@
 //!   trickle a request's headers a byte a second (held in the header read) do not stop a
 //!   normal review from being answered, and the server's deadlines close them all;
 //! - twenty concurrent 6 MiB bodies keep the resident set under the chart's memory limit,
-//!   and the ones beyond the body budget are answered 503 while the admitted ones are still
-//!   held, not queued behind them.
+//!   and the ones beyond the body budget are answered 503 at once, not queued;
+//! - connections that declare a body and send nothing (3 of them, then 50), and connections
+//!   that send 5 MiB and stall, renewed as soon as the server drops them, do not make a normal
+//!   review wait or fail;
+//! - with `--client-ca-file`, a client without a certificate, or with one from another CA or
+//!   with a name not allowed, gets no review answered; probes and metrics still answer it.
 
 use super::support::{self, Certs, Serve, load};
 use axum::body::Bytes;
@@ -166,62 +170,259 @@ fn review_of_size(size: usize) -> Bytes {
     bytes.into()
 }
 
-/// A request whose headers and first `sent` body bytes are on the wire, the rest held back.
-struct Stalled {
-    stream: tokio_rustls::client::TlsStream<TcpStream>,
-    rest: Bytes,
-}
-
-async fn stalled(
-    tls: &tokio_rustls::TlsConnector,
+/// An attacker's connection, renewed for as long as `stop` is not set: it declares a body of
+/// `declared` bytes, sends the first `sent` of them, then nothing, and opens a new one as soon
+/// as the server answers or drops it. Returns how many it opened.
+async fn stall_forever(
+    tls: tokio_rustls::TlsConnector,
     addr: std::net::SocketAddr,
-    body: &Bytes,
+    declared: usize,
     sent: usize,
-) -> Stalled {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut stream = tls
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body[..sent]).await.unwrap();
-    stream.flush().await.unwrap();
-    Stalled {
-        stream,
-        rest: body.slice(sent..),
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> usize {
+    use std::sync::atomic::Ordering;
+    let body = vec![b' '; sent];
+    let mut opened = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(tcp) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let Ok(mut stream) = tls
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+        else {
+            continue;
+        };
+        opened += 1;
+        let head = format!(
+            "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+        );
+        if stream.write_all(head.as_bytes()).await.is_err()
+            || stream.write_all(&body).await.is_err()
+            || stream.flush().await.is_err()
+        {
+            continue;
+        }
+        // Held until the server answers (408) or closes; checked for `stop` now and then.
+        let mut buf = [0u8; 1024];
+        while !stop.load(Ordering::Relaxed) {
+            match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(_)) => break,
+                Err(_) => {}
+            }
+        }
     }
+    opened
 }
 
-impl Stalled {
-    /// Whether the server has answered yet (without waiting).
-    async fn answered(&mut self) -> bool {
-        let mut buf = [0u8; 1];
-        matches!(
-            tokio::time::timeout(Duration::from_millis(50), self.stream.read(&mut buf)).await,
-            Ok(Ok(n)) if n > 0
-        )
-    }
-    /// Sends the rest of the body and reads the status line.
-    async fn finish(mut self) -> u16 {
-        self.stream.write_all(&self.rest).await.unwrap();
-        self.stream.flush().await.unwrap();
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(2).any(|w| w == b"\r\n") {
-            let n = self.stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "connection closed before an answer");
-            head.extend_from_slice(&buf[..n]);
+/// `openclaw_admission_requests_in_flight` from `/metrics`, over a fresh connection.
+async fn in_flight(tls: &tokio_rustls::TlsConnector, addr: std::net::SocketAddr) -> u64 {
+    let mut sender = load::connect(tls, addr).await.unwrap();
+    let (_, body) = load::get(&mut sender, "/metrics").await.unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("openclaw_admission_requests_in_flight "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("requests_in_flight in /metrics")
+}
+
+fn median_and_max(mut micros: Vec<u128>) -> (u128, u128) {
+    micros.sort_unstable();
+    (micros[micros.len() / 2], micros[micros.len() - 1])
+}
+
+#[test]
+fn stalled_declarations_and_half_sent_bodies_do_not_stop_normal_reviews() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _one = support::exclusive();
+    let certs = Certs::new().unwrap();
+    let serve = Serve::static_view(&certs, &[]).unwrap();
+    let rt = support::runtime();
+    let addr = serve.addr;
+    let review = support::agent_review();
+    const REVIEWS: usize = 40;
+    rt.block_on(async {
+        let tls = load::connector(certs.ca_pem()).unwrap();
+        let mut sender = load::connect(&tls, addr).await.unwrap();
+        // The usual latency, before any attack, over the same keep-alive connection.
+        let mut baseline = Vec::new();
+        for _ in 0..REVIEWS {
+            let t = Instant::now();
+            let (status, _) = load::post(&mut sender, "/validate", &review).await.unwrap();
+            baseline.push(t.elapsed().as_micros());
+            assert_eq!(status, StatusCode::OK);
         }
-        let line = String::from_utf8_lossy(&head);
-        line.split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {line}"))
-    }
+        let (base_median, base_max) = median_and_max(baseline);
+        println!("no attack: {REVIEWS} reviews, median {base_median} us, max {base_max} us");
+        for declarations in [3usize, 50] {
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut attackers = Vec::new();
+            // Bodies of 6 MiB declared, none sent: the attack of issue 32.
+            for _ in 0..declarations {
+                attackers.push(tokio::spawn(stall_forever(
+                    tls.clone(),
+                    addr,
+                    openclaw_admission::server::BODY_LIMIT,
+                    0,
+                    stop.clone(),
+                )));
+            }
+            // And three that send 5 MiB of a declared 6 and stall: together they take nearly
+            // all of the shared budget.
+            for _ in 0..3 {
+                attackers.push(tokio::spawn(stall_forever(
+                    tls.clone(),
+                    addr,
+                    openclaw_admission::server::BODY_LIMIT,
+                    5 * 1024 * 1024,
+                    stop.clone(),
+                )));
+            }
+            let held = declarations as u64 + 3;
+            // Wait until the server holds them all.
+            let mut seen = 0;
+            for _ in 0..500 {
+                seen = in_flight(&tls, addr).await;
+                if seen >= held {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(
+                seen >= held,
+                "the server never held the {held} stalled requests ({seen})"
+            );
+            // Normal reviews meanwhile, each checked; the in-flight count after each says
+            // the attack was still held.
+            let mut latencies = Vec::new();
+            let mut during = Vec::new();
+            for _ in 0..REVIEWS {
+                let t = Instant::now();
+                let (status, body) = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    load::post(&mut sender, "/validate", &review),
+                )
+                .await
+                .expect("a normal review was not answered within 30 s")
+                .unwrap();
+                latencies.push(t.elapsed().as_micros());
+                assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+                let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(answer["response"]["allowed"], true, "{answer}");
+                during.push(in_flight(&tls, addr).await);
+            }
+            stop.store(true, Ordering::Relaxed);
+            let mut opened = 0;
+            for a in attackers {
+                opened += a.await.unwrap();
+            }
+            let overlapped = during.iter().filter(|n| **n >= held).count();
+            let (median, max) = median_and_max(latencies);
+            println!(
+                "{declarations} stalled declarations + 3 bodies stalled at 5 MiB ({opened} \
+                 attacking connections opened in all): {REVIEWS} reviews answered 200, median \
+                 {median} us, max {max} us; in flight after each review: {during:?}"
+            );
+            assert!(
+                overlapped >= REVIEWS / 2,
+                "the attack was held during only {overlapped} of {REVIEWS} reviews: {during:?}"
+            );
+        }
+    });
+}
+
+/// The serving certificates, a client CA, and clients: one with a certificate from that CA,
+/// one from another CA, one from that CA under a name not allowed.
+#[test]
+fn with_client_auth_only_clients_with_a_certificate_from_the_client_ca_get_reviews_answered() {
+    let _one = support::exclusive();
+    let certs = Certs::new().unwrap();
+    let client_ca = openclaw_admission::certs::generate_ca("webhook client CA", 1).unwrap();
+    let other_ca = openclaw_admission::certs::generate_ca("someone else's CA", 1).unwrap();
+    let ca_file = certs.dir.path().join("client-ca.crt");
+    std::fs::write(&ca_file, &client_ca.cert_pem).unwrap();
+    let serve = Serve::static_view(
+        &certs,
+        &[
+            "--client-ca-file",
+            ca_file.to_str().unwrap(),
+            "--client-name",
+            "kube-apiserver-webhook-client",
+        ],
+    )
+    .unwrap();
+    let issue = |ca: &openclaw_admission::certs::Ca, name: &str| {
+        let leaf = openclaw_admission::certs::issue_client(ca, name, 1).unwrap();
+        load::connector_with_client_cert(certs.ca_pem(), &leaf.cert_pem, &leaf.key_pem).unwrap()
+    };
+    let api_server = issue(&client_ca, "kube-apiserver-webhook-client");
+    let other = issue(&other_ca, "kube-apiserver-webhook-client");
+    let wrong_name = issue(&client_ca, "someone-else");
+    let none = load::connector(certs.ca_pem()).unwrap();
+    let rt = support::runtime();
+    let addr = serve.addr;
+    let review = support::agent_review();
+    rt.block_on(async {
+        // The API server's certificate: answered.
+        let mut sender = load::connect(&api_server, addr).await.unwrap();
+        let (status, body) = load::post(&mut sender, "/validate", &review).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        // Another CA's certificate, or the right CA under another name: refused in the
+        // handshake (with TLS 1.3 the client learns it at its first read, so no status).
+        for (who, tls) in [("another CA", &other), ("a name not allowed", &wrong_name)] {
+            let answered = async {
+                let mut sender = load::connect(tls, addr).await?;
+                load::post(&mut sender, "/validate", &review).await
+            }
+            .await;
+            assert!(
+                answered.is_err(),
+                "a client certificate from {who} got an answer: {:?}",
+                answered.map(|(s, b)| (s, String::from_utf8_lossy(&b).into_owned()))
+            );
+        }
+        // No certificate: the handshake completes, the review is refused before its body,
+        // with no review in the answer; probes and metrics answer.
+        let mut sender = load::connect(&none, addr).await.unwrap();
+        let (status, body) = load::post(&mut sender, "/validate", &review).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        assert!(!text.contains("\"allowed\":true"), "{text}");
+        for path in ["/healthz", "/readyz"] {
+            let mut sender = load::connect(&none, addr).await.unwrap();
+            let (status, _) = load::get(&mut sender, path).await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+        let mut sender = load::connect(&none, addr).await.unwrap();
+        let (status, metrics) = load::get(&mut sender, "/metrics").await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        let metrics = String::from_utf8_lossy(&metrics);
+        for line in [
+            "openclaw_admission_tls_handshakes_refused_total{reason=\"client_certificate\"} 2",
+            "openclaw_admission_unauthenticated_reviews_total 1",
+            "openclaw_admission_client_certificate_expiry_seconds ",
+        ] {
+            assert!(metrics.contains(line), "no {line} in\n{metrics}");
+        }
+        // Stalled declarations from clients without a certificate hold nothing at all: each
+        // is refused at once, before its body.
+        for _ in 0..20 {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let mut stream = none
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            stream
+                .write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 6000000\r\n\r\n")
+                .await
+                .unwrap();
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).await.unwrap();
+            assert_eq!(&head, b"HTTP/1.1 403");
+        }
+    });
 }
 
 /// Sends a whole request while reading, and returns the status of the answer as soon as it
@@ -284,41 +485,6 @@ fn twenty_concurrent_six_mib_bodies_stay_under_the_chart_memory_limit() {
     let before_kib = serve.rss_kib();
     rt.block_on(async {
         let tls = load::connector(certs.ca_pem()).unwrap();
-        // Two bodies take 12 of the 16 MiB budget and stall half-sent.
-        let mut holders = Vec::new();
-        for _ in 0..2 {
-            holders.push(stalled(&tls, addr, &body, 1024 * 1024).await);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // The other eighteen come at once, whole: each is answered 503 while the two are
-        // still held (their answers have not come), not queued behind them.
-        let excess: Vec<_> = (0..18)
-            .map(|_| tokio::spawn(send_whole(tls.clone(), addr, "/mutate", body.clone())))
-            .collect();
-        let mut statuses = Vec::new();
-        for t in excess {
-            statuses.push(
-                tokio::time::timeout(Duration::from_secs(30), t)
-                    .await
-                    .expect("an excess body was not answered within 30 s")
-                    .unwrap(),
-            );
-        }
-        for h in &mut holders {
-            assert!(
-                !h.answered().await,
-                "a held body was answered before it was sent whole"
-            );
-        }
-        println!("18 bodies beside two held ones: {statuses:?}");
-        assert!(
-            statuses.iter().all(|s| *s == Ok(503)),
-            "every body beyond the budget must get 503: {statuses:?}"
-        );
-        // The held ones complete and are judged.
-        for h in holders {
-            assert_eq!(h.finish().await, 200);
-        }
         // Then twenty whole bodies at once, half to each endpoint.
         let at_once: Vec<_> = (0..20)
             .map(|i| {

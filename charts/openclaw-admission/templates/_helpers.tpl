@@ -296,3 +296,59 @@ matches no selector), so the webhook can refuse it (relabel-requires-approval).
 {{- $key := .Values.policy.exemptionAnnotation | default "openclaw.io/exempt" -}}
 object != null && has(object.spec) && [{{ include "openclaw-admission.celTemplateField" (list "annotations" "object") }}].exists(a, {{ toJson $key }} in a)
 {{- end -}}
+
+{{/*
+The Secret whose ca.crt is the client CA the webhook trusts (clientAuth.enabled): one of your
+own (clientAuth.caSecret), else the chart's <fullname>-apiserver-client, which also holds the
+API server's client certificate (tls.crt, tls.key).
+*/}}
+{{- define "openclaw-admission.clientCaSecretName" -}}
+{{- if .Values.clientAuth.caSecret -}}
+{{- .Values.clientAuth.caSecret -}}
+{{- else if eq .Values.certificates.mode "secret" -}}
+{{- fail "clientAuth.caSecret (a Secret whose ca.crt is your client CA) is required with clientAuth.enabled and certificates.mode=secret" -}}
+{{- else -}}
+{{- printf "%s-apiserver-client" (include "openclaw-admission.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+generate mode with client authentication: a client CA and the API server's client certificate
+as YAML (ca, crt, key). An existing Secret is kept across upgrades (lookup), so the API server's
+copy stays valid; `helm template` has no cluster and makes fresh material each run.
+*/}}
+{{- define "openclaw-admission.clientAuthMaterial" -}}
+{{- $name := printf "%s-apiserver-client" (include "openclaw-admission.fullname" .) -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $name -}}
+{{- if and $existing $existing.data (index $existing.data "ca.crt") (index $existing.data "tls.crt") (index $existing.data "tls.key") -}}
+ca: {{ index $existing.data "ca.crt" | b64dec | quote }}
+crt: {{ index $existing.data "tls.crt" | b64dec | quote }}
+key: {{ index $existing.data "tls.key" | b64dec | quote }}
+{{- else -}}
+{{- $days := int .Values.certificates.generate.validityDays -}}
+{{- $cn := .Values.clientAuth.clientCertName -}}
+{{- $ca := genCA (printf "%s-client-ca" (include "openclaw-admission.fullname" .)) $days -}}
+{{- $cert := genSignedCert $cn nil (list $cn) $days $ca -}}
+ca: {{ $ca.Cert | quote }}
+crt: {{ $cert.Cert | quote }}
+key: {{ $cert.Key | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The name the API server's webhook kubeconfig must give the user whose client certificate it
+presents here: the webhook's host as its clientConfig reaches it (host[:port] of webhook.url,
+or the Service's DNS name, with the port when it is not 443).
+*/}}
+{{- define "openclaw-admission.clientAuthUserName" -}}
+{{- if .Values.webhook.url -}}
+{{- trimPrefix "https://" (trimSuffix "/" .Values.webhook.url) -}}
+{{- else -}}
+{{- $host := printf "%s.%s.svc" (include "openclaw-admission.fullname" .) .Release.Namespace -}}
+{{- if eq (int .Values.service.port) 443 -}}
+{{- $host -}}
+{{- else -}}
+{{- printf "%s:%d" $host (int .Values.service.port) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
