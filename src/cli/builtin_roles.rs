@@ -48,7 +48,10 @@ mod tests {
             "system:node",
             "system:controller:replicaset-controller",
         ] {
-            assert!(names.contains(&want), "{want} missing from {names:?}");
+            assert!(
+                names.contains(&want),
+                "built-in ClusterRole {want} not embedded: run `make roles` (tests/rbac/fetch.sh, seconds once) and build again; embedded: {names:?}"
+            );
         }
     }
 }
