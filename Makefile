@@ -12,7 +12,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool psa tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool psa roles tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -38,12 +38,19 @@ promtool:
 psa:
 	bash tests/psa/fetch.sh >/dev/null
 
+# Kubernetes' built-in ClusterRoles (admin, edit, view, system:*) from the same pinned
+# k8s.io/kubernetes module, cached like the control plane (seconds, once); build.rs embeds
+# them so the offline `check` judges bindings to them as `serve` does. A build without them
+# says so in a cargo warning and the unit test builtin_roles_are_embedded fails.
+roles:
+	bash tests/rbac/fetch.sh >/dev/null
+
 # Formatting, the pure library alone, clippy -D warnings, cargo deny, the image tests (built
 # twice, run in runc), then every test target; the e2e target (tests/e2e) starts its own
 # control plane and MLflow, and runs the chart checks, the registry + helm install of the
 # image and the MLflow cases against them; last, the chart's alert rules under
 # `promtool test rules`.
-test: toolchain controlplane mlflow promtool psa tools
+test: toolchain controlplane mlflow promtool psa roles tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -59,7 +66,7 @@ test: toolchain controlplane mlflow promtool psa tools
 # a test target of its own and is picked up here (tests/psa_fixtures.rs needs the Pod Security
 # fixtures: `make psa`, Go, seconds once). No cargo deny, image, chart or promtool.
 UNIT_TESTS := $(foreach t,$(sort $(wildcard tests/*.rs)),--test $(basename $(notdir $(t))))
-unit: rust-components psa
+unit: rust-components psa roles
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -74,12 +81,12 @@ tools:
 
 # The OCI image (static binary, crane, no container engine) and its SBOM under target/image/;
 # the last line printed is the oci-archive's path. The Containerfile builds the same image.
-image: toolchain
+image: toolchain roles
 	@bash image/build.sh
 
 # make image twice (one digest), the archive against the Containerfile and the chart, and the
 # image in runc as the chart's securityContext says (root needed, as for runc).
-image-test: toolchain tools
+image-test: toolchain roles tools
 	bash tests/image/run.sh
 
 # Licenses, bans and sources of Cargo.lock against deny.toml, offline (--frozen): cargo fetch
@@ -95,10 +102,10 @@ chart: controlplane
 fmt:
 	$(CARGO) fmt --all
 
-lint: toolchain
+lint: toolchain roles
 	$(CARGO) clippy --all-targets -- -D warnings
 
-build:
+build: roles
 	$(CARGO) build --release
 
 # Throughput and latency over TLS beside an echo floor, cost vs cluster size, memory of the

@@ -981,3 +981,65 @@ fn the_isolated_example_passes_the_raised_policy_and_the_plain_hardened_one_does
         );
     }
 }
+
+#[test]
+fn rbac_escape_example_is_refused_with_each_power_named() {
+    let out = check_paths(&[&examples("rbac-escape")], &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let text = stdout(&out);
+    for power in [
+        "(create pods)",
+        "(create or change workloads)",
+        "(exec, attach or port-forward into pods)",
+        "(proxy to pods, Services or nodes)",
+        "(add ephemeral containers to pods)",
+        "(change network policies)",
+        "(mint ServiceAccount tokens)",
+        "(change admission webhooks or policies)",
+        "(read Secrets beyond named ones)",
+    ] {
+        assert!(text.contains(power), "{power} not named:\n{text}");
+    }
+    // The Role and the rule are named with the verb.
+    assert!(
+        text.contains("Role agent-helper")
+            && text.contains("rule 3 grants create on pods/exec, pods/portforward"),
+        "{text}"
+    );
+}
+
+/// `check` knows Kubernetes' built-in ClusterRoles (build.rs embeds the pinned module's
+/// bootstrap policy): a binding to one is judged by its rules, aggregation included, as
+/// `serve` judges it from the cluster's copy.
+#[test]
+fn bindings_to_built_in_cluster_roles_are_judged_by_their_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let binding = |role: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: agent-extra, namespace: openclaw-hardened}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: \"{role}\"}}
+subjects:
+  - {{kind: ServiceAccount, name: openclaw-agent, namespace: openclaw-hardened}}
+"
+        )
+    };
+    let agent = examples("hardened").join("agent.yaml");
+    let sa = examples("hardened").join("serviceaccount.yaml");
+    let np = examples("hardened").join("networkpolicy.yaml");
+    // A role only the bootstrap policy defines: it grants exec into pods.
+    let b = write(dir.path(), "b.yaml", &binding("system:aggregate-to-edit"));
+    let out = check_paths(&[&agent, &sa, &np, &b], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("ClusterRole system:aggregate-to-edit")
+            && text.contains("(exec, attach or port-forward into pods)"),
+        "{text}"
+    );
+    // `view`, aggregated from system:aggregate-to-view, grants none of it.
+    let b = write(dir.path(), "b.yaml", &binding("view"));
+    let out = check_paths(&[&agent, &sa, &np, &b], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

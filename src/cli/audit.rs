@@ -116,6 +116,38 @@ pub struct Report {
     /// format before content digests: the webhook honours those only during the upgrade's
     /// grace period, so an approver re-applies each of them before it ends.
     pub legacy_approvals: Vec<String>,
+    /// Agent ServiceAccounts that non-agent Pods or workloads also run as: whatever the
+    /// agent's identity may do, they may do too, and granting the agent anything grants it
+    /// to them (and the reverse).
+    pub shared_service_accounts: Vec<SharedServiceAccount>,
+}
+
+/// One ServiceAccount that agents and non-agents share.
+#[derive(Debug, Serialize)]
+pub struct SharedServiceAccount {
+    pub namespace: String,
+    pub service_account: String,
+    /// `Kind name` of the agent objects running as it.
+    pub agents: Vec<String>,
+    /// `Kind name` of the other objects running as it.
+    pub others: Vec<String>,
+}
+
+/// The ServiceAccount a Pod or pod template runs as (`default` when it names none).
+fn service_account_of(review: &Review) -> String {
+    let spec = match &review.object {
+        Subject::Pod(p) => p.spec.as_ref(),
+        Subject::Template(t) => t.template.spec.as_ref(),
+        _ => None,
+    };
+    spec.and_then(|s| {
+        s.service_account_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or(s.service_account.as_deref().filter(|n| !n.is_empty()))
+    })
+    .unwrap_or("default")
+    .to_string()
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -389,6 +421,9 @@ pub fn judge(
         ..policy.clone()
     };
     let mut report = Report::default();
+    // (namespace, ServiceAccount) -> the agents and the other objects running as it.
+    type Users = (Vec<String>, Vec<String>);
+    let mut accounts: BTreeMap<(String, String), Users> = BTreeMap::new();
     for (kind, api_version, object) in subjects {
         let Ok(review) = review_of(kind, api_version, object) else {
             note!(
@@ -412,9 +447,15 @@ pub fn judge(
         }
         let labelled = engine::agent::is_agent(&review, &by_label);
         let unlabelled = !labelled && engine::agent::is_agent(&review, &by_image);
+        let users = accounts
+            .entry((review.namespace.clone(), service_account_of(&review)))
+            .or_default();
+        let who = format!("{kind} {}", review.name);
         if !labelled && !unlabelled {
+            users.1.push(who);
             continue;
         }
+        users.0.push(who);
         let judging = if unlabelled { &by_image } else { policy };
         let now = engine::evaluate(&review, judging, view);
         let strict = engine::evaluate(
@@ -463,6 +504,18 @@ pub fn judge(
         }
         report.findings.push(finding);
     }
+    report.shared_service_accounts = accounts
+        .into_iter()
+        .filter(|(_, (agents, others))| !agents.is_empty() && !others.is_empty())
+        .map(
+            |((namespace, service_account), (agents, others))| SharedServiceAccount {
+                namespace,
+                service_account,
+                agents,
+                others,
+            },
+        )
+        .collect();
     report
 }
 
@@ -531,6 +584,22 @@ fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         )?;
         for w in &r.legacy_approvals {
             writeln!(out, "  {w}")?;
+        }
+    }
+    if !r.shared_service_accounts.is_empty() {
+        writeln!(
+            out,
+            "agent ServiceAccounts that non-agents also run as (what one may do, the other may; give the agent its own):"
+        )?;
+        for s in &r.shared_service_accounts {
+            writeln!(
+                out,
+                "  {}/{}: agents {}; also {}",
+                s.namespace,
+                s.service_account,
+                s.agents.join(", "),
+                s.others.join(", ")
+            )?;
         }
     }
     let n = &r.next_step;
@@ -794,6 +863,53 @@ mod tests {
             let err = written.unwrap_err();
             assert!(err.contains("cannot write the report to stdout"), "{err}");
         }
+    }
+
+    #[test]
+    fn an_agent_service_account_that_non_agents_also_use_is_reported() {
+        let pod = |name: &str, labels: Value, sa: Option<&str>| {
+            let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "agents", "labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "ghcr.io/openclaw/openclaw:1"}]}});
+            if let Some(sa) = sa {
+                p["spec"]["serviceAccountName"] = json!(sa);
+            }
+            ("Pod", "v1".to_string(), p)
+        };
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "backup", "namespace": "agents"},
+            "spec": {"template": {"metadata": {"labels": {"app": "backup"}},
+                "spec": {"serviceAccountName": "openclaw-agent", "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}]}}}});
+        let subjects = vec![
+            pod("agent", json!({"app": "openclaw"}), Some("openclaw-agent")),
+            pod("helper", json!({"app": "helper"}), Some("openclaw-agent")),
+            ("Job", "batch/v1".to_string(), job),
+            // The agent alone on its ServiceAccount, and two non-agents sharing `default`.
+            pod("lonely", json!({"app": "openclaw"}), Some("lonely-agent")),
+            pod("web", json!({"app": "web"}), None),
+            pod("db", json!({"app": "db"}), None),
+        ];
+        let mut policy = Policy::default();
+        policy.catch_all.images.clear();
+        let report = judge(&policy, &StaticView::new(), &subjects);
+        assert_eq!(report.shared_service_accounts.len(), 1);
+        let s = &report.shared_service_accounts[0];
+        assert_eq!(
+            (s.namespace.as_str(), s.service_account.as_str()),
+            ("agents", "openclaw-agent")
+        );
+        assert_eq!(s.agents, ["Pod agent"]);
+        assert_eq!(s.others, ["Pod helper", "Job backup"]);
+        let mut out = Vec::new();
+        write_table(&mut out, &report).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains(
+                "  agents/openclaw-agent: agents Pod agent; also Pod helper, Job backup\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -174,8 +174,19 @@ pub fn run(args: Args) -> ExitCode {
         errors.push("no Kubernetes objects found in the inputs".into());
     }
 
-    // The whole view first: a ServiceAccount may come after the pod that uses it.
+    // The whole view first: a ServiceAccount may come after the pod that uses it. Kubernetes'
+    // built-in ClusterRoles go in before the manifests, which may redefine one of them.
     let mut view = StaticView::new();
+    match super::builtin_roles::cluster_roles() {
+        Ok(roles) => {
+            for r in &roles {
+                if let Err(e) = view.add(r, &args.namespace) {
+                    errors.push(format!("built-in ClusterRole: {e}"));
+                }
+            }
+        }
+        Err(e) => errors.push(e),
+    }
     for o in objects.iter().filter(|o| VIEW_KINDS.contains(&o.kind())) {
         if let Err(e) = view.add(&o.value, &args.namespace) {
             errors.push(schema_error(o, &e));

@@ -14,6 +14,7 @@ macro_rules! note {
 }
 
 pub mod audit;
+pub mod builtin_roles;
 pub mod certs;
 pub mod check;
 pub mod output;

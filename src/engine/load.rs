@@ -165,6 +165,39 @@ impl Policy {
                 ));
             }
         }
+        for (i, p) in self.checks.rbac.escape_powers.iter().enumerate() {
+            let key = format!("checks.rbac.escapePowers[{i}]");
+            if p.name.trim().is_empty() {
+                return Err(bad(
+                    &format!("{key}.name"),
+                    "name the power; messages show it (e.g. exec into pods)".into(),
+                ));
+            }
+            for (field, list) in [
+                ("apiGroups", &p.api_groups),
+                ("resources", &p.resources),
+                ("verbs", &p.verbs),
+            ] {
+                // An empty list would match no rule: a power that is never reported.
+                if list.is_empty() {
+                    return Err(bad(
+                        &format!("{key}.{field}"),
+                        format!(
+                            "{:?} matches no rule with an empty {field}; name at least one (\"\" is the core API group)",
+                            p.name
+                        ),
+                    ));
+                }
+            }
+            if let Some(r) = p.resources.iter().find(|r| r.is_empty() || r.contains('*')) {
+                return Err(bad(
+                    &format!("{key}.resources"),
+                    format!(
+                        "{r:?}: name resources exactly (pods, pods/exec); a role's own wildcards are matched against them"
+                    ),
+                ));
+            }
+        }
         for (i, a) in self.checks.egress.allow.iter().enumerate() {
             if !matches!(a.protocol.as_str(), "TCP" | "UDP" | "SCTP") {
                 return Err(bad(

@@ -459,6 +459,130 @@ pub struct RbacSettings {
     pub forbid_wildcards: bool,
     /// Refuse reading Secrets across the cluster (ClusterRoleBinding granting get/list/watch).
     pub forbid_cluster_secret_read: bool,
+    /// Permissions that let a hijacked agent leave or widen its box, read as an attacker
+    /// reads a role: any rule granting one of them is reported.
+    pub escape_powers: Vec<EscapePower>,
+}
+
+/// One way out of the box, matched against each rule of every role bound to the agent: a
+/// rule grants it when it names one of the API groups, one of the resources and one of the
+/// verbs (each possibly through `*`, and `pods/*` or `*/exec` for subresources).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EscapePower {
+    /// What the power lets the agent do, shown in messages (`exec into pods`).
+    pub name: String,
+    /// API groups (`""` is the core group).
+    pub api_groups: Vec<String>,
+    /// Resources and subresources (`pods`, `pods/exec`).
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+    /// A rule narrowed by `resourceNames` does not grant the power (reading named Secrets is
+    /// how an agent gets its own credentials; exec into a named pod is still exec).
+    #[serde(default)]
+    pub unless_resource_names: bool,
+}
+
+impl EscapePower {
+    fn new(name: &str, groups: &[&str], resources: &[&str], verbs: &[&str]) -> EscapePower {
+        let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        EscapePower {
+            name: name.into(),
+            api_groups: own(groups),
+            resources: own(resources),
+            verbs: own(verbs),
+            unless_resource_names: false,
+        }
+    }
+}
+
+/// The verbs that change an object or create one.
+const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+/// The default escape powers (docs/policy-reference.md, `least-privilege-rbac`).
+pub fn default_escape_powers() -> Vec<EscapePower> {
+    let workloads = &["deployments", "replicasets", "statefulsets", "daemonsets"];
+    vec![
+        EscapePower::new("create pods", &[""], &["pods"], &["create"]),
+        EscapePower::new(
+            "create or change workloads",
+            &[""],
+            &["replicationcontrollers"],
+            &["create", "update", "patch"],
+        ),
+        EscapePower::new(
+            "create or change workloads",
+            &["apps"],
+            workloads,
+            &["create", "update", "patch"],
+        ),
+        EscapePower::new(
+            "create or change workloads",
+            &["batch"],
+            &["jobs", "cronjobs"],
+            &["create", "update", "patch"],
+        ),
+        // A websocket exec is authorized as `get` on the subresource (and, on newer
+        // servers, `create` too): either is the power.
+        EscapePower::new(
+            "exec, attach or port-forward into pods",
+            &[""],
+            &["pods/exec", "pods/attach", "pods/portforward"],
+            &["create", "get"],
+        ),
+        EscapePower::new(
+            "proxy to pods, Services or nodes",
+            &[""],
+            &["pods/proxy", "services/proxy", "nodes/proxy"],
+            &["get", "create", "update", "patch", "delete"],
+        ),
+        EscapePower::new(
+            "add ephemeral containers to pods",
+            &[""],
+            &["pods/ephemeralcontainers"],
+            &["update", "patch"],
+        ),
+        EscapePower::new(
+            "change network policies",
+            &["networking.k8s.io"],
+            &["networkpolicies"],
+            WRITE_VERBS,
+        ),
+        EscapePower::new(
+            "change network policies",
+            &["cilium.io"],
+            &["ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"],
+            WRITE_VERBS,
+        ),
+        EscapePower::new(
+            "mint ServiceAccount tokens",
+            &[""],
+            &["serviceaccounts/token"],
+            &["create"],
+        ),
+        EscapePower::new(
+            "change admission webhooks or policies",
+            &["admissionregistration.k8s.io"],
+            &[
+                "mutatingwebhookconfigurations",
+                "validatingwebhookconfigurations",
+                "validatingadmissionpolicies",
+                "validatingadmissionpolicybindings",
+                "mutatingadmissionpolicies",
+                "mutatingadmissionpolicybindings",
+            ],
+            WRITE_VERBS,
+        ),
+        EscapePower {
+            unless_resource_names: true,
+            ..EscapePower::new(
+                "read Secrets beyond named ones",
+                &[""],
+                &["secrets"],
+                &["get", "list", "watch"],
+            )
+        },
+    ]
 }
 
 impl Default for RbacSettings {
@@ -468,6 +592,7 @@ impl Default for RbacSettings {
             forbidden_verbs: vec!["escalate".into(), "bind".into(), "impersonate".into()],
             forbid_wildcards: true,
             forbid_cluster_secret_read: true,
+            escape_powers: default_escape_powers(),
         }
     }
 }

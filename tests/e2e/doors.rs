@@ -28,7 +28,83 @@ pub fn all() -> Vec<(&'static str, crate::cases::Case)> {
             "replication_controller_with_an_agent_template_is_refused_at_apply_for_a_tenant",
             replication_controllers,
         ),
+        (
+            "rbac_escape_manifest_is_refused_at_apply_with_each_power_named",
+            rbac_escape,
+        ),
     ]
+}
+
+/// examples/rbac-escape as a user applies it: the RBAC is stored, the agent Pod is refused
+/// by `least-privilege-rbac` with each escape power named (the webhook reads the roles from
+/// the cluster, not from the file).
+fn rbac_escape(env: &Env) -> Result<(), String> {
+    let dir = format!("{ROOT}/examples/rbac-escape");
+    let ns = env.kubectl(&["apply", "-f", &format!("{dir}/namespace.yaml")]);
+    expect(ns.ok, || ns.all())?;
+    let outcome = (|| {
+        // Everything but the Pod first (a dry run would not create the ServiceAccount the
+        // Pod needs); the roles reach the webhook through its watches: ask with a dry run of
+        // the whole set until they have, then apply it.
+        let path = format!("{dir}/escape.yaml");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        let rbac: Vec<Value> = openclaw_admission::yaml::read_stream(
+            &text,
+            openclaw_admission::yaml::Duplicates::Refuse,
+        )
+        .map_err(|e| format!("{path}: {e}"))?
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|o| o["kind"] != "Pod")
+        .collect();
+        env.apply_docs(&rbac)?;
+        env.eventually(30, || {
+            let out = env.kubectl(&["apply", "--dry-run=server", "-f", &dir]);
+            let text = out.all();
+            if !out.ok
+                && text.contains("(read Secrets beyond named ones)")
+                && text.contains("(change admission webhooks or policies)")
+            {
+                Ok(())
+            } else {
+                Err(format!("not yet refused with the powers named: {text}"))
+            }
+        })?;
+        let out = env.kubectl(&["apply", "-f", &dir]);
+        let text = out.all();
+        refused(&out, "validate.openclaw.io", "least-privilege-rbac")?;
+        for power in [
+            "(create pods)",
+            "(create or change workloads)",
+            "(exec, attach or port-forward into pods)",
+            "(proxy to pods, Services or nodes)",
+            "(add ephemeral containers to pods)",
+            "(change network policies)",
+            "(mint ServiceAccount tokens)",
+            "(change admission webhooks or policies)",
+            "(read Secrets beyond named ones)",
+        ] {
+            expect(text.contains(power), || {
+                format!("{power} not named: {text}")
+            })?;
+        }
+        expect(
+            text.contains("Role agent-helper")
+                && text.contains("ClusterRole openclaw-escape-agent-helper"),
+            || format!("roles not named: {text}"),
+        )?;
+        let pod = env.kubectl(&["-n", "openclaw-escape", "get", "pod", "openclaw"]);
+        expect(!pod.ok, || format!("the agent was stored: {}", pod.all()))
+    })();
+    let _ = env.kubectl(&[
+        "delete",
+        "--ignore-not-found",
+        "--wait=false",
+        "clusterrolebinding/openclaw-escape-agent-helper",
+        "clusterrole/openclaw-escape-agent-helper",
+        "namespace/openclaw-escape",
+    ]);
+    outcome
 }
 
 fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {

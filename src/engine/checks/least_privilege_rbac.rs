@@ -9,6 +9,11 @@
 //! labels change); a `nonResourceURLs` rule grants nothing on resources; `resourceNames`
 //! narrows a rule to the named objects. A binding to a role the cluster does not have (yet)
 //! is reported: whatever that role grants once created applies at once, unjudged.
+//!
+//! Beyond broad roles, every rule is read as an attacker would read it: the policy's escape
+//! powers (creating pods, exec, proxies, ephemeral containers, changing network policies or
+//! admission webhooks, minting tokens, reading unnamed Secrets) are reported by role, rule
+//! number and the verbs and resources that grant them.
 
 use super::check::{Check, Judge, PodInput, Read, always};
 use crate::engine::policy::RbacSettings;
@@ -41,8 +46,74 @@ fn built_in(role_kind: &str, name: &str) -> bool {
             || name.starts_with("system:"))
 }
 
-/// Why one rule is too broad, in short phrases.
-fn rule_problems(rule: &PolicyRule, cluster_wide: bool, s: &RbacSettings, out: &mut Vec<String>) {
+/// Whether a rule's resource entry covers `wanted` as the RBAC authorizer reads it: `*` is
+/// every resource and subresource, `pods/*` every subresource of pods, `*/exec` the `exec`
+/// subresource of everything.
+fn resource_covers(rule_resource: &str, wanted: &str) -> bool {
+    if rule_resource == "*" || rule_resource == wanted {
+        return true;
+    }
+    let Some((resource, sub)) = wanted.split_once('/') else {
+        return false;
+    };
+    rule_resource.strip_suffix("/*") == Some(resource)
+        || rule_resource.strip_prefix("*/") == Some(sub)
+}
+
+/// The escape powers one rule grants, each as `rule N grants <verbs> on <resources> (<power>)`
+/// in the rule's own words, so the reader finds the line to remove.
+fn escape_powers(rule: &PolicyRule, n: usize, s: &RbacSettings, out: &mut Vec<String>) {
+    let verbs = &rule.verbs;
+    let resources = rule.resources.as_deref().unwrap_or(&[]);
+    let groups = rule.api_groups.as_deref().unwrap_or(&[]);
+    let named = rule
+        .resource_names
+        .as_deref()
+        .is_some_and(|n| !n.is_empty());
+    // Everything on everything is already said ("grants * verbs, grants * resources").
+    if s.forbid_wildcards && has(verbs, "*") && has(resources, "*") {
+        return;
+    }
+    for power in &s.escape_powers {
+        if named && power.unless_resource_names {
+            continue;
+        }
+        if !groups
+            .iter()
+            .any(|g| g == "*" || power.api_groups.contains(g))
+        {
+            continue;
+        }
+        let granted_verbs: Vec<&str> = verbs
+            .iter()
+            .filter(|v| *v == "*" || power.verbs.contains(v))
+            .map(String::as_str)
+            .collect();
+        let granted_resources: Vec<&str> = resources
+            .iter()
+            .filter(|r| power.resources.iter().any(|w| resource_covers(r, w)))
+            .map(String::as_str)
+            .collect();
+        if granted_verbs.is_empty() || granted_resources.is_empty() {
+            continue;
+        }
+        out.push(format!(
+            "rule {n} grants {} on {} ({})",
+            granted_verbs.join(", "),
+            granted_resources.join(", "),
+            power.name
+        ));
+    }
+}
+
+/// Why one rule is too broad, in short phrases. `n` numbers the rule from 1 in the role.
+fn rule_problems(
+    rule: &PolicyRule,
+    n: usize,
+    cluster_wide: bool,
+    s: &RbacSettings,
+    out: &mut Vec<String>,
+) {
     let verbs = &rule.verbs;
     let resources = rule.resources.as_deref().unwrap_or(&[]);
     let groups = rule.api_groups.as_deref().unwrap_or(&[]);
@@ -84,21 +155,24 @@ fn rule_problems(rule: &PolicyRule, cluster_wide: bool, s: &RbacSettings, out: &
             out.push(format!("grants {f}"));
         }
     }
+    escape_powers(rule, n, s, out);
 }
 
 fn problems(b: &BoundRole, s: &RbacSettings) -> Vec<String> {
     let mut out = Vec::new();
-    // Built-in roles are ClusterRoles, but a Role reusing a forbidden name is meant the same way.
+    // Built-in roles are ClusterRoles, but a Role reusing a forbidden name is meant the same
+    // way. A forbidden role is refused by name; listing its every power would bury that.
     if has(&s.forbidden_roles, &b.role_name) {
-        out.push("forbidden role".into());
-    } else if b.rules.is_none() && !built_in(&b.role_kind, &b.role_name) {
+        return vec!["forbidden role".into()];
+    }
+    if b.rules.is_none() && !built_in(&b.role_kind, &b.role_name) {
         out.push(format!(
             "the {} does not exist (yet), so what it will grant cannot be judged; whatever it grants once created applies at once",
             b.role_kind
         ));
     }
-    for rule in b.rules.iter().flat_map(|r| r.iter()) {
-        rule_problems(rule, b.cluster_wide, s, &mut out);
+    for (i, rule) in b.rules.iter().flat_map(|r| r.iter()).enumerate() {
+        rule_problems(rule, i + 1, b.cluster_wide, s, &mut out);
     }
     let mut seen = Vec::new();
     out.retain(|p| {
@@ -209,23 +283,316 @@ mod tests {
         assert!(v.is_empty(), "{v:?}");
     }
 
-    #[test]
-    fn passes_namespaced_secret_read() {
-        let v = judge(&[
-            role(
-                "Role",
-                "read-secrets",
-                json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
-            ),
+    /// The agent's ServiceAccount bound to a Role with these rules.
+    fn judge_rules(rules: Value) -> Vec<Violation> {
+        judge(&[
+            role("Role", "agent-role", rules),
             binding(
                 "RoleBinding",
-                "agent-secrets",
+                "agent-role",
                 "Role",
-                "read-secrets",
+                "agent-role",
                 sa_subject(),
             ),
-        ]);
+        ])
+    }
+
+    /// The one message of a single violation.
+    fn only_message(v: &[Violation]) -> &str {
+        assert_eq!(v.len(), 1, "{v:?}");
+        &v[0].message
+    }
+
+    #[test]
+    fn passes_named_secret_read_in_the_namespace() {
+        let v = judge_rules(json!([{"apiGroups": [""], "resources": ["secrets"],
+            "resourceNames": ["openclaw-llm"], "verbs": ["get"]}]));
         assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn rejects_secret_read_beyond_named_ones_in_the_namespace() {
+        let v = judge_rules(
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]),
+        );
+        let m = only_message(&v);
+        assert!(
+            m.contains("Role agent-role")
+                && m.contains(
+                    "rule 1 grants get, list on secrets (read Secrets beyond named ones)"
+                ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn rejects_pod_creation_naming_role_rule_and_verb() {
+        let v = judge_rules(json!([
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create"]}
+        ]));
+        let m = only_message(&v);
+        assert!(
+            m.contains("Role agent-role")
+                && m.contains("rule 2 grants create on pods (create pods)"),
+            "{m}"
+        );
+        // Reading pods is no way out.
+        assert!(
+            judge_rules(json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn rejects_workload_changes_in_each_group() {
+        for (group, resource) in [
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("batch", "cronjobs"),
+            ("", "replicationcontrollers"),
+        ] {
+            let v = judge_rules(
+                json!([{"apiGroups": [group], "resources": [resource], "verbs": ["patch"]}]),
+            );
+            let m = only_message(&v);
+            assert!(
+                m.contains(&format!(
+                    "rule 1 grants patch on {resource} (create or change workloads)"
+                )),
+                "{m}"
+            );
+        }
+        // The same name in a group that does not serve it grants nothing.
+        assert!(
+            judge_rules(
+                json!([{"apiGroups": [""], "resources": ["deployments"], "verbs": ["create"]}])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn rejects_exec_attach_and_port_forward_by_create_or_get() {
+        for (resource, verb) in [
+            ("pods/exec", "create"),
+            ("pods/exec", "get"),
+            ("pods/attach", "create"),
+            ("pods/portforward", "create"),
+        ] {
+            let v =
+                judge_rules(json!([{"apiGroups": [""], "resources": [resource], "verbs": [verb]}]));
+            let m = only_message(&v);
+            assert!(
+                m.contains(&format!(
+                    "rule 1 grants {verb} on {resource} (exec, attach or port-forward into pods)"
+                )),
+                "{m}"
+            );
+        }
+        // Exec into a named pod is still exec.
+        let v = judge_rules(json!([{"apiGroups": [""], "resources": ["pods/exec"],
+            "resourceNames": ["helper"], "verbs": ["create"]}]));
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn rejects_proxies_of_pods_services_and_nodes() {
+        for resource in ["pods/proxy", "services/proxy", "nodes/proxy"] {
+            let v = judge_rules(
+                json!([{"apiGroups": [""], "resources": [resource], "verbs": ["get"]}]),
+            );
+            let m = only_message(&v);
+            assert!(
+                m.contains(&format!(
+                    "rule 1 grants get on {resource} (proxy to pods, Services or nodes)"
+                )),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_ephemeral_containers() {
+        let v = judge_rules(
+            json!([{"apiGroups": [""], "resources": ["pods/ephemeralcontainers"],
+            "verbs": ["patch"]}]),
+        );
+        assert!(
+            only_message(&v).contains(
+                "rule 1 grants patch on pods/ephemeralcontainers (add ephemeral containers to pods)"
+            ),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn subresource_wildcards_cover_the_subresources() {
+        let v =
+            judge_rules(json!([{"apiGroups": [""], "resources": ["pods/*"], "verbs": ["create"]}]));
+        let m = only_message(&v);
+        assert!(
+            m.contains("rule 1 grants create on pods/* (exec, attach or port-forward into pods)"),
+            "{m}"
+        );
+        let v =
+            judge_rules(json!([{"apiGroups": [""], "resources": ["*/proxy"], "verbs": ["get"]}]));
+        assert!(
+            only_message(&v).contains("(proxy to pods, Services or nodes)"),
+            "{v:?}"
+        );
+        // `pods/*` is not `pods`.
+        let v =
+            judge_rules(json!([{"apiGroups": [""], "resources": ["pods/*"], "verbs": ["create"]}]));
+        assert!(!only_message(&v).contains("(create pods)"), "{v:?}");
+    }
+
+    #[test]
+    fn rejects_network_policy_changes_of_both_flavours() {
+        for (group, resource, verb) in [
+            ("networking.k8s.io", "networkpolicies", "delete"),
+            ("networking.k8s.io", "networkpolicies", "create"),
+            ("cilium.io", "ciliumnetworkpolicies", "update"),
+            (
+                "cilium.io",
+                "ciliumclusterwidenetworkpolicies",
+                "deletecollection",
+            ),
+        ] {
+            let v = judge_rules(
+                json!([{"apiGroups": [group], "resources": [resource], "verbs": [verb]}]),
+            );
+            assert!(
+                only_message(&v).contains(&format!(
+                    "rule 1 grants {verb} on {resource} (change network policies)"
+                )),
+                "{v:?}"
+            );
+        }
+        assert!(
+            judge_rules(
+                json!([{"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                "verbs": ["get", "list", "watch"]}])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn rejects_minting_service_account_tokens() {
+        let v = judge_rules(
+            json!([{"apiGroups": [""], "resources": ["serviceaccounts/token"],
+            "verbs": ["create"]}]),
+        );
+        assert!(
+            only_message(&v).contains(
+                "rule 1 grants create on serviceaccounts/token (mint ServiceAccount tokens)"
+            ),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn rejects_changing_webhooks_and_admission_policies() {
+        for resource in [
+            "validatingwebhookconfigurations",
+            "mutatingwebhookconfigurations",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings",
+        ] {
+            let v = judge_rules(json!([{"apiGroups": ["admissionregistration.k8s.io"],
+                "resources": [resource], "verbs": ["delete"]}]));
+            assert!(
+                only_message(&v).contains(&format!(
+                    "rule 1 grants delete on {resource} (change admission webhooks or policies)"
+                )),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcard_verbs_on_one_resource_name_the_power_too() {
+        let v =
+            judge_rules(json!([{"apiGroups": ["*"], "resources": ["pods/exec"], "verbs": ["*"]}]));
+        let m = only_message(&v);
+        assert!(
+            m.contains("grants * verbs")
+                && m.contains(
+                    "rule 1 grants * on pods/exec (exec, attach or port-forward into pods)"
+                ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn escape_powers_come_from_the_policy() {
+        let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]);
+        let mut policy = Policy::default();
+        policy
+            .checks
+            .rbac
+            .escape_powers
+            .retain(|p| p.name != "create pods");
+        let view = view_of(&[
+            service_account_json(NS, SA),
+            role("Role", "r", rules.clone()),
+            binding("RoleBinding", "r", "Role", "r", sa_subject()),
+        ]);
+        assert!(run(&CHECK, &hardened_pod(), &policy, &view).is_empty());
+        // And a power the defaults do not name.
+        policy.checks.rbac.escape_powers = vec![crate::engine::policy::EscapePower {
+            name: "read configuration".into(),
+            api_groups: vec!["".into()],
+            resources: vec!["configmaps".into()],
+            verbs: vec!["get".into()],
+            unless_resource_names: false,
+        }];
+        let view = view_of(&[
+            service_account_json(NS, SA),
+            role(
+                "Role",
+                "r",
+                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
+            ),
+            binding("RoleBinding", "r", "Role", "r", sa_subject()),
+        ]);
+        let v = run(&CHECK, &hardened_pod(), &policy, &view);
+        assert!(
+            only_message(&v).contains("rule 1 grants get on configmaps (read configuration)"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_escape_manifest_is_refused_with_every_power_named() {
+        // examples/rbac-escape, its RBAC moved into the fixtures' namespace.
+        let text = include_str!("../../../examples/rbac-escape/escape.yaml")
+            .replace("openclaw-escape", NS);
+        let objects: Vec<Value> = crate::yaml::read_stream(&text, crate::yaml::Duplicates::Refuse)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.value)
+            .filter(|o| {
+                o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("rbac."))
+            })
+            .collect();
+        assert_eq!(objects.len(), 4);
+        let v = judge(&objects);
+        let all: String = v
+            .iter()
+            .map(|v| v.message.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for power in Policy::default().checks.rbac.escape_powers {
+            assert!(
+                all.contains(&format!("({})", power.name)),
+                "{} missing: {all}",
+                power.name
+            );
+        }
     }
 
     #[test]
@@ -311,7 +678,8 @@ mod tests {
             "{}",
             v[0].message
         );
-        // The same ClusterRole bound in one namespace is a namespaced grant.
+        // The same ClusterRole bound in one namespace is a namespaced grant: still more
+        // Secrets than named ones, but not the cluster's.
         let v = judge(&[
             reader,
             binding(
@@ -322,7 +690,11 @@ mod tests {
                 sa_subject(),
             ),
         ]);
-        assert!(v.is_empty(), "{v:?}");
+        let m = only_message(&v);
+        assert!(
+            !m.contains("across the cluster") && m.contains("(read Secrets beyond named ones)"),
+            "{m}"
+        );
     }
 
     #[test]
