@@ -82,7 +82,7 @@ fn env_config_maps(index: &Index, target: &Target<'_>, reads: Reads) -> Vec<Stri
         return Vec::new();
     }
     let mut out: Vec<String> = engine::containers::containers(target.spec, target.spec_path)
-        .flat_map(|c| c.env_from)
+        .flat_map(|c| c.env_from())
         .filter_map(|f| f.config_map_ref.as_ref())
         .map(|r| r.name.clone())
         .filter(|n| index.config_map_keys(target.namespace, n).is_none())

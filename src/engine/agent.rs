@@ -40,7 +40,7 @@ pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
     }
     caught(
         policy,
-        containers(target.spec, target.spec_path).filter_map(|c| c.image),
+        containers(target.spec, target.spec_path).filter_map(|c| c.image()),
     )
 }
 

@@ -2,7 +2,7 @@
 //! `ephemeralContainers`) read alike, each container with its exact path: what the checks
 //! walk, and what agent selection reads images from.
 
-use super::pod::{Lifecycle, PodSpec, Probe};
+use super::pod::{Container, Lifecycle, PodSpec, Probe};
 use k8s_openapi::api::core::v1::{
     ContainerPort, EnvFromSource, EnvVar, SecurityContext, VolumeMount,
 };
@@ -23,47 +23,65 @@ impl std::fmt::Display for ContainerPath<'_> {
     }
 }
 
-/// One container of any of the three lists, with its exact path.
+/// One container of any of the three lists, with its exact path. Two words and a path:
+/// each of the dozen checks that walk the containers of every review steps through them,
+/// so the fields are read where a check asks for them, not copied out for every step.
+#[derive(Clone, Copy)]
 pub struct ContainerRef<'a> {
     /// `spec.initContainers[1]`
     pub path: ContainerPath<'a>,
-    pub name: &'a str,
-    pub image: Option<&'a str>,
-    pub security_context: Option<&'a SecurityContext>,
-    pub env: &'a [EnvVar],
-    pub env_from: &'a [EnvFromSource],
-    pub volume_mounts: &'a [VolumeMount],
-    pub ports: &'a [ContainerPort],
-    pub command: &'a [String],
-    pub args: &'a [String],
-    /// `livenessProbe`, `readinessProbe`, `startupProbe`, each with its JSON name.
-    pub probes: [(&'static str, Option<&'a Probe>); 3],
-    pub lifecycle: Option<&'a Lifecycle>,
+    c: &'a Container,
 }
 
-/// A `ContainerRef` from any of the container types: `Container` and `EphemeralContainer`
-/// share these fields but not a type.
-macro_rules! container_ref {
-    ($c:expr, $path:expr) => {
-        ContainerRef {
-            path: $path,
-            name: &$c.name,
-            image: $c.image.as_deref(),
-            security_context: $c.security_context.as_ref(),
-            env: $c.env.as_deref().unwrap_or(&[]),
-            env_from: $c.env_from.as_deref().unwrap_or(&[]),
-            volume_mounts: $c.volume_mounts.as_deref().unwrap_or(&[]),
-            ports: $c.ports.as_deref().unwrap_or(&[]),
-            command: $c.command.as_deref().unwrap_or(&[]),
-            args: $c.args.as_deref().unwrap_or(&[]),
-            probes: [
-                ("livenessProbe", $c.liveness_probe.as_deref()),
-                ("readinessProbe", $c.readiness_probe.as_deref()),
-                ("startupProbe", $c.startup_probe.as_deref()),
-            ],
-            lifecycle: $c.lifecycle.as_deref(),
-        }
-    };
+impl<'a> ContainerRef<'a> {
+    pub fn name(&self) -> &'a str {
+        &self.c.name
+    }
+
+    pub fn image(&self) -> Option<&'a str> {
+        self.c.image.as_deref()
+    }
+
+    pub fn security_context(&self) -> Option<&'a SecurityContext> {
+        self.c.security_context.as_ref()
+    }
+
+    pub fn env(&self) -> &'a [EnvVar] {
+        self.c.env.as_deref().unwrap_or(&[])
+    }
+
+    pub fn env_from(&self) -> &'a [EnvFromSource] {
+        self.c.env_from.as_deref().unwrap_or(&[])
+    }
+
+    pub fn volume_mounts(&self) -> &'a [VolumeMount] {
+        self.c.volume_mounts.as_deref().unwrap_or(&[])
+    }
+
+    pub fn ports(&self) -> &'a [ContainerPort] {
+        self.c.ports.as_deref().unwrap_or(&[])
+    }
+
+    pub fn command(&self) -> &'a [String] {
+        self.c.command.as_deref().unwrap_or(&[])
+    }
+
+    pub fn args(&self) -> &'a [String] {
+        self.c.args.as_deref().unwrap_or(&[])
+    }
+
+    /// `livenessProbe`, `readinessProbe`, `startupProbe`, each with its JSON name.
+    pub fn probes(&self) -> [(&'static str, Option<&'a Probe>); 3] {
+        [
+            ("livenessProbe", self.c.liveness_probe.as_deref()),
+            ("readinessProbe", self.c.readiness_probe.as_deref()),
+            ("startupProbe", self.c.startup_probe.as_deref()),
+        ]
+    }
+
+    pub fn lifecycle(&self) -> Option<&'a Lifecycle> {
+        self.c.lifecycle.as_deref()
+    }
 }
 
 /// Init, regular and ephemeral containers, in that order: all three lists count. An
@@ -73,16 +91,17 @@ pub fn containers<'a>(
     spec_path: &'a str,
 ) -> impl Iterator<Item = ContainerRef<'a>> + Clone + 'a {
     let list = |list: &'static str, items: &'a [super::pod::Container]| {
-        items.iter().enumerate().map(move |(index, c)| {
-            container_ref!(
-                c,
-                ContainerPath {
+        items
+            .iter()
+            .enumerate()
+            .map(move |(index, c)| ContainerRef {
+                path: ContainerPath {
                     spec_path,
                     list,
-                    index
-                }
-            )
-        })
+                    index,
+                },
+                c,
+            })
     };
     list(
         "initContainers",

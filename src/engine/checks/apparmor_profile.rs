@@ -54,7 +54,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     }
     for c in containers(t.spec, t.spec_path) {
         if let Some(p) = c
-            .security_context
+            .security_context()
             .and_then(|s| s.app_armor_profile.as_ref())
             .filter(|p| !allowed_type(p))
         {
@@ -64,7 +64,8 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.securityContext.appArmorProfile.type", c.path),
                 format!(
                     "container {}'s AppArmor profile is {:?} {PSA}",
-                    c.name, p.type_
+                    c.name(),
+                    p.type_
                 ),
                 fix,
             ));

@@ -47,7 +47,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         return out;
     }
     for c in containers(t.spec, t.spec_path) {
-        let caps = c.security_context.and_then(|s| s.capabilities.as_ref());
+        let caps = c.security_context().and_then(|s| s.capabilities.as_ref());
         let drop = caps.and_then(|k| k.drop.as_deref()).unwrap_or(&[]);
         if !drop.iter().any(|d| d == "ALL") {
             let near = drop
@@ -56,11 +56,11 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
             let message = match near {
                 Some(d) => format!(
                     "container {} drops {d:?}, not the literal ALL {PSA_RESTRICTED}",
-                    c.name
+                    c.name()
                 ),
                 None => format!(
                     "container {} does not drop ALL capabilities {PSA_RESTRICTED}",
-                    c.name
+                    c.name()
                 ),
             };
             out.push(Violation::new(
@@ -95,7 +95,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.securityContext.capabilities.add[{i}]", c.path),
                 format!(
                     "container {} adds capability {cap:?}, which is not allowed {}",
-                    c.name,
+                    c.name(),
                     if !BASELINE_ADD.contains(&cap.as_str()) {
                         PSA_BASELINE
                     } else if cap != "NET_BIND_SERVICE" {

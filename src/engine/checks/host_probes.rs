@@ -41,14 +41,14 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     for c in containers(t.spec, t.spec_path) {
         let mut found = Vec::new();
-        for (field, probe) in c.probes {
+        for (field, probe) in c.probes() {
             if let Some(p) = probe {
                 for (kind, host) in hosts(p.http_get.as_ref(), p.tcp_socket.as_ref()) {
                     found.push((field.to_string(), kind, host));
                 }
             }
         }
-        if let Some(l) = c.lifecycle {
+        if let Some(l) = c.lifecycle() {
             for (field, handler) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
                 if let Some(h) = handler {
                     for (kind, host) in hosts(h.http_get.as_ref(), h.tcp_socket.as_ref()) {
@@ -64,7 +64,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.{field}.{kind}.host", c.path),
                 format!(
                     "container {}'s {field} makes the node connect to {host:?} {PSA}",
-                    c.name
+                    c.name()
                 ),
                 format!("remove {field}.{kind}.host: the kubelet then probes the pod's own IP"),
             ));

@@ -154,14 +154,14 @@ fn endpoints<'a>(
 ) {
     for c in containers(spec, spec_path) {
         if !c
-            .env
+            .env()
             .iter()
             .any(|e| s.endpoint_variables.iter().any(|p| glob_match(p, &e.name)))
         {
             continue;
         }
-        let values = EnvValues::new(c.env);
-        for (i, e) in c.env.iter().enumerate() {
+        let values = EnvValues::new(c.env());
+        for (i, e) in c.env().iter().enumerate() {
             if !s.endpoint_variables.iter().any(|p| glob_match(p, &e.name)) {
                 continue;
             }
@@ -202,14 +202,14 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         let Some(verdict) = problem(value, s, input.view) else {
             return;
         };
-        let e = &c.env[i];
+        let e = &c.env()[i];
         out.push(Violation::new(
             ID,
             TIER,
             format!("{}.env[{i}].value", c.path),
             format!(
                 "LLM endpoint {} of container {} {verdict}: prompts and what they quote would leave the cluster",
-                e.name, c.name
+                e.name, c.name()
             ),
             format!(
                 "point {} at an in-cluster inference Service (<svc>.<namespace>.svc, not ExternalName) written as a plain URL, or add the host to checks.inference.allowedHosts",

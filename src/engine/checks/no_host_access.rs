@@ -73,7 +73,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         ));
     }
     for c in containers(s, t.spec_path) {
-        let sc = c.security_context;
+        let sc = c.security_context();
         if host_process(sc.and_then(|sc| sc.windows_options.as_ref())) {
             out.push(Violation::new(
                 ID,
@@ -81,12 +81,12 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.securityContext.windowsOptions.hostProcess", c.path),
                 format!(
                     "container {} is a Windows HostProcess container, run on the node itself {PSA_HOST_PROCESS}",
-                    c.name
+                    c.name()
                 ),
                 "remove windowsOptions.hostProcess (or set it to false)",
             ));
         }
-        for (j, p) in c.ports.iter().enumerate() {
+        for (j, p) in c.ports().iter().enumerate() {
             if let Some(hp) = p.host_port.filter(|hp| *hp != 0) {
                 out.push(Violation::new(
                     ID,
@@ -94,7 +94,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                     format!("{}.ports[{j}].hostPort", c.path),
                     format!(
                         "container {} binds port {hp} on the node {PSA_PORTS}",
-                        c.name
+                        c.name()
                     ),
                     "remove hostPort and expose the port through a Service",
                 ));

@@ -104,11 +104,16 @@ fn find(hay: &str, needle: &'static str) -> Option<usize> {
 }
 
 fn has_provider_prefix(v: &str, prefixes: &[String]) -> bool {
+    // The first byte first: nearly every value starts unlike every prefix, and a byte
+    // compare costs less than the call `starts_with` makes.
+    let first = v.as_bytes().first();
     v.len() >= MIN_KEY_LEN
-        && token_chars(v)
         && prefixes.iter().any(|p| {
-            !p.is_empty() && v.starts_with(p.as_str()) && v.len() - p.len() >= MIN_AFTER_PREFIX
+            p.as_bytes().first().is_some_and(|b| Some(b) == first)
+                && v.len() >= p.len() + MIN_AFTER_PREFIX
+                && v.starts_with(p.as_str())
         })
+        && token_chars(v)
 }
 
 /// A value that is only a `$(OTHER_VAR)` reference holds no credential itself.
@@ -173,34 +178,48 @@ impl<'s> Settings<'s> {
 /// a name is tried only against those patterns and the ones ending in `*`, in the policy's
 /// order. Lists longer than 64 patterns (one bit each) are tried whole.
 ///
-/// The table is built for each review from the policy in force (4 KB zeroed and a bit set
-/// per pattern, a small part of what it saves), not cached beside the policy, so that it
-/// can never disagree with the patterns it stands for.
+/// The table is built for each review from the policy in force, not cached beside the
+/// policy, so that it can never disagree with the patterns it stands for. It is kept small
+/// (64 buckets of 64 bits, the byte's upper case folded to its low six bits) so that
+/// building it costs little: bytes sharing a bucket only mean a pattern is tried for a name
+/// it cannot match, which the matcher rejects at the last byte.
 struct Patterns<'s> {
     list: &'s [String],
-    /// Bit `i` of entry `b`: pattern `i` may match a name whose last byte is `b`.
-    by_last: Option<[u64; 256]>,
+    /// Bit `i` of entry `bucket(b)`: pattern `i` ends in a byte of that bucket. `None` for
+    /// lists longer than 64.
+    by_last: Option<[u64; 64]>,
+    /// The patterns ending in `*` (or empty, which matches only the empty name): tried for
+    /// every name.
+    any: u64,
+}
+
+fn bucket(b: u8) -> usize {
+    usize::from(b.to_ascii_uppercase() & 63)
 }
 
 impl<'s> Patterns<'s> {
     fn new(list: &'s [String]) -> Self {
-        let by_last = (list.len() <= 64).then(|| {
-            let mut t = [0u64; 256];
-            for (i, p) in list.iter().enumerate() {
-                let bit = 1u64 << i;
-                match p.as_bytes().last() {
-                    // Ends in `*` (or is empty, which matches only the empty name): it is
-                    // tried for every name.
-                    None | Some(b'*') => t.iter_mut().for_each(|e| *e |= bit),
-                    Some(&b) => {
-                        t[usize::from(b.to_ascii_uppercase())] |= bit;
-                        t[usize::from(b.to_ascii_lowercase())] |= bit;
-                    }
-                }
+        if list.len() > 64 {
+            return Patterns {
+                list,
+                by_last: None,
+                any: 0,
+            };
+        }
+        let mut t = [0u64; 64];
+        let mut any = 0;
+        for (i, p) in list.iter().enumerate() {
+            let bit = 1u64 << i;
+            match p.as_bytes().last() {
+                None | Some(b'*') => any |= bit,
+                Some(&b) => t[bucket(b)] |= bit,
             }
-            t
-        });
-        Patterns { list, by_last }
+        }
+        Patterns {
+            list,
+            by_last: Some(t),
+            any,
+        }
     }
 
     /// The first pattern, in the policy's order, that `matches` says yes to, among those
@@ -209,7 +228,7 @@ impl<'s> Patterns<'s> {
         let list = self.list;
         match (&self.by_last, last) {
             (Some(t), Some(b)) => {
-                let mut bits = t[usize::from(b)];
+                let mut bits = t[bucket(b)] | self.any;
                 while bits != 0 {
                     let i = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
@@ -335,7 +354,20 @@ fn ascii_case_insensitive_indices<'h>(
 
 /// The words of a command line: split on white space, quotes and `;` stripped.
 fn words(v: &str) -> impl Iterator<Item = &str> {
-    v.split_whitespace()
+    // Most arguments and values are one ASCII word (`--port`, `18789`): found by one byte
+    // scan, without the Unicode-aware splitter. U+000B is white space to Unicode, not to
+    // `is_ascii_whitespace`.
+    let one = !v
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b == 0x0b || b >= 0x80);
+    let (whole, split) = if one {
+        (Some(v), None)
+    } else {
+        (None, Some(v.split_whitespace()))
+    };
+    whole
+        .into_iter()
+        .chain(split.into_iter().flatten())
         .map(|w| w.trim_matches(|c| matches!(c, '"' | '\'' | ';' | ',' | '`')))
         .filter(|w| !w.is_empty())
 }
@@ -363,7 +395,8 @@ fn word_shape(w: &str, s: &Settings<'_>, in_args: bool) -> Option<String> {
             return Some("it is a URL with a password in it".into());
         }
     }
-    let (key, value) = w.split_once('=')?;
+    let eq = w.bytes().position(|b| b == b'=')?;
+    let (key, value) = (&w[..eq], &w[eq + 1..]);
     let value = value.trim_matches(|c| matches!(c, '"' | '\''));
     if key.is_empty() || !literal(value) || is_file_path(value) {
         return None;
@@ -555,10 +588,10 @@ fn handlers<'a>(c: &ContainerRef<'a>) -> [Handler<'a>; 5] {
             h.and_then(|h| h.http_get.as_ref()),
         )
     };
-    let (post_exec, post_http) = hook(c.lifecycle.and_then(|l| l.post_start.as_ref()));
-    let (pre_exec, pre_http) = hook(c.lifecycle.and_then(|l| l.pre_stop.as_ref()));
+    let (post_exec, post_http) = hook(c.lifecycle().and_then(|l| l.post_start.as_ref()));
+    let (pre_exec, pre_http) = hook(c.lifecycle().and_then(|l| l.pre_stop.as_ref()));
     let probe = |i: usize| {
-        let (field, p) = c.probes[i];
+        let (field, p) = c.probes()[i];
         (
             field,
             p.and_then(|p| p.exec.as_ref()),
@@ -583,8 +616,8 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         "store it in a Secret (or the Secrets Store CSI volume) and use valueFrom.secretKeyRef";
     let arg_fix = "pass it in an env var from a Secret (valueFrom.secretKeyRef) and refer to it as $(VAR) or from a mounted file";
     for c in containers(t.spec, t.spec_path) {
-        let values = EnvValues::new(c.env);
-        for (field, list) in [("command", c.command), ("args", c.args)] {
+        let values = EnvValues::new(c.env());
+        for (field, list) in [("command", c.command()), ("args", c.args())] {
             judge_words(
                 list,
                 || values.command_readings(list),
@@ -596,14 +629,14 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                         format!("{}.{field}[{i}]", c.path),
                         format!(
                             "{field}[{i}] of container {} holds a literal credential ({why})",
-                            c.name
+                            c.name()
                         ),
                         arg_fix,
                     ));
                 },
             );
         }
-        for (i, e) in c.env.iter().enumerate() {
+        for (i, e) in c.env().iter().enumerate() {
             if let Some(from) = &e.value_from {
                 if let Some(r) = &from.config_map_key_ref
                     && let Some(p) = credential_name(&e.name, settings)
@@ -615,7 +648,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                         format!("{}.env[{i}].valueFrom.configMapKeyRef", c.path),
                         format!(
                             "env var {} of container {} is drawn from ConfigMap {} (name matches {p}): a credential in a ConfigMap is readable by anyone who can read ConfigMaps",
-                            e.name, c.name, r.name
+                            e.name, c.name(), r.name
                         ),
                         fix,
                     ));
@@ -639,12 +672,13 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.env[{i}]", c.path),
                 format!(
                     "env var {} of container {} holds a literal credential ({why})",
-                    e.name, c.name
+                    e.name,
+                    c.name()
                 ),
                 fix,
             ));
         }
-        for (k, from) in c.env_from.iter().enumerate() {
+        for (k, from) in c.env_from().iter().enumerate() {
             let Some(r) = &from.config_map_ref else {
                 continue;
             };
@@ -666,7 +700,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.envFrom[{k}].configMapRef", c.path),
                 format!(
                     "container {} takes env var(s) {} from ConfigMap {}: credential-like names, and a credential in a ConfigMap is readable by anyone who can read ConfigMaps",
-                    c.name,
+                    c.name(),
                     named.join(", "),
                     r.name
                 ),
@@ -690,7 +724,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                         ID,
                         TIER,
                         format!("{}.{at}.exec.command[{i}]", c.path),
-                        format!("{at}.exec.command[{i}] of container {} holds a literal credential ({why})", c.name),
+                        format!("{at}.exec.command[{i}] of container {} holds a literal credential ({why})", c.name()),
                         "read the credential from a file mounted from a Secret, or from an env var drawn from one",
                     ));
                 });
@@ -712,7 +746,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                     format!(
                         "header {} that {at} of container {} sends holds a literal credential ({why})",
                         shown_header(&h.name),
-                        c.name
+                        c.name()
                     ),
                     "use an exec or grpc probe that reads the credential from a mounted Secret, or an endpoint that needs none",
                 ));
@@ -743,12 +777,17 @@ mod tests {
     const ANTHROPIC_KEY: &str = "sk-ant-api03-Zx9qW2mP4kL8vN1bT6yR3cF5hJ7dG0sA";
 
     /// Names and patterns from the bytes that matter to the index: both cases, `-` and `_`
-    /// (a flag's dash reads as an underscore), `*`, `.` (flag prefixes) and a non-ASCII
-    /// letter.
+    /// (a flag's dash reads as an underscore), `*`, `.` (flag prefixes), a non-ASCII
+    /// letter, and bytes that share a bucket with others (`é` ends in 0xA9, which shares
+    /// one with `)`; `` ` `` shares one with a space).
     fn word() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::strategy::Strategy;
         proptest::collection::vec(
-            proptest::sample::select(&["a", "A", "k", "K", "_", "-", "*", ".", "é", "--"][..]),
+            proptest::sample::select(
+                &[
+                    "a", "A", "k", "K", "_", "-", "*", ".", "é", "--", ")", "`", " ",
+                ][..],
+            ),
             0..6,
         )
         .prop_map(|v| v.concat())
@@ -765,6 +804,23 @@ mod tests {
             for needle in ["://", "-----BEGIN "] {
                 proptest::prop_assert_eq!(find(&hay, needle), hay.find(needle));
             }
+        }
+
+        /// The one-word shortcut splits as the Unicode-aware splitter does.
+        #[test]
+        fn words_split_as_unicode_white_space_does(pieces in proptest::collection::vec(
+            proptest::sample::select(
+                &["a", "k=v", " ", "\t", "\u{0b}", "\u{0c}", "\u{a0}", "\u{2003}", "é", "\"", ";", "`"][..],
+            ),
+            0..8,
+        )) {
+            let v = pieces.concat();
+            let plain: Vec<&str> = v
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c| matches!(c, '"' | '\'' | ';' | ',' | '`')))
+                .filter(|w| !w.is_empty())
+                .collect();
+            proptest::prop_assert_eq!(words(&v).collect::<Vec<_>>(), plain);
         }
 
         /// The index by last byte changes nothing: a name or flag gets the pattern that

@@ -25,7 +25,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     let windows = t.spec.is_windows();
     for c in containers(t.spec, t.spec_path) {
-        let sc = c.security_context;
+        let sc = c.security_context();
         // Unset means true for most runtimes, so only an explicit false passes.
         if !windows && sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
             out.push(Violation::new(
@@ -34,7 +34,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.securityContext.allowPrivilegeEscalation", c.path),
                 format!(
                     "container {} may escalate privileges {PSA_ESCALATION}",
-                    c.name
+                    c.name()
                 ),
                 "set securityContext.allowPrivilegeEscalation: false",
             ));
@@ -44,7 +44,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 format!("{}.securityContext.privileged", c.path),
-                format!("container {} is privileged {PSA_PRIVILEGED}", c.name),
+                format!("container {} is privileged {PSA_PRIVILEGED}", c.name()),
                 "remove securityContext.privileged (or set it to false)",
             ));
         }

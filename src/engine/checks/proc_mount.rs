@@ -32,13 +32,13 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     };
     containers(t.spec, t.spec_path)
         .filter_map(|c| {
-            let mount = c.security_context.and_then(|s| s.proc_mount.as_deref())?;
+            let mount = c.security_context().and_then(|s| s.proc_mount.as_deref())?;
             (mount != "Default").then(|| {
                 Violation::new(
                     ID,
                     TIER,
                     format!("{}.securityContext.procMount", c.path),
-                    format!("container {} sets procMount: {mount} {psa}", c.name),
+                    format!("container {} sets procMount: {mount} {psa}", c.name()),
                     "remove securityContext.procMount (or set it to Default)",
                 )
             })

@@ -24,13 +24,13 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         return Vec::new();
     }
     containers(t.spec, t.spec_path)
-        .filter(|c| c.security_context.and_then(|s| s.read_only_root_filesystem) != Some(true))
+        .filter(|c| c.security_context().and_then(|s| s.read_only_root_filesystem) != Some(true))
         .map(|c| {
             Violation::new(
                 ID,
                 TIER,
                 format!("{}.securityContext.readOnlyRootFilesystem", c.path),
-                format!("container {} has a writable root filesystem", c.name),
+                format!("container {} has a writable root filesystem", c.name()),
                 "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir for writable paths",
             )
         })

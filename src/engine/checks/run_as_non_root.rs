@@ -54,7 +54,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         ));
     }
     for c in containers(t.spec, t.spec_path) {
-        let sc = c.security_context;
+        let sc = c.security_context();
         match sc.and_then(|s| s.run_as_non_root) {
             Some(true) => {}
             Some(false) => out.push(Violation::new(
@@ -63,7 +63,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.securityContext.runAsNonRoot", c.path),
                 format!(
                     "container {} sets runAsNonRoot: false {psa_non_root}",
-                    c.name
+                    c.name()
                 ),
                 "set runAsNonRoot: true on the container, or remove it to inherit the pod's true",
             )),
@@ -81,11 +81,11 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 let message = match pinned {
                     Some((uid, place)) => format!(
                         "container {} is pinned to UID {uid} (runAsUser {place}) but runAsNonRoot: true is missing: the kubelet enforces non-root only with runAsNonRoot, so nothing stops a change of runAsUser (or of the image) from running it as root {psa_non_root}",
-                        c.name
+                        c.name()
                     ),
                     None => format!(
                         "container {} may run as root: runAsNonRoot: true is set neither on it nor on the pod {psa_non_root}",
-                        c.name
+                        c.name()
                     ),
                 };
                 out.push(Violation::new(
@@ -103,7 +103,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 ID,
                 TIER,
                 format!("{}.securityContext.runAsUser", c.path),
-                format!("container {} sets runAsUser: 0 (root) {psa_user}", c.name),
+                format!("container {} sets runAsUser: 0 (root) {psa_user}", c.name()),
                 "set runAsUser to a non-zero UID, e.g. 1000, or remove it",
             ));
         }

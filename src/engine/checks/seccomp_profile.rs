@@ -72,14 +72,14 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         ));
     }
     for c in containers(t.spec, t.spec_path) {
-        match c.security_context.and_then(|s| s.seccomp_profile.as_ref()) {
+        match c.security_context().and_then(|s| s.seccomp_profile.as_ref()) {
             Some(p) => {
                 if let Some((suffix, what)) = problem(p) {
                     out.push(Violation::new(
                         ID,
                         TIER,
                         format!("{}.securityContext.{suffix}", c.path),
-                        format!("container {}'s seccomp profile {what}", c.name),
+                        format!("container {}'s seccomp profile {what}", c.name()),
                         FIX,
                     ));
                 }
@@ -91,7 +91,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.securityContext.seccompProfile", c.path),
                 format!(
                     "container {} runs without a seccomp profile and the pod sets none {PSA_RESTRICTED}",
-                    c.name
+                    c.name()
                 ),
                 "set securityContext.seccompProfile.type: RuntimeDefault at pod level",
             )),

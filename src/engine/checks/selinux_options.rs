@@ -77,13 +77,16 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
         }
     }
     for c in containers(t.spec, t.spec_path) {
-        if let Some(o) = c.security_context.and_then(|s| s.se_linux_options.as_ref()) {
+        if let Some(o) = c
+            .security_context()
+            .and_then(|s| s.se_linux_options.as_ref())
+        {
             for (field, what, fix) in problems(o) {
                 out.push(Violation::new(
                     ID,
                     TIER,
                     format!("{}.securityContext.seLinuxOptions.{field}", c.path),
-                    format!("container {} sets the SELinux {what} {PSA}", c.name),
+                    format!("container {} sets the SELinux {what} {PSA}", c.name()),
                     fix,
                 ));
             }

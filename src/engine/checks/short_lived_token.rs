@@ -115,16 +115,20 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
     let automount = t.spec.automount_service_account_token != Some(false)
         && !account_opted_out
         && !mutation_replaces_it;
-    let exposed: Vec<&str> = all
-        .clone()
-        .filter(|c| {
-            !c.volume_mounts
-                .iter()
-                .any(|m| is_token_path(&m.mount_path) && !m.name.starts_with(PLUGIN_VOLUME_PREFIX))
-        })
-        .map(|c| c.name)
-        .collect();
-    let default_token = automount && !exposed.is_empty();
+    // Listed only when the default token is mounted at all (most agents turn it off).
+    let exposed: Vec<&str> = if automount {
+        all.clone()
+            .filter(|c| {
+                !c.volume_mounts().iter().any(|m| {
+                    is_token_path(&m.mount_path) && !m.name.starts_with(PLUGIN_VOLUME_PREFIX)
+                })
+            })
+            .map(|c| c.name())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let default_token = !exposed.is_empty();
     if default_token {
         out.push(Violation::new(
             ID,
@@ -178,7 +182,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
 
     // (c) Secrets mounted where the token is read from, whatever their type.
     for c in all.clone() {
-        for (k, m) in c.volume_mounts.iter().enumerate() {
+        for (k, m) in c.volume_mounts().iter().enumerate() {
             let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
                 continue;
             };
@@ -195,7 +199,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 format!("{}.volumeMounts[{k}]", c.path),
                 format!(
                     "container {} reads its ServiceAccount token from volume {} ({source}): a token kept in a Secret (a legacy ServiceAccount token) never expires",
-                    c.name, v.name
+                    c.name(), v.name
                 ),
                 format!(
                     "mount a projected serviceAccountToken volume with expirationSeconds <= {max} at {SA_TOKEN_MOUNT_PATH} instead (or set automountServiceAccountToken: false and let the mutating webhook do it)"
@@ -247,7 +251,7 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
             }
         }
         for c in all.clone() {
-            for (k, e) in c.env.iter().enumerate() {
+            for (k, e) in c.env().iter().enumerate() {
                 if let Some(r) = e
                     .value_from
                     .as_ref()
@@ -256,18 +260,18 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
                 {
                     flag(
                         format!("{}.env[{k}].valueFrom.secretKeyRef.name", c.path),
-                        format!("env var {} of container {}", e.name, c.name),
+                        format!("env var {} of container {}", e.name, c.name()),
                         &r.name,
                     );
                 }
             }
-            for (k, e) in c.env_from.iter().enumerate() {
+            for (k, e) in c.env_from().iter().enumerate() {
                 if let Some(r) = &e.secret_ref
                     && legacy(&r.name)
                 {
                     flag(
                         format!("{}.envFrom[{k}].secretRef.name", c.path),
-                        format!("container {}", c.name),
+                        format!("container {}", c.name()),
                         &r.name,
                     );
                 }
