@@ -583,7 +583,7 @@ impl Metrics {
         }
         writeln!(
             out,
-            "# HELP openclaw_admission_certificate_reloads_total Serving certificate reloads after a file change, by result."
+            "# HELP openclaw_admission_certificate_reloads_total Reloads of the serving certificate, or of the client CA (--client-ca-file), after a file change, by result."
         )?;
         writeln!(
             out,

@@ -9,7 +9,7 @@
 
 use super::check::{Check, ConnectInput, Judge, PodInput, UpdateInput};
 use crate::engine::egress::cilium_policy::CiliumPolicy;
-use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume};
+use crate::engine::pod::{Container, Pod, PodSpec, PodTemplateSpec, Volume, VolumeSource};
 use crate::engine::policy::{Policy, SA_TOKEN_MOUNT_PATH};
 use crate::engine::review::{ConnectOptions, Review, Target, Template};
 use crate::engine::selector::Labels;
@@ -195,11 +195,7 @@ impl PodBuilder {
     }
     /// An `emptyDir` volume.
     pub fn empty_dir_volume(self, name: &str) -> Self {
-        self.volume(Volume {
-            name: name.into(),
-            empty_dir: Some(Default::default()),
-            ..Default::default()
-        })
+        self.volume(Volume::of_source(name, VolumeSource::EmptyDir))
     }
     pub fn host_path_volume(self, name: &str, path: &str) -> Self {
         self.volume(Volume {
@@ -770,9 +766,7 @@ mod tests {
     #[test]
     fn bare_pod_breaks_every_check() {
         use crate::engine::pod::{Probe, TCPSocketAction};
-        use k8s_openapi::api::core::v1::{
-            AppArmorProfile, NFSVolumeSource, SELinuxOptions, Sysctl,
-        };
+        use k8s_openapi::api::core::v1::{AppArmorProfile, SELinuxOptions, Sysctl};
         let p = pod("bare")
             .label("app", "openclaw")
             .host_network()
@@ -805,15 +799,7 @@ mod tests {
                     value: "65536".into(),
                 }])
             })
-            .volume(Volume {
-                name: "share".into(),
-                nfs: Some(Box::new(NFSVolumeSource {
-                    server: "nfs.example".into(),
-                    path: "/export".into(),
-                    read_only: None,
-                })),
-                ..Default::default()
-            })
+            .volume(Volume::of_source("share", VolumeSource::Nfs))
             .env("OPENAI_API_KEY", "literal-value-here")
             .env("OPENAI_BASE_URL", "https://api.openai.com/v1")
             .annotation("openclaw.io/secret-provider-class", "no-such-class")

@@ -54,23 +54,16 @@ fn check(input: &PodInput<'_>) -> Vec<Violation> {
 mod tests {
     use super::*;
     use crate::engine::checks::fixtures::*;
-    use crate::engine::pod::Volume;
-    use k8s_openapi::api::core::v1::{
-        GitRepoVolumeSource, NFSVolumeSource, PersistentVolumeClaimVolumeSource,
-    };
+    use crate::engine::pod::{Volume, VolumeSource};
 
     #[test]
     fn passes_hardened_pod_a_claim_and_a_sourceless_volume() {
         assert!(run_default(&CHECK, &hardened_pod()).is_empty());
         let p = hardened()
-            .volume(Volume {
-                name: "data".into(),
-                persistent_volume_claim: Some(Box::new(PersistentVolumeClaimVolumeSource {
-                    claim_name: "data".into(),
-                    read_only: None,
-                })),
-                ..Default::default()
-            })
+            .volume(Volume::of_source(
+                "data",
+                VolumeSource::PersistentVolumeClaim,
+            ))
             .volume(Volume {
                 name: "defaulted".into(),
                 ..Default::default()
@@ -86,23 +79,8 @@ mod tests {
     #[test]
     fn rejects_nfs_and_git_repo() {
         let p = hardened()
-            .volume(Volume {
-                name: "share".into(),
-                nfs: Some(Box::new(NFSVolumeSource {
-                    server: "nfs.example".into(),
-                    path: "/export".into(),
-                    read_only: None,
-                })),
-                ..Default::default()
-            })
-            .volume(Volume {
-                name: "src".into(),
-                git_repo: Some(Box::new(GitRepoVolumeSource {
-                    repository: "https://example/repo".into(),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            })
+            .volume(Volume::of_source("share", VolumeSource::Nfs))
+            .volume(Volume::of_source("src", VolumeSource::GitRepo))
             .build();
         let v = run_default(&CHECK, &p);
         // hardened() declares two volumes first.
