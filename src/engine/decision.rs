@@ -342,6 +342,8 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
             Some(hook) => format!("pod (Helm hook {hook:?})"),
             None => "pod".to_string(),
         },
+        Subject::Dependency(_) => review.kind.kind.clone(),
+        _ if matches!(review.old_object, Subject::Dependency(_)) => review.kind.kind.clone(),
         _ => "pod".to_string(),
     };
     let name = if review.name.is_empty() {
