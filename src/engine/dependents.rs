@@ -921,7 +921,12 @@ mod tests {
         );
         let d = judge(&create, &Policy::default(), &view).unwrap();
         assert!(!d.allowed, "{d:?}");
-        assert!(d.message.unwrap().contains("agent-base"));
+        let msg = d.message.unwrap();
+        assert!(msg.contains("agent-base"), "{msg}");
+        assert!(
+            msg.contains("refused ClusterRole extra: 1 violation"),
+            "{msg}"
+        );
         let mut unlabelled = labelled;
         unlabelled["metadata"]["labels"] = json!({});
         let create = review(
