@@ -28,13 +28,13 @@ use crate::engine::policy::Policy;
 use crate::engine::review::{ConnectTarget, Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
 use crate::engine::view::{
-    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, ServiceFacts,
-    StaticView,
+    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, RunningAgents,
+    ServiceFacts, StaticView,
 };
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role, RoleBinding, RoleRef};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 use std::collections::BTreeSet;
@@ -144,7 +144,9 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
     let target = match &review.object {
         Subject::Pod(pod) => Target::of_pod(pod, ns),
         Subject::Template(t) => Target::of_template(t, ns, ""),
-        Subject::None | Subject::Other | Subject::Connect(_) => return Misses::default(),
+        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => {
+            return Misses::default();
+        }
     };
     let reads = engine::reads(review, policy);
     let sa = target.service_account().unwrap_or("default");
@@ -275,6 +277,23 @@ impl LiveView {
                 extra: lookup_connect(client, &review.namespace, target).await,
             };
         }
+        if matches!(review.object, Subject::Dependency(_))
+            || matches!(review.old_object, Subject::Dependency(_))
+        {
+            // A change to what agents depend on: the Pods of the namespaces it may reach, when
+            // the signal says any of them holds agents; otherwise nothing is asked.
+            let namespaces = engine::dependents::namespaces(review, policy, self);
+            if namespaces.is_empty() {
+                return cached;
+            }
+            self.stats.lookups.fetched();
+            return Confirmed {
+                live: self,
+                extra: Some(
+                    super::agents::lookup(client, &namespaces, policy, CONFIRM_TIMEOUT).await,
+                ),
+            };
+        }
         if !worth_confirming(review, policy) {
             return cached;
         }
@@ -378,6 +397,25 @@ impl ClusterView for &Index {
     }
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         (**self).service(namespace, name)
+    }
+    fn role_rules(
+        &self,
+        binding_namespace: &str,
+        role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
+        (**self).role_rules(binding_namespace, role_ref)
+    }
+    fn aggregating_roles(&self, labels: &Labels) -> Vec<String> {
+        (**self).aggregating_roles(labels)
+    }
+    fn may_hold_agents(&self, namespace: &str) -> bool {
+        (**self).may_hold_agents(namespace)
+    }
+    fn namespaces_with_agents(&self) -> Vec<String> {
+        (**self).namespaces_with_agents()
+    }
+    fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
+        (**self).running_agents(namespace)
     }
 }
 
@@ -697,6 +735,27 @@ impl ClusterView for Confirmed<'_> {
         self.live
             .service(namespace, name)
             .or_else(|| self.extra.as_ref()?.service(namespace, name))
+    }
+
+    fn role_rules(
+        &self,
+        binding_namespace: &str,
+        role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
+        self.live.role_rules(binding_namespace, role_ref)
+    }
+    fn aggregating_roles(&self, labels: &Labels) -> Vec<String> {
+        self.live.aggregating_roles(labels)
+    }
+    fn may_hold_agents(&self, namespace: &str) -> bool {
+        self.live.may_hold_agents(namespace)
+    }
+    fn namespaces_with_agents(&self) -> Vec<String> {
+        self.live.namespaces_with_agents()
+    }
+    // Pods are never watched: they come from this request's lookup alone.
+    fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
+        self.extra.as_ref()?.running_agents(namespace)
     }
 }
 

@@ -4,8 +4,11 @@
 use super::stats::CacheStats;
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, Index, PodLookup, ServiceFacts};
+use crate::engine::view::{
+    BoundRole, ClusterView, DefaultLimits, Index, PodLookup, RunningAgents, ServiceFacts,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -88,6 +91,25 @@ impl ClusterView for LiveView {
     }
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         self.read().service(namespace, name)
+    }
+    fn role_rules(
+        &self,
+        binding_namespace: &str,
+        role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
+        self.read().role_rules(binding_namespace, role_ref)
+    }
+    fn aggregating_roles(&self, labels: &Labels) -> Vec<String> {
+        self.read().aggregating_roles(labels)
+    }
+    fn may_hold_agents(&self, namespace: &str) -> bool {
+        self.read().may_hold_agents(namespace)
+    }
+    fn namespaces_with_agents(&self) -> Vec<String> {
+        self.read().namespaces_with_agents()
+    }
+    fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
+        self.read().running_agents(namespace)
     }
 }
 

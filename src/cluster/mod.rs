@@ -25,10 +25,22 @@
 //!   - apiGroups: [""]
 //!     resources: [namespaces, serviceaccounts, services]
 //!     verbs: [get, list, watch]
-//!   # The pods a CONNECT reaches (GET, or LIST by a Service's selector).
+//!   # The pods a CONNECT reaches (GET, or LIST by a Service's selector); the keys of agent
+//!   # Pods (a metadata watch per agent selector); the Pods of a namespace whose egress
+//!   # policies or RBAC change (LIST).
 //!   - apiGroups: [""]
 //!     resources: [pods]
-//!     verbs: [get, list]
+//!     verbs: [get, list, watch]
+//!   # Whether an agent's workload is being deleted (GET of each owner up its chain).
+//!   - apiGroups: [""]
+//!     resources: [replicationcontrollers]
+//!     verbs: [get]
+//!   - apiGroups: [apps]
+//!     resources: [replicasets, deployments, statefulsets, daemonsets]
+//!     verbs: [get]
+//!   - apiGroups: [batch]
+//!     resources: [jobs, cronjobs]
+//!     verbs: [get]
 //!   # The ConfigMaps an agent takes env from: a GET per review, key names kept only.
 //!   - apiGroups: [""]
 //!     resources: [configmaps]
@@ -55,6 +67,7 @@
 //!     verbs: [get, list, watch]
 //! ```
 
+pub mod agents;
 mod confirm;
 pub mod dynamic;
 mod feed;
@@ -118,6 +131,7 @@ pub fn start(
     if legacy {
         kinds.push(feed::LegacyTokenSecrets::KIND);
     }
+    kinds.push(agents::KIND);
     // Optional APIs: each waits for readiness only until discovery says it is not served.
     kinds.extend([
         dynamic::SECRET_PROVIDER_CLASSES.kind,
@@ -172,6 +186,8 @@ pub fn start(
         let secrets = watcher(metadata::<Secret>(c), cfg().fields(LEGACY_TOKEN_SELECTOR));
         feed::spawn::<feed::LegacyTokenSecrets, _>(secrets, &view, &ready);
     }
+    // Agent Pods' keys, by each agent selector: which namespaces hold agents.
+    agents::spawn(c, policy, &view, &ready);
     dynamic::watch_when_served::<dynamic::SecretProviderClasses>(
         client.clone(),
         Arc::clone(&view),

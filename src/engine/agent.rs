@@ -121,7 +121,7 @@ fn target_in<'a>(
             *spec_path = format!("{}.spec", t.template_path);
             Some(Target::of_template(t, ns, spec_path.as_str()))
         }
-        Subject::None | Subject::Other | Subject::Connect(_) => None,
+        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => None,
     }
 }
 

@@ -342,6 +342,8 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
             Some(hook) => format!("pod (Helm hook {hook:?})"),
             None => "pod".to_string(),
         },
+        Subject::Dependency(_) => review.kind.kind.clone(),
+        _ if matches!(review.old_object, Subject::Dependency(_)) => review.kind.kind.clone(),
         _ => "pod".to_string(),
     };
     let name = if review.name.is_empty() {
@@ -358,9 +360,14 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
     } else {
         review.name.clone()
     };
+    // Cluster-scoped objects (ClusterRoles, bindings) have no namespace to name.
     let mut msg = format!(
-        "openclaw-admission refused {what} {}/{name}: {} violation{}",
-        review.namespace,
+        "openclaw-admission refused {what} {}{name}: {} violation{}",
+        if review.namespace.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", review.namespace)
+        },
         violations.len(),
         if violations.len() == 1 { "" } else { "s" }
     );

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod containers;
 pub mod date;
 pub mod decision;
+pub mod dependents;
 pub mod egress;
 pub mod exemptions;
 pub mod expansion;
@@ -70,7 +71,7 @@ pub fn reads(review: &Review, policy: &Policy) -> Reads {
                 own
             }
         }
-        Subject::None | Subject::Other => Reads::NONE,
+        Subject::None | Subject::Other | Subject::Dependency(_) => Reads::NONE,
     }
 }
 
@@ -81,6 +82,9 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
             Subject::Connect(options) => judge_connect(review, options, policy, view),
             _ => Decision::allow(Skip::Operation),
         };
+    }
+    if let Some(decision) = dependents::judge(review, policy, view) {
+        return decision;
     }
     if review.operation == Operation::Delete {
         return Decision::allow(Skip::Operation);
@@ -318,7 +322,7 @@ pub fn mutate(
     match &review.object {
         Subject::Pod(pod) => mutate_pod(review, pod, policy, view),
         Subject::Template(t) => Ok(stamp_template(review, t, policy, view)),
-        Subject::None | Subject::Other | Subject::Connect(_) => {
+        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => {
             Ok(Decision::allow(Skip::NotJudged))
         }
     }

@@ -55,9 +55,40 @@ pub enum Subject {
     /// The options of a CONNECT to a pod's `exec`, `attach`, `portforward` or `proxy`, or to
     /// a Service's `proxy`.
     Connect(Box<ConnectOptions>),
+    /// A NetworkPolicy, a Cilium policy or an RBAC object: what agents' verdicts rest on,
+    /// judged by what its change would open to the agents already running
+    /// ([`crate::engine::dependents`]).
+    Dependency(Box<Dependency>),
     /// A kind the engine does not judge.
     Other,
 }
+
+/// An object a running agent's verdict depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dependency {
+    NetworkPolicy(k8s_openapi::api::networking::v1::NetworkPolicy),
+    /// A CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy as sent (with its `kind`),
+    /// read by `engine::egress` where it is judged.
+    Cilium(serde_json::Value),
+    Role(k8s_openapi::api::rbac::v1::Role),
+    ClusterRole(k8s_openapi::api::rbac::v1::ClusterRole),
+    RoleBinding(k8s_openapi::api::rbac::v1::RoleBinding),
+    ClusterRoleBinding(k8s_openapi::api::rbac::v1::ClusterRoleBinding),
+}
+
+const CILIUM_NETWORK_POLICY: &str = "CiliumNetworkPolicy";
+const CILIUM_CLUSTERWIDE_NETWORK_POLICY: &str = "CiliumClusterwideNetworkPolicy";
+
+/// The kinds read as a [`Dependency`].
+pub const DEPENDENCY_KINDS: &[&str] = &[
+    "NetworkPolicy",
+    CILIUM_NETWORK_POLICY,
+    CILIUM_CLUSTERWIDE_NETWORK_POLICY,
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+];
 
 /// What a CONNECT asks for (`PodExecOptions`, `PodAttachOptions`, `PodPortForwardOptions`,
 /// `PodProxyOptions`, `ServiceProxyOptions`): the object names no labels, so the pod (or the
@@ -262,6 +293,27 @@ impl Subject {
                     template_path: "spec.template",
                     raw,
                 }))
+            }
+            "NetworkPolicy" => Subject::Dependency(Box::new(Dependency::NetworkPolicy(
+                Deserialize::deserialize(de)?,
+            ))),
+            "Role" => {
+                Subject::Dependency(Box::new(Dependency::Role(Deserialize::deserialize(de)?)))
+            }
+            "ClusterRole" => Subject::Dependency(Box::new(Dependency::ClusterRole(
+                Deserialize::deserialize(de)?,
+            ))),
+            "RoleBinding" => Subject::Dependency(Box::new(Dependency::RoleBinding(
+                Deserialize::deserialize(de)?,
+            ))),
+            "ClusterRoleBinding" => Subject::Dependency(Box::new(Dependency::ClusterRoleBinding(
+                Deserialize::deserialize(de)?,
+            ))),
+            CILIUM_NETWORK_POLICY | CILIUM_CLUSTERWIDE_NETWORK_POLICY => {
+                let mut value = serde_json::Value::deserialize(de)?;
+                // The kind decides how the policy selects; the object may not repeat it.
+                value["kind"] = kind.into();
+                Subject::Dependency(Box::new(Dependency::Cilium(value)))
             }
             _ => {
                 serde::de::IgnoredAny::deserialize(de)?;

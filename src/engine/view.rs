@@ -139,6 +139,47 @@ pub trait ClusterView {
     fn service(&self, _namespace: &str, _name: &str) -> Option<ServiceFacts> {
         None
     }
+    /// The rules a binding in `binding_namespace` grants through `role_ref` (a ClusterRole's
+    /// aggregated rules included); `None` when the role is not known.
+    fn role_rules(
+        &self,
+        _binding_namespace: &str,
+        _role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
+        None
+    }
+    /// The aggregated ClusterRoles whose `aggregationRule` selects a ClusterRole with these
+    /// labels: they take its rules.
+    fn aggregating_roles(&self, _labels: &Labels) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether agent Pods may run in the namespace, by the view's cheap signal (a watch of agent
+    /// Pods' keys by label selector): `false` answers a change there from memory.
+    fn may_hold_agents(&self, _namespace: &str) -> bool {
+        false
+    }
+    /// Every namespace [`ClusterView::may_hold_agents`] holds true for, sorted.
+    fn namespaces_with_agents(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The Pods of a namespace as a lookup for this request found them; `None` when not
+    /// looked up, or the lookup failed.
+    fn running_agents(&self, _namespace: &str) -> Option<Arc<RunningAgents>> {
+        None
+    }
+}
+
+/// What a lookup found of the Pods of a namespace that may hold agents, for judging a change to
+/// what their verdicts rest on (`engine::dependents`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunningAgents {
+    /// The namespace is being deleted: everything in it is leaving.
+    pub namespace_deleting: bool,
+    /// The Pods listed (not yet finished), agents or not: the engine picks out agents.
+    pub pods: Vec<super::pod::Pod>,
+    /// Pods whose workload is being deleted (an owner up their controller chain is gone or has
+    /// a deletion timestamp): they are leaving, as `helm uninstall` leaves them for a moment.
+    pub leaving: BTreeSet<String>,
 }
 
 /// All the view keeps of a Service: its type, and for an `ExternalName` Service the name it
@@ -346,6 +387,11 @@ pub struct Index {
     cilium_served: bool,
     cilium_policies: HashMap<String, BTreeMap<String, Arc<CiliumPolicy>>>,
     cilium_clusterwide: BTreeMap<String, Arc<CiliumPolicy>>,
+    /// Agent Pods by namespace and name, each with a bit per agent selector whose watch
+    /// reports it: the cheap signal of which namespaces hold agents (keys only, no spec).
+    agent_signal: HashMap<String, HashMap<String, u32>>,
+    /// Pods of a namespace looked up for one request (never watched).
+    running: HashMap<String, Arc<RunningAgents>>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
@@ -667,6 +713,44 @@ impl Index {
         }
     }
 
+    /// Records that agent selector number `selector` (below 32) reports a Pod.
+    pub fn apply_agent_signal(&mut self, selector: usize, namespace: &str, name: &str) {
+        *self
+            .agent_signal
+            .entry(namespace.to_string())
+            .or_default()
+            .entry(name.to_string())
+            .or_default() |= 1 << (selector % 32);
+    }
+    /// Forgets what selector number `selector` reported of a Pod.
+    pub fn delete_agent_signal(&mut self, selector: usize, namespace: &str, name: &str) {
+        if let Some(pods) = self.agent_signal.get_mut(namespace) {
+            if let Some(bits) = pods.get_mut(name) {
+                *bits &= !(1 << (selector % 32));
+                if *bits == 0 {
+                    pods.remove(name);
+                }
+            }
+            if pods.is_empty() {
+                self.agent_signal.remove(namespace);
+            }
+        }
+    }
+    /// Forgets everything selector number `selector` reported (its watch relists).
+    pub fn clear_agent_signal(&mut self, selector: usize) {
+        self.agent_signal.retain(|_, pods| {
+            pods.retain(|_, bits| {
+                *bits &= !(1 << (selector % 32));
+                *bits != 0
+            });
+            !pods.is_empty()
+        });
+    }
+    /// The Pods of a namespace as a lookup found them.
+    pub fn apply_running_agents(&mut self, namespace: &str, agents: RunningAgents) {
+        self.running.insert(namespace.to_string(), Arc::new(agents));
+    }
+
     /// Forgets every object of one kind (a name from [`VIEW_KINDS`]), so that a watcher's
     /// relist can replace the kind wholesale and objects deleted meanwhile disappear.
     pub fn clear_kind(&mut self, kind: &str) {
@@ -719,6 +803,10 @@ impl Index {
             ("rolebindings", self.role_bindings.len()),
             ("clusterrolebindings", self.cluster_role_bindings.len()),
             ("legacytokensecrets", self.legacy_token_secrets.len()),
+            (
+                "agentpods",
+                self.agent_signal.values().map(|m| m.len()).sum(),
+            ),
             ("secretproviderclasses", self.secret_provider_classes.len()),
             ("runtimeclasses", self.runtime_classes.len()),
             ("services", self.service_facts.len()),
@@ -929,6 +1017,43 @@ impl ClusterView for Index {
         out.extend(self.cilium_clusterwide.values().cloned());
         Some(out)
     }
+
+    fn role_rules(
+        &self,
+        binding_namespace: &str,
+        role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
+        self.rules_for(binding_namespace, role_ref)
+    }
+
+    fn aggregating_roles(&self, labels: &Labels) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .aggregation_rules
+            .iter()
+            .filter(|(_, selectors)| {
+                selectors
+                    .iter()
+                    .any(|s| super::selector::matches(s, labels))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn may_hold_agents(&self, namespace: &str) -> bool {
+        self.agent_signal.contains_key(namespace)
+    }
+
+    fn namespaces_with_agents(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.agent_signal.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
+    fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
+        self.running.get(namespace).cloned()
+    }
 }
 
 /// A cluster view built from manifests: the objects given to `check`, or a test's fixtures.
@@ -1091,6 +1216,25 @@ impl ClusterView for StaticView {
     }
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         self.index.service(namespace, name)
+    }
+    fn role_rules(
+        &self,
+        binding_namespace: &str,
+        role_ref: &RoleRef,
+    ) -> Option<Arc<Vec<PolicyRule>>> {
+        self.index.role_rules(binding_namespace, role_ref)
+    }
+    fn aggregating_roles(&self, labels: &Labels) -> Vec<String> {
+        self.index.aggregating_roles(labels)
+    }
+    fn may_hold_agents(&self, namespace: &str) -> bool {
+        self.index.may_hold_agents(namespace)
+    }
+    fn namespaces_with_agents(&self) -> Vec<String> {
+        self.index.namespaces_with_agents()
+    }
+    fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
+        self.index.running_agents(namespace)
     }
 }
 

@@ -176,7 +176,18 @@ for w in pod_v + pod_m:
     expect("objectSelector" not in w and len(cond) == 1
            and all(f'l["{k}"] == "{v}"' in cond[0] for s in selectors for k, v in s["matchLabels"].items()),
            f"{w['name']} ORs every agent selector in one matchCondition")
-expect(all(w["failurePolicy"] == "Fail" for w in vwc["webhooks"]), "validating entries fail closed")
+expect(all(w["failurePolicy"] == "Fail" for w in vwc["webhooks"]
+           if w["name"] != "validate-cluster-changes.openclaw.io"), "validating entries fail closed")
+# Issue 26: an outage must not block cluster-wide RBAC changes, this chart's own included.
+cluster_changes = [w for w in vwc["webhooks"] if w["name"] == "validate-cluster-changes.openclaw.io"]
+expect(len(cluster_changes) == 1 and cluster_changes[0]["failurePolicy"] == "Ignore"
+       and any("rbac.authorization.k8s.io" in r["apiGroups"] and "clusterroles" in r["resources"]
+               for r in cluster_changes[0]["rules"]),
+       "RBAC changes are judged by an entry that fails open")
+egress = [w for w in vwc["webhooks"] if w["name"] == "validate-egress-policies.openclaw.io"]
+expect(len(egress) == 1 and any("DELETE" in r["operations"] and "networkpolicies" in r["resources"]
+                                for r in egress[0]["rules"]),
+       "NetworkPolicy deletes are judged")
 expect(all(w.get("reinvocationPolicy") == "IfNeeded" for w in pod_m), "pod mutating entries reinvoke IfNeeded")
 wl_v = [w for w in vwc["webhooks"] if w["name"] == "validate-workloads.openclaw.io"]
 wl_m = [w for w in mwc["webhooks"] if w["name"] == "mutate-workloads.openclaw.io"]
@@ -222,8 +233,8 @@ rules = one(docs, "ClusterRole")["rules"]
 expect(all(set(r["verbs"]) <= {"get", "list", "watch"} for r in rules), "ClusterRole is read-only")
 expect(not any("secrets" in r["resources"] for r in rules), "no Secret access by default")
 verbs_of = lambda res: {v for r in rules if "" in r["apiGroups"] and res in r["resources"] for v in r["verbs"]}
-expect(verbs_of("pods") == {"get", "list"},
-       "pods get/list, unwatched: the lookups of a CONNECT")
+expect(verbs_of("pods") == {"get", "list", "watch"},
+       "pods get/list/watch: the lookups of a CONNECT, the agent Pods' keys, a namespace's Pods")
 expect(verbs_of("services") == {"get", "list", "watch"},
        "services watched (in-cluster-inference: type and external name) and got (a CONNECT)")
 expect(verbs_of("configmaps") == {"get"},

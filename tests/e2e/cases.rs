@@ -10,6 +10,18 @@ pub type Case = fn(&Env) -> Result<(), String>;
 pub fn all() -> Vec<(&'static str, Case)> {
     let mut all: Vec<(&'static str, Case)> = vec![
         (
+            "deps26_egress_policy_of_a_running_agent_is_held_until_the_agent_is_gone",
+            crate::dependents::egress_policy_held_while_the_agent_runs,
+        ),
+        (
+            "deps26_binding_an_agents_service_account_to_pods_exec_is_refused",
+            crate::dependents::exec_binding_for_an_agent_is_refused,
+        ),
+        (
+            "deps26_helm_uninstall_kubectl_delete_of_the_set_and_namespace_deletion_remove_an_agent",
+            crate::dependents::uninstalling_an_agent_keeps_working,
+        ),
+        (
             "refuses_a_pod_breaking_each_check_naming_check_path_and_fix",
             refuses_each_check,
         ),
@@ -548,7 +560,22 @@ fn one_apply(env: &Env) -> Result<(), String> {
     expect(env.pod_exists(ns, "agent"), || "pod not stored".into())
 }
 
+/// A namespace of its own with the agent ServiceAccount and default-deny egress and no agent
+/// running yet: binding a running agent's ServiceAccount to a broad role is itself refused
+/// (`dependents`), so the cases that watch a Pod being refused after such a binding start
+/// where no agent runs.
+fn fresh_agent_namespace(env: &Env, ns: &str) -> Result<(), String> {
+    env.apply_docs(&[
+        json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":ns}}),
+        json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":AGENT_SA,"namespace":ns}}),
+        deny_egress_policy(ns),
+    ])?;
+    env.wait_for_default_service_account(ns)
+}
+
 fn rbac_follows_bindings(env: &Env) -> Result<(), String> {
+    const NS_ENFORCE: &str = "e2e-rbac-bindings";
+    fresh_agent_namespace(env, NS_ENFORCE)?;
     let binding = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding",
         "metadata":{"name":"agent-is-admin","namespace":NS_ENFORCE},
         "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"cluster-admin"},
@@ -588,6 +615,8 @@ fn rbac_follows_bindings(env: &Env) -> Result<(), String> {
 /// ClusterRole reading every Secret gains the aggregation label and the agent is refused;
 /// the label removed, it is accepted again. The webhook learns both through its watch.
 fn rbac_follows_aggregation(env: &Env) -> Result<(), String> {
+    const NS_ENFORCE: &str = "e2e-rbac-aggregation";
+    fresh_agent_namespace(env, NS_ENFORCE)?;
     let label = "e2e.openclaw.io/aggregate-to-agent";
     let aggregate = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
         "metadata":{"name":"e2e-agent-aggregate"},

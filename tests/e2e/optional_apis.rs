@@ -281,12 +281,34 @@ fn cilium_with_fqdn_allow_list(env: &Env) -> Result<(), String> {
         || format!("audit finds the Cilium-boxed agent at fault: {finding}"),
     )?;
 
-    // A second policy opening HTTPS to the world: refused, naming it, once the watch has it.
+    // A second policy opening HTTPS to the world: refused while the agent runs (it would widen
+    // the agent's egress, naming it); with the agent gone it is stored, and a new agent is then
+    // refused, naming it, once the watch has it.
     let wide = json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
         "metadata": {"name": "open-web", "namespace": ns},
         "spec": {"endpointSelector": {}, "egress": [{"toEntities": ["world"],
             "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}]}});
-    env.apply_docs(&[wide])?;
+    let held = env.apply(&wide, &[]);
+    expect(
+        !held.ok
+            && held
+                .all()
+                .contains(&format!("running agent pod {ns}/agent")),
+        || {
+            format!(
+                "a policy widening a running agent's egress was stored: {}",
+                held.all()
+            )
+        },
+    )?;
+    let gone = env.kubectl(&["-n", ns, "delete", "pod", "agent"]);
+    expect(gone.ok, || gone.all())?;
+    env.eventually(15, || {
+        let out = env.apply(&wide, &[]);
+        expect(out.ok, || {
+            format!("open-web still refused with the agent gone: {}", out.all())
+        })
+    })?;
     let refusal = env.eventually(15, || {
         let out = env.apply(&agent(ns, "after-open-web"), &["--dry-run=server"]);
         expect(!out.ok, || format!("accepted with open-web: {}", out.all()))?;

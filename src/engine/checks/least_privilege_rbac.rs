@@ -40,7 +40,7 @@ fn has(list: &[String], item: &str) -> bool {
 
 /// ClusterRoles every cluster has, judged by name (`forbiddenRoles`) when they are not in
 /// the view (`check` reads manifests, which do not carry them).
-fn built_in(role_kind: &str, name: &str) -> bool {
+pub(crate) fn built_in(role_kind: &str, name: &str) -> bool {
     role_kind == "ClusterRole"
         && (matches!(name, "cluster-admin" | "admin" | "edit" | "view")
             || name.starts_with("system:"))
@@ -183,6 +183,23 @@ fn problems(b: &BoundRole, s: &RbacSettings) -> Vec<String> {
         fresh
     });
     out
+}
+
+/// Whether a grant gives what this check forbids, leaving aside a role not known yet (that
+/// role is judged when it comes): `engine::dependents` asks it to answer a change that grants
+/// nothing forbidden without looking for agents.
+pub fn grants_forbidden(b: &BoundRole, s: &RbacSettings) -> bool {
+    if has(&s.forbidden_roles, &b.role_name) {
+        return true;
+    }
+    let Some(rules) = &b.rules else {
+        return false;
+    };
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        rule_problems(rule, i + 1, b.cluster_wide, s, &mut out);
+    }
+    !out.is_empty()
 }
 
 fn check(input: &PodInput<'_>) -> Vec<Violation> {
