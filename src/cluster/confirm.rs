@@ -144,7 +144,9 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
     let target = match &review.object {
         Subject::Pod(pod) => Target::of_pod(pod, ns),
         Subject::Template(t) => Target::of_template(t, ns, ""),
-        Subject::None | Subject::Other | Subject::Connect(_) => return Misses::default(),
+        Subject::None | Subject::Other | Subject::SandboxRef(_) | Subject::Connect(_) => {
+            return Misses::default();
+        }
     };
     let reads = engine::reads(review, policy);
     let sa = target.service_account().unwrap_or("default");

@@ -332,6 +332,7 @@ pub fn short(s: &str) -> String {
 fn denial_message(review: &Review, violations: &[Judged]) -> String {
     let what = match &review.object {
         Subject::Template(t) => t.kind.clone(),
+        Subject::SandboxRef(r) => r.kind().to_string(),
         // `helm test` creates these; say so, or the user looks for a pod they never wrote.
         Subject::Pod(p) => match p
             .metadata
@@ -353,6 +354,7 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
                 .or(p.metadata.generate_name.clone())
                 .unwrap_or_default(),
             Subject::Template(t) => t.metadata.name.clone().unwrap_or_default(),
+            Subject::SandboxRef(r) => r.metadata().name.clone().unwrap_or_default(),
             _ => String::new(),
         }
     } else {

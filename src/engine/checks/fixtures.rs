@@ -680,6 +680,7 @@ pub fn as_deployment(pod: &Pod) -> Template {
         },
         template,
         template_path: "spec.template",
+        sandbox: None,
     }
 }
 
