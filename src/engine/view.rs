@@ -631,6 +631,8 @@ impl Index {
             CILIUM_NETWORK_POLICY | CILIUM_CLUSTERWIDE_NETWORK_POLICY => {
                 self.cilium_served = served
             }
+            // One CRD bundle serves both: either listed means the view holds them.
+            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL => self.sandbox_known = served,
             _ => {}
         }
     }
@@ -765,6 +767,8 @@ impl Index {
             }
             "Secret" => self.legacy_token_secrets.clear(),
             SECRET_PROVIDER_CLASS => self.secret_provider_classes.clear(),
+            SANDBOX_TEMPLATE => self.sandbox_templates.clear(),
+            SANDBOX_WARM_POOL => self.sandbox_warm_pools.clear(),
             RUNTIME_CLASS => self.runtime_classes.clear(),
             LIMIT_RANGE => self.limit_ranges.clear(),
             CONFIG_MAP => self.config_maps.clear(),
