@@ -28,8 +28,8 @@ use crate::engine::policy::Policy;
 use crate::engine::review::{ConnectTarget, Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
 use crate::engine::view::{
-    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, ServiceFacts,
-    StaticView,
+    BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, SandboxFacts,
+    ServiceFacts, StaticView,
 };
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
@@ -381,6 +381,12 @@ impl ClusterView for &Index {
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         (**self).service(namespace, name)
     }
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        (**self).sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        (**self).sandbox_warm_pool(namespace, name)
+    }
 }
 
 async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStats) -> Index {
@@ -699,6 +705,14 @@ impl ClusterView for Confirmed<'_> {
         self.live
             .service(namespace, name)
             .or_else(|| self.extra.as_ref()?.service(namespace, name))
+    }
+
+    // agent-sandbox's templates and warm pools come from the watches only.
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        self.live.sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.live.sandbox_warm_pool(namespace, name)
     }
 }
 

@@ -4,7 +4,9 @@
 use super::stats::CacheStats;
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::selector::Labels;
-use crate::engine::view::{BoundRole, ClusterView, DefaultLimits, Index, PodLookup, ServiceFacts};
+use crate::engine::view::{
+    BoundRole, ClusterView, DefaultLimits, Index, PodLookup, SandboxFacts, ServiceFacts,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +90,12 @@ impl ClusterView for LiveView {
     }
     fn service(&self, namespace: &str, name: &str) -> Option<ServiceFacts> {
         self.read().service(namespace, name)
+    }
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        self.read().sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.read().sandbox_warm_pool(namespace, name)
     }
 }
 
