@@ -89,6 +89,15 @@ pub const SANDBOX_TEMPLATES: OptionalApi = OptionalApi {
     },
 };
 
+/// Sandboxes are not watched (nothing judged reads them); `audit` lists them where served.
+pub const SANDBOXES: OptionalApi = OptionalApi {
+    kind: "Sandbox",
+    group: crate::engine::review::SANDBOX_GROUP,
+    version: "v1beta1",
+    plural: "sandboxes",
+    unjudged: || "Sandboxes are not audited".to_string(),
+};
+
 pub const SANDBOX_WARM_POOLS: OptionalApi = OptionalApi {
     kind: SANDBOX_WARM_POOL,
     group: SANDBOX_EXTENSIONS_GROUP,
