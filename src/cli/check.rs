@@ -239,11 +239,7 @@ pub fn run(args: Args) -> ExitCode {
         let decision = engine::evaluate(&review, &policy, &view);
         // What is not a violation but still worth knowing (a claim's warm pool that the
         // inputs do not hold): said on stderr, as the API server would print it.
-        for w in decision
-            .warnings
-            .iter()
-            .filter(|_| decision.violations.is_empty())
-        {
+        for w in &decision.notes {
             note!("warning: {w}");
         }
         if decision.skipped == Some(Skip::NotAnAgent) {

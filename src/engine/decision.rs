@@ -73,6 +73,9 @@ pub struct Decision {
     /// Denial message, listing every violation with its path and fix.
     pub message: Option<String>,
     pub warnings: Vec<String>,
+    /// Warnings that are no violation (an agent-sandbox claim naming a warm pool that does not
+    /// exist), also in `warnings`: what `check` prints beside its table.
+    pub notes: Vec<String>,
     pub audit_annotations: BTreeMap<String, String>,
     /// JSON Patch to apply (mutation only).
     pub patch: Option<patch::Patch>,

@@ -261,9 +261,8 @@ pub fn judge_ref(
     };
     let mode = policy.mode_for(view.namespace_labels(ns).as_ref());
     let Some(c) = claim else {
-        let mut d = decision::judged(review, mode, Vec::new(), Vec::new(), Vec::new(), None);
-        d.warnings.extend(notes);
-        return d;
+        let d = decision::judged(review, mode, Vec::new(), Vec::new(), Vec::new(), None);
+        return with_notes(d, notes);
     };
 
     // The template behind the claim, when the view holds warm pools and templates.
@@ -292,9 +291,7 @@ pub fn judge_ref(
         let mut labels = f.pod_labels.clone();
         labels.extend(selector::labels_of(c.pod_metadata.labels.as_ref()).clone());
         if !selector::matches(sel, &labels) {
-            let mut d = Decision::allow(Skip::NotAnAgent);
-            d.warnings.extend(notes);
-            return d;
+            return with_notes(Decision::allow(Skip::NotAnAgent), notes);
         }
     }
 
@@ -327,8 +324,14 @@ pub fn judge_ref(
             }
         })
         .collect();
-    let mut d = decision::judged(review, mode, violations, exempted, refused, None);
-    d.warnings.extend(notes);
+    let d = decision::judged(review, mode, violations, exempted, refused, None);
+    with_notes(d, notes)
+}
+
+/// The decision with `notes` added to its warnings (the API server shows them to the user).
+fn with_notes(mut d: Decision, notes: Vec<String>) -> Decision {
+    d.warnings.extend(notes.iter().cloned());
+    d.notes = notes;
     d
 }
 
