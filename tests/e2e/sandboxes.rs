@@ -20,6 +20,10 @@ pub fn all() -> Vec<(&'static str, crate::cases::Case)> {
             "a_claim_with_a_literal_token_is_refused_when_its_template_lets_claims_inject_env",
             claim_env,
         ),
+        (
+            "audit_lists_an_unhardened_template_admitted_in_audit_mode",
+            audit_finds_templates,
+        ),
     ]
 }
 
@@ -278,5 +282,57 @@ fn claim_env(env: &Env) -> Result<(), String> {
     expect(
         out.ok && text.contains("SandboxWarmPool no-such-pool") && text.contains("does not exist"),
         || format!("claim naming a missing pool: {text}"),
+    )
+}
+
+/// A namespace in audit mode admits the unhardened template; `audit` lists it from the
+/// cluster, judged at its pod template and for the open default egress.
+fn audit_finds_templates(env: &Env) -> Result<(), String> {
+    prepare(env)?;
+    let ns = "e2e-agent-sandbox-audit";
+    env.apply_docs(&[
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"openclaw.io/mode": "audit"}}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": ns}}),
+        deny_egress_policy(ns),
+    ])?;
+    let mut t = template("as-upstream", false, json!({}));
+    t["metadata"]["namespace"] = json!(ns);
+    env.eventually(20, || {
+        let out = env.apply(&t, &[]);
+        expect(out.ok, || format!("template in audit mode: {}", out.all()))
+    })?;
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "--kubeconfig"])
+        .arg(&env.kubeconfig)
+        .args([
+            "--policy",
+            &format!("{ROOT}/tests/e2e/policy.yaml"),
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run audit: {e}"))?;
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "audit output is not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let text = report.to_string();
+    let found = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f["kind"] == "SandboxTemplate" && f["name"] == "as-upstream");
+    expect(
+        found
+            && text.contains(
+                "spec.podTemplate.spec.containers[0].securityContext.readOnlyRootFilesystem",
+            )
+            && text.contains("spec.networkPolicy"),
+        || format!("audit of {ns}: {text}"),
     )
 }
