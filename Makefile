@@ -12,7 +12,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool psa roles tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -45,12 +45,18 @@ psa:
 roles:
 	bash tests/rbac/fetch.sh >/dev/null
 
+# agent-sandbox's CRDs (Sandbox, SandboxTemplate, SandboxWarmPool, SandboxClaim) and its
+# OpenClaw example from the pinned sigs.k8s.io/agent-sandbox module on the Go module proxy,
+# cached like the control plane (seconds, once); the e2e suite installs the CRDs.
+agent-sandbox:
+	bash tests/agent-sandbox/fetch.sh >/dev/null
+
 # Formatting, the pure library alone, clippy -D warnings, cargo deny, the image tests (built
 # twice, run in runc), then every test target; the e2e target (tests/e2e) starts its own
 # control plane and MLflow, and runs the chart checks, the registry + helm install of the
 # image and the MLflow cases against them; last, the chart's alert rules under
 # `promtool test rules`.
-test: toolchain controlplane mlflow promtool psa roles tools
+test: toolchain controlplane mlflow promtool psa roles agent-sandbox tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -273,7 +273,11 @@ fn service_account_of(review: &Review) -> &str {
     let spec = match &review.object {
         Subject::Pod(p) => p.spec.as_ref(),
         Subject::Template(t) => t.template.spec.as_ref(),
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => None,
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => None,
     };
     spec.and_then(|s| {
         s.service_account_name

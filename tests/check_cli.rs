@@ -1043,3 +1043,100 @@ subjects:
     let out = check_paths(&[&agent, &sa, &np, &b], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn agent_sandbox_example_passes_and_its_template_is_judged() {
+    let out = check_paths(&[&examples("agent-sandbox")], &[]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    assert!(
+        text.contains("3 objects judged, 0 violations"),
+        "{text}\n{err}"
+    );
+    for kind in ["SandboxTemplate", "SandboxWarmPool", "SandboxClaim"] {
+        assert!(
+            text.contains(&format!("passed: {kind} openclaw-sandbox/")),
+            "{kind}: {text}"
+        );
+    }
+}
+
+#[test]
+fn agent_sandbox_objects_are_judged_as_their_pods_will_be_and_refs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    // As agent-sandbox's OpenClaw example writes it: a writable root filesystem, a literal
+    // gateway token, no seccomp profile, and no networkPolicy (the controller's open default).
+    write(
+        dir.path(),
+        "template.yaml",
+        "apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata: {name: openclaw, namespace: agents}
+spec:
+  envVarsInjectionPolicy: Allowed
+  podTemplate:
+    metadata:
+      labels: {sandbox: openclaw-template-sandbox}
+    spec:
+      containers:
+        - name: openclaw
+          image: ghcr.io/openclaw/openclaw:2026.3.23
+          env:
+            - {name: OPENCLAW_GATEWAY_TOKEN, value: dummy-token-for-sandbox}
+          securityContext:
+            readOnlyRootFilesystem: false
+---
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxWarmPool
+metadata: {name: pool, namespace: agents}
+spec:
+  sandboxTemplateRef: {name: no-such-template}
+---
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata: {name: claim, namespace: agents}
+spec:
+  warmPoolRef: {name: no-such-pool}
+  env:
+    - {name: ANTHROPIC_API_KEY, value: sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA}
+---
+# Another project's kind of the same name is not agent-sandbox's.
+apiVersion: example.com/v1
+kind: Sandbox
+metadata: {name: other, namespace: agents}
+spec: {}
+",
+    );
+    let out = check_paths(&[dir.path()], &[]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{text}\nstderr:\n{err}"
+    );
+    for want in [
+        "SandboxTemplate agents/openclaw",
+        "spec.podTemplate.spec.containers[0].securityContext.readOnlyRootFilesystem",
+        "spec.podTemplate.spec.containers[0].env[0]",
+        "spec.networkPolicy (line",
+        "write spec.networkPolicy with egress allowing only",
+        "SandboxClaim agents/claim",
+        "spec.env[0]",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert!(!text.contains("sk-ant-api03"), "{text}");
+    assert!(
+        err.contains("SandboxTemplate no-such-template, which does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("SandboxWarmPool no-such-pool, which does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("skipped: Sandbox other"), "{err}");
+}

@@ -6,7 +6,9 @@
 //! roles and bindings, and where their APIs are served Cilium policies and
 //! SecretProviderClasses) and then every Pod and every workload that no controller owns
 //! (Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs,
-//! CronJobs): the Pods are what runs now, the workloads what their next rollout will create.
+//! CronJobs), and where agent-sandbox is served its SandboxTemplates and the Sandboxes no claim
+//! or warm pool made: the Pods are what runs now, the workloads what their next rollout will
+//! create.
 //! Each is judged as a CREATE by a user with no groups, in the mode its namespace is in, and
 //! again as `enforce` would judge it.
 //! Agents are found by the policy's selectors, and also by image without any agent label (the
@@ -305,6 +307,8 @@ async fn read_view(
         &dynamic::SECRET_PROVIDER_CLASSES,
         &dynamic::CILIUM_NETWORK_POLICIES,
         &dynamic::CILIUM_CLUSTERWIDE_NETWORK_POLICIES,
+        &dynamic::SANDBOX_TEMPLATES,
+        &dynamic::SANDBOX_WARM_POOLS,
     ] {
         let served = api
             .served(client)
@@ -369,6 +373,38 @@ async fn read_subjects(
             value["kind"] = kind.into();
             value["apiVersion"] = ar.api_version.clone().into();
             out.push((kind, ar.api_version.clone(), value));
+        }
+    }
+    // agent-sandbox, where served: templates, and the Sandboxes no claim or warm pool made
+    // (those are judged at their template, as a Deployment's ReplicaSets are at it).
+    use crate::cluster::dynamic;
+    for api in [&dynamic::SANDBOXES, &dynamic::SANDBOX_TEMPLATES] {
+        let served = api
+            .served(client)
+            .await
+            .with_context(|| format!("cannot ask whether {} is served", api.api_version()))?;
+        if !served {
+            continue;
+        }
+        let ar = api.resource();
+        let list: Api<DynamicObject> = match ns {
+            Some(n) => Api::namespaced_with(client.clone(), n, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        for obj in list_all(&list, page, &format!("{}s", api.kind), progress).await? {
+            let owned = obj
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true));
+            if owned {
+                continue;
+            }
+            let mut value = serde_json::to_value(&obj).context("cannot re-read a listed object")?;
+            value["kind"] = api.kind.into();
+            value["apiVersion"] = ar.api_version.clone().into();
+            out.push((api.kind, ar.api_version.clone(), value));
         }
     }
     Ok(out)
@@ -863,6 +899,31 @@ mod tests {
             let err = written.unwrap_err();
             assert!(err.contains("cannot write the report to stdout"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_sandbox_template_is_judged_at_its_pod_template_without_an_agent_label() {
+        let template = json!({"apiVersion": "extensions.agents.x-k8s.io/v1beta1",
+            "kind": "SandboxTemplate", "metadata": {"name": "openclaw", "namespace": "agents"},
+            "spec": {"podTemplate": {"metadata": {"labels": {"sandbox": "openclaw"}},
+                "spec": {"containers": [{"name": "c", "image": "ghcr.io/openclaw/openclaw:1"}]}}}});
+        let subjects = vec![(
+            "SandboxTemplate",
+            "extensions.agents.x-k8s.io/v1beta1".to_string(),
+            template,
+        )];
+        let report = judge(&Policy::default(), &StaticView::new(), &subjects);
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        let f = &report.findings[0];
+        assert_eq!(f.kind, "SandboxTemplate");
+        assert!(report.total.violations > 0);
+        // The managed NetworkPolicy the template's controller writes (the open default) is
+        // what egress is judged against.
+        assert!(
+            report.by_check.contains_key("default-deny-egress"),
+            "{:?}",
+            report.by_check
+        );
     }
 
     #[test]

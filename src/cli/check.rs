@@ -10,8 +10,10 @@
 //! that cannot be written. A reader that stops early (`| head`) changes none of them.
 
 use crate::engine::policy::Policy;
-use crate::engine::review::{Review, Subject, WORKLOAD_KINDS};
-use crate::engine::view::{CONFIG_MAP, SERVICE, StaticView, VIEW_KINDS};
+use crate::engine::review::{Review, Subject, WORKLOAD_KINDS, sandbox_group_of};
+use crate::engine::view::{
+    CONFIG_MAP, SANDBOX_TEMPLATE, SANDBOX_WARM_POOL, SERVICE, StaticView, VIEW_KINDS,
+};
 use crate::engine::{self, Decision, Judged, Skip};
 use crate::yaml::{self, Marks};
 use serde::Serialize;
@@ -192,6 +194,15 @@ pub fn run(args: Args) -> ExitCode {
             errors.push(schema_error(o, &e));
         }
     }
+    // agent-sandbox's templates and warm pools are judged, and also feed the view: a claim
+    // is judged by what its template lets it add, and a reference to one the inputs do not
+    // hold is reported. Their schema errors are reported once, when they are judged.
+    for o in objects
+        .iter()
+        .filter(|o| matches!(o.kind(), SANDBOX_TEMPLATE | SANDBOX_WARM_POOL) && is_sandbox(o))
+    {
+        let _ = view.add(&o.value, &args.namespace);
+    }
 
     let mut report = Report {
         objects: Vec::new(),
@@ -213,7 +224,7 @@ pub fn run(args: Args) -> ExitCode {
         if VIEW_KINDS.contains(&kind) && kind != CONFIG_MAP && kind != SERVICE {
             continue;
         }
-        if kind != "Pod" && !WORKLOAD_KINDS.contains(&kind) {
+        if kind != "Pod" && !WORKLOAD_KINDS.contains(&kind) && !is_sandbox(o) {
             note!("skipped: {kind} {} in {} (not judged)", o.name(), o.file);
             report.skipped.push(skipped(o, "not judged"));
             continue;
@@ -226,6 +237,11 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
         let decision = engine::evaluate(&review, &policy, &view);
+        // What is not a violation but still worth knowing (a claim's warm pool that the
+        // inputs do not hold): said on stderr, as the API server would print it.
+        for w in &decision.notes {
+            note!("warning: {w}");
+        }
         if decision.skipped == Some(Skip::NotAnAgent) {
             note!(
                 "skipped: {kind} {}/{} in {} (not an agent: no selector matches)",
@@ -410,6 +426,16 @@ fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
 }
 
 /// The review the API server would send for `kubectl apply` of this object.
+/// An agent-sandbox object: one of its kinds, in its API group (another CRD may well have a
+/// kind named `Sandbox`).
+fn is_sandbox(o: &Manifest) -> bool {
+    sandbox_group_of(o.kind()).is_some_and(|g| {
+        o.api_version()
+            .split_once('/')
+            .is_some_and(|(group, _)| group == g)
+    })
+}
+
 fn review_of(o: &Manifest, args: &Args) -> Result<Review, serde_json::Error> {
     let kind = o.kind();
     let mut subject = Subject::from_value(kind, o.value.clone())?;

@@ -29,7 +29,7 @@ use crate::engine::review::{ConnectTarget, Operation, Review, Subject, Target};
 use crate::engine::selector::Labels;
 use crate::engine::view::{
     BoundRole, ClusterView, DefaultLimits, Index, PodFacts, PodLookup, Read, Reads, RunningAgents,
-    ServiceFacts, StaticView,
+    SandboxFacts, ServiceFacts, StaticView,
 };
 use crate::engine::view::{CILIUM_NETWORK_POLICY, SECRET_PROVIDER_CLASS};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
@@ -144,7 +144,11 @@ fn misses(index: &Index, review: &Review, policy: &Policy) -> Misses {
     let target = match &review.object {
         Subject::Pod(pod) => Target::of_pod(pod, ns),
         Subject::Template(t) => Target::of_template(t, ns, ""),
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => {
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => {
             return Misses::default();
         }
     };
@@ -416,6 +420,12 @@ impl ClusterView for &Index {
     }
     fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
         (**self).running_agents(namespace)
+    }
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        (**self).sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        (**self).sandbox_warm_pool(namespace, name)
     }
 }
 
@@ -756,6 +766,13 @@ impl ClusterView for Confirmed<'_> {
     // Pods are never watched: they come from this request's lookup alone.
     fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
         self.extra.as_ref()?.running_agents(namespace)
+    }
+    // agent-sandbox's templates and warm pools come from the watches only.
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        self.live.sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.live.sandbox_warm_pool(namespace, name)
     }
 }
 

@@ -14,8 +14,10 @@ use super::feed::Feed;
 use super::live::{LiveView, Readiness};
 use crate::engine::checks::{default_deny_egress, secret_provider_class};
 use crate::engine::egress::cilium_policy::CiliumPolicy;
+use crate::engine::review::{SANDBOX_EXTENSIONS_GROUP, SandboxRef, Subject};
 use crate::engine::view::{
-    CILIUM_CLUSTERWIDE_NETWORK_POLICY, CILIUM_NETWORK_POLICY, Index, SECRET_PROVIDER_CLASS,
+    CILIUM_CLUSTERWIDE_NETWORK_POLICY, CILIUM_NETWORK_POLICY, Index, SANDBOX_TEMPLATE,
+    SANDBOX_WARM_POOL, SECRET_PROVIDER_CLASS, SandboxFacts,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
@@ -74,6 +76,35 @@ pub const CILIUM_CLUSTERWIDE_NETWORK_POLICIES: OptionalApi = OptionalApi {
             "CiliumClusterwideNetworkPolicies do not count for {}",
             default_deny_egress::CHECK.id
         )
+    },
+};
+
+pub const SANDBOX_TEMPLATES: OptionalApi = OptionalApi {
+    kind: SANDBOX_TEMPLATE,
+    group: SANDBOX_EXTENSIONS_GROUP,
+    version: "v1beta1",
+    plural: "sandboxtemplates",
+    unjudged: || {
+        "SandboxClaims are judged without their template (their env always, as if it let claims inject it), and references to missing templates are not reported".to_string()
+    },
+};
+
+/// Sandboxes are not watched (nothing judged reads them); `audit` lists them where served.
+pub const SANDBOXES: OptionalApi = OptionalApi {
+    kind: "Sandbox",
+    group: crate::engine::review::SANDBOX_GROUP,
+    version: "v1beta1",
+    plural: "sandboxes",
+    unjudged: || "Sandboxes are not audited".to_string(),
+};
+
+pub const SANDBOX_WARM_POOLS: OptionalApi = OptionalApi {
+    kind: SANDBOX_WARM_POOL,
+    group: SANDBOX_EXTENSIONS_GROUP,
+    version: "v1beta1",
+    plural: "sandboxwarmpools",
+    unjudged: || {
+        "SandboxClaims are judged without their warm pool, and references to missing pools are not reported".to_string()
     },
 };
 
@@ -197,6 +228,83 @@ impl OptionalFeed for SecretProviderClasses {
         // Metadata-only requests: the class's spec is never transferred.
         let api: Api<PartialObjectMeta<DynamicObject>> =
             Api::all_with(client.clone(), &Self::API.resource());
+        super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
+    }
+}
+
+/// An agent-sandbox object read through the engine's own reader: `(namespace, name, what it
+/// is)`; one that does not fit is logged and skipped.
+fn sandbox_object(raw: DynamicObject, kind: &str) -> Option<(String, String, Subject)> {
+    let ns = raw.metadata.namespace.clone().unwrap_or_default();
+    let name = raw.metadata.name.clone().unwrap_or_default();
+    let object = serde_json::json!({"metadata": {"name": name, "namespace": ns},
+        "spec": raw.data.get("spec").cloned().unwrap_or_default()});
+    match Subject::from_value(kind, object) {
+        Ok(s) => Some((ns, name, s)),
+        Err(e) => {
+            tracing::warn!(kind, namespace = %ns, name = %name, error = %e, "skipping object that does not fit its kind");
+            None
+        }
+    }
+}
+
+/// SandboxTemplates: whether claims may add env, and their Pods' labels.
+pub(crate) struct SandboxTemplates;
+impl Feed for SandboxTemplates {
+    type Raw = DynamicObject;
+    type Obj = (String, String, SandboxFacts);
+    const KIND: &'static str = SANDBOX_TEMPLATE;
+    fn convert(raw: DynamicObject) -> Option<Self::Obj> {
+        let (ns, name, subject) = sandbox_object(raw, Self::KIND)?;
+        Some((ns, name, SandboxFacts::of(&subject)?))
+    }
+    fn apply(index: &mut Index, (ns, name, facts): Self::Obj) {
+        index.apply_sandbox_template(&ns, &name, facts);
+    }
+    fn delete(index: &mut Index, namespace: &str, name: &str) {
+        index.delete_sandbox_template(namespace, name);
+    }
+    fn synced(index: &mut Index) {
+        index.set_served(Self::KIND, true);
+    }
+}
+impl OptionalFeed for SandboxTemplates {
+    const API: &'static OptionalApi = &SANDBOX_TEMPLATES;
+    fn start(client: &Client, view: &LiveView, ready: &Readiness) {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &Self::API.resource());
+        super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
+    }
+}
+
+/// SandboxWarmPools: the template each names.
+pub(crate) struct SandboxWarmPools;
+impl Feed for SandboxWarmPools {
+    type Raw = DynamicObject;
+    type Obj = (String, String, String);
+    const KIND: &'static str = SANDBOX_WARM_POOL;
+    fn convert(raw: DynamicObject) -> Option<Self::Obj> {
+        match sandbox_object(raw, Self::KIND)? {
+            (ns, name, Subject::SandboxRef(r)) => match *r {
+                SandboxRef::WarmPool(p) => Some((ns, name, p.template)),
+                SandboxRef::Claim(_) => None,
+            },
+            _ => None,
+        }
+    }
+    fn apply(index: &mut Index, (ns, name, template): Self::Obj) {
+        index.apply_sandbox_warm_pool(&ns, &name, &template);
+    }
+    fn delete(index: &mut Index, namespace: &str, name: &str) {
+        index.delete_sandbox_warm_pool(namespace, name);
+    }
+    fn synced(index: &mut Index) {
+        index.set_served(Self::KIND, true);
+    }
+}
+impl OptionalFeed for SandboxWarmPools {
+    const API: &'static OptionalApi = &SANDBOX_WARM_POOLS;
+    fn start(client: &Client, view: &LiveView, ready: &Readiness) {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &Self::API.resource());
         super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
     }
 }

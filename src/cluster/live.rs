@@ -5,7 +5,8 @@ use super::stats::CacheStats;
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::selector::Labels;
 use crate::engine::view::{
-    BoundRole, ClusterView, DefaultLimits, Index, PodLookup, RunningAgents, ServiceFacts,
+    BoundRole, ClusterView, DefaultLimits, Index, PodLookup, RunningAgents, SandboxFacts,
+    ServiceFacts,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
@@ -110,6 +111,12 @@ impl ClusterView for LiveView {
     }
     fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
         self.read().running_agents(namespace)
+    }
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        self.read().sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.read().sandbox_warm_pool(namespace, name)
     }
 }
 

@@ -65,6 +65,10 @@
 //!   - apiGroups: [cilium.io]
 //!     resources: [ciliumnetworkpolicies, ciliumclusterwidenetworkpolicies]
 //!     verbs: [get, list, watch]
+//!   # agent-sandbox: what a SandboxClaim's warm pool and template say.
+//!   - apiGroups: [extensions.agents.x-k8s.io]
+//!     resources: [sandboxtemplates, sandboxwarmpools]
+//!     verbs: [get, list, watch]
 //! ```
 
 pub mod agents;
@@ -137,6 +141,8 @@ pub fn start(
         dynamic::SECRET_PROVIDER_CLASSES.kind,
         dynamic::CILIUM_NETWORK_POLICIES.kind,
         dynamic::CILIUM_CLUSTERWIDE_NETWORK_POLICIES.kind,
+        dynamic::SANDBOX_TEMPLATES.kind,
+        dynamic::SANDBOX_WARM_POOLS.kind,
     ]);
     let stats = Arc::new(stats::CacheStats::new(&kinds));
     let ready = Readiness::new(kinds);
@@ -201,6 +207,18 @@ pub fn start(
         discovery_interval,
     );
     dynamic::watch_when_served::<dynamic::CiliumClusterwideNetworkPolicies>(
+        client.clone(),
+        Arc::clone(&view),
+        ready.clone(),
+        discovery_interval,
+    );
+    dynamic::watch_when_served::<dynamic::SandboxTemplates>(
+        client.clone(),
+        Arc::clone(&view),
+        ready.clone(),
+        discovery_interval,
+    );
+    dynamic::watch_when_served::<dynamic::SandboxWarmPools>(
         client.clone(),
         Arc::clone(&view),
         ready.clone(),

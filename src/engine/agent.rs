@@ -4,7 +4,7 @@
 
 use super::containers::containers;
 use super::policy::{Action, Policy, glob_match};
-use super::review::{ConnectTarget, Review, Subject, Target};
+use super::review::{ConnectTarget, Review, SANDBOX_KINDS, Subject, Target};
 use super::selector;
 use super::selector::Labels;
 use super::view::{ClusterView, PodFacts, PodLookup};
@@ -44,6 +44,26 @@ pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
     )
 }
 
+/// [`of`] for the object under review: a Pod or workload by its labels (and images), and an
+/// agent-sandbox `Sandbox` or `SandboxTemplate` also by its kind when the policy says every
+/// one is an agent (`agentSandbox`), narrowed by its selector on the pod template's labels.
+pub fn of_subject(policy: &Policy, subject: &Subject, target: &Target<'_>) -> Option<Match> {
+    of(policy, target).or_else(|| by_kind(policy, subject, target))
+}
+
+fn by_kind(policy: &Policy, subject: &Subject, target: &Target<'_>) -> Option<Match> {
+    let Subject::Template(t) = subject else {
+        return None;
+    };
+    let s = &policy.agent_sandbox;
+    (s.all_agents
+        && SANDBOX_KINDS.contains(&t.kind.as_str())
+        && s.selector.as_ref().is_none_or(|sel| {
+            selector::matches(sel, selector::labels_of(target.meta.labels.as_ref()))
+        }))
+    .then_some(Match::Selected)
+}
+
 /// [`of`] for a pod known by its labels and images alone (a pod a CONNECT reaches).
 pub fn of_facts(policy: &Policy, pod: &PodFacts) -> Option<Match> {
     if selected(policy, &pod.labels) {
@@ -77,7 +97,8 @@ fn caught<'i>(policy: &Policy, mut images: impl Iterator<Item = &'i str>) -> Opt
 /// that prepare cluster state before judging (the live view's confirm step).
 pub fn is_agent(review: &Review, policy: &Policy) -> bool {
     let mut spec_path = String::new();
-    target_of(review, &mut spec_path).is_some_and(|t| of(policy, &t).is_some())
+    target_of(review, &mut spec_path)
+        .is_some_and(|t| of_subject(policy, &review.object, &t).is_some())
 }
 
 /// Whether an image repository (no tag or digest) matches a `catchAll.images` pattern: `*`
@@ -121,7 +142,11 @@ fn target_in<'a>(
             *spec_path = format!("{}.spec", t.template_path);
             Some(Target::of_template(t, ns, spec_path.as_str()))
         }
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => None,
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => None,
     }
 }
 

@@ -73,6 +73,9 @@ pub struct Decision {
     /// Denial message, listing every violation with its path and fix.
     pub message: Option<String>,
     pub warnings: Vec<String>,
+    /// Warnings that are no violation (an agent-sandbox claim naming a warm pool that does not
+    /// exist), also in `warnings`: what `check` prints beside its table.
+    pub notes: Vec<String>,
     pub audit_annotations: BTreeMap<String, String>,
     /// JSON Patch to apply (mutation only).
     pub patch: Option<patch::Patch>,
@@ -332,6 +335,7 @@ pub fn short(s: &str) -> String {
 fn denial_message(review: &Review, violations: &[Judged]) -> String {
     let what = match &review.object {
         Subject::Template(t) => t.kind.clone(),
+        Subject::SandboxRef(r) => r.kind().to_string(),
         // `helm test` creates these; say so, or the user looks for a pod they never wrote.
         Subject::Pod(p) => match p
             .metadata
@@ -355,6 +359,7 @@ fn denial_message(review: &Review, violations: &[Judged]) -> String {
                 .or(p.metadata.generate_name.clone())
                 .unwrap_or_default(),
             Subject::Template(t) => t.metadata.name.clone().unwrap_or_default(),
+            Subject::SandboxRef(r) => r.metadata().name.clone().unwrap_or_default(),
             _ => String::new(),
         }
     } else {

@@ -25,11 +25,14 @@ pub mod patch;
 pub mod pod;
 pub mod policy;
 pub mod review;
+pub mod sandbox;
 pub mod selector;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_controllers;
+#[cfg(test)]
+mod tests_sandbox;
 pub mod view;
 pub mod violation;
 
@@ -71,6 +74,8 @@ pub fn reads(review: &Review, policy: &Policy) -> Reads {
                 own
             }
         }
+        // A claim or warm pool: the namespace's mode, and the references the view holds.
+        Subject::SandboxRef(_) => own,
         Subject::None | Subject::Other | Subject::Dependency(_) => Reads::NONE,
     }
 }
@@ -89,6 +94,9 @@ pub fn evaluate(review: &Review, policy: &Policy, view: &impl ClusterView) -> De
     if review.operation == Operation::Delete {
         return Decision::allow(Skip::Operation);
     }
+    if let Subject::SandboxRef(r) = &review.object {
+        return sandbox::judge_ref(review, r, policy, view);
+    }
     if policy.assume_openshift {
         let mut filled = review.clone();
         openshift::fill(&mut filled, &policy.openshift_sccs);
@@ -102,7 +110,7 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
     let Some(target) = agent::target_of(review, &mut spec_path) else {
         return Decision::allow(Skip::NotJudged);
     };
-    let now = agent::of(policy, &target);
+    let now = agent::of_subject(policy, &review.object, &target);
     // What the object was before an UPDATE: an agent stays judged while a request takes off
     // what made it one (its labels, its image under the catch-all).
     let mut old_spec_path = String::new();
@@ -111,7 +119,9 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
     } else {
         None
     };
-    let was = old.as_ref().and_then(|t| agent::of(policy, t));
+    let was = old
+        .as_ref()
+        .and_then(|t| agent::of_subject(policy, &review.old_object, t));
     let Some(agent) = now.or(was) else {
         return Decision::allow(Skip::NotAnAgent);
     };
@@ -153,12 +163,32 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
     {
         None
     } else {
+        // A managed SandboxTemplate's Pods are also under the NetworkPolicy its controller
+        // writes: the egress check sees that policy beside the namespace's own.
+        let managed = match &review.object {
+            Subject::Template(t) => sandbox::managed_policy(t, &review.namespace).map(|p| (t, p)),
+            _ => None,
+        };
+        let overlay;
+        let checks_view: &dyn ClusterView = match &managed {
+            Some((_, p)) => {
+                overlay = sandbox::ManagedView {
+                    inner: view,
+                    policy: p.clone(),
+                };
+                &overlay
+            }
+            None => view,
+        };
         let input = PodInput {
             target,
             policy,
-            view,
+            view: checks_view,
         };
         let mut found = checks::run_pod_checks(&input);
+        if let Some((t, _)) = managed {
+            sandbox::retarget_egress(t, policy, &mut found);
+        }
         if debug {
             let prefixes: Vec<String> = added
                 .iter()
@@ -322,9 +352,11 @@ pub fn mutate(
     match &review.object {
         Subject::Pod(pod) => mutate_pod(review, pod, policy, view),
         Subject::Template(t) => Ok(stamp_template(review, t, policy, view)),
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => {
-            Ok(Decision::allow(Skip::NotJudged))
-        }
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => Ok(Decision::allow(Skip::NotJudged)),
     }
 }
 
@@ -342,7 +374,7 @@ fn stamp_template(
     }
     let spec_path = format!("{}.spec", t.template_path);
     let target = review::Target::of_template(t, &review.namespace, &spec_path);
-    if agent::of(policy, &target).is_none() {
+    if agent::of_subject(policy, &review.object, &target).is_none() {
         return Decision::allow(Skip::NotAnAgent);
     }
     let mode = mode_of(review, policy, view);

@@ -163,7 +163,11 @@ fn fill_subject(subject: &mut Subject, fill_sccs: &[String]) {
             restricted_v2(),
             t.template.spec.get_or_insert_with(Default::default),
         ),
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => {}
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => {}
     }
 }
 
@@ -176,7 +180,11 @@ pub fn fill_as_restricted_v2(subject: &mut Subject) {
             restricted_v2(),
             t.template.spec.get_or_insert_with(Default::default),
         ),
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => {}
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => {}
     }
 }
 

@@ -131,6 +131,8 @@ pub struct Policy {
     pub agent_selectors: Vec<LabelSelector>,
     /// Pods running an OpenClaw image without any agent label.
     pub catch_all: CatchAll,
+    /// agent-sandbox's `Sandbox` and `SandboxTemplate`: agents by kind.
+    pub agent_sandbox: AgentSandbox,
     /// Policy-file exemptions.
     pub exemptions: Vec<Exemption>,
     /// Groups whose members may approve exemptions by pod annotation, and open a shell in an
@@ -191,6 +193,7 @@ impl Default for Policy {
             tiers: TierActions::default(),
             agent_selectors: default_agent_selectors(),
             catch_all: CatchAll::default(),
+            agent_sandbox: AgentSandbox::default(),
             exemptions: Vec::new(),
             approver_groups: vec!["openclaw:approvers".into()],
             approver_users: Vec::new(),
@@ -387,6 +390,32 @@ impl Default for CatchAll {
                 "openclaw/openclaw".into(),
             ],
             action: Action::Warn,
+        }
+    }
+}
+
+/// How the objects of SIG Apps' agent-sandbox (`agents.x-k8s.io`) are treated. That platform
+/// exists to run untrusted agent code, and the labels its examples put on their Pods are none
+/// the default selectors know, so its `Sandbox` and `SandboxTemplate` objects are agents by
+/// their kind unless this says otherwise.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AgentSandbox {
+    /// Every `Sandbox` and `SandboxTemplate` is an agent (and every `SandboxClaim` is judged
+    /// for what it adds). `false`: only those the agent selectors match by their pod
+    /// template's labels, as for any workload.
+    pub all_agents: bool,
+    /// Narrows `allAgents` to the objects whose pod template labels this selector matches.
+    /// Unset: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+impl Default for AgentSandbox {
+    fn default() -> Self {
+        AgentSandbox {
+            all_agents: true,
+            selector: None,
         }
     }
 }

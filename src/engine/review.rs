@@ -31,6 +31,50 @@ pub const WORKLOAD_KINDS: &[&str] = &[
     "CronJob",
 ];
 
+/// agent-sandbox (SIG Apps, `sigs.k8s.io/agent-sandbox`): the API group of `Sandbox`, and
+/// the one of its extensions (`SandboxTemplate`, `SandboxWarmPool`, `SandboxClaim`).
+pub const SANDBOX_GROUP: &str = "agents.x-k8s.io";
+pub const SANDBOX_EXTENSIONS_GROUP: &str = "extensions.agents.x-k8s.io";
+/// agent-sandbox kinds that carry a pod template (at `spec.podTemplate`): judged like
+/// workloads, and agents by their kind (`Policy::agent_sandbox`).
+pub const SANDBOX_KINDS: &[&str] = &["Sandbox", "SandboxTemplate"];
+/// agent-sandbox kinds that point at a template and add to it: judged for what they add
+/// (a claim) and for whether what they name exists.
+pub const SANDBOX_REF_KINDS: &[&str] = &["SandboxClaim", "SandboxWarmPool"];
+
+/// The API group each agent-sandbox kind is served in.
+pub fn sandbox_group_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Sandbox" => Some(SANDBOX_GROUP),
+        "SandboxTemplate" | "SandboxClaim" | "SandboxWarmPool" => Some(SANDBOX_EXTENSIONS_GROUP),
+        _ => None,
+    }
+}
+
+/// What a `SandboxTemplate` says beyond its pod template: the NetworkPolicy its controller
+/// writes for the template's Pods, and whether claims may add env to them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SandboxTemplateSettings {
+    /// `spec.networkPolicyManagement: Unmanaged`: the controller writes no NetworkPolicy
+    /// (and removes the one it wrote), so the namespace's own policies are all there is.
+    pub unmanaged: bool,
+    /// `spec.networkPolicy` as written; `None` when omitted (the controller then writes its
+    /// open default).
+    pub network_policy: Option<SandboxNetworkPolicy>,
+    /// `spec.envVarsInjectionPolicy` is `Allowed` or `Overrides`: a claim's `spec.env` lands
+    /// in the Pods.
+    pub env_injection: bool,
+}
+
+/// `spec.networkPolicy` of a `SandboxTemplate`: the rules the controller copies into the
+/// NetworkPolicy it writes. `egress: None` (omitted) denies all egress, as the policy it
+/// writes then has the `Egress` type and no rule.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct SandboxNetworkPolicy {
+    pub egress: Option<Vec<k8s_openapi::api::networking::v1::NetworkPolicyEgressRule>>,
+}
+
 /// A workload's pod template, with where it sits in the object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
@@ -43,6 +87,63 @@ pub struct Template {
     /// checks read): an approval's content digest covers all of it, so that a change to a
     /// field no check reads (a command, a probe) still voids the approval.
     pub raw: serde_json::Value,
+    /// Set for a `SandboxTemplate` only.
+    pub sandbox: Option<SandboxTemplateSettings>,
+}
+
+/// One literal variable of a `SandboxClaim`'s `spec.env` (agent-sandbox has no `valueFrom`
+/// there): injected into the named container, or into every container when none is named.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ClaimEnv {
+    pub name: String,
+    pub value: String,
+    pub container_name: Option<String>,
+}
+
+/// A `SandboxClaim`: the warm pool it takes a Sandbox from, and what it adds to that
+/// Sandbox's Pod.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Claim {
+    pub metadata: ObjectMeta,
+    /// `spec.warmPoolRef.name`.
+    pub warm_pool: String,
+    /// `spec.env`.
+    pub env: Vec<ClaimEnv>,
+    /// `spec.additionalPodMetadata`: labels and annotations added to the Pod.
+    pub pod_metadata: ObjectMeta,
+}
+
+/// A `SandboxWarmPool`: the template it keeps Sandboxes of.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WarmPool {
+    pub metadata: ObjectMeta,
+    /// `spec.sandboxTemplateRef.name`.
+    pub template: String,
+}
+
+/// An agent-sandbox object that points at a template rather than carrying one. Held boxed
+/// in [`Subject`], so the size of its larger variant costs nothing elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum SandboxRef {
+    Claim(Claim),
+    WarmPool(WarmPool),
+}
+
+impl SandboxRef {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SandboxRef::Claim(_) => "SandboxClaim",
+            SandboxRef::WarmPool(_) => "SandboxWarmPool",
+        }
+    }
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            SandboxRef::Claim(c) => &c.metadata,
+            SandboxRef::WarmPool(p) => &p.metadata,
+        }
+    }
 }
 
 /// The object under review.
@@ -59,6 +160,8 @@ pub enum Subject {
     /// judged by what its change would open to the agents already running
     /// ([`crate::engine::dependents`]).
     Dependency(Box<Dependency>),
+    /// A `SandboxClaim` or `SandboxWarmPool` (agent-sandbox).
+    SandboxRef(Box<SandboxRef>),
     /// A kind the engine does not judge.
     Other,
 }
@@ -212,15 +315,67 @@ struct TemplateSpec {
 
 impl TemplateSpec {
     fn typed<E: serde::de::Error>(self) -> Result<(PodTemplateSpec, serde_json::Value), E> {
-        let t = TemplateIn::deserialize(&self.template).map_err(E::custom)?;
-        Ok((
-            PodTemplateSpec {
-                metadata: Some(t.metadata),
-                spec: t.spec,
-            },
-            self.template,
-        ))
+        typed_template(self.template)
     }
+}
+
+fn typed_template<E: serde::de::Error>(
+    template: serde_json::Value,
+) -> Result<(PodTemplateSpec, serde_json::Value), E> {
+    let t = TemplateIn::deserialize(&template).map_err(E::custom)?;
+    Ok((
+        PodTemplateSpec {
+            metadata: Some(t.metadata),
+            spec: t.spec,
+        },
+        template,
+    ))
+}
+
+/// `Sandbox` and `SandboxTemplate` share `spec.podTemplate`; the rest is the template's.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SandboxSpecIn {
+    pod_template: serde_json::Value,
+    #[serde(default)]
+    network_policy: Option<SandboxNetworkPolicy>,
+    #[serde(default)]
+    network_policy_management: Option<String>,
+    #[serde(default)]
+    env_vars_injection_policy: Option<String>,
+}
+#[derive(Deserialize)]
+struct WithSandboxSpec {
+    #[serde(default, deserialize_with = "meta")]
+    metadata: ObjectMeta,
+    spec: SandboxSpecIn,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NameRef {
+    name: String,
+}
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PodMetadataIn {
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RefSpecIn {
+    warm_pool_ref: NameRef,
+    sandbox_template_ref: NameRef,
+    env: Vec<ClaimEnv>,
+    additional_pod_metadata: PodMetadataIn,
+}
+#[derive(Deserialize)]
+struct WithRefSpec {
+    #[serde(default, deserialize_with = "meta")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: RefSpecIn,
 }
 #[derive(Deserialize)]
 struct WithTemplate {
@@ -276,6 +431,47 @@ impl Subject {
                     template,
                     template_path: "spec.jobTemplate.spec.template",
                     raw,
+                    sandbox: None,
+                }))
+            }
+            k if SANDBOX_KINDS.contains(&k) => {
+                let w = WithSandboxSpec::deserialize(de)?;
+                let (template, raw) = typed_template(w.spec.pod_template)?;
+                let sandbox = (k == "SandboxTemplate").then(|| SandboxTemplateSettings {
+                    unmanaged: w.spec.network_policy_management.as_deref() == Some("Unmanaged"),
+                    network_policy: w.spec.network_policy,
+                    env_injection: matches!(
+                        w.spec.env_vars_injection_policy.as_deref(),
+                        Some("Allowed" | "Overrides")
+                    ),
+                });
+                Subject::Template(Box::new(Template {
+                    kind: kind.to_string(),
+                    metadata: w.metadata,
+                    template,
+                    template_path: "spec.podTemplate",
+                    raw,
+                    sandbox,
+                }))
+            }
+            k if SANDBOX_REF_KINDS.contains(&k) => {
+                let w = WithRefSpec::deserialize(de)?;
+                Subject::SandboxRef(Box::new(if k == "SandboxClaim" {
+                    SandboxRef::Claim(Claim {
+                        metadata: w.metadata,
+                        warm_pool: w.spec.warm_pool_ref.name,
+                        env: w.spec.env,
+                        pod_metadata: ObjectMeta {
+                            labels: w.spec.additional_pod_metadata.labels,
+                            annotations: w.spec.additional_pod_metadata.annotations,
+                            ..Default::default()
+                        },
+                    })
+                } else {
+                    SandboxRef::WarmPool(WarmPool {
+                        metadata: w.metadata,
+                        template: w.spec.sandbox_template_ref.name,
+                    })
                 }))
             }
             k if CONNECT_KINDS.contains(&k) => {
@@ -292,6 +488,7 @@ impl Subject {
                     template,
                     template_path: "spec.template",
                     raw,
+                    sandbox: None,
                 }))
             }
             "NetworkPolicy" => Subject::Dependency(Box::new(Dependency::NetworkPolicy(
@@ -343,7 +540,7 @@ impl Review {
             // The whole template as sent: a change to a field no check reads still voids an
             // approval's digest, so it must be judged here, not waved through.
             (Subject::Template(new), Subject::Template(old)) => {
-                new.template == old.template && new.raw == old.raw
+                new.template == old.template && new.raw == old.raw && new.sandbox == old.sandbox
             }
             _ => false,
         }
@@ -414,11 +611,7 @@ impl Review {
         Review {
             uid: String::new(),
             kind: GroupVersionKind::gvk(group, version, kind),
-            resource: GroupVersionResource::gvr(
-                group,
-                version,
-                &format!("{}s", kind.to_lowercase()),
-            ),
+            resource: GroupVersionResource::gvr(group, version, &plural_of(kind)),
             sub_resource: None,
             operation: Operation::Create,
             namespace: namespace.to_string(),
@@ -433,6 +626,19 @@ impl Review {
             old_object: Subject::None,
             now,
         }
+    }
+}
+
+/// The resource name of a kind, as the API server names its built-in kinds and the
+/// agent-sandbox CRDs name theirs (`sandboxes`).
+fn plural_of(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    if lower.ends_with('x') || lower.ends_with('s') {
+        format!("{lower}es")
+    } else if let Some(stem) = lower.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
     }
 }
 

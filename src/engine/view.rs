@@ -167,6 +167,16 @@ pub trait ClusterView {
     fn running_agents(&self, _namespace: &str) -> Option<Arc<RunningAgents>> {
         None
     }
+    /// agent-sandbox: what a `SandboxTemplate` says to claims. `Some(None)` for no such
+    /// template, `None` when the view does not hold templates.
+    fn sandbox_template(&self, _namespace: &str, _name: &str) -> Option<Option<SandboxFacts>> {
+        None
+    }
+    /// agent-sandbox: the template a `SandboxWarmPool` names. `Some(None)` for no such pool,
+    /// `None` when the view does not hold warm pools.
+    fn sandbox_warm_pool(&self, _namespace: &str, _name: &str) -> Option<Option<String>> {
+        None
+    }
 }
 
 /// What a lookup found of the Pods of a namespace that may hold agents, for judging a change to
@@ -181,6 +191,34 @@ pub struct RunningAgents {
     /// a deletion timestamp): they are leaving, as `helm uninstall` leaves them for a moment.
     pub leaving: BTreeSet<String>,
 }
+
+/// What a claim's judgement needs of a `SandboxTemplate`: whether claims may inject env, and
+/// the labels its Pods carry (a claim's labels are added to them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SandboxFacts {
+    pub env_injection: bool,
+    pub pod_labels: Labels,
+}
+
+impl SandboxFacts {
+    /// The facts of a parsed `SandboxTemplate`; `None` for any other subject.
+    pub fn of(subject: &super::review::Subject) -> Option<SandboxFacts> {
+        match subject {
+            super::review::Subject::Template(t) => t.sandbox.as_ref().map(|s| SandboxFacts {
+                env_injection: s.env_injection,
+                pod_labels: super::selector::labels_of(
+                    t.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                )
+                .clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Kind names of the agent-sandbox objects the view holds.
+pub const SANDBOX_TEMPLATE: &str = "SandboxTemplate";
+pub const SANDBOX_WARM_POOL: &str = "SandboxWarmPool";
 
 /// All the view keeps of a Service: its type, and for an `ExternalName` Service the name it
 /// resolves to (a DNS alias that may point anywhere, in the cluster or out of it).
@@ -392,6 +430,11 @@ pub struct Index {
     agent_signal: HashMap<String, HashMap<String, u32>>,
     /// Pods of a namespace looked up for one request (never watched).
     running: HashMap<String, Arc<RunningAgents>>,
+    /// Whether agent-sandbox templates and warm pools are known (listed, or given to `check`).
+    sandbox_known: bool,
+    sandbox_templates: HashMap<(String, String), SandboxFacts>,
+    /// Warm pools by namespace and name: the template each names.
+    sandbox_warm_pools: HashMap<(String, String), String>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
@@ -634,6 +677,8 @@ impl Index {
             CILIUM_NETWORK_POLICY | CILIUM_CLUSTERWIDE_NETWORK_POLICY => {
                 self.cilium_served = served
             }
+            // One CRD bundle serves both: either listed means the view holds them.
+            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL => self.sandbox_known = served,
             _ => {}
         }
     }
@@ -650,6 +695,33 @@ impl Index {
     pub fn set_runtime_classes_known(&mut self) {
         self.runtime_classes_known = true;
     }
+    /// Marks agent-sandbox templates and warm pools as known: a name not held is missing.
+    pub fn set_sandbox_known(&mut self) {
+        self.sandbox_known = true;
+    }
+
+    pub fn apply_sandbox_template(&mut self, namespace: &str, name: &str, facts: SandboxFacts) {
+        self.sandbox_templates
+            .insert((namespace.to_string(), name.to_string()), facts);
+    }
+
+    pub fn delete_sandbox_template(&mut self, namespace: &str, name: &str) {
+        self.sandbox_templates
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    pub fn apply_sandbox_warm_pool(&mut self, namespace: &str, name: &str, template: &str) {
+        self.sandbox_warm_pools.insert(
+            (namespace.to_string(), name.to_string()),
+            template.to_string(),
+        );
+    }
+
+    pub fn delete_sandbox_warm_pool(&mut self, namespace: &str, name: &str) {
+        self.sandbox_warm_pools
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
     pub fn apply_limit_range(&mut self, namespace: &str, name: &str, defaults: DefaultLimits) {
         self.limit_ranges
             .entry(namespace.to_string())
@@ -779,6 +851,8 @@ impl Index {
             }
             "Secret" => self.legacy_token_secrets.clear(),
             SECRET_PROVIDER_CLASS => self.secret_provider_classes.clear(),
+            SANDBOX_TEMPLATE => self.sandbox_templates.clear(),
+            SANDBOX_WARM_POOL => self.sandbox_warm_pools.clear(),
             RUNTIME_CLASS => self.runtime_classes.clear(),
             LIMIT_RANGE => self.limit_ranges.clear(),
             CONFIG_MAP => self.config_maps.clear(),
@@ -1005,6 +1079,22 @@ impl ClusterView for Index {
             .cloned()
     }
 
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        self.sandbox_known.then(|| {
+            self.sandbox_templates
+                .get(&(namespace.to_string(), name.to_string()))
+                .cloned()
+        })
+    }
+
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.sandbox_known.then(|| {
+            self.sandbox_warm_pools
+                .get(&(namespace.to_string(), name.to_string()))
+                .cloned()
+        })
+    }
+
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         if !self.cilium_served {
             return None;
@@ -1159,6 +1249,22 @@ impl StaticView {
                 let (ns, name) = ns_name(&lr.metadata);
                 idx.apply_limit_range(&ns, &name, DefaultLimits::of(&lr));
             }
+            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL => {
+                let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+                    serde_json::from_value(object.get("metadata").cloned().unwrap_or_default())?;
+                let (ns, name) = ns_name(&meta);
+                let subject = super::review::Subject::from_value(kind, object)?;
+                idx.set_sandbox_known();
+                match (&subject, SandboxFacts::of(&subject)) {
+                    (_, Some(facts)) => idx.apply_sandbox_template(&ns, &name, facts),
+                    (super::review::Subject::SandboxRef(r), None) => {
+                        if let super::review::SandboxRef::WarmPool(p) = r.as_ref() {
+                            idx.apply_sandbox_warm_pool(&ns, &name, &p.template);
+                        }
+                    }
+                    _ => {}
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -1235,6 +1341,12 @@ impl ClusterView for StaticView {
     }
     fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
         self.index.running_agents(namespace)
+    }
+    fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
+        self.index.sandbox_template(namespace, name)
+    }
+    fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.index.sandbox_warm_pool(namespace, name)
     }
 }
 

@@ -1,7 +1,7 @@
 //! What some tests run that cargo does not build: the control plane (kube-apiserver, etcd,
 //! kubectl, helm; tests/controlplane/build.sh), the MLflow venv (tests/mlflow/venv.sh), the
 //! image tools (crane and the rest; tools/build.sh) and Kubernetes' Pod Security fixtures
-//! (tests/psa/fetch.sh), each cached outside git under
+//! (tests/psa/fetch.sh) and agent-sandbox's CRDs (tests/agent-sandbox/fetch.sh), each cached outside git under
 //! `${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}`.
 //!
 //! A test that needs one of them asks here first. When something is missing, it fails at once
@@ -22,6 +22,7 @@ pub enum Need {
     Mlflow,
     Tools,
     PsaFixtures,
+    AgentSandbox,
 }
 
 impl Need {
@@ -57,6 +58,11 @@ impl Need {
                 ],
             ),
             Need::PsaFixtures => ("tests/psa/fetch.sh", "--print-dir", &[".complete"]),
+            Need::AgentSandbox => (
+                "tests/agent-sandbox/fetch.sh",
+                "--print-dir",
+                &[".complete", "crds"],
+            ),
         }
     }
 
@@ -83,6 +89,11 @@ impl Need {
                 "the Pod Security fixtures are not fetched",
                 "psa",
                 "tests/psa/fetch.sh, seconds once",
+            ),
+            Need::AgentSandbox => (
+                "agent-sandbox's CRDs are not fetched",
+                "agent-sandbox",
+                "tests/agent-sandbox/fetch.sh, seconds once",
             ),
         }
     }

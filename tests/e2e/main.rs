@@ -24,6 +24,7 @@ mod observability;
 mod optional_apis;
 #[path = "../common/prebuilt.rs"]
 mod prebuilt;
+mod sandboxes;
 mod second_webhook;
 mod support;
 mod workloads;

@@ -17,7 +17,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
 /// What the suite runs that cargo does not build: the control plane; MLflow, which the
 /// decision spans go to; crane and the SBOM tool, with which the registry case builds and
 /// serves the image.
-pub const NEEDS: &[Need] = &[Need::ControlPlane, Need::Mlflow, Need::Tools];
+pub const NEEDS: &[Need] = &[
+    Need::ControlPlane,
+    Need::Mlflow,
+    Need::Tools,
+    Need::AgentSandbox,
+];
 
 /// Namespaces the suite prepares: every one has the agent's dedicated ServiceAccount and a
 /// default-deny egress policy allowing DNS and HTTPS; the ServiceAccount controller gives

@@ -352,3 +352,28 @@ or the Service's DNS name, with the port when it is not 443).
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The labels of the pod template of the agent-sandbox object in `var` (Sandbox and SandboxTemplate keep it at spec.podTemplate). Argument: the variable name. */}}
+{{- define "openclaw-admission.celSandboxLabels" -}}
+{{ . }} != null && has({{ . }}.spec) && has({{ . }}.spec.podTemplate) && has({{ . }}.spec.podTemplate.metadata) && has({{ . }}.spec.podTemplate.metadata.labels) ? {{ . }}.spec.podTemplate.metadata.labels : {}
+{{- end -}}
+
+{{/*
+Which agent-sandbox requests are sent (policy.agentSandbox): with allAgents (the default) every
+Sandbox and SandboxTemplate, narrowed by its selector on the pod template's labels, and every
+SandboxClaim and SandboxWarmPool; without it, only the Sandboxes and templates whose pod template
+labels an agent selector matches, now or before an UPDATE.
+*/}}
+{{- define "openclaw-admission.celSandbox" -}}
+{{- $s := dig "agentSandbox" dict (.Values.policy | default dict) -}}
+{{- $all := true -}}
+{{- if hasKey $s "allAgents" -}}{{- $all = $s.allAgents -}}{{- end -}}
+{{- $agent := printf "[%s].exists(l, %s) || [%s].exists(l, %s)" (include "openclaw-admission.celSandboxLabels" "object") (include "openclaw-admission.celAnySelector" .) (include "openclaw-admission.celSandboxLabels" "oldObject") (include "openclaw-admission.celAnySelector" .) -}}
+{{- if and $all (not $s.selector) -}}
+request.kind.kind in ['Sandbox', 'SandboxTemplate', 'SandboxClaim', 'SandboxWarmPool']
+{{- else if $all -}}
+request.kind.kind in ['SandboxClaim', 'SandboxWarmPool'] || (request.kind.kind in ['Sandbox', 'SandboxTemplate'] && ([{{ include "openclaw-admission.celSandboxLabels" "object" }}].exists(l, {{ include "openclaw-admission.celSelector" $s.selector }}) || {{ $agent }}))
+{{- else -}}
+request.kind.kind in ['Sandbox', 'SandboxTemplate'] && ({{ $agent }})
+{{- end -}}
+{{- end -}}

@@ -56,7 +56,11 @@ pub fn grant_for(review: &Review, policy: &Policy, target: &Target<'_>) -> Optio
             }
         }
         Subject::Pod(p) => controller && pod_made_from(&p.metadata, grant),
-        Subject::None | Subject::Other | Subject::Connect(_) | Subject::Dependency(_) => false,
+        Subject::None
+        | Subject::Other
+        | Subject::SandboxRef(_)
+        | Subject::Connect(_)
+        | Subject::Dependency(_) => false,
     };
     holds.then_some(verified)
 }

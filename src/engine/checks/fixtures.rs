@@ -676,6 +676,7 @@ pub fn as_deployment(pod: &Pod) -> Template {
         },
         template,
         template_path: "spec.template",
+        sandbox: None,
     }
 }
 
