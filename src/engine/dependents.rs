@@ -118,8 +118,13 @@ pub fn namespaces(review: &Review, policy: &Policy, view: &dyn ClusterView) -> V
         return Vec::new();
     }
     let all = || view.namespaces_with_agents();
+    // Agents the catch-all finds by image carry no agent label, so the signal (a watch by
+    // label) never reports them: with the catch-all on, a change in one namespace is looked
+    // up there whatever the signal says. A change that reaches every namespace still goes by
+    // the signal (docs/policy-reference.md says so).
+    let unlabelled = policy.catch_all.enabled;
     let one = |ns: &str| {
-        if view.may_hold_agents(ns) {
+        if !ns.is_empty() && (unlabelled || view.may_hold_agents(ns)) {
             vec![ns.to_string()]
         } else {
             Vec::new()
@@ -756,6 +761,15 @@ mod tests {
         assert!(namespaces(&delete_deny(), &policy, &empty).is_empty());
         assert!(judge(&delete_deny(), &policy, &empty).unwrap().allowed);
         assert_eq!(namespaces(&delete_deny(), &policy, &view), [NS]);
+    }
+
+    #[test]
+    fn with_the_catch_all_on_a_change_is_looked_up_where_no_labelled_agent_runs() {
+        let mut policy = Policy::default();
+        let empty = view_of(&[deny_all_egress_json(NS)]);
+        assert!(namespaces(&delete_deny(), &policy, &empty).is_empty());
+        policy.catch_all.enabled = true;
+        assert_eq!(namespaces(&delete_deny(), &policy, &empty), [NS]);
     }
 
     #[test]
