@@ -10,15 +10,15 @@ pub type Case = fn(&Env) -> Result<(), String>;
 pub fn all() -> Vec<(&'static str, Case)> {
     let mut all: Vec<(&'static str, Case)> = vec![
         (
-            "deps26_egress_policy_of_a_running_agent_is_held_until_the_agent_is_gone",
+            "the_egress_policy_of_a_running_agent_is_held_until_the_agent_is_gone",
             crate::dependents::egress_policy_held_while_the_agent_runs,
         ),
         (
-            "deps26_binding_an_agents_service_account_to_pods_exec_is_refused",
+            "binding_an_agents_service_account_to_pods_exec_is_refused",
             crate::dependents::exec_binding_for_an_agent_is_refused,
         ),
         (
-            "deps26_helm_uninstall_kubectl_delete_of_the_set_and_namespace_deletion_remove_an_agent",
+            "helm_uninstall_kubectl_delete_of_the_set_and_namespace_deletion_remove_an_agent",
             crate::dependents::uninstalling_an_agent_keeps_working,
         ),
         (
