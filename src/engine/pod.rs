@@ -356,106 +356,63 @@ pub struct Volume {
     pub sources: VolumeSources,
 }
 
-/// A volume source held only as which it is. The ones Pod Security `restricted` allows come
-/// first; the others (the sources the node mounts, or for `gitRepo` and `flexVolume` runs a
-/// program on the node to fill) follow in the order [`Volume::restricted_source`] names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VolumeSource {
-    ConfigMap,
-    DownwardApi,
-    EmptyDir,
-    Ephemeral,
-    Image,
-    PersistentVolumeClaim,
-    GcePersistentDisk,
-    AwsElasticBlockStore,
-    GitRepo,
-    Nfs,
-    Iscsi,
-    Glusterfs,
-    Rbd,
-    FlexVolume,
-    Cinder,
-    Cephfs,
-    Flocker,
-    Fc,
-    AzureFile,
-    VsphereVolume,
-    Quobyte,
-    AzureDisk,
-    PhotonPersistentDisk,
-    PortworxVolume,
-    ScaleIo,
-    Storageos,
+/// The variants of [`VolumeSource`], its list and each one's JSON name, from one table so
+/// that the three cannot drift apart.
+macro_rules! volume_sources {
+    ($($variant:ident => $json:literal,)+) => {
+        /// A volume source held only as which it is. The ones Pod Security `restricted`
+        /// allows come first; the others (the sources the node mounts, or for `gitRepo` and
+        /// `flexVolume` runs a program on the node to fill) follow in the order
+        /// [`Volume::restricted_source`] names them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum VolumeSource {
+            $($variant,)+
+        }
+
+        impl VolumeSource {
+            /// Every one, in the order above.
+            pub const ALL: &[VolumeSource] = &[$(VolumeSource::$variant,)+];
+
+            /// Its key in a volume's JSON.
+            pub fn json_name(self) -> &'static str {
+                match self {
+                    $(VolumeSource::$variant => $json,)+
+                }
+            }
+        }
+    };
+}
+
+volume_sources! {
+    ConfigMap => "configMap",
+    DownwardApi => "downwardAPI",
+    EmptyDir => "emptyDir",
+    Ephemeral => "ephemeral",
+    Image => "image",
+    PersistentVolumeClaim => "persistentVolumeClaim",
+    GcePersistentDisk => "gcePersistentDisk",
+    AwsElasticBlockStore => "awsElasticBlockStore",
+    GitRepo => "gitRepo",
+    Nfs => "nfs",
+    Iscsi => "iscsi",
+    Glusterfs => "glusterfs",
+    Rbd => "rbd",
+    FlexVolume => "flexVolume",
+    Cinder => "cinder",
+    Cephfs => "cephfs",
+    Flocker => "flocker",
+    Fc => "fc",
+    AzureFile => "azureFile",
+    VsphereVolume => "vsphereVolume",
+    Quobyte => "quobyte",
+    AzureDisk => "azureDisk",
+    PhotonPersistentDisk => "photonPersistentDisk",
+    PortworxVolume => "portworxVolume",
+    ScaleIo => "scaleIO",
+    Storageos => "storageos",
 }
 
 impl VolumeSource {
-    /// Every one, in the order above.
-    pub const ALL: [VolumeSource; 26] = {
-        use VolumeSource::*;
-        [
-            ConfigMap,
-            DownwardApi,
-            EmptyDir,
-            Ephemeral,
-            Image,
-            PersistentVolumeClaim,
-            GcePersistentDisk,
-            AwsElasticBlockStore,
-            GitRepo,
-            Nfs,
-            Iscsi,
-            Glusterfs,
-            Rbd,
-            FlexVolume,
-            Cinder,
-            Cephfs,
-            Flocker,
-            Fc,
-            AzureFile,
-            VsphereVolume,
-            Quobyte,
-            AzureDisk,
-            PhotonPersistentDisk,
-            PortworxVolume,
-            ScaleIo,
-            Storageos,
-        ]
-    };
-
-    /// Its key in a volume's JSON.
-    pub fn json_name(self) -> &'static str {
-        use VolumeSource::*;
-        match self {
-            ConfigMap => "configMap",
-            DownwardApi => "downwardAPI",
-            EmptyDir => "emptyDir",
-            Ephemeral => "ephemeral",
-            Image => "image",
-            PersistentVolumeClaim => "persistentVolumeClaim",
-            GcePersistentDisk => "gcePersistentDisk",
-            AwsElasticBlockStore => "awsElasticBlockStore",
-            GitRepo => "gitRepo",
-            Nfs => "nfs",
-            Iscsi => "iscsi",
-            Glusterfs => "glusterfs",
-            Rbd => "rbd",
-            FlexVolume => "flexVolume",
-            Cinder => "cinder",
-            Cephfs => "cephfs",
-            Flocker => "flocker",
-            Fc => "fc",
-            AzureFile => "azureFile",
-            VsphereVolume => "vsphereVolume",
-            Quobyte => "quobyte",
-            AzureDisk => "azureDisk",
-            PhotonPersistentDisk => "photonPersistentDisk",
-            PortworxVolume => "portworxVolume",
-            ScaleIo => "scaleIO",
-            Storageos => "storageos",
-        }
-    }
-
     /// Whether Pod Security `restricted` allows it (with `csi`, `projected` and `secret`).
     pub fn restricted_allows(self) -> bool {
         (self as u8) <= VolumeSource::PersistentVolumeClaim as u8
@@ -463,7 +420,8 @@ impl VolumeSource {
 
     fn from_json_name(name: &str) -> Option<VolumeSource> {
         VolumeSource::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|s| s.json_name() == name)
     }
 }
@@ -488,7 +446,8 @@ impl VolumeSources {
     /// The sources in the set, in [`VolumeSource::ALL`]'s order.
     pub fn iter(self) -> impl Iterator<Item = VolumeSource> {
         VolumeSource::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(move |s| self.contains(*s))
     }
 }
@@ -726,7 +685,7 @@ mod tests {
             serde_json::to_value(&nfs).unwrap(),
             json!({"name": "n", "nfs": {}})
         );
-        for s in VolumeSource::ALL {
+        for &s in VolumeSource::ALL {
             assert_eq!(VolumeSource::from_json_name(s.json_name()), Some(s));
         }
         assert!(serde_json::from_value::<Volume>(json!("a string")).is_err());
