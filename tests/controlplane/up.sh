@@ -14,6 +14,10 @@
 # cert), DIR/apiserver.log, DIR/controller-manager.log, DIR/etcd.log,
 # DIR/audit.log, DIR/keeper.log.
 #
+# Ports are picked at random below the kernel's ephemeral range. etcd must answer before
+# kube-apiserver starts; a start in which a process exits (a port taken after it was probed,
+# say) is retried on new ports, up to three attempts, each failure's logs printed.
+#
 # Lifetime: a small keeper process owns the three processes; each runs under
 # `setpriv --pdeathsig KILL`, so they die with the keeper whatever happens to it.
 # The keeper stops everything when down.sh asks, when either process exits, or
@@ -82,19 +86,24 @@ declare -A TAKEN=()
 # ("address already in use") a moment later.
 EPHEMERAL_LOW="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
 (( EPHEMERAL_LOW > 12000 )) || EPHEMERAL_LOW=32768
+# Sets PORT. Not `$(free_port)`: a command substitution is a subshell, whose TAKEN is lost,
+# and the four ports of one start could then be the same port twice.
 free_port() {
   local p i
   for i in $(seq 1 200); do
     p=$(( 10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL_LOW - 10000) ))
     [[ -z "${TAKEN[$p]:-}" ]] || continue
-    if ! port_in_use "$p"; then TAKEN[$p]=1; echo "$p"; return 0; fi
+    if ! port_in_use "$p"; then TAKEN[$p]=1; PORT=$p; return 0; fi
   done
   echo "up.sh: no free port found" >&2; return 1
 }
-ETCD_PORT="$(free_port)"
-ETCD_PEER_PORT="$(free_port)"
-APISERVER_PORT="$(free_port)"
-KCM_PORT="$(free_port)"
+# Each start attempt (see the end) takes four ports no earlier attempt took.
+pick_ports() {
+  free_port; ETCD_PORT=$PORT
+  free_port; ETCD_PEER_PORT=$PORT
+  free_port; APISERVER_PORT=$PORT
+  free_port; KCM_PORT=$PORT
+}
 
 # --- certificates ----------------------------------------------------------------
 PKI="$DIR/pki"
@@ -206,64 +215,67 @@ else
 fi
 
 # --- process arguments ---------------------------------------------------------------
-ETCD_ARGS=(
-  --name=openclaw
-  --data-dir="$DIR/etcd-data"
-  --listen-client-urls="http://127.0.0.1:$ETCD_PORT"
-  --advertise-client-urls="http://127.0.0.1:$ETCD_PORT"
-  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT"
-  --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT"
-  --initial-cluster="openclaw=http://127.0.0.1:$ETCD_PEER_PORT"
-  --initial-cluster-state=new
-  --unsafe-no-fsync
-  --log-level=warn
-)
-APISERVER_ARGS=(
-  --etcd-servers="http://127.0.0.1:$ETCD_PORT"
-  --bind-address=127.0.0.1
-  --advertise-address=127.0.0.1
-  --secure-port="$APISERVER_PORT"
-  --tls-cert-file="$PKI/apiserver.crt"
-  --tls-private-key-file="$PKI/apiserver.key"
-  --client-ca-file="$PKI/ca.crt"
-  --authorization-mode=RBAC
-  --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook
-  --allow-privileged=true
-  --service-account-issuer=https://kubernetes.default.svc.cluster.local
-  --service-account-key-file="$PKI/sa.pub"
-  --service-account-signing-key-file="$PKI/sa.key"
-  --service-cluster-ip-range="$SERVICE_CIDR"
-  --endpoint-reconciler-type=none
-  --audit-policy-file="$DIR/audit-policy.yaml"
-  --audit-log-path="$DIR/audit.log"
-  --audit-log-mode=blocking
-  --audit-log-maxsize=0
-  --profiling=false
-  "${ADMISSION_ARGS[@]}"
-)
-# Extra flags for a test that needs them (later flags win), space-separated.
-read -r -a EXTRA <<<"${OPENCLAW_CP_APISERVER_ARGS:-}"
-APISERVER_ARGS+=("${EXTRA[@]}")
-KCM_ARGS=(
-  --kubeconfig="$DIR/controller-manager.kubeconfig"
-  --authentication-kubeconfig="$DIR/controller-manager.kubeconfig"
-  --authorization-kubeconfig="$DIR/controller-manager.kubeconfig"
-  --bind-address=127.0.0.1
-  --secure-port="$KCM_PORT"
-  # One instance: no lease to wait for at start.
-  --leader-elect=false
-  # Each controller acts as its own ServiceAccount (as kubeadm sets it up), so the
-  # requests a webhook sees name the controller that made the Pod.
-  --use-service-account-credentials=true
-  --service-account-private-key-file="$PKI/sa.key"
-  --root-ca-file="$PKI/ca.crt"
-  --cluster-signing-cert-file="$PKI/ca.crt"
-  --cluster-signing-key-file="$PKI/ca.key"
-  # No kubelet reports for the registered Node: the lifecycle controller would mark it
-  # unreachable and taint it, and there is no cloud to allocate CIDRs from.
-  --controllers="${OPENCLAW_CP_CONTROLLERS:-*,-nodelifecycle,-node-ipam-controller,-taint-eviction-controller}"
-  --profiling=false
-)
+# Built for each start attempt: they name its ports.
+set_args() {
+  ETCD_ARGS=(
+    --name=openclaw
+    --data-dir="$DIR/etcd-data"
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT"
+    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT"
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT"
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT"
+    --initial-cluster="openclaw=http://127.0.0.1:$ETCD_PEER_PORT"
+    --initial-cluster-state=new
+    --unsafe-no-fsync
+    --log-level=warn
+  )
+  APISERVER_ARGS=(
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT"
+    --bind-address=127.0.0.1
+    --advertise-address=127.0.0.1
+    --secure-port="$APISERVER_PORT"
+    --tls-cert-file="$PKI/apiserver.crt"
+    --tls-private-key-file="$PKI/apiserver.key"
+    --client-ca-file="$PKI/ca.crt"
+    --authorization-mode=RBAC
+    --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook
+    --allow-privileged=true
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    --service-account-key-file="$PKI/sa.pub"
+    --service-account-signing-key-file="$PKI/sa.key"
+    --service-cluster-ip-range="$SERVICE_CIDR"
+    --endpoint-reconciler-type=none
+    --audit-policy-file="$DIR/audit-policy.yaml"
+    --audit-log-path="$DIR/audit.log"
+    --audit-log-mode=blocking
+    --audit-log-maxsize=0
+    --profiling=false
+    "${ADMISSION_ARGS[@]}"
+  )
+  # Extra flags for a test that needs them (later flags win), space-separated.
+  read -r -a EXTRA <<<"${OPENCLAW_CP_APISERVER_ARGS:-}"
+  APISERVER_ARGS+=("${EXTRA[@]}")
+  KCM_ARGS=(
+    --kubeconfig="$DIR/controller-manager.kubeconfig"
+    --authentication-kubeconfig="$DIR/controller-manager.kubeconfig"
+    --authorization-kubeconfig="$DIR/controller-manager.kubeconfig"
+    --bind-address=127.0.0.1
+    --secure-port="$KCM_PORT"
+    # One instance: no lease to wait for at start.
+    --leader-elect=false
+    # Each controller acts as its own ServiceAccount (as kubeadm sets it up), so the
+    # requests a webhook sees name the controller that made the Pod.
+    --use-service-account-credentials=true
+    --service-account-private-key-file="$PKI/sa.key"
+    --root-ca-file="$PKI/ca.crt"
+    --cluster-signing-cert-file="$PKI/ca.crt"
+    --cluster-signing-key-file="$PKI/ca.key"
+    # No kubelet reports for the registered Node: the lifecycle controller would mark it
+    # unreachable and taint it, and there is no cloud to allocate CIDRs from.
+    --controllers="${OPENCLAW_CP_CONTROLLERS:-*,-nodelifecycle,-node-ipam-controller,-taint-eviction-controller}"
+    --profiling=false
+  )
+}
 
 # --- keeper ----------------------------------------------------------------------------
 keeper() {
@@ -310,6 +322,15 @@ keeper() {
   trap 'want_api=start' USR2
   "${PDEATH[@]}" "$BIN_DIR/etcd" "${ETCD_ARGS[@]}" </dev/null >"$DIR/etcd.log" 2>&1 &
   etcd_pid=$!
+  # kube-apiserver starts once etcd answers, so that an etcd that cannot start (say its port
+  # was taken between the probe and its bind) shows as etcd's exit, with etcd's words in
+  # etcd.log, and not as an API server that retries a closed port until the timeout.
+  local waited=0
+  until [[ "$(curl -sS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null || true)" == *'"health":"true"'* ]]; do
+    kill -0 "$etcd_pid" 2>/dev/null || { why="etcd exited during startup"; stop; }
+    (( waited++ < 600 )) || { why="etcd not healthy after 60s"; stop; }
+    sleep 0.1
+  done
   "${PDEATH[@]}" "$BIN_DIR/kube-apiserver" "${APISERVER_ARGS[@]}" </dev/null >"$DIR/apiserver.log" 2>&1 &
   api_pid=$!
   # The controller manager gives up if the API server is not there within its own
@@ -318,7 +339,7 @@ keeper() {
     _ "$PKI/ca.crt" "https://127.0.0.1:$APISERVER_PORT" "$BIN_DIR/kube-controller-manager" "${KCM_ARGS[@]}" \
     </dev/null >"$DIR/controller-manager.log" 2>&1 &
   kcm_pid=$!
-  echo "$etcd_pid $api_pid $kcm_pid" >"$DIR/.pids"
+  echo "$etcd_pid $api_pid $kcm_pid" >"$DIR/.pids.tmp" && mv "$DIR/.pids.tmp" "$DIR/.pids"
   echo "keeper: etcd pid $etcd_pid, kube-apiserver pid $api_pid, kube-controller-manager pid $kcm_pid, owner pid $OWNER_PID"
   while true; do
     kill -0 "$OWNER_PID" 2>/dev/null || { why="owner pid $OWNER_PID exited"; stop; }
@@ -354,22 +375,11 @@ contexts:
 current-context: openclaw
 EOF
 }
-umask_old="$(umask)"; umask 077
-kubeconfig admin "$DIR/kubeconfig"
-kubeconfig controller-manager "$DIR/controller-manager.kubeconfig"
-umask "$umask_old"
-
-rm -f "$DIR/.pids"
-START=$SECONDS
-keeper </dev/null >"$DIR/keeper.log" 2>&1 &
-KEEPER_PID=$!
-for _ in $(seq 1 50); do [[ -s "$DIR/.pids" ]] && break; sleep 0.1; done
-read -r ETCD_PID APISERVER_PID KCM_PID <"$DIR/.pids"
-rm -f "$DIR/.pids"
 # Start times let down.sh tell our processes from a later one reusing the pid.
-starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+starttime() { [[ -z "$1" ]] || sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
 
-cat >"$DIR/env" <<EOF
+write_env() {
+  cat >"$DIR/env" <<EOF
 # Written by tests/controlplane/up.sh; source it.
 OPENCLAW_CP_DIR='$DIR'
 BIN_DIR='$BIN_DIR'
@@ -396,27 +406,71 @@ ETCD_START=$(starttime "$ETCD_PID")
 APISERVER_START=$(starttime "$APISERVER_PID")
 KCM_START=$(starttime "$KCM_PID")
 EOF
+}
 
-
+# What went wrong, with each process's last words. The reason comes last, as the line a
+# reader of a CI log (often shown its end alone) sees first; kube-apiserver's retries of a
+# closed etcd port, one line each, are counted instead of shown.
+tails() {
+  local closed
+  log "--- tail of $DIR/apiserver.log"
+  closed="$(grep -c 'createTransport failed to connect' "$DIR/apiserver.log" 2>/dev/null || true)"
+  grep -v 'createTransport failed to connect' "$DIR/apiserver.log" 2>/dev/null | tail -n 25 >&2 || true
+  [[ "${closed:-0}" == 0 ]] || log "($closed lines of kube-apiserver failing to reach etcd at 127.0.0.1:$ETCD_PORT left out)"
+  log "--- tail of $DIR/controller-manager.log"; tail -n 15 "$DIR/controller-manager.log" >&2 2>/dev/null || true
+  log "--- tail of $DIR/etcd.log"; tail -n 15 "$DIR/etcd.log" >&2 2>/dev/null || true
+  log "--- $DIR/keeper.log"; tail -n 10 "$DIR/keeper.log" >&2 2>/dev/null || true
+}
 fail() {
-  log "$*"
-  log "--- tail of $DIR/etcd.log";      tail -n 20 "$DIR/etcd.log" >&2 || true
-  log "--- tail of $DIR/apiserver.log"; tail -n 40 "$DIR/apiserver.log" >&2 || true
-  log "--- tail of $DIR/controller-manager.log"; tail -n 20 "$DIR/controller-manager.log" >&2 || true
+  tails
   "$HERE/down.sh" "$DIR" >&2 || true
+  log "FAILED: $*"
   exit 1
 }
 
 CURL=(curl -sS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key")
-ready=""
-while (( SECONDS - START < READY_TIMEOUT )); do
-  kill -0 "$KEEPER_PID" 2>/dev/null || fail "the control plane exited during startup (see $DIR/keeper.log)"
-  if [[ "$("${CURL[@]}" "https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null || true)" == ok ]]; then
-    ready=1; break
-  fi
-  sleep 0.5
+# Up to three attempts, each on four new ports: a port found free can be taken by another
+# process before etcd or kube-apiserver binds it, and a process that exits during startup
+# is retried (its logs shown) rather than failing the whole run. A start that hangs is not:
+# READY_TIMEOUT covers all attempts together.
+START=$SECONDS
+ATTEMPTS=3
+attempt=1
+while true; do
+  pick_ports
+  set_args
+  umask_old="$(umask)"; umask 077
+  kubeconfig admin "$DIR/kubeconfig"
+  kubeconfig controller-manager "$DIR/controller-manager.kubeconfig"
+  umask "$umask_old"
+  rm -rf "$DIR/etcd-data" "$DIR/.pids" "$DIR/.pids.tmp"
+  keeper </dev/null >"$DIR/keeper.log" 2>&1 &
+  KEEPER_PID=$!
+  ETCD_PID="" APISERVER_PID="" KCM_PID=""
+  # The keeper alone until it has started the three (down.sh stops it, and it them).
+  write_env
+  outcome=timeout
+  while (( SECONDS - START < READY_TIMEOUT )); do
+    if [[ -z "$ETCD_PID" && -s "$DIR/.pids" ]]; then
+      read -r ETCD_PID APISERVER_PID KCM_PID <"$DIR/.pids"
+      rm -f "$DIR/.pids"
+      write_env
+    fi
+    kill -0 "$KEEPER_PID" 2>/dev/null || { outcome=exited; break; }
+    if [[ -n "$ETCD_PID" && "$("${CURL[@]}" "https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null || true)" == ok ]]; then
+      outcome=ready; break
+    fi
+    sleep 0.3
+  done
+  [[ "$outcome" != ready ]] || break
+  why="$(sed -n 's/^keeper: stopping (\(.*\))$/\1/p' "$DIR/keeper.log" 2>/dev/null | tail -n 1)"
+  [[ "$outcome" == exited ]] || fail "kube-apiserver not ready after ${READY_TIMEOUT}s"
+  (( attempt < ATTEMPTS )) || fail "the control plane exited during startup, $ATTEMPTS times; last: ${why:-see $DIR/keeper.log}"
+  tails
+  log "attempt $attempt of $ATTEMPTS: the control plane exited during startup (${why:-see $DIR/keeper.log}); trying again on other ports"
+  "$HERE/down.sh" "$DIR" >&2 || true
+  attempt=$(( attempt + 1 ))
 done
-[[ -n "$ready" ]] || fail "kube-apiserver not ready after ${READY_TIMEOUT}s"
 READY_SECS=$(( SECONDS - START ))
 
 KUBECTL=("$BIN_DIR/kubectl" --kubeconfig "$DIR/kubeconfig")
