@@ -1,14 +1,27 @@
-//! Prometheus metrics, hand-rolled: a few counters, one histogram per endpoint and two
-//! gauges do not justify a registry crate, and the hot path stays one short lock and a few
-//! atomic adds per review. Rendered in the text exposition format at `GET /metrics`.
+//! Prometheus metrics on `prometheus-client`, rendered in the Prometheus text format (0.0.4)
+//! at `GET /metrics`. Counters, gauges and histograms that change as the server works are the
+//! library's own metric types in one registry; figures read when Prometheus scrapes (seconds
+//! until a certificate expires, the live view's cache, the process) are collectors of that
+//! registry. Hand-written here only what the library has no way to say, each with its reason:
+//! the cap on the review counter's series and the client-certificate table behind a gauge.
 
 use crate::admission::{Endpoint, Summary};
 use crate::cluster::stats::CacheStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The prefix of every family but the standard `process_*` ones.
+const PREFIX: &str = "openclaw_admission";
 
 /// Upper bounds (seconds) of the latency buckets: the engine answers in microseconds, the
 /// API server gives up after `timeoutSeconds` (10 s by default).
@@ -22,81 +35,162 @@ const MAX_REVIEW_SERIES: usize = 512;
 
 const NOT_AFTER_UNKNOWN: i64 = i64::MIN;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct ReviewKey {
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReviewLabels {
     endpoint: &'static str,
     kind: String,
     operation: String,
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabels {
+    endpoint: &'static str,
+    decision: &'static str,
+    mode: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabel {
+    check: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StampLabel {
+    stamp: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProtocolLabel {
+    protocol: &'static str,
+}
+
+type LatencyFamily = Family<EndpointLabel, Histogram, fn() -> Histogram>;
+
+/// A counter family with a bound on its number of series. Hand-written: the library has no
+/// such bound, and some of these labels come from requests, so whoever can reach the port
+/// must not be able to grow memory or Prometheus' series by sending new ones.
 #[derive(Debug)]
-struct Histogram {
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+struct CappedFamily<S> {
+    family: Family<S, Counter>,
+    /// Series created so far; held while one is created, so that the cap is exact under
+    /// concurrency (the fast path, an existing series, does not take it).
+    series: Mutex<usize>,
+    cap: usize,
 }
 
-impl Histogram {
-    fn new() -> Self {
-        Histogram {
-            buckets: BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_nanos: AtomicU64::new(0),
+impl<S> CappedFamily<S>
+where
+    S: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    fn new(cap: usize) -> Self {
+        CappedFamily {
+            family: Family::default(),
+            series: Mutex::new(0),
+            cap,
         }
     }
 
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        // Buckets are stored non-cumulative and summed at render time: one add per sample.
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    /// Counts one event under `labels`, or, when those are new and the family already holds
+    /// `cap` series, under the labels `overflow` makes of them (one more series, shared by
+    /// everything past the cap).
+    fn inc(&self, mut labels: S, overflow: impl FnOnce(&mut S)) {
+        if let Some(c) = self.family.get(&labels) {
+            c.inc();
+            return;
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if self.family.get(&labels).is_none() {
+            if *series >= self.cap {
+                overflow(&mut labels);
+            }
+            if self.family.get(&labels).is_none() {
+                *series += 1;
+            }
+        }
+        self.family.get_or_create(&labels).inc();
     }
 }
 
-/// Every metric the server exports.
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
+}
+
+/// A success/failure pair of one counter family, both series created up front so that they
+/// show 0 before the first event (an alert on `increase` needs the series to exist).
+#[derive(Debug, Clone)]
+struct Outcomes {
+    success: Counter,
+    failure: Counter,
+}
+
+impl Outcomes {
+    fn register(registry: &mut Registry, name: &str, help: &str) -> Self {
+        let family = Family::<ResultLabel, Counter>::default();
+        let success = family.get_or_create_owned(&ResultLabel { result: "success" });
+        let failure = family.get_or_create_owned(&ResultLabel { result: "failure" });
+        registry.register(name, help, family);
+        Outcomes { success, failure }
+    }
+
+    fn count(&self, ok: bool) {
+        if ok {
+            self.success.inc();
+        } else {
+            self.failure.inc();
+        }
+    }
+}
+
+/// Every metric the server exports. The handles are clones of what the registry holds
+/// (each an `Arc` inside), so recording never looks a series up by its labels when the
+/// labels are fixed.
 #[derive(Debug)]
 pub struct Metrics {
-    reviews: Mutex<BTreeMap<ReviewKey, u64>>,
-    violations: Mutex<BTreeMap<&'static str, u64>>,
+    registry: Registry,
+    /// Kind and operation come from the request: capped at [`MAX_REVIEW_SERIES`] series.
+    reviews: CappedFamily<ReviewLabels>,
+    violations: Family<CheckLabel, Counter>,
     validate_latency: Histogram,
     mutate_latency: Histogram,
-    rejected_bodies: AtomicU64,
+    rejected_bodies: Counter,
     /// TLS connections accepted, by the protocol chosen by ALPN: HTTP/2, HTTP/1.1.
-    connections_h2: AtomicU64,
-    connections_http1: AtomicU64,
-    in_flight: AtomicI64,
-    cert_not_after: AtomicI64,
-    cert_reload_ok: AtomicU64,
-    cert_reload_failed: AtomicU64,
-    policy_reload_ok: AtomicU64,
-    policy_reload_failed: AtomicU64,
+    connections_h2: Counter,
+    connections_http1: Counter,
+    in_flight: Gauge,
+    cert_reloads: Outcomes,
+    policy_reloads: Outcomes,
     /// 1 while the policy file on disk is one that was refused (the old policy is in force).
-    policy_stale: AtomicU64,
-    spans_exported: AtomicU64,
-    spans_dropped_queue_full: AtomicU64,
-    spans_export_failed: AtomicU64,
+    policy_stale: Gauge,
+    spans_exported: Counter,
+    spans_dropped_queue_full: Counter,
+    spans_export_failed: Counter,
     /// `(endpoint, decision, mode)`: every label from a fixed set, so the series are bounded.
-    decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    decisions: Family<DecisionLabels, Counter>,
     /// Approval stamps by how they counted: `stamped`, `current`, `previous-key`, `legacy`.
     /// A fixed set of labels, so the series are bounded.
-    approvals: Mutex<BTreeMap<&'static str, u64>>,
-    /// The live view's figures, once `serve` watches a cluster.
-    cache: Mutex<Option<Arc<CacheStats>>>,
+    approvals: Family<StampLabel, Counter>,
     /// TLS handshakes that did not complete, by [`HandshakeRefusal`].
-    handshakes_refused: [AtomicU64; 3],
+    handshakes_refused: [Counter; 3],
     /// Reviews refused for want of a verified client certificate (`--client-ca-file`).
-    unauthenticated_reviews: AtomicU64,
-    /// Verified client certificates by subject: (`notAfter`, when last presented), Unix
-    /// seconds. Only certificates the client CA signed get here, so the map stays small;
-    /// it is capped anyway.
-    client_certs: Mutex<BTreeMap<String, (i64, i64)>>,
+    unauthenticated_reviews: Counter,
+    /// What is read at scrape time; shared with the registry's collector.
+    scraped: Arc<ScrapeTime>,
 }
 
 /// Why a TLS handshake did not complete.
@@ -132,32 +226,299 @@ const MAX_CLIENT_CERTS: usize = 32;
 /// (a replaced certificate must not keep the alert firing).
 const CLIENT_CERT_FORGOTTEN_AFTER: i64 = 24 * 3600;
 
+/// State whose figures are computed when Prometheus scrapes.
+#[derive(Debug)]
+struct ScrapeTime {
+    /// The serving certificate's `notAfter`, Unix seconds; [`NOT_AFTER_UNKNOWN`] until set.
+    cert_not_after: AtomicI64,
+    /// Verified client certificates by subject: (`notAfter`, when last presented), Unix
+    /// seconds. Only certificates the client CA signed get here, so the map stays small; it
+    /// is capped anyway. Hand-written: a gauge of the library holds one number, and this
+    /// one is the earliest expiry among the certificates seen lately.
+    client_certs: Mutex<BTreeMap<String, (i64, i64)>>,
+    /// The live view's figures, once `serve` watches a cluster.
+    cache: Mutex<Option<Arc<CacheStats>>>,
+}
+
+impl ScrapeTime {
+    /// The earliest `notAfter` of the client certificates presented in the last day.
+    fn client_certificate_not_after(&self) -> Option<i64> {
+        let now = unix_now();
+        let certs = self.client_certs.lock().unwrap_or_else(|e| e.into_inner());
+        certs
+            .values()
+            .filter(|(_, seen)| now - seen <= CLIENT_CERT_FORGOTTEN_AFTER)
+            .map(|(not_after, _)| *not_after)
+            .min()
+    }
+}
+
+/// The registry's collector for [`ScrapeTime`].
+#[derive(Debug)]
+struct ScrapeCollector(Arc<ScrapeTime>);
+
+/// One unlabelled figure in its own family.
+fn one<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> std::fmt::Result {
+    let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(e)
+}
+
+/// A family with one `label` over `rows`, each a label value and its metric.
+fn labelled<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    label: &str,
+    rows: impl IntoIterator<Item = (&'static str, M)>,
+) -> std::fmt::Result {
+    let mut e = encoder.encode_descriptor(name, help, None, kind)?;
+    for (value, metric) in rows {
+        let labels = [(label, value)];
+        metric.encode(e.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for ScrapeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        let not_after = s.cert_not_after.load(Ordering::Relaxed);
+        if not_after != NOT_AFTER_UNKNOWN {
+            one(
+                &mut encoder,
+                "certificate_expiry_seconds",
+                "Seconds until the serving certificate expires (negative once expired).",
+                ConstGauge::new(not_after.saturating_sub(unix_now())),
+            )?;
+        }
+        if let Some(not_after) = s.client_certificate_not_after() {
+            one(
+                &mut encoder,
+                "client_certificate_expiry_seconds",
+                "Seconds until the earliest-expiring client certificate presented in the last day expires (negative once expired); absent without client authentication.",
+                ConstGauge::new(not_after.saturating_sub(unix_now())),
+            )?;
+        }
+        let cache = s.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(cache) = cache {
+            encode_cache(&mut encoder, &cache)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode_cache(encoder: &mut DescriptorEncoder, cache: &CacheStats) -> std::fmt::Result {
+    labelled(
+        encoder,
+        (
+            "cache_last_event_timestamp_seconds",
+            "Unix time of the last watch event per watched kind (0 before the first).",
+            MetricType::Gauge,
+        ),
+        "kind",
+        cache
+            .kinds()
+            .map(|(kind, k)| (kind, ConstGauge::new(k.last_event_unix()))),
+    )?;
+    labelled(
+        encoder,
+        (
+            "cache_relists",
+            "Lists after the first per watched kind (a broken watch or an expired resource version).",
+            MetricType::Counter,
+        ),
+        "kind",
+        cache
+            .kinds()
+            .map(|(kind, k)| (kind, ConstCounter::new(k.relists()))),
+    )?;
+    labelled(
+        encoder,
+        (
+            "cache_watch_errors",
+            "Watch errors per watched kind (each retried after backoff).",
+            MetricType::Counter,
+        ),
+        "kind",
+        cache
+            .kinds()
+            .map(|(kind, k)| (kind, ConstCounter::new(k.watch_errors()))),
+    )?;
+    labelled(
+        encoder,
+        (
+            "cache_served",
+            "Whether the API server serves the watched kind (0 for an optional API whose CRD is not installed: its objects are not judged).",
+            MetricType::Gauge,
+        ),
+        "kind",
+        cache
+            .kinds()
+            .map(|(kind, k)| (kind, ConstGauge::new(i64::from(k.served())))),
+    )?;
+    labelled(
+        encoder,
+        (
+            "live_lookups",
+            "Live confirmations of cache misses, by outcome (fetched, timed_out, failed).",
+            MetricType::Counter,
+        ),
+        "outcome",
+        cache
+            .lookups
+            .outcomes()
+            .map(|(outcome, n)| (outcome, ConstCounter::new(n))),
+    )
+}
+
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            reviews: Mutex::default(),
-            violations: Mutex::default(),
-            validate_latency: Histogram::new(),
-            mutate_latency: Histogram::new(),
-            rejected_bodies: AtomicU64::new(0),
-            connections_h2: AtomicU64::new(0),
-            connections_http1: AtomicU64::new(0),
-            in_flight: AtomicI64::new(0),
+        let mut root = Registry::default();
+        root.register_collector(Box::new(super::process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix(PREFIX);
+
+        // Help texts of registered metrics go without a final period: the library adds one.
+        let reviews = CappedFamily::new(MAX_REVIEW_SERIES);
+        registry.register(
+            "reviews",
+            "Admission reviews answered, by endpoint, kind, operation and result",
+            reviews.family.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Reviews by endpoint, decision (allowed, denied, skipped, invalid, error) and mode (enforce, warn, audit, none when not judged)",
+            decisions.clone(),
+        );
+        let approvals = Family::<StampLabel, Counter>::default();
+        registry.register(
+            "approvals",
+            "Approval stamps written (stamp=\"stamped\") or honoured, by how: under the current key, the previous key during a rotation's overlap, or as a legacy stamp without a content digest during the upgrade's grace (re-approve those before it ends)",
+            approvals.clone(),
+        );
+        let violations = Family::<CheckLabel, Counter>::default();
+        registry.register(
+            "violations",
+            "Violations found, by check id",
+            violations.clone(),
+        );
+        let rejected_bodies = Counter::default();
+        registry.register(
+            "rejected_bodies",
+            "Request bodies refused before review (too large, unreadable, too slow, beyond the memory shares or the in-flight cap)",
+            rejected_bodies.clone(),
+        );
+        let refused = Family::<ReasonLabel, Counter>::default();
+        let handshakes_refused = HandshakeRefusal::ALL.map(|why| {
+            refused.get_or_create_owned(&ReasonLabel {
+                reason: why.label(),
+            })
+        });
+        registry.register(
+            "tls_handshakes_refused",
+            "TLS handshakes that did not complete, by reason (client_certificate: missing, not signed by the client CA, expired or not an allowed name; timeout; other)",
+            refused,
+        );
+        let unauthenticated_reviews = Counter::default();
+        registry.register(
+            "unauthenticated_reviews",
+            "Reviews refused before their body was read: the connection presented no client certificate and --client-ca-file asks for one",
+            unauthenticated_reviews.clone(),
+        );
+        let connections = Family::<ProtocolLabel, Counter>::default();
+        let connections_h2 = connections.get_or_create_owned(&ProtocolLabel { protocol: "h2" });
+        let connections_http1 = connections.get_or_create_owned(&ProtocolLabel {
+            protocol: "http/1.1",
+        });
+        registry.register(
+            "connections",
+            "TLS connections accepted, by the protocol ALPN chose (h2 or http/1.1)",
+            connections,
+        );
+        let latency = LatencyFamily::new_with_constructor(latency_histogram);
+        let validate_latency = latency.get_or_create_owned(&EndpointLabel {
+            endpoint: Endpoint::Validate.as_str(),
+        });
+        let mutate_latency = latency.get_or_create_owned(&EndpointLabel {
+            endpoint: Endpoint::Mutate.as_str(),
+        });
+        registry.register(
+            "review_duration_seconds",
+            "Time to answer one review, body read included",
+            latency,
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests being answered now",
+            in_flight.clone(),
+        );
+        let cert_reloads = Outcomes::register(
+            registry,
+            "certificate_reloads",
+            "Reloads of the serving certificate, or of the client CA (--client-ca-file), after a file change, by result",
+        );
+        let policy_reloads = Outcomes::register(
+            registry,
+            "policy_reloads",
+            "Policy reloads after the policy file changed, by result",
+        );
+        let policy_stale = Gauge::default();
+        registry.register(
+            "policy_file_rejected",
+            "1 while the policy file holds a policy that was refused; the previous policy is in force",
+            policy_stale.clone(),
+        );
+        let spans_exported = Counter::default();
+        registry.register(
+            "spans_exported",
+            "Decision spans the OTLP collector accepted",
+            spans_exported.clone(),
+        );
+        let dropped = Family::<ReasonLabel, Counter>::default();
+        let spans_dropped_queue_full = dropped.get_or_create_owned(&ReasonLabel {
+            reason: "queue_full",
+        });
+        let spans_export_failed = dropped.get_or_create_owned(&ReasonLabel {
+            reason: "export_failed",
+        });
+        registry.register(
+            "spans_dropped",
+            "Decision spans lost, by reason (queue_full: the export queue was full; export_failed: the collector was down, refused or too slow)",
+            dropped,
+        );
+        let scraped = Arc::new(ScrapeTime {
             cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
-            cert_reload_ok: AtomicU64::new(0),
-            cert_reload_failed: AtomicU64::new(0),
-            policy_reload_ok: AtomicU64::new(0),
-            policy_reload_failed: AtomicU64::new(0),
-            policy_stale: AtomicU64::new(0),
-            spans_exported: AtomicU64::new(0),
-            spans_dropped_queue_full: AtomicU64::new(0),
-            spans_export_failed: AtomicU64::new(0),
-            decisions: Mutex::default(),
-            approvals: Mutex::default(),
-            cache: Mutex::default(),
-            handshakes_refused: Default::default(),
-            unauthenticated_reviews: AtomicU64::new(0),
             client_certs: Mutex::default(),
+            cache: Mutex::default(),
+        });
+        registry.register_collector(Box::new(ScrapeCollector(scraped.clone())));
+
+        Metrics {
+            registry: root,
+            reviews,
+            violations,
+            validate_latency,
+            mutate_latency,
+            rejected_bodies,
+            connections_h2,
+            connections_http1,
+            in_flight,
+            cert_reloads,
+            policy_reloads,
+            policy_stale,
+            spans_exported,
+            spans_dropped_queue_full,
+            spans_export_failed,
+            decisions,
+            approvals,
+            handshakes_refused,
+            unauthenticated_reviews,
+            scraped,
         }
     }
 }
@@ -167,7 +528,7 @@ pub struct InFlight<'a>(&'a Metrics);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.dec();
     }
 }
 
@@ -178,26 +539,19 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Label values come from requests: escape what the text format requires.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 impl Metrics {
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn in_flight(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.inc();
         InFlight(self)
     }
 
     /// Requests being answered right now (the graceful-shutdown test waits on it).
     pub fn in_flight_now(&self) -> i64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.get()
     }
 
     /// Records one answered review.
@@ -207,69 +561,67 @@ impl Metrics {
         } else {
             summary.result
         };
-        {
-            let mut reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
-            let mut key = ReviewKey {
+        self.reviews.inc(
+            ReviewLabels {
                 endpoint: endpoint.as_str(),
                 kind: summary.kind.clone(),
                 operation: summary.operation.clone(),
                 result,
-            };
-            if !reviews.contains_key(&key) && reviews.len() >= MAX_REVIEW_SERIES {
-                key.kind = "other".into();
-                key.operation = "other".into();
-            }
-            *reviews.entry(key).or_insert(0) += 1;
+            },
+            |l| {
+                l.kind = "other".into();
+                l.operation = "other".into();
+            },
+        );
+        for &check in &summary.violations {
+            self.violations.get_or_create(&CheckLabel { check }).inc();
         }
-        if !summary.violations.is_empty() {
-            let mut v = self.violations.lock().unwrap_or_else(|e| e.into_inner());
-            for id in &summary.violations {
-                *v.entry(*id).or_insert(0) += 1;
-            }
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                endpoint: endpoint.as_str(),
+                decision: result,
+                mode: summary.mode.unwrap_or("none"),
+            })
+            .inc();
+        for &(stamp, _) in &summary.approvals {
+            self.approvals.get_or_create(&StampLabel { stamp }).inc();
         }
-        {
-            let mode = summary.mode.unwrap_or("none");
-            let mut d = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
-            *d.entry((endpoint.as_str(), result, mode)).or_insert(0) += 1;
-        }
-        if !summary.approvals.is_empty() {
-            let mut a = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
-            for (kind, _) in &summary.approvals {
-                *a.entry(*kind).or_insert(0) += 1;
-            }
-        }
-        self.latency(endpoint).observe(elapsed);
+        self.latency(endpoint).observe(elapsed.as_secs_f64());
     }
 
     /// Reports the live view's cache freshness and confirmation outcomes from now on.
     pub fn watch_cache(&self, stats: Arc<CacheStats>) {
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
+        *self.scraped.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
 
     /// Records a body refused before it was read as a review (too large, unreadable).
     pub fn observe_rejected_body(&self) {
-        self.rejected_bodies.fetch_add(1, Ordering::Relaxed);
+        self.rejected_bodies.inc();
     }
 
     /// Counts a TLS handshake that did not complete.
     pub fn observe_handshake_refused(&self, why: HandshakeRefusal) {
-        self.handshakes_refused[why as usize].fetch_add(1, Ordering::Relaxed);
+        self.handshakes_refused[why as usize].inc();
     }
 
     /// Handshakes refused so far for `why`.
     pub fn handshakes_refused(&self, why: HandshakeRefusal) -> u64 {
-        self.handshakes_refused[why as usize].load(Ordering::Relaxed)
+        self.handshakes_refused[why as usize].get()
     }
 
     /// Counts a review refused for want of a verified client certificate.
     pub fn observe_unauthenticated_review(&self) {
-        self.unauthenticated_reviews.fetch_add(1, Ordering::Relaxed);
+        self.unauthenticated_reviews.inc();
     }
 
     /// Records a verified client certificate's subject and `notAfter` (Unix seconds).
     pub fn observe_client_certificate(&self, subject: &str, not_after: i64) {
         let now = unix_now();
-        let mut certs = self.client_certs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut certs = self
+            .scraped
+            .client_certs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if !certs.contains_key(subject) && certs.len() >= MAX_CLIENT_CERTS {
             let oldest = certs
                 .iter()
@@ -283,24 +635,18 @@ impl Metrics {
     }
 
     /// The earliest `notAfter` of the client certificates presented in the last day.
+    #[cfg(test)]
     fn client_certificate_not_after(&self) -> Option<i64> {
-        let now = unix_now();
-        let certs = self.client_certs.lock().unwrap_or_else(|e| e.into_inner());
-        certs
-            .values()
-            .filter(|(_, seen)| now - seen <= CLIENT_CERT_FORGOTTEN_AFTER)
-            .map(|(not_after, _)| *not_after)
-            .min()
+        self.scraped.client_certificate_not_after()
     }
 
     /// Counts a connection past its TLS handshake, by the HTTP version it will speak.
     pub fn observe_connection(&self, http2: bool) {
-        let counter = if http2 {
-            &self.connections_h2
+        if http2 {
+            self.connections_h2.inc();
         } else {
-            &self.connections_http1
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            self.connections_http1.inc();
+        }
     }
 
     fn latency(&self, endpoint: Endpoint) -> &Histogram {
@@ -312,413 +658,73 @@ impl Metrics {
 
     /// Sets the serving certificate's `notAfter` (Unix seconds).
     pub fn set_certificate_not_after(&self, unix_seconds: i64) {
-        self.cert_not_after.store(unix_seconds, Ordering::Relaxed);
+        self.scraped
+            .cert_not_after
+            .store(unix_seconds, Ordering::Relaxed);
     }
 
     /// Counts a certificate reload attempt.
     pub fn certificate_reloaded(&self, ok: bool) {
-        if ok {
-            self.cert_reload_ok.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.cert_reload_failed.fetch_add(1, Ordering::Relaxed);
-        }
+        self.cert_reloads.count(ok);
     }
 
     /// Counts a policy reload attempt after the file changed.
     pub fn policy_reloaded(&self, ok: bool) {
-        if ok {
-            self.policy_reload_ok.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.policy_reload_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        self.policy_stale.store(u64::from(!ok), Ordering::Relaxed);
+        self.policy_reloads.count(ok);
+        self.policy_stale.set(i64::from(!ok));
     }
 
     /// Policy reloads that failed so far.
     pub fn policy_reload_failures(&self) -> u64 {
-        self.policy_reload_failed.load(Ordering::Relaxed)
+        self.policy_reloads.failure.get()
     }
 
     /// Certificate reloads that failed so far (the rotation tests wait on it).
     pub fn certificate_reload_failures(&self) -> u64 {
-        self.cert_reload_failed.load(Ordering::Relaxed)
+        self.cert_reloads.failure.get()
     }
 
     /// Certificate reloads that succeeded so far.
     pub fn certificate_reload_successes(&self) -> u64 {
-        self.cert_reload_ok.load(Ordering::Relaxed)
+        self.cert_reloads.success.get()
     }
 
     /// Counts decision spans the collector accepted.
     pub fn spans_exported(&self, n: u64) {
-        self.spans_exported.fetch_add(n, Ordering::Relaxed);
+        self.spans_exported.inc_by(n);
     }
 
     /// Counts a decision span dropped because the export queue was full.
     pub fn span_dropped_queue_full(&self) {
-        self.spans_dropped_queue_full
-            .fetch_add(1, Ordering::Relaxed);
+        self.spans_dropped_queue_full.inc();
     }
 
     /// Counts decision spans lost to a failed export (collector down, refused, timed out).
     pub fn spans_export_failed(&self, n: u64) {
-        self.spans_export_failed.fetch_add(n, Ordering::Relaxed);
+        self.spans_export_failed.inc_by(n);
     }
 
     /// Decision spans exported so far.
     pub fn spans_exported_total(&self) -> u64 {
-        self.spans_exported.load(Ordering::Relaxed)
+        self.spans_exported.get()
     }
 
     /// Decision spans dropped so far, whatever the reason.
     pub fn spans_dropped_total(&self) -> u64 {
-        self.spans_dropped_queue_full.load(Ordering::Relaxed)
-            + self.spans_export_failed.load(Ordering::Relaxed)
+        self.spans_dropped_queue_full.get() + self.spans_export_failed.get()
     }
 
-    /// The text exposition format.
+    /// The Prometheus text format (0.0.4; `Content-Type` [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let _ = self.render_into(&mut out);
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
-
-    fn render_into(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(
-            out,
-            "# HELP openclaw_admission_reviews_total Admission reviews answered, by endpoint, kind, operation and result."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_reviews_total counter")?;
-        {
-            let reviews = self.reviews.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, n) in reviews.iter() {
-                writeln!(
-                    out,
-                    "openclaw_admission_reviews_total{{endpoint=\"{}\",kind=\"{}\",operation=\"{}\",result=\"{}\"}} {n}",
-                    k.endpoint,
-                    escape(&k.kind),
-                    escape(&k.operation),
-                    k.result
-                )?;
-            }
-        }
-        writeln!(
-            out,
-            "# HELP openclaw_admission_decisions_total Reviews by endpoint, decision (allowed, denied, skipped, invalid, error) and mode (enforce, warn, audit, none when not judged)."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_decisions_total counter")?;
-        {
-            let d = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
-            for ((endpoint, decision, mode), n) in d.iter() {
-                writeln!(
-                    out,
-                    "openclaw_admission_decisions_total{{endpoint=\"{endpoint}\",decision=\"{decision}\",mode=\"{mode}\"}} {n}"
-                )?;
-            }
-        }
-        writeln!(
-            out,
-            "# HELP openclaw_admission_approvals_total Approval stamps written (stamp=\"stamped\") or honoured, by how: under the current key, the previous key during a rotation's overlap, or as a legacy stamp without a content digest during the upgrade's grace (re-approve those before it ends)."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_approvals_total counter")?;
-        {
-            let a = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
-            for (kind, n) in a.iter() {
-                writeln!(
-                    out,
-                    "openclaw_admission_approvals_total{{stamp=\"{kind}\"}} {n}"
-                )?;
-            }
-        }
-        writeln!(
-            out,
-            "# HELP openclaw_admission_violations_total Violations found, by check id."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_violations_total counter")?;
-        {
-            let v = self.violations.lock().unwrap_or_else(|e| e.into_inner());
-            for (check, n) in v.iter() {
-                writeln!(
-                    out,
-                    "openclaw_admission_violations_total{{check=\"{check}\"}} {n}"
-                )?;
-            }
-        }
-        writeln!(
-            out,
-            "# HELP openclaw_admission_rejected_bodies_total Request bodies refused before review (too large, unreadable, too slow, beyond the memory shares or the in-flight cap)."
-        )?;
-        writeln!(
-            out,
-            "# TYPE openclaw_admission_rejected_bodies_total counter"
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_rejected_bodies_total {}",
-            self.rejected_bodies.load(Ordering::Relaxed)
-        )?;
-
-        writeln!(
-            out,
-            "# HELP openclaw_admission_tls_handshakes_refused_total TLS handshakes that did not complete, by reason (client_certificate: missing, not signed by the client CA, expired or not an allowed name; timeout; other)."
-        )?;
-        writeln!(
-            out,
-            "# TYPE openclaw_admission_tls_handshakes_refused_total counter"
-        )?;
-        for why in HandshakeRefusal::ALL {
-            writeln!(
-                out,
-                "openclaw_admission_tls_handshakes_refused_total{{reason=\"{}\"}} {}",
-                why.label(),
-                self.handshakes_refused(why)
-            )?;
-        }
-        writeln!(
-            out,
-            "# HELP openclaw_admission_unauthenticated_reviews_total Reviews refused before their body was read: the connection presented no client certificate and --client-ca-file asks for one."
-        )?;
-        writeln!(
-            out,
-            "# TYPE openclaw_admission_unauthenticated_reviews_total counter"
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_unauthenticated_reviews_total {}",
-            self.unauthenticated_reviews.load(Ordering::Relaxed)
-        )?;
-        if let Some(not_after) = self.client_certificate_not_after() {
-            writeln!(
-                out,
-                "# HELP openclaw_admission_client_certificate_expiry_seconds Seconds until the earliest-expiring client certificate presented in the last day expires (negative once expired); absent without client authentication."
-            )?;
-            writeln!(
-                out,
-                "# TYPE openclaw_admission_client_certificate_expiry_seconds gauge"
-            )?;
-            writeln!(
-                out,
-                "openclaw_admission_client_certificate_expiry_seconds {}",
-                not_after.saturating_sub(unix_now())
-            )?;
-        }
-
-        writeln!(
-            out,
-            "# HELP openclaw_admission_connections_total TLS connections accepted, by the protocol ALPN chose (h2 or http/1.1)."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_connections_total counter")?;
-        for (protocol, counter) in [
-            ("h2", &self.connections_h2),
-            ("http/1.1", &self.connections_http1),
-        ] {
-            writeln!(
-                out,
-                "openclaw_admission_connections_total{{protocol=\"{protocol}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            )?;
-        }
-
-        writeln!(
-            out,
-            "# HELP openclaw_admission_review_duration_seconds Time to answer one review, body read included."
-        )?;
-        writeln!(
-            out,
-            "# TYPE openclaw_admission_review_duration_seconds histogram"
-        )?;
-        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-            let h = self.latency(endpoint);
-            let ep = endpoint.as_str();
-            let mut cumulative = 0u64;
-            for (i, b) in BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[i].load(Ordering::Relaxed);
-                writeln!(
-                    out,
-                    "openclaw_admission_review_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"{b}\"}} {cumulative}"
-                )?;
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            writeln!(
-                out,
-                "openclaw_admission_review_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"+Inf\"}} {count}"
-            )?;
-            let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            writeln!(
-                out,
-                "openclaw_admission_review_duration_seconds_sum{{endpoint=\"{ep}\"}} {sum}"
-            )?;
-            writeln!(
-                out,
-                "openclaw_admission_review_duration_seconds_count{{endpoint=\"{ep}\"}} {count}"
-            )?;
-        }
-
-        writeln!(
-            out,
-            "# HELP openclaw_admission_requests_in_flight Requests being answered now."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_requests_in_flight gauge")?;
-        writeln!(
-            out,
-            "openclaw_admission_requests_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        )?;
-
-        let not_after = self.cert_not_after.load(Ordering::Relaxed);
-        if not_after != NOT_AFTER_UNKNOWN {
-            writeln!(
-                out,
-                "# HELP openclaw_admission_certificate_expiry_seconds Seconds until the serving certificate expires (negative once expired)."
-            )?;
-            writeln!(
-                out,
-                "# TYPE openclaw_admission_certificate_expiry_seconds gauge"
-            )?;
-            writeln!(
-                out,
-                "openclaw_admission_certificate_expiry_seconds {}",
-                not_after.saturating_sub(unix_now())
-            )?;
-        }
-        writeln!(
-            out,
-            "# HELP openclaw_admission_certificate_reloads_total Reloads of the serving certificate, or of the client CA (--client-ca-file), after a file change, by result."
-        )?;
-        writeln!(
-            out,
-            "# TYPE openclaw_admission_certificate_reloads_total counter"
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_certificate_reloads_total{{result=\"success\"}} {}",
-            self.cert_reload_ok.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_certificate_reloads_total{{result=\"failure\"}} {}",
-            self.cert_reload_failed.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP openclaw_admission_policy_reloads_total Policy reloads after the policy file changed, by result.\n# TYPE openclaw_admission_policy_reloads_total counter"
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_policy_reloads_total{{result=\"success\"}} {}\nopenclaw_admission_policy_reloads_total{{result=\"failure\"}} {}",
-            self.policy_reload_ok.load(Ordering::Relaxed),
-            self.policy_reload_failed.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP openclaw_admission_policy_file_rejected 1 while the policy file holds a policy that was refused; the previous policy is in force.\n# TYPE openclaw_admission_policy_file_rejected gauge\nopenclaw_admission_policy_file_rejected {}",
-            self.policy_stale.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP openclaw_admission_spans_exported_total Decision spans the OTLP collector accepted."
-        )?;
-        writeln!(
-            out,
-            "# TYPE openclaw_admission_spans_exported_total counter"
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_spans_exported_total {}",
-            self.spans_exported.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP openclaw_admission_spans_dropped_total Decision spans lost, by reason (queue_full: the export queue was full; export_failed: the collector was down, refused or too slow)."
-        )?;
-        writeln!(out, "# TYPE openclaw_admission_spans_dropped_total counter")?;
-        writeln!(
-            out,
-            "openclaw_admission_spans_dropped_total{{reason=\"queue_full\"}} {}",
-            self.spans_dropped_queue_full.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            out,
-            "openclaw_admission_spans_dropped_total{{reason=\"export_failed\"}} {}",
-            self.spans_export_failed.load(Ordering::Relaxed)
-        )?;
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(cache) = cache {
-            render_cache(out, &cache)?;
-        }
-        super::process::render(out)?;
-        Ok(())
-    }
 }
 
-fn render_cache(out: &mut String, cache: &CacheStats) -> std::fmt::Result {
-    writeln!(
-        out,
-        "# HELP openclaw_admission_cache_last_event_timestamp_seconds Unix time of the last watch event per watched kind (0 before the first)."
-    )?;
-    writeln!(
-        out,
-        "# TYPE openclaw_admission_cache_last_event_timestamp_seconds gauge"
-    )?;
-    for (kind, k) in cache.kinds() {
-        writeln!(
-            out,
-            "openclaw_admission_cache_last_event_timestamp_seconds{{kind=\"{kind}\"}} {}",
-            k.last_event_unix()
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP openclaw_admission_cache_relists_total Lists after the first per watched kind (a broken watch or an expired resource version)."
-    )?;
-    writeln!(out, "# TYPE openclaw_admission_cache_relists_total counter")?;
-    for (kind, k) in cache.kinds() {
-        writeln!(
-            out,
-            "openclaw_admission_cache_relists_total{{kind=\"{kind}\"}} {}",
-            k.relists()
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP openclaw_admission_cache_watch_errors_total Watch errors per watched kind (each retried after backoff)."
-    )?;
-    writeln!(
-        out,
-        "# TYPE openclaw_admission_cache_watch_errors_total counter"
-    )?;
-    for (kind, k) in cache.kinds() {
-        writeln!(
-            out,
-            "openclaw_admission_cache_watch_errors_total{{kind=\"{kind}\"}} {}",
-            k.watch_errors()
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP openclaw_admission_cache_served Whether the API server serves the watched kind (0 for an optional API whose CRD is not installed: its objects are not judged)."
-    )?;
-    writeln!(out, "# TYPE openclaw_admission_cache_served gauge")?;
-    for (kind, k) in cache.kinds() {
-        writeln!(
-            out,
-            "openclaw_admission_cache_served{{kind=\"{kind}\"}} {}",
-            u8::from(k.served())
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP openclaw_admission_live_lookups_total Live confirmations of cache misses, by outcome (fetched, timed_out, failed)."
-    )?;
-    writeln!(out, "# TYPE openclaw_admission_live_lookups_total counter")?;
-    for (outcome, n) in cache.lookups.outcomes() {
-        writeln!(
-            out,
-            "openclaw_admission_live_lookups_total{{outcome=\"{outcome}\"}} {n}"
-        )?;
-    }
-    Ok(())
-}
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -775,7 +781,7 @@ mod tests {
         for i in 0..100 {
             m.observe_client_certificate(&format!("CN={i}"), now + 86400);
         }
-        assert!(m.client_certs.lock().unwrap().len() <= MAX_CLIENT_CERTS);
+        assert!(m.scraped.client_certs.lock().unwrap().len() <= MAX_CLIENT_CERTS);
     }
 
     #[test]

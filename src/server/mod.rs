@@ -11,7 +11,7 @@
 //! | `POST /mutate`    | the mutating webhook: an AdmissionReview back, with a JSONPatch for agent Pod CREATE |
 //! | `GET /healthz`    | `200 ok` while the process serves |
 //! | `GET /readyz`     | `200 ready` once the cluster view is ready, `503 not ready` before |
-//! | `GET /metrics`    | Prometheus text format |
+//! | `GET /metrics`    | Prometheus text format (0.0.4, written by `prometheus-client`) |
 //!
 //! # Request body limit
 //!
@@ -336,10 +336,7 @@ async fn readyz<V>(State(st): State<AppState<V>>) -> Response {
 
 async fn metrics_text<V>(State(st): State<AppState<V>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         st.metrics.render(),
     )
         .into_response()

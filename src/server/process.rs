@@ -1,8 +1,12 @@
 //! The standard `process_*` metrics (CPU, memory, file descriptors, start time), read from
-//! `/proc/self` at scrape time. Hand-written: the crates that provide them bring a registry
-//! of their own, and these are six numbers from three files. Off Linux nothing is reported.
+//! `/proc/self` at scrape time and written by a collector of the metrics registry. The reading
+//! is hand-written: `prometheus-client` has no process collector, and the crates that do bring
+//! a registry of their own, for six numbers from three files. Off Linux nothing is reported.
 
-use std::fmt::Write as _;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 /// Linux reports CPU times in `/proc` in USER_HZ, which is 100 on every architecture.
 const USER_HZ: f64 = 100.0;
@@ -54,55 +58,67 @@ fn read() -> Option<Figures> {
     })
 }
 
-/// Appends the `process_*` families in the text exposition format.
-pub fn render(out: &mut String) -> std::fmt::Result {
-    let Some(f) = read() else {
-        return Ok(());
-    };
-    let mut one = |name: &str, kind: &str, help: &str, value: f64| {
-        writeln!(out, "# HELP {name} {help}")?;
-        writeln!(out, "# TYPE {name} {kind}")?;
-        writeln!(out, "{name} {value}")
-    };
-    one(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        f.cpu_seconds,
-    )?;
-    one(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        f.start_time,
-    )?;
-    one(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        f.resident_bytes,
-    )?;
-    one(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        f.virtual_bytes,
-    )?;
-    if let Some(n) = f.open_fds {
+/// Writes the `process_*` families when Prometheus scrapes.
+#[derive(Debug)]
+pub struct ProcessCollector;
+
+fn one<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> std::fmt::Result {
+    let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(e)
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let Some(f) = read() else {
+            return Ok(());
+        };
+        let e = &mut encoder;
+        // The counter's name goes without `_total`: the encoder adds it.
         one(
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-            n as f64,
+            e,
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            ConstCounter::new(f.cpu_seconds),
         )?;
-    }
-    if let Some(n) = f.max_fds {
         one(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            n,
+            e,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            ConstGauge::new(f.start_time),
         )?;
+        one(
+            e,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            ConstGauge::new(f.resident_bytes),
+        )?;
+        one(
+            e,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            ConstGauge::new(f.virtual_bytes),
+        )?;
+        if let Some(n) = f.open_fds {
+            one(
+                e,
+                "process_open_fds",
+                "Number of open file descriptors.",
+                ConstGauge::new(n as f64),
+            )?;
+        }
+        if let Some(n) = f.max_fds {
+            one(
+                e,
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                ConstGauge::new(n),
+            )?;
+        }
+        Ok(())
     }
-    Ok(())
 }
