@@ -54,6 +54,10 @@ pub struct Args {
     /// is looked for again, so installing its CRD later needs no restart.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub discovery_interval: Duration,
+    /// How often the PolicyReports of the scheduled scan (`audit --write-reports`) are listed
+    /// for `/metrics` (`openclaw_admission_scan_results`; docs/observability.md).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub scan_reports_interval: Duration,
     /// After SIGTERM, how long reviews in flight get to finish.
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -395,6 +399,9 @@ pub fn run(args: Args) -> ExitCode {
                 let client = crate::cluster::client(args.kubeconfig.as_deref())
                     .await
                     .context("cannot configure the Kubernetes client (use --kubeconfig, or --no-cluster with --manifests)")?;
+                let scan = Arc::new(crate::cluster::reports::ScanStats::default());
+                crate::cluster::reports::start(client.clone(), scan.clone(), args.scan_reports_interval);
+                metrics.watch_scan(scan);
                 let (view, ready) = crate::cluster::start(client, &cluster_policy, args.discovery_interval);
                 metrics.watch_cache(view.stats());
                 tracing::info!("watching the cluster; /readyz turns ready after the first list of every kind");

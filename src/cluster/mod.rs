@@ -76,6 +76,7 @@ mod confirm;
 pub mod dynamic;
 mod feed;
 mod live;
+pub mod reports;
 pub mod stats;
 
 pub use confirm::{CONFIRM_TIMEOUT, Confirm, Confirmed};

@@ -3,9 +3,11 @@
 //! library's own metric types in one registry; figures read when Prometheus scrapes (seconds
 //! until a certificate expires, the live view's cache, the process) are collectors of that
 //! registry. Hand-written here only what the library has no way to say, each with its reason:
-//! the cap on the review counter's series and the client-certificate table behind a gauge.
+//! the cap on the series of families labelled from requests, and the client-certificate table
+//! behind a gauge.
 
 use crate::admission::{Endpoint, Summary};
+use crate::cluster::reports::{MAX_NAMESPACES, OTHER_NAMESPACES, RESULTS, ScanStats};
 use crate::cluster::stats::CacheStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -41,6 +43,11 @@ struct ReviewLabels {
     kind: String,
     operation: String,
     result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NamespaceLabel {
+    object_namespace: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -165,6 +172,9 @@ pub struct Metrics {
     registry: Registry,
     /// Kind and operation come from the request: capped at [`MAX_REVIEW_SERIES`] series.
     reviews: CappedFamily<ReviewLabels>,
+    /// Refused reviews by the reviewed object's namespace (from the request): capped at
+    /// [`MAX_NAMESPACES`] series, the last one [`OTHER_NAMESPACES`], as the scan's figures.
+    refusals: CappedFamily<NamespaceLabel>,
     violations: Family<CheckLabel, Counter>,
     validate_latency: Histogram,
     mutate_latency: Histogram,
@@ -238,6 +248,8 @@ struct ScrapeTime {
     client_certs: Mutex<BTreeMap<String, (i64, i64)>>,
     /// The live view's figures, once `serve` watches a cluster.
     cache: Mutex<Option<Arc<CacheStats>>>,
+    /// The scheduled scan's reports as last listed, once `serve` watches a cluster.
+    scan: Mutex<Option<Arc<ScanStats>>>,
 }
 
 impl ScrapeTime {
@@ -306,6 +318,29 @@ impl Collector for ScrapeCollector {
         let cache = s.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(cache) = cache {
             encode_cache(&mut encoder, &cache)?;
+        }
+        let scan = s.scan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(figures) = scan.and_then(|scan| scan.latest()) {
+            let mut e = encoder.encode_descriptor(
+                "scan_results",
+                "Results in the PolicyReports the scheduled scan (audit --write-reports) wrote, by namespace and result, from their summary.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (ns, counts) in &figures.by_namespace {
+                for (result, n) in RESULTS.iter().zip(counts) {
+                    let labels = [("object_namespace", ns.as_str()), ("result", *result)];
+                    ConstGauge::new(*n).encode(e.encode_family(&labels)?)?;
+                }
+            }
+            if let Some(t) = figures.last_run {
+                one(
+                    &mut encoder,
+                    "scan_last_run_timestamp_seconds",
+                    "Unix time of the newest result in the scheduled scan's PolicyReports.",
+                    ConstGauge::new(t),
+                )?;
+            }
         }
         Ok(())
     }
@@ -387,6 +422,13 @@ impl Default for Metrics {
             "reviews",
             "Admission reviews answered, by endpoint, kind, operation and result",
             reviews.family.clone(),
+        );
+        // One series fewer than the cap for namespaces of their own: the last is `_other`.
+        let refusals = CappedFamily::new(MAX_NAMESPACES - 1);
+        registry.register(
+            "refusals",
+            "Reviews refused (decision denied), by the reviewed object's namespace (empty for cluster-scoped objects; _other beyond 255 namespaces)",
+            refusals.family.clone(),
         );
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
@@ -495,12 +537,14 @@ impl Default for Metrics {
             cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
             client_certs: Mutex::default(),
             cache: Mutex::default(),
+            scan: Mutex::default(),
         });
         registry.register_collector(Box::new(ScrapeCollector(scraped.clone())));
 
         Metrics {
             registry: root,
             reviews,
+            refusals,
             violations,
             validate_latency,
             mutate_latency,
@@ -573,6 +617,14 @@ impl Metrics {
                 l.operation = "other".into();
             },
         );
+        if result == "denied" {
+            self.refusals.inc(
+                NamespaceLabel {
+                    object_namespace: summary.namespace.clone(),
+                },
+                |l| l.object_namespace = OTHER_NAMESPACES.into(),
+            );
+        }
         for &check in &summary.violations {
             self.violations.get_or_create(&CheckLabel { check }).inc();
         }
@@ -592,6 +644,11 @@ impl Metrics {
     /// Reports the live view's cache freshness and confirmation outcomes from now on.
     pub fn watch_cache(&self, stats: Arc<CacheStats>) {
         *self.scraped.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
+    }
+
+    /// Reports the scheduled scan's figures (its PolicyReports as last listed) from now on.
+    pub fn watch_scan(&self, stats: Arc<ScanStats>) {
+        *self.scraped.scan.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
 
     /// Records a body refused before it was read as a review (too large, unreadable).
@@ -868,6 +925,64 @@ mod tests {
                 .lines()
                 .any(|l| l.starts_with("openclaw_admission_decisions_total") && l.contains("Po"))
         );
+    }
+
+    #[test]
+    fn refusals_are_counted_by_namespace_with_bounded_series() {
+        let m = Metrics::new();
+        let mut refused = summary("Pod", "denied", vec!["run-as-non-root"]);
+        refused.namespace = "team-a".into();
+        m.observe_review(Endpoint::Validate, &refused, Duration::ZERO);
+        let mut allowed = summary("Pod", "allowed", vec![]);
+        allowed.namespace = "team-b".into();
+        m.observe_review(Endpoint::Validate, &allowed, Duration::ZERO);
+        let text = m.render();
+        assert!(
+            text.contains(r#"openclaw_admission_refusals_total{object_namespace="team-a"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"object_namespace="team-b""#), "{text}");
+        // team-a and ns-0 to ns-253 fill all series but the overflow one.
+        for i in 0..(MAX_NAMESPACES + 20) {
+            refused.namespace = format!("ns-{i}");
+            m.observe_review(Endpoint::Validate, &refused, Duration::ZERO);
+        }
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("openclaw_admission_refusals_total{"))
+            .count();
+        assert_eq!(series, MAX_NAMESPACES);
+        assert!(
+            text.contains(r#"openclaw_admission_refusals_total{object_namespace="_other"} 22"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn scan_figures_appear_once_the_reports_were_listed() {
+        let m = Metrics::new();
+        let stats = Arc::new(ScanStats::default());
+        m.watch_scan(stats.clone());
+        assert!(!m.render().contains("openclaw_admission_scan_"));
+        let mut t = crate::cluster::reports::Tally::default();
+        t.add(
+            "team-a",
+            &serde_json::json!({"summary": {"pass": 3, "fail": 2},
+                "results": [{"timestamp": {"seconds": 1_700_000_000}}]}),
+        );
+        stats.set(Some(t.finish()));
+        let text = m.render();
+        for line in [
+            r#"openclaw_admission_scan_results{object_namespace="team-a",result="pass"} 3"#,
+            r#"openclaw_admission_scan_results{object_namespace="team-a",result="fail"} 2"#,
+            r#"openclaw_admission_scan_results{object_namespace="team-a",result="skip"} 0"#,
+            "openclaw_admission_scan_last_run_timestamp_seconds 1700000000",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        stats.set(None);
+        assert!(!m.render().contains("openclaw_admission_scan_"));
     }
 
     #[test]
