@@ -58,7 +58,7 @@ CASES=(
   "clientAuthOwnCa|--set clientAuth.enabled=true --set clientAuth.caSecret=my-client-ca"
   "webhookCIDRs|--set networkPolicy.webhookCIDRs={10.0.0.0/24} --set-json networkPolicy.extraIngressFrom=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"monitoring\"}}}]"
   "keyRotation|--set approvalKeyRotation.previousKeySecret=openclaw-approval-key-previous --set approvalKeyRotation.until=2027-01-31"
-  "monitoring|--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true --set policy.telemetry.endpoint=http://otel-collector.observability.svc:4318/v1/traces"
+  "monitoring|--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true --set monitoring.grafanaDashboard.enabled=true --set policy.telemetry.endpoint=http://otel-collector.observability.svc:4318/v1/traces"
 )
 # Renders that must be refused, each with a piece of the expected message.
 REFUSED=(
@@ -164,6 +164,16 @@ expect(any(p.get("port") == 4318 for e in egress for p in e.get("ports", [])),
        "with a telemetry endpoint the webhook may reach the OTLP collector")
 expect("monitoring.coreos.com/v1" not in {d["apiVersion"] for d in load("default")},
        "no Prometheus Operator objects by default")
+import json
+dash = [x for x in docs if x["kind"] == "ConfigMap" and x["metadata"]["name"].endswith("-dashboard")]
+expect(len(dash) == 1 and dash[0]["metadata"]["labels"].get("grafana_dashboard") == "1",
+       "the dashboard ConfigMap carries Grafana's discovery label grafana_dashboard: \"1\"")
+expect(len(dash) == 1 and json.loads(dash[0]["data"]["openclaw-admission.json"])
+       == json.load(open(os.path.join(os.environ["CHART"], "files", "dashboard.json"))),
+       "the dashboard ConfigMap carries files/dashboard.json as is (what promtool checks)")
+expect(not any(x["kind"] == "ConfigMap" and "grafana_dashboard" in x["metadata"].get("labels", {})
+               for x in load("default")),
+       "no dashboard ConfigMap by default")
 
 docs = load("default")
 vwc, mwc = one(docs, "ValidatingWebhookConfiguration"), one(docs, "MutatingWebhookConfiguration")

@@ -131,6 +131,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             crate::workloads::audit_scans_the_cluster_and_writes_policy_reports,
         ),
         (
+            "the_scan_figures_follow_the_reports_and_every_dashboard_metric_is_exposed",
+            crate::dashboard::scan_figures_follow_the_reports_and_every_dashboard_metric_exists,
+        ),
+        (
             "decision_spans_reach_mlflow_for_a_refused_and_an_accepted_agent",
             observability::decision_spans_reach_mlflow,
         ),

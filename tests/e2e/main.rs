@@ -16,6 +16,7 @@ mod approvals;
 mod callers;
 mod cases;
 mod credentials;
+mod dashboard;
 mod dependents;
 mod doors;
 mod isolation;
