@@ -12,7 +12,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-signal bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -121,6 +121,12 @@ bench:
 	$(CARGO) bench --bench webhook
 
 # `audit` on a real API server seeded with AUDIT_BENCH_PODS agent Pods (default 10,000).
+# The agent signal (issue 26) on a real API server: the webhook's memory with 1,000 agents
+# alone, among 100,000 Pods, and with every Pod held; the latency of an egress-policy change
+# answered from memory and by a lookup (docs/performance.md). About 10 minutes, mostly seeding.
+bench-signal: controlplane
+	$(CARGO) bench --bench agent_signal
+
 bench-audit: controlplane
 	$(CARGO) bench --bench audit_scale
 

@@ -16,7 +16,7 @@
 use super::live::{LiveView, Readiness};
 use crate::engine::policy::Policy;
 use crate::engine::review::Subject;
-use crate::engine::view::{Index, RunningAgents};
+use crate::engine::view::{Index, PodFacts, RunningAgents};
 use crate::engine::{agent, review::Target};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -25,7 +25,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Resource};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -172,7 +172,14 @@ async fn lookup_namespace(
     if deleting {
         return Ok(running);
     }
+    // Pods of one workload share their owners: each chain is read once per lookup.
+    let mut leaving_by_owner: HashMap<(String, String, String), bool> = HashMap::new();
     for pod in pods?.items {
+        // Labels and images first: most Pods of a busy namespace are not agents, and only an
+        // agent is worth turning into the engine's model.
+        if agent::of_facts(policy, &PodFacts::of(&pod)).is_none() {
+            continue;
+        }
         let Ok(json) = serde_json::to_string(&pod) else {
             continue;
         };
@@ -183,10 +190,24 @@ async fn lookup_namespace(
             continue;
         }
         let name = p.metadata.name.clone().unwrap_or_default();
-        if p.metadata.deletion_timestamp.is_none()
-            && workload_leaving(client, ns, &pod.metadata).await?
-        {
-            running.leaving.insert(name);
+        if p.metadata.deletion_timestamp.is_none() {
+            let leaving = match controller(&pod.metadata) {
+                None => false,
+                Some(o) => {
+                    let key = (o.kind.clone(), o.name.clone(), o.uid.clone());
+                    match leaving_by_owner.get(&key) {
+                        Some(known) => *known,
+                        None => {
+                            let l = workload_leaving(client, ns, &pod.metadata).await?;
+                            leaving_by_owner.insert(key, l);
+                            l
+                        }
+                    }
+                }
+            };
+            if leaving {
+                running.leaving.insert(name);
+            }
         }
         running.pods.push(*p);
     }
