@@ -12,7 +12,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-signal bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-signal bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox agent-sandbox-controller tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -50,6 +50,12 @@ roles:
 # cached like the control plane (seconds, once); the e2e suite installs the CRDs.
 agent-sandbox:
 	bash tests/agent-sandbox/fetch.sh >/dev/null
+
+# agent-sandbox's own controller, built from the same pinned module (tests/agent-sandbox/build.sh,
+# cached like the control plane; about 5 minutes of 2 cores the first time, seconds after). Not
+# yet part of `make test`: the e2e cases that run it against the control plane come next.
+agent-sandbox-controller:
+	bash tests/agent-sandbox/build.sh >/dev/null
 
 # Formatting, the pure library alone, clippy -D warnings, cargo deny, the image tests (built
 # twice, run in runc), then every test target; the e2e target (tests/e2e) starts its own
