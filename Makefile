@@ -53,8 +53,8 @@ agent-sandbox:
 
 # agent-sandbox's own controller, built from the same pinned module (tests/agent-sandbox/build.sh,
 # cached like the control plane; its first build took 21 minutes on 2 cores shared with three other
-# builds, a relink 9 s). Not
-# yet part of `make test`: the e2e cases that run it against the control plane come next.
+# builds, a relink 9 s). Not yet part of `make test`: the e2e cases that run it against the
+# control plane come next.
 agent-sandbox-controller:
 	bash tests/agent-sandbox/build.sh >/dev/null
 
