@@ -14,7 +14,9 @@
 //! - No Pod webhook is registered, and no scheduler runs: seeding measures nothing of ours and
 //!   every Pod stays Pending (unfinished, as the lookup counts them).
 //!
-//! Phases, each a fresh `openclaw-admission serve` (built-in policy unless said):
+//! Phases, each three `openclaw-admission serve` started one after another and measured once
+//! ready (built-in policy unless said; memory is reported as their median and range, as one
+//! process's resident set varies by megabytes from start to start):
 //! 1. The 1,000 agents alone: the webhook's resident memory once ready.
 //! 2. The same 1,000 agents among 100,000 Pods: the same figure, which must not follow the
 //!    99,000 others.
@@ -25,7 +27,8 @@
 //! DELETEs of an egress policy are timed, one at a time, round-robin over four namespaces:
 //! `openclaw-system` (not sent to the webhook: the API server's own cost), a namespace with no
 //! agent (answered from memory), one with 10 bare agent Pods and one with the Deployment's 10
-//! (a lookup: the namespace's Pods listed, the namespace and each agent's owners read).
+//! (a lookup: the namespace's agent Pods listed by selector, the namespace and each workload's
+//! owners read). With the other Pods seeded, each agent namespace also holds 490 of them.
 //!
 //! Under `cargo test` (no `--bench` argument) it runs the same plan on 320 Pods, asserting the
 //! verdicts (refused in agent namespaces naming an agent, allowed elsewhere, refused in the
@@ -65,6 +68,8 @@ struct Plan {
     /// Non-agent Pods, half in the agent namespaces and half in the others.
     others: usize,
     rounds: usize,
+    /// Webhooks started per phase; memory figures are their median.
+    samples: usize,
 }
 
 impl Plan {
@@ -76,6 +81,7 @@ impl Plan {
                 other_namespaces: 4,
                 others: 300,
                 rounds: 5,
+                samples: 1,
             });
         }
         let total: usize = match std::env::var("SIGNAL_BENCH_PODS") {
@@ -100,6 +106,7 @@ impl Plan {
             other_namespaces: 100,
             others: total - 1_000,
             rounds,
+            samples: 3,
         })
     }
     fn agents(&self) -> usize {
@@ -573,7 +580,52 @@ struct PhaseResult {
     name: String,
     pods: usize,
     watched: usize,
-    footprint: Footprint,
+    footprints: Vec<Footprint>,
+}
+
+impl PhaseResult {
+    fn median(&self, f: impl Fn(&Footprint) -> f64) -> f64 {
+        let mut v: Vec<f64> = self.footprints.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        quantile(&v, 0.5)
+    }
+    fn range(&self, f: impl Fn(&Footprint) -> f64) -> (f64, f64) {
+        let v: Vec<f64> = self.footprints.iter().map(f).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    }
+}
+
+fn rss_mib(f: &Footprint) -> f64 {
+    f.rss_kib as f64 / 1024.0
+}
+
+/// `samples` webhooks one after another, each measured once ready; the last keeps running.
+async fn phase(
+    cp: &ControlPlane,
+    certs: &Path,
+    port: u16,
+    policy: Option<&Path>,
+    name: &str,
+    samples: usize,
+) -> anyhow::Result<(Webhook, Vec<Footprint>)> {
+    let mut footprints = Vec::new();
+    loop {
+        let started = Instant::now();
+        let mut hook = start_webhook(
+            cp,
+            certs,
+            port,
+            policy,
+            &format!("{name}-{}", footprints.len()),
+        )?;
+        footprints.push(hook.footprint(started).await?);
+        if footprints.len() >= samples {
+            return Ok((hook, footprints));
+        }
+    }
 }
 
 async fn run(bench: bool) -> anyhow::Result<()> {
@@ -595,14 +647,12 @@ async fn run(bench: bool) -> anyhow::Result<()> {
     seed_agents(&client, &plan).await?;
 
     // Phase 1: the agents alone.
-    let started = Instant::now();
-    let mut hook = start_webhook(&cp, &certs_dir, port, None, "agents")?;
-    let fp = hook.footprint(started).await?;
+    let (hook, footprints) = phase(&cp, &certs_dir, port, None, "agents", plan.samples).await?;
     results.push(PhaseResult {
         name: "agents alone".into(),
         pods: plan.agents(),
         watched: plan.agents(),
-        footprint: fp,
+        footprints,
     });
     register_egress_entry(&cp, &certs_dir, port)?;
     assert_names_an_agent(&client, Where::BareAgents).await?;
@@ -612,14 +662,12 @@ async fn run(bench: bool) -> anyhow::Result<()> {
 
     // Phase 2: the same agents among the other Pods.
     seed_others(&client, &plan).await?;
-    let started = Instant::now();
-    let mut hook = start_webhook(&cp, &certs_dir, port, None, "all")?;
-    let fp = hook.footprint(started).await?;
+    let (hook, footprints) = phase(&cp, &certs_dir, port, None, "all", plan.samples).await?;
     results.push(PhaseResult {
         name: "agents among other Pods".into(),
         pods: plan.pods(),
         watched: plan.agents(),
-        footprint: fp,
+        footprints,
     });
     assert_names_an_agent(&client, Where::BareAgents).await?;
     let timed_all = time_changes(&client, plan.rounds).await?;
@@ -628,14 +676,20 @@ async fn run(bench: bool) -> anyhow::Result<()> {
     // Phase 3: every Pod an agent, what a cluster-wide metadata watch would hold.
     let policy = cp.dir().join("every-pod.yaml");
     std::fs::write(&policy, "agentSelectors:\n- matchLabels: {bench: signal}\n")?;
-    let started = Instant::now();
-    let mut hook = start_webhook(&cp, &certs_dir, port, Some(&policy), "every-pod")?;
-    let fp = hook.footprint(started).await?;
+    let (hook, footprints) = phase(
+        &cp,
+        &certs_dir,
+        port,
+        Some(&policy),
+        "every-pod",
+        plan.samples,
+    )
+    .await?;
     results.push(PhaseResult {
         name: "every Pod an agent (contrast)".into(),
         pods: plan.pods(),
         watched: plan.pods(),
-        footprint: fp,
+        footprints,
     });
     // The namespace without agents now holds agents, known from the watch alone.
     let (_, refused) = change(&client, &Where::NoAgent.namespace()).await?;
@@ -654,33 +708,37 @@ async fn run(bench: bool) -> anyhow::Result<()> {
         plan.other_namespaces
     );
     println!(
-        "| phase | Pods in the cluster | Pods the watches hold | ready after s | RSS MiB | peak RSS MiB |"
+        "| phase | Pods in the cluster | Pods the watches hold | webhooks | ready after s (median) | RSS MiB, median (min-max) | peak RSS MiB, max |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &results {
+        let (lo, hi) = r.range(rss_mib);
         println!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} ({:.1}-{:.1}) | {:.1} |",
             r.name,
             r.pods,
             r.watched,
-            r.footprint.ready_secs,
-            r.footprint.rss_kib as f64 / 1024.0,
-            r.footprint.hwm_kib as f64 / 1024.0
+            r.footprints.len(),
+            r.median(|f| f.ready_secs),
+            r.median(rss_mib),
+            lo,
+            hi,
+            r.range(|f| f.hwm_kib as f64 / 1024.0).1
         );
     }
     let (a, b, c) = (
-        &results[0].footprint,
-        &results[1].footprint,
-        &results[2].footprint,
+        results[0].median(rss_mib),
+        results[1].median(rss_mib),
+        results[2].median(rss_mib),
     );
     println!(
-        "RSS, agents among {} other Pods vs agents alone: {:.3}x ({:+} KiB); every Pod held vs agents only: {:.2}x ({:+} KiB, {:.0} bytes per further Pod held)",
+        "median RSS: agents among {} other Pods vs agents alone {:.3}x ({:+.1} MiB); every Pod held vs agents only {:.2}x ({:+.1} MiB, {:.0} bytes per further Pod held)",
         plan.others,
-        b.rss_kib as f64 / a.rss_kib as f64,
-        b.rss_kib as i64 - a.rss_kib as i64,
-        c.rss_kib as f64 / b.rss_kib as f64,
-        c.rss_kib as i64 - b.rss_kib as i64,
-        (c.rss_kib as f64 - b.rss_kib as f64) * 1024.0 / (plan.pods() - plan.agents()) as f64
+        b / a,
+        b - a,
+        c / b,
+        c - b,
+        (c - b) * 1024.0 * 1024.0 / (plan.pods() - plan.agents()) as f64
     );
     print_changes(&format!("{} agents alone", plan.agents()), &timed_agents);
     print_changes(&format!("{} Pods", plan.pods()), &timed_all);
