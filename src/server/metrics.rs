@@ -82,6 +82,8 @@ pub struct Metrics {
     spans_exported: AtomicU64,
     spans_dropped_queue_full: AtomicU64,
     spans_export_failed: AtomicU64,
+    /// Times a matching policy exemption was ignored because it had expired.
+    exemptions_expired: AtomicU64,
     /// `(endpoint, decision, mode)`: every label from a fixed set, so the series are bounded.
     decisions: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
     /// Approval stamps by how they counted: `stamped`, `current`, `previous-key`, `legacy`.
@@ -152,6 +154,7 @@ impl Default for Metrics {
             spans_exported: AtomicU64::new(0),
             spans_dropped_queue_full: AtomicU64::new(0),
             spans_export_failed: AtomicU64::new(0),
+            exemptions_expired: AtomicU64::new(0),
             decisions: Mutex::default(),
             approvals: Mutex::default(),
             cache: Mutex::default(),
@@ -232,6 +235,10 @@ impl Metrics {
             let mut d = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
             *d.entry((endpoint.as_str(), result, mode)).or_insert(0) += 1;
         }
+        self.exemptions_expired.fetch_add(
+            u64::try_from(summary.expired_exemptions.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         if !summary.approvals.is_empty() {
             let mut a = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
             for (kind, _) in &summary.approvals {
@@ -641,6 +648,11 @@ impl Metrics {
             out,
             "openclaw_admission_spans_dropped_total{{reason=\"export_failed\"}} {}",
             self.spans_export_failed.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP openclaw_admission_exemptions_expired_total Times a policy exemption that matched a review was ignored because its expires date had passed (each such exemption is also logged once).\n# TYPE openclaw_admission_exemptions_expired_total counter\nopenclaw_admission_exemptions_expired_total {}",
+            self.exemptions_expired.load(Ordering::Relaxed)
         )?;
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(cache) = cache {
