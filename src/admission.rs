@@ -58,6 +58,9 @@ pub struct Summary {
     pub approvals: Vec<(&'static str, String)>,
     /// Why the request was not judged (`not-judged`, `not-an-agent`, `operation`, `unchanged`).
     pub skipped: Option<&'static str>,
+    /// Expired policy exemptions that matched and were ignored, each as its identity (place,
+    /// reason and expiry, what the log says once) and its description.
+    pub expired_exemptions: Vec<(String, String)>,
 }
 
 /// The answer to one HTTP body.
@@ -227,6 +230,16 @@ pub fn answer(
     summary.exempted = reasons(&decision.exempted);
     summary.exemptions_refused = reasons(&decision.exemptions_refused);
     summary.skipped = decision.skipped.map(skip_str);
+    summary.expired_exemptions = decision
+        .expired_exemptions
+        .iter()
+        .map(|e| {
+            (
+                format!("{}\u{0}{}\u{0}{}", e.index, e.expires, e.reason),
+                e.describe(),
+            )
+        })
+        .collect();
     summary.approvals = decision
         .approvals
         .iter()

@@ -63,6 +63,18 @@ pub struct Args {
     /// Write a PolicyReport per namespace and a ClusterPolicyReport (server-side apply).
     #[arg(long)]
     pub write_reports: bool,
+    /// Also list the policy exemptions and approval stamps that expire within this length of
+    /// time (`7d`, `12h`; as `approvals.maxLifetime` is written), and those already expired.
+    #[arg(long, value_name = "LENGTH", value_parser = parse_window)]
+    pub expiring_within: Option<i64>,
+    /// Exit 0 once the scan is done, whatever it found (a scheduled scan, whose findings are
+    /// its reports); an error still exits 2.
+    #[arg(long)]
+    pub exit_zero: bool,
+}
+
+fn parse_window(s: &str) -> Result<i64, String> {
+    crate::engine::date::parse_length(s).map_err(|e| e.to_string())
 }
 
 /// One judged object.
@@ -118,10 +130,30 @@ pub struct Report {
     /// format before content digests: the webhook honours those only during the upgrade's
     /// grace period, so an approver re-applies each of them before it ends.
     pub legacy_approvals: Vec<String>,
+    /// Policy exemptions that matched an object but had expired, so its checks were judged
+    /// (as the webhook judges them), each once.
+    pub expired_exemptions: Vec<String>,
+    /// With `--expiring-within`: policy exemptions and approval stamps that expire within the
+    /// window or have expired, soonest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiring: Option<Vec<Expiring>>,
     /// Agent ServiceAccounts that non-agent Pods or workloads also run as: whatever the
     /// agent's identity may do, they may do too, and granting the agent anything grants it
     /// to them (and the reverse).
     pub shared_service_accounts: Vec<SharedServiceAccount>,
+}
+
+/// A policy exemption or an approval stamp that runs out soon, or has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expiring {
+    /// `policy exemptions[0] ("reason")` or `approval on Deployment ns/name (checks) by approver`.
+    pub what: String,
+    /// When, `2027-01-31T00:00:00Z` (UTC).
+    pub expires: String,
+    /// Already past at the time of the audit.
+    pub expired: bool,
+    #[serde(skip)]
+    at: i64,
 }
 
 /// One ServiceAccount that agents and non-agents share.
@@ -410,7 +442,12 @@ async fn read_subjects(
     Ok(out)
 }
 
-fn review_of(kind: &str, api_version: &str, object: &Value) -> Result<Review, serde_json::Error> {
+fn review_of(
+    kind: &str,
+    api_version: &str,
+    object: &Value,
+    now: i64,
+) -> Result<Review, serde_json::Error> {
     let meta = &object["metadata"];
     Ok(Review::dry_run_create(
         kind,
@@ -419,15 +456,28 @@ fn review_of(kind: &str, api_version: &str, object: &Value) -> Result<Review, se
         meta["name"].as_str().unwrap_or_default(),
         AUDIT_USER,
         Subject::from_value(kind, object.clone())?,
-        crate::admission::unix_now(),
+        now,
     ))
 }
 
-/// Judges every subject: the pure part of `audit`, shared with its tests.
+/// Judges every subject at this process's clock, listing nothing as expiring.
 pub fn judge(
     policy: &Policy,
     view: &StaticView,
     subjects: &[(&'static str, String, Value)],
+) -> Report {
+    judge_at(policy, view, subjects, crate::admission::unix_now(), None)
+}
+
+/// Judges every subject as at `now` (seconds since the Unix epoch): the pure part of `audit`,
+/// shared with its tests. With `expiring_within` (seconds), also lists the policy exemptions
+/// and approval stamps that expire before `now` plus that window.
+pub fn judge_at(
+    policy: &Policy,
+    view: &StaticView,
+    subjects: &[(&'static str, String, Value)],
+    now: i64,
+    expiring_within: Option<i64>,
 ) -> Report {
     // `enforce` everywhere: the global mode, with no namespace label able to soften it.
     let enforced = Policy {
@@ -457,11 +507,30 @@ pub fn judge(
         ..policy.clone()
     };
     let mut report = Report::default();
+    let horizon = expiring_within.map(|w| now.saturating_add(w));
+    let mut expiring = Vec::new();
+    if let Some(horizon) = horizon {
+        for (i, until) in engine::exemptions::expiring_before(policy, horizon) {
+            let ex = &policy.exemptions[i];
+            let reason = if ex.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({:?})", ex.reason)
+            };
+            expiring.push(Expiring {
+                what: format!("policy exemptions[{i}]{reason}"),
+                expires: engine::date::format_utc(until),
+                expired: !engine::exemptions::in_force(ex, now),
+                at: until,
+            });
+        }
+    }
+    let mut expired_said = std::collections::BTreeSet::new();
     // (namespace, ServiceAccount) -> the agents and the other objects running as it.
     type Users = (Vec<String>, Vec<String>);
     let mut accounts: BTreeMap<(String, String), Users> = BTreeMap::new();
     for (kind, api_version, object) in subjects {
-        let Ok(review) = review_of(kind, api_version, object) else {
+        let Ok(review) = review_of(kind, api_version, object, now) else {
             note!(
                 "audit: skipped {kind} {}/{}: it does not fit its schema",
                 object["metadata"]["namespace"].as_str().unwrap_or(""),
@@ -481,6 +550,32 @@ pub fn judge(
                 .legacy_approvals
                 .push(format!("{kind} {}/{}", review.namespace, review.name));
         }
+        // Approval stamps are listed as they read, without the key (which `audit` does not
+        // hold): a forged stamp listed here is still refused by the webhook.
+        if let (Some(horizon), Subject::Template(t)) = (horizon, &review.object)
+            && let Some(grant) = t
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(engine::approval::grant::APPROVAL_ANNOTATION))
+                .and_then(|v| engine::approval::grant::Grant::read_unverified(v))
+            && let Some(until) = grant.expires_at(policy.approvals.max_lifetime_secs())
+            && until <= horizon
+        {
+            expiring.push(Expiring {
+                what: format!(
+                    "approval on {kind} {}/{} ({}) by {}",
+                    review.namespace,
+                    review.name,
+                    grant.checks.join(","),
+                    grant.approver
+                ),
+                expires: engine::date::format_utc(until),
+                expired: now <= 0 || now >= until,
+                at: until,
+            });
+        }
         let labelled = engine::agent::is_agent(&review, &by_label);
         let unlabelled = !labelled && engine::agent::is_agent(&review, &by_image);
         let users = accounts
@@ -494,6 +589,11 @@ pub fn judge(
         users.0.push(who);
         let judging = if unlabelled { &by_image } else { policy };
         let now = engine::evaluate(&review, judging, view);
+        for e in &now.expired_exemptions {
+            if expired_said.insert((e.index, e.expires.clone())) {
+                report.expired_exemptions.push(e.describe());
+            }
+        }
         let strict = engine::evaluate(
             &review,
             if unlabelled {
@@ -539,6 +639,10 @@ pub fn judge(
             ns.refused_if_enforced_everywhere += 1;
         }
         report.findings.push(finding);
+    }
+    if horizon.is_some() {
+        expiring.sort_by(|a, b| (a.at, &a.what).cmp(&(b.at, &b.what)));
+        report.expiring = Some(expiring);
     }
     report.shared_service_accounts = accounts
         .into_iter()
@@ -620,6 +724,26 @@ fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         )?;
         for w in &r.legacy_approvals {
             writeln!(out, "  {w}")?;
+        }
+    }
+    if !r.expired_exemptions.is_empty() {
+        writeln!(
+            out,
+            "expired policy exemptions (ignored, as the webhook ignores them; renew or remove each):"
+        )?;
+        for e in &r.expired_exemptions {
+            writeln!(out, "  {e}")?;
+        }
+    }
+    if let Some(expiring) = &r.expiring {
+        writeln!(
+            out,
+            "expiring exemptions and approvals ({}):",
+            expiring.len()
+        )?;
+        for e in expiring {
+            let state = if e.expired { "expired" } else { "expires" };
+            writeln!(out, "  {state} {}  {}", e.expires, e.what)?;
         }
     }
     if !r.shared_service_accounts.is_empty() {
@@ -792,6 +916,8 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // One moment for the whole run: every object is judged against the same clock.
+    let now = crate::admission::unix_now();
     let result: anyhow::Result<Report> = runtime.block_on(async {
         let started = Instant::now();
         let client = crate::cluster::client(args.kubeconfig.as_deref())
@@ -809,7 +935,7 @@ pub fn run(args: Args) -> ExitCode {
         )
         .await?;
         let listed = started.elapsed();
-        let report = judge(&policy, &view, &subjects);
+        let report = judge_at(&policy, &view, &subjects, now, args.expiring_within);
         note!(
             "audit: {} objects listed in {:.2}s, {} agent objects judged in {:.2}s",
             subjects.len(),
@@ -835,7 +961,7 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(2);
             }
             // As for `check`: what enforce mode would refuse fails the run, warnings do not.
-            if report.total.refused_if_enforced > 0 {
+            if report.total.refused_if_enforced > 0 && !args.exit_zero {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

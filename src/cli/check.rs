@@ -124,6 +124,9 @@ struct Judgement {
     mode: &'static str,
     violations: Vec<Located>,
     exempted: Vec<Exempted>,
+    /// Policy exemptions that matched but had expired, so their checks were judged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    expired_exemptions: Vec<String>,
 }
 
 /// A violation with the line of its path in the input (YAML input only; for a path the
@@ -213,6 +216,7 @@ pub fn run(args: Args) -> ExitCode {
             refused: 0,
         },
     };
+    let mut expired_said = std::collections::BTreeSet::new();
     for o in &objects {
         let kind = o.kind();
         if kind.is_empty() {
@@ -253,6 +257,15 @@ pub fn run(args: Args) -> ExitCode {
                 .skipped
                 .push(skipped(o, "not an agent (no selector matches)"));
             continue;
+        }
+        // Each expired exemption is said once, however many objects it would have covered.
+        for e in &decision.expired_exemptions {
+            if expired_said.insert((e.index, e.expires.clone())) {
+                note!(
+                    "warning: {}; renew its expires date or remove it",
+                    e.describe()
+                );
+            }
         }
         report.objects.push(judgement(o, &review, decision));
     }
@@ -395,6 +408,7 @@ fn skipped(o: &Manifest, reason: &'static str) -> Skipped {
 
 fn judgement(o: &Manifest, review: &Review, d: Decision) -> Judgement {
     Judgement {
+        expired_exemptions: d.expired_exemptions.iter().map(|e| e.describe()).collect(),
         kind: o.kind().to_string(),
         namespace: review.namespace.clone(),
         name: o.name().to_string(),
@@ -752,6 +766,9 @@ fn table(report: &Report) -> String {
         }
         for e in &o.exempted {
             out.push_str(&format!("  exempted {}: {}\n", e.check, e.reason));
+        }
+        for e in &o.expired_exemptions {
+            out.push_str(&format!("  not exempted: {e}\n"));
         }
         out.push('\n');
     }

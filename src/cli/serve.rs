@@ -272,6 +272,7 @@ pub async fn serve_with<V: Confirm>(setup: ServeSetup<V>) -> anyhow::Result<()> 
         max_reviews: server::MAX_REVIEWS_IN_FLIGHT,
         require_client_cert: setup.client_ca.is_some(),
         body_idle_timeout: server::BODY_IDLE_TIMEOUT,
+        expired_log: Arc::new(server::expired_log::ExpiredLog::new()),
     };
     server::run(
         listener,

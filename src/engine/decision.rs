@@ -18,6 +18,8 @@ pub const AUDIT_MODE: &str = "openclaw-mode";
 pub const AUDIT_EXEMPTED: &str = "openclaw-exempted";
 /// Exemption annotations that were not honoured (the requester is not an approver).
 pub const AUDIT_EXEMPTION_REFUSED: &str = "openclaw-exemption-refused";
+/// Policy exemptions that matched but had expired, so their checks were judged.
+pub const AUDIT_EXEMPTION_EXPIRED: &str = "openclaw-exemption-expired";
 pub const AUDIT_MUTATION: &str = "openclaw-mutation";
 /// Approvals honoured through a signed stamp: approver, checks, workload.
 pub const AUDIT_APPROVAL: &str = "openclaw-approval";
@@ -67,6 +69,8 @@ pub struct Decision {
     pub exempted: Vec<(String, String)>,
     /// Check ids an exemption annotation asked for and did not get, with the reason.
     pub exemptions_refused: Vec<(String, String)>,
+    /// Policy exemptions that matched but had expired, with the checks they no longer cover.
+    pub expired_exemptions: Vec<Expired>,
     /// Approvals honoured through a signed stamp, or stamped (src/engine/approval/), with
     /// how: under the previous key, or as a legacy stamp.
     pub approvals: Vec<Verified>,
@@ -84,6 +88,20 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Records the expired exemptions that were ignored: in the audit annotations, and as a
+    /// warning to the requester, who may not know that the exemption they relied on ran out.
+    pub fn with_expired(mut self, expired: Vec<Expired>) -> Decision {
+        if !expired.is_empty() {
+            let text: Vec<String> = expired.iter().map(Expired::describe).collect();
+            self.audit_annotations
+                .insert(AUDIT_EXEMPTION_EXPIRED.into(), short(&text.join("; ")));
+            self.warnings
+                .extend(text.iter().map(|t| format!("openclaw-admission: {t}")));
+        }
+        self.expired_exemptions = expired;
+        self
+    }
+
     /// Allowed without judging, and why.
     pub fn allow(skip: Skip) -> Decision {
         Decision {
@@ -104,6 +122,36 @@ pub enum EngineError {
 
 /// Check ids with a reason each.
 pub type Reasons = Vec<(String, String)>;
+
+/// A policy exemption that matched the request but had expired, so the violations it names
+/// were judged as if it did not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// Its place in the policy's `exemptions` list.
+    pub index: usize,
+    pub reason: String,
+    /// Its `expires`, as written in the policy.
+    pub expires: String,
+    /// The checks of this review it would have exempted.
+    pub checks: Vec<String>,
+}
+
+impl Expired {
+    /// `policy exemptions[0] ("legacy image") expired 2027-01-31 (read-only-root-filesystem)`
+    pub fn describe(&self) -> String {
+        let reason = if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({:?})", self.reason)
+        };
+        format!(
+            "policy exemptions[{}]{reason} expired {}, not honoured for {}",
+            self.index,
+            self.expires,
+            self.checks.join(",")
+        )
+    }
+}
 
 /// The decision for a pod or workload whose violations are judged: refused when any is
 /// denied, else allowed with a warning for each one at `warn`; every exemption honoured or

@@ -90,6 +90,10 @@ impl Policy {
                     ));
                 }
             }
+            if let Some(expires) = &ex.expires {
+                super::date::parse_utc(expires)
+                    .map_err(|e| bad(&format!("exemptions[{i}].expires"), e.to_string()))?;
+            }
             if ex.namespaces.is_empty() && ex.users.is_empty() && ex.groups.is_empty() {
                 return Err(bad(
                     &format!("exemptions[{i}]"),

@@ -37,8 +37,8 @@ pub mod view;
 pub mod violation;
 
 pub use decision::{
-    AUDIT_APPROVAL, AUDIT_EXEC, AUDIT_EXEMPTED, AUDIT_EXEMPTION_REFUSED, AUDIT_MODE,
-    AUDIT_MUTATION, AUDIT_VIOLATIONS, Decision, EngineError, Judged, Skip,
+    AUDIT_APPROVAL, AUDIT_EXEC, AUDIT_EXEMPTED, AUDIT_EXEMPTION_EXPIRED, AUDIT_EXEMPTION_REFUSED,
+    AUDIT_MODE, AUDIT_MUTATION, AUDIT_VIOLATIONS, Decision, EngineError, Judged, Skip,
 };
 
 use checks::check::{Check, ConnectInput, Judge, PodInput, UpdateInput};
@@ -214,7 +214,12 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
 
     let mode = mode_of(review, policy, view);
     let granted = approval::matching::grant_for(review, policy, &target);
-    let (kept, exempted, exemptions_refused) = exemptions::apply(
+    let exemptions::Applied {
+        kept,
+        exempted,
+        refused: exemptions_refused,
+        expired,
+    } = exemptions::apply(
         review,
         policy,
         &target,
@@ -250,6 +255,7 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
         exemptions_refused,
         granted,
     )
+    .with_expired(expired)
 }
 
 /// `kubectl debug` into an agent, judged by the CONNECT checks as the exec it amounts to: the

@@ -430,6 +430,11 @@ pub struct Exemption {
     pub users: Vec<String>,
     pub groups: Vec<String>,
     pub checks: Vec<String>,
+    /// When it stops being honoured: a date (`2027-01-31`, its first second) or a date and
+    /// time (`2027-01-31T12:00:00Z`), UTC, read by `src/engine/date.rs` as approvals' dates
+    /// are. Unset: it never expires. [`super::exemptions::in_force`] decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]

@@ -312,7 +312,12 @@ pub fn judge_ref(
         spec_path: "spec.additionalPodMetadata.spec",
         template: true,
     };
-    let (kept, exempted, refused) = exemptions::apply(review, policy, &target, None, found);
+    let exemptions::Applied {
+        kept,
+        exempted,
+        refused,
+        expired,
+    } = exemptions::apply(review, policy, &target, None, found);
     let violations = kept
         .into_iter()
         .map(|mut v| {
@@ -324,7 +329,8 @@ pub fn judge_ref(
             }
         })
         .collect();
-    let d = decision::judged(review, mode, violations, exempted, refused, None);
+    let d =
+        decision::judged(review, mode, violations, exempted, refused, None).with_expired(expired);
     with_notes(d, notes)
 }
 

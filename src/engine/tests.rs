@@ -500,6 +500,51 @@ fn a_policy_exemption_drops_the_violation_and_is_recorded() {
 }
 
 #[test]
+fn an_expired_policy_exemption_is_ignored_and_said_to_have_expired() {
+    let exemption = |expires: &str, check: &str| Exemption {
+        reason: "legacy image writes to /".into(),
+        namespaces: vec![NS.into()],
+        checks: vec![check.into()],
+        expires: Some(expires.into()),
+        ..Default::default()
+    };
+    let mut review = create(&medium_only_pod(), ADMIN);
+    review.now = crate::engine::date::parse_utc("2027-01-31").unwrap();
+    let judge = |exemptions: Vec<Exemption>| {
+        let policy = Policy {
+            exemptions,
+            ..Policy::default()
+        };
+        evaluate(&review, &policy, &hardened_view())
+    };
+    // The day before, it holds; from the first second of that day, it does not.
+    let held = judge(vec![exemption("2027-02-01", "read-only-root-filesystem")]);
+    assert!(held.allowed && held.expired_exemptions.is_empty());
+    let d = judge(vec![exemption("2027-01-31", "read-only-root-filesystem")]);
+    assert!(!d.allowed);
+    assert_eq!(d.violations.len(), 1);
+    assert!(!d.audit_annotations.contains_key(AUDIT_EXEMPTED));
+    assert_eq!(d.expired_exemptions.len(), 1);
+    assert_eq!(
+        d.expired_exemptions[0].checks,
+        ["read-only-root-filesystem"]
+    );
+    let note = &d.audit_annotations[super::AUDIT_EXEMPTION_EXPIRED];
+    assert_eq!(
+        note,
+        "policy exemptions[0] (\"legacy image writes to /\") expired 2027-01-31, not honoured for read-only-root-filesystem"
+    );
+    assert!(d.warnings.iter().any(|w| w.contains(note.as_str())));
+    // An expired exemption of a check the pod passes changed nothing, and is not mentioned.
+    let d = judge(vec![exemption("2027-01-01", "run-as-non-root")]);
+    assert!(d.expired_exemptions.is_empty());
+    assert!(
+        !d.audit_annotations
+            .contains_key(super::AUDIT_EXEMPTION_EXPIRED)
+    );
+}
+
+#[test]
 fn a_policy_exemption_for_another_namespace_does_not_apply() {
     let policy = Policy {
         exemptions: vec![Exemption {

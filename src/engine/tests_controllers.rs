@@ -963,6 +963,7 @@ fn a_debug_container_from_a_non_approver_is_an_exec_by_another_name() {
         users: Vec::new(),
         groups: Vec::new(),
         checks: vec!["exec-requires-approval".into()],
+        expires: None,
     });
     assert!(!evaluate(&r.review(), &policy, &hardened_view()).allowed);
 }

@@ -190,6 +190,8 @@ pub struct Metrics {
     spans_exported: Counter,
     spans_dropped_queue_full: Counter,
     spans_export_failed: Counter,
+    /// Times a matching policy exemption was ignored because it had expired.
+    exemptions_expired: Counter,
     /// `(endpoint, decision, mode)`: every label from a fixed set, so the series are bounded.
     decisions: Family<DecisionLabels, Counter>,
     /// Approval stamps by how they counted: `stamped`, `current`, `previous-key`, `legacy`.
@@ -533,6 +535,12 @@ impl Default for Metrics {
             "Decision spans lost, by reason (queue_full: the export queue was full; export_failed: the collector was down, refused or too slow)",
             dropped,
         );
+        let exemptions_expired = Counter::default();
+        registry.register(
+            "exemptions_expired",
+            "Times a policy exemption that matched a review was ignored because its expires date had passed (each such exemption is also logged once)",
+            exemptions_expired.clone(),
+        );
         let scraped = Arc::new(ScrapeTime {
             cert_not_after: AtomicI64::new(NOT_AFTER_UNKNOWN),
             client_certs: Mutex::default(),
@@ -558,6 +566,7 @@ impl Default for Metrics {
             spans_exported,
             spans_dropped_queue_full,
             spans_export_failed,
+            exemptions_expired,
             decisions,
             approvals,
             handshakes_refused,
@@ -637,6 +646,10 @@ impl Metrics {
             .inc();
         for &(stamp, _) in &summary.approvals {
             self.approvals.get_or_create(&StampLabel { stamp }).inc();
+        }
+        if !summary.expired_exemptions.is_empty() {
+            self.exemptions_expired
+                .inc_by(u64::try_from(summary.expired_exemptions.len()).unwrap_or(u64::MAX));
         }
         self.latency(endpoint).observe(elapsed.as_secs_f64());
     }

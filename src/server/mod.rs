@@ -69,6 +69,7 @@
 
 pub mod client_auth;
 mod connection;
+pub mod expired_log;
 pub mod listen;
 pub mod live_policy;
 pub mod log_format;
@@ -166,6 +167,8 @@ pub struct AppState<V> {
     pub require_client_cert: bool,
     /// Deadline of a body's first byte and of each gap between chunks ([`BODY_IDLE_TIMEOUT`]).
     pub body_idle_timeout: Duration,
+    /// Expired policy exemptions already logged (each is logged once).
+    pub expired_log: Arc<expired_log::ExpiredLog>,
 }
 
 /// Review bodies held in memory at once beyond each review's first [`SMALL_REVIEW`] bytes, all
@@ -212,6 +215,7 @@ impl<V> Clone for AppState<V> {
             max_reviews: self.max_reviews,
             require_client_cert: self.require_client_cert,
             body_idle_timeout: self.body_idle_timeout,
+            expired_log: self.expired_log.clone(),
         }
     }
 }
@@ -232,6 +236,7 @@ impl<V> AppState<V> {
             max_reviews: MAX_REVIEWS_IN_FLIGHT,
             require_client_cert: false,
             body_idle_timeout: BODY_IDLE_TIMEOUT,
+            expired_log: Arc::new(expired_log::ExpiredLog::new()),
         }
     }
 }
@@ -569,6 +574,7 @@ async fn review<V: Confirm>(st: &AppState<V>, endpoint: Endpoint, req: Request) 
     st.metrics
         .observe_review(endpoint, &outcome.summary, elapsed);
     telemetry::log_review(endpoint, &outcome.summary, elapsed);
+    st.expired_log.observe(&outcome.summary);
     st.telemetry
         .review_span(endpoint, &outcome.summary, &parts.headers, elapsed);
     let status =

@@ -8,7 +8,8 @@
 #   3. webhook-config/ is what the chart renders (webhook-config/generate.sh --check);
 #   4. the webhook's own pod, taken from the rendered Deployment and labelled as an agent, passes
 #      `openclaw-admission check` with the chart's policy (exit 0), and a copy with a writable root
-#      filesystem does not (exit 1), which proves the pod really was judged;
+#      filesystem does not (exit 1), which proves the pod really was judged; the same for the
+#      scheduled scan's pod (its CronJob's);
 #   5. only when KUBECONFIG is set (the e2e API server): every rendered object is applied with
 #      `kubectl apply --dry-run=server`, so the real API server validates it; then the chart is
 #      installed, upgraded (the generated CA must survive) and uninstalled, and no webhook
@@ -58,6 +59,7 @@ CASES=(
   "clientAuthOwnCa|--set clientAuth.enabled=true --set clientAuth.caSecret=my-client-ca"
   "webhookCIDRs|--set networkPolicy.webhookCIDRs={10.0.0.0/24} --set-json networkPolicy.extraIngressFrom=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"monitoring\"}}}]"
   "keyRotation|--set approvalKeyRotation.previousKeySecret=openclaw-approval-key-previous --set approvalKeyRotation.until=2027-01-31"
+  "scheduledScan|--set scheduledScan.enabled=true"
   "monitoring|--set monitoring.serviceMonitor.enabled=true --set monitoring.prometheusRule.enabled=true --set monitoring.grafanaDashboard.enabled=true --set policy.telemetry.endpoint=http://otel-collector.observability.svc:4318/v1/traces"
 )
 # Renders that must be refused, each with a piece of the expected message.
@@ -72,6 +74,7 @@ REFUSED=(
   "--set approvalKeyRotation.previousKeySecret=old-key|approvalKeyRotation.until"
   "--set certificates.mode=secret --set certificates.secret.name=x --set certificates.secret.caBundle=Cg== --set clientAuth.enabled=true|clientAuth.caSecret"
   "--set networkPolicy.webhookCIDRs={10.0.0.1}|/networkPolicy/webhookCIDRs"
+  "--set scheduledScan.enabled=true --set scheduledScan.scedule=@hourly|scedule"
 )
 
 case_args() { # case_args NAME -> the extra args of that case, one per line
@@ -345,6 +348,39 @@ expect(ex.get("matchLabels") == {"openclaw.io/agents": "true"}
        "webhook.execNamespaceSelector narrows the exec entry alone, keeping the usual exclusions")
 ing = one(load("default"), "NetworkPolicy")["spec"]["ingress"]
 expect(len(ing) == 1 and "from" not in ing[0], "without webhookCIDRs the port is open to any source")
+
+# The scheduled scan: off by default; on, a CronJob running audit as its own ServiceAccount,
+# in the webhook's image and pod security, with a ClusterRole that lists and writes reports only.
+expect(not any(x["kind"] == "CronJob" for x in load("default")), "no scheduled scan by default")
+scan = load("scheduledScan")
+cron = one(scan, "CronJob")
+pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+web = container(scan)
+sc = pod["containers"][0]
+expect(sc["image"] == web["containers"][0]["image"] and sc["securityContext"] == web["containers"][0]["securityContext"]
+       and pod["securityContext"] == web["securityContext"],
+       "the scan runs the webhook's image with the same locked-down security contexts")
+expect(sc["args"][:2] == ["audit", "--write-reports"] and "--exit-zero" in sc["args"]
+       and cron["spec"]["concurrencyPolicy"] == "Forbid" and pod["restartPolicy"] == "Never",
+       "the CronJob runs audit --write-reports, one at a time")
+accounts = {x["metadata"]["name"] for x in scan if x["kind"] == "ServiceAccount"}
+expect(pod["serviceAccountName"] in accounts and pod["serviceAccountName"] != web["serviceAccountName"]
+       and pod["automountServiceAccountToken"] is False,
+       "the scan has a ServiceAccount of its own, with a projected token only")
+roles = {x["metadata"]["name"]: x["rules"] for x in scan if x["kind"] == "ClusterRole"}
+scan_rules = roles.get(pod["serviceAccountName"], [])
+writes = {(g, r, v) for x in scan_rules for g in x["apiGroups"] for r in x["resources"] for v in x["verbs"] if v != "list"}
+expect(scan_rules and writes == {("wgpolicyk8s.io", res, v) for res in ("policyreports", "clusterpolicyreports") for v in ("create", "patch")}
+       and not any("secrets" in x["resources"] or "*" in x["resources"] + x["verbs"] + x["apiGroups"] for x in scan_rules),
+       "the scan's ClusterRole lists, and writes nothing but its reports")
+bound = [x for x in scan if x["kind"] == "ClusterRoleBinding" and x["roleRef"]["name"] == pod["serviceAccountName"]]
+expect(len(bound) == 1 and bound[0]["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "openclaw-chart-check"}],
+       "the scan's ClusterRole is bound to its ServiceAccount alone")
+scan_labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+web_selector = one(scan, "Deployment")["spec"]["selector"]["matchLabels"]
+expect(not web_selector.items() <= scan_labels.items()
+       and not any(s.get("matchLabels", {}).items() <= scan_labels.items() for s in selectors),
+       "the scan's pod carries neither the webhook's selector labels nor an agent label")
 sys.exit(1 if bad else 0)
 PY
 
@@ -394,6 +430,16 @@ for name in default certManager secret catchAll singleReplica; do
     fail "cannot build self-check inputs from the $name render"
   fi
 done
+# The scheduled scan's pod, from its CronJob, under the same policy.
+d="$OUT_DIR/selfcheck/scheduledScan"
+if python3 "$HERE/selfcheck_inputs.py" "$OUT_DIR/render/scheduledScan.yaml" "$d" --cronjob; then
+  run_check "$d/manifests" "$d/policy.yaml" 0 "sandboxed-runtime user-namespace" \
+    "the scheduled scan's pod passes the webhook's policy"
+  run_check "$d/broken" "$d/policy.yaml" 1 "read-only-root-filesystem sandboxed-runtime user-namespace" \
+    "control: the scan's pod with a writable root filesystem is refused"
+else
+  fail "cannot build self-check inputs from the scheduledScan render"
+fi
 # With legacySecretCheck the webhook reads Secrets across the cluster, which least-privilege-rbac
 # forbids to agents: a documented trade-off (docs/operations.md), kept visible by this check.
 d="$OUT_DIR/selfcheck/legacySecretCheck"

@@ -10,7 +10,10 @@ The policy is the rendered ConfigMap's, with one addition: the API-server ports 
 NetworkPolicy join the egress allow-list. Agents are not given that egress; the webhook needs it
 to watch the cluster, and this is the only place the self-check departs from the shipped policy.
 
-usage: selfcheck_inputs.py RENDER.yaml OUT_DIR
+The scheduled scan's pod (the CronJob's) is judged the same way with `--cronjob`: it runs the
+same image, and must pass the same checks.
+
+usage: selfcheck_inputs.py RENDER.yaml OUT_DIR [--cronjob]
 writes OUT_DIR/policy.yaml, OUT_DIR/manifests/{pod,context}.yaml and
 OUT_DIR/broken/{pod,context}.yaml (a control that must fail: root filesystem writable).
 """
@@ -38,16 +41,17 @@ def die(msg):
 
 
 def main():
-    if len(sys.argv) != 3:
-        die("usage: selfcheck_inputs.py RENDER.yaml OUT_DIR")
+    if len(sys.argv) not in (3, 4) or (len(sys.argv) == 4 and sys.argv[3] != "--cronjob"):
+        die("usage: selfcheck_inputs.py RENDER.yaml OUT_DIR [--cronjob]")
     render, out = sys.argv[1], sys.argv[2]
+    kind = "CronJob" if len(sys.argv) == 4 else "Deployment"
     with open(render) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
 
-    deployments = [d for d in docs if d.get("kind") == "Deployment"]
+    deployments = [d for d in docs if d.get("kind") == kind]
     configmaps = [d for d in docs if d.get("kind") == "ConfigMap" and "policy.yaml" in (d.get("data") or {})]
     if len(deployments) != 1 or len(configmaps) != 1:
-        die(f"expected one Deployment and one policy ConfigMap, found {len(deployments)} and {len(configmaps)}")
+        die(f"expected one {kind} and one policy ConfigMap, found {len(deployments)} and {len(configmaps)}")
     deploy, cm = deployments[0], configmaps[0]
     namespace = deploy["metadata"]["namespace"]
 
@@ -68,7 +72,7 @@ def main():
     egress = checks.setdefault("egress", {})
     egress["allow"] = list(egress.get("allow") or ENGINE_DEFAULT_EGRESS) + extra
 
-    template = deploy["spec"]["template"]
+    template = deploy["spec"]["jobTemplate"]["spec"]["template"] if kind == "CronJob" else deploy["spec"]["template"]
     meta = copy.deepcopy(template.get("metadata") or {})
     meta["name"] = deploy["metadata"]["name"] + "-selfcheck"
     meta["namespace"] = namespace

@@ -135,6 +135,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
             crate::dashboard::scan_figures_follow_the_reports_and_every_dashboard_metric_exists,
         ),
         (
+            "scheduled_scan_runs_the_cronjobs_arguments_with_its_own_token_and_may_do_nothing_more",
+            crate::scan::scheduled_scan_writes_reports_as_its_own_least_privilege_account,
+        ),
+        (
             "decision_spans_reach_mlflow_for_a_refused_and_an_accepted_agent",
             observability::decision_spans_reach_mlflow,
         ),

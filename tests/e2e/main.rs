@@ -26,6 +26,7 @@ mod optional_apis;
 #[path = "../common/prebuilt.rs"]
 mod prebuilt;
 mod sandboxes;
+mod scan;
 mod second_webhook;
 mod support;
 mod workloads;

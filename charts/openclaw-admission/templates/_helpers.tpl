@@ -41,6 +41,21 @@ app.kubernetes.io/component: admission-webhook
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* Labels that select the scheduled scan's pods: never the webhook's (its Service, PDB and
+NetworkPolicy select by those). */}}
+{{- define "openclaw-admission.scanSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-scan" (include "openclaw-admission.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "openclaw-admission.scanLabels" -}}
+{{ include "openclaw-admission.scanSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: scheduled-scan
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
 {{/* The webhook pod's labels: selector labels, component, and podLabels. */}}
 {{- define "openclaw-admission.podLabels" -}}
 {{- $labels := include "openclaw-admission.selectorLabels" . | fromYaml -}}

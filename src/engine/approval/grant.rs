@@ -207,6 +207,13 @@ impl Grant {
         Err(Invalid::Signature)
     }
 
+    /// The grant a stamp claims, without verifying it: for listing (`audit` holds no key),
+    /// never for honouring. `None` when it does not read as a stamp.
+    pub fn read_unverified(value: &str) -> Option<Grant> {
+        let (payload, _) = value.rsplit_once(";sig=")?;
+        parse_payload(payload)
+    }
+
     /// Whether a stamp is of the first format, without verifying it (`audit` lists them
     /// without holding the key).
     pub fn is_legacy_stamp(value: &str) -> bool {
