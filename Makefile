@@ -12,7 +12,7 @@
 CARGO ?= cargo
 BIN := target/release/openclaw-admission
 
-.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-signal bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox agent-sandbox-controller tools image image-test deny
+.PHONY: demo test unit lint fmt build build-lib check-examples controlplane chart toolchain rust-components bench bench-audit bench-signal bench-controlplane bench-jsonpatch mlflow promtool psa roles agent-sandbox agent-sandbox-controller reports tools image image-test deny
 
 demo:
 	bash tests/demo/run.sh
@@ -58,12 +58,19 @@ agent-sandbox:
 agent-sandbox-controller:
 	bash tests/agent-sandbox/build.sh >/dev/null
 
+# The policy report CRDs as their owners ship them: OpenReports' (openreports.io) from the
+# pinned github.com/openreports/reports-api module and the wgpolicyk8s.io ones from the pinned
+# Kyverno module, both from the Go module proxy, cached like the control plane (seconds, once);
+# the e2e suite and `make bench-audit` install them.
+reports:
+	bash tests/reports/fetch.sh >/dev/null
+
 # Formatting, the pure library alone, clippy -D warnings, cargo deny, the image tests (built
 # twice, run in runc), then every test target; the e2e target (tests/e2e) starts its own
 # control plane and MLflow, and runs the chart checks, the registry + helm install of the
 # image and the MLflow cases against them; last, the chart's alert rules under
 # `promtool test rules`.
-test: toolchain controlplane mlflow promtool psa roles agent-sandbox tools
+test: toolchain controlplane mlflow promtool psa roles agent-sandbox reports tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --no-default-features --lib
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -127,14 +134,15 @@ build: roles
 bench:
 	$(CARGO) bench --bench webhook
 
-# `audit` on a real API server seeded with AUDIT_BENCH_PODS agent Pods (default 10,000).
 # The agent signal (issue 26) on a real API server: the webhook's memory with 1,000 agents
 # alone, among 100,000 Pods, and with every Pod held; the latency of an egress-policy change
 # answered from memory and by a lookup (docs/performance.md). About 10 minutes, mostly seeding.
 bench-signal: controlplane
 	$(CARGO) bench --bench agent_signal
 
-bench-audit: controlplane
+# `audit` on a real API server seeded with AUDIT_BENCH_PODS agent Pods (default: 10,000, then
+# 50,000), writing bounded OpenReports: report count, largest object, time, peak memory.
+bench-audit: controlplane reports
 	$(CARGO) bench --bench audit_scale
 
 # Pod creates on the real API server with no policy, the CEL pair (tests/bench/cel/) and

@@ -43,6 +43,10 @@ fn an_empty_cache_is_one_line_naming_the_make_command() {
         require_in(&[Need::AgentSandbox], Some(cache.path())).unwrap_err(),
         "agent-sandbox's CRDs are not fetched: run `make agent-sandbox` (tests/agent-sandbox/fetch.sh, seconds once)"
     );
+    assert_eq!(
+        require_in(&[Need::ReportCrds], Some(cache.path())).unwrap_err(),
+        "the policy report CRDs are not fetched: run `make reports` (tests/reports/fetch.sh, seconds once)"
+    );
     // Looking builds nothing.
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
 }
@@ -56,6 +60,7 @@ fn a_complete_cache_gives_each_directory_and_one_missing_file_is_missing() {
         Need::Tools,
         Need::PsaFixtures,
         Need::AgentSandbox,
+        Need::ReportCrds,
     ];
     let mut dirs = Vec::new();
     for need in needs {

@@ -15,22 +15,24 @@
 //! catch-all's images, whether or not the catch-all is on), so an agent that dropped its label
 //! shows up here.
 //!
-//! `--write-reports` writes one `wgpolicyk8s.io/v1alpha2` `PolicyReport` per namespace and a
-//! `ClusterPolicyReport` summary, by server-side apply, so a re-run updates them in place and
-//! report viewers (Policy Reporter, the Kyverno UI) show them. Nothing else is written.
+//! `--write-reports` writes an OpenReports `Report` per namespace and a `ClusterReport`
+//! summary (or the `wgpolicyk8s.io` PolicyReports, where only those are served; see
+//! [`super::reports`]), by server-side apply, so a re-run updates them in place and report
+//! viewers (Policy Reporter, the Kyverno and Kubewarden UIs) show them. Nothing else is
+//! written.
 
+pub use super::findings::{Counts, Expiring, Finding, NextStep, Report, SharedServiceAccount};
+use crate::engine;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::review::{Review, Subject};
 use crate::engine::view::{ServiceFacts, StaticView};
-use crate::engine::{self, Judged};
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use serde::Serialize;
-use serde_json::{Value, json};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -39,8 +41,6 @@ use std::time::Instant;
 
 /// The user an audit judges as: no groups, so no annotation is honoured as an approver's.
 const AUDIT_USER: &str = "openclaw-admission-audit";
-/// Name of the reports this command owns, and its field manager.
-const REPORT_NAME: &str = "openclaw-admission";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -60,7 +60,9 @@ pub struct Args {
     /// Objects per page when listing (the API server's `limit`).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: u32,
-    /// Write a PolicyReport per namespace and a ClusterPolicyReport (server-side apply).
+    /// Write a policy report per namespace and a cluster summary (server-side apply): an
+    /// OpenReports Report and ClusterReport where openreports.io is served, else a
+    /// wgpolicyk8s.io PolicyReport and ClusterPolicyReport.
     #[arg(long)]
     pub write_reports: bool,
     /// Also list the policy exemptions and approval stamps that expire within this length of
@@ -71,100 +73,35 @@ pub struct Args {
     /// its reports); an error still exits 2.
     #[arg(long)]
     pub exit_zero: bool,
+    /// Which report API to write instead of the one discovery picks; an API named here that
+    /// the cluster does not serve is an error.
+    #[arg(long, value_enum, value_name = "API", requires = "write_reports")]
+    pub report_api: Option<super::reports::ReportApi>,
+    /// Largest report object, in bytes of JSON; a namespace whose results need more is written
+    /// in numbered parts (etcd refuses requests past 1.5 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = super::reports::DEFAULT_MAX_BYTES,
+        value_parser = parse_max_bytes)]
+    pub report_max_bytes: usize,
+}
+
+/// `--report-max-bytes`: a number of bytes between the smallest part that holds a few results
+/// and etcd's request limit.
+fn parse_max_bytes(s: &str) -> Result<usize, String> {
+    const ETCD_LIMIT: usize = 1536 * 1024;
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number of bytes: {e}"))?;
+    let min = super::reports::MIN_MAX_BYTES;
+    if !(min..=ETCD_LIMIT).contains(&n) {
+        return Err(format!(
+            "{n} is outside {min}..={ETCD_LIMIT} (etcd refuses requests past 1.5 MiB)"
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_window(s: &str) -> Result<i64, String> {
     crate::engine::date::parse_length(s).map_err(|e| e.to_string())
-}
-
-/// One judged object.
-#[derive(Debug, Serialize)]
-pub struct Finding {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub uid: String,
-    /// The namespace's mode now.
-    pub mode: &'static str,
-    /// Found by image only: no agent label.
-    pub unlabelled: bool,
-    /// Refused if created now, in the namespace's mode.
-    pub refused_now: bool,
-    /// Refused if created under `enforce`.
-    pub refused_if_enforced: bool,
-    pub violations: Vec<Judged>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Counts {
-    pub objects: usize,
-    pub violations: usize,
-    pub refused_now: usize,
-    pub refused_if_enforced: usize,
-}
-
-impl Counts {
-    fn add(&mut self, f: &Finding) {
-        self.objects += 1;
-        self.violations += f.violations.len();
-        self.refused_now += usize::from(f.refused_now);
-        self.refused_if_enforced += usize::from(f.refused_if_enforced);
-    }
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    pub findings: Vec<Finding>,
-    pub total: Counts,
-    pub by_namespace: BTreeMap<String, Counts>,
-    pub by_mode: BTreeMap<&'static str, Counts>,
-    /// Violations per check id.
-    pub by_check: BTreeMap<&'static str, usize>,
-    /// Agents found by image without an agent label.
-    pub unlabelled_agents: usize,
-    /// What the next rollout step changes: objects now admitted that it would refuse, and
-    /// objects in audit mode that would start to get warnings.
-    pub next_step: NextStep,
-    /// Workloads (`Kind namespace/name`) whose template carries an approval stamp of the
-    /// format before content digests: the webhook honours those only during the upgrade's
-    /// grace period, so an approver re-applies each of them before it ends.
-    pub legacy_approvals: Vec<String>,
-    /// Policy exemptions that matched an object but had expired, so its checks were judged
-    /// (as the webhook judges them), each once.
-    pub expired_exemptions: Vec<String>,
-    /// With `--expiring-within`: policy exemptions and approval stamps that expire within the
-    /// window or have expired, soonest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expiring: Option<Vec<Expiring>>,
-    /// Agent ServiceAccounts that non-agent Pods or workloads also run as: whatever the
-    /// agent's identity may do, they may do too, and granting the agent anything grants it
-    /// to them (and the reverse).
-    pub shared_service_accounts: Vec<SharedServiceAccount>,
-}
-
-/// A policy exemption or an approval stamp that runs out soon, or has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Expiring {
-    /// `policy exemptions[0] ("reason")` or `approval on Deployment ns/name (checks) by approver`.
-    pub what: String,
-    /// When, `2027-01-31T00:00:00Z` (UTC).
-    pub expires: String,
-    /// Already past at the time of the audit.
-    pub expired: bool,
-    #[serde(skip)]
-    at: i64,
-}
-
-/// One ServiceAccount that agents and non-agents share.
-#[derive(Debug, Serialize)]
-pub struct SharedServiceAccount {
-    pub namespace: String,
-    pub service_account: String,
-    /// `Kind name` of the agent objects running as it.
-    pub agents: Vec<String>,
-    /// `Kind name` of the other objects running as it.
-    pub others: Vec<String>,
 }
 
 /// The ServiceAccount a Pod or pod template runs as (`default` when it names none).
@@ -182,16 +119,6 @@ fn service_account_of(review: &Review) -> String {
     })
     .unwrap_or("default")
     .to_string()
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct NextStep {
-    /// In `audit` namespaces: objects that `warn` would warn about.
-    pub audit_to_warn_warned: usize,
-    /// In `warn` namespaces: objects that `enforce` would refuse.
-    pub warn_to_enforce_refused: usize,
-    /// Everywhere: objects admitted today that `enforce` would refuse.
-    pub refused_if_enforced_everywhere: usize,
 }
 
 /// Progress on stderr, at most once a second, for large clusters.
@@ -364,13 +291,16 @@ async fn read_view(
     Ok(view)
 }
 
-/// Pods, and workloads that no controller owns, as (kind, apiVersion, object).
+/// Pods, and workloads that no controller owns, as (kind, apiVersion, object); and the
+/// controllers of the ReplicaSets and Jobs, for [`resolve_workloads`].
+type Subjects = Vec<(&'static str, String, Value)>;
+type Owners = BTreeMap<(String, String), String>;
 async fn read_subjects(
     client: &Client,
     ns: Option<&str>,
     page: u32,
     progress: &mut Progress,
-) -> anyhow::Result<Vec<(&'static str, String, Value)>> {
+) -> anyhow::Result<(Subjects, Owners)> {
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::core::v1::{Pod, ReplicationController};
@@ -388,14 +318,28 @@ async fn read_subjects(
         ("CronJob", erased::<CronJob>(client, ns)),
     ];
     let mut out = Vec::new();
+    let mut owners = Owners::new();
     for (kind, (api, ar)) in kinds {
         for obj in list_all(&api, page, &format!("{kind}s"), progress).await? {
-            let owned = obj
+            let controller = obj
                 .metadata
                 .owner_references
                 .iter()
                 .flatten()
-                .any(|o| o.controller == Some(true));
+                .find(|o| o.controller == Some(true));
+            let owned = controller.is_some();
+            if let (Some(c), "ReplicaSet" | "Job") = (controller, kind) {
+                owners.insert(
+                    (
+                        obj.metadata.namespace.clone().unwrap_or_default(),
+                        format!(
+                            "{kind}/{}",
+                            obj.metadata.name.as_deref().unwrap_or_default()
+                        ),
+                    ),
+                    format!("{}/{}", c.kind, c.name),
+                );
+            }
             // Pods are judged whoever made them (they are what runs); a workload that a
             // controller made is judged at the workload that owns it.
             if owned && kind != "Pod" {
@@ -439,7 +383,31 @@ async fn read_subjects(
             out.push((api.kind, ar.api_version.clone(), value));
         }
     }
-    Ok(out)
+    Ok((out, owners))
+}
+
+/// `Kind/name` of the object's controlling owner, if any.
+fn controller_of(object: &Value) -> Option<String> {
+    object["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|o| o["controller"] == Value::Bool(true))
+        .and_then(|o| Some(format!("{}/{}", o["kind"].as_str()?, o["name"].as_str()?)))
+}
+
+/// Replaces each finding's workload by its owner's owner while one is known: a Pod's
+/// ReplicaSet by its Deployment, a Job by its CronJob. `owners` maps `(namespace, Kind/name)`
+/// of ReplicaSets and Jobs to their controller's `Kind/name`.
+pub fn resolve_workloads(report: &mut Report, owners: &BTreeMap<(String, String), String>) {
+    for f in &mut report.findings {
+        // Two hops at most (CronJob -> Job -> Pod); the bound also ends any cycle.
+        for _ in 0..2 {
+            match owners.get(&(f.namespace.clone(), f.workload.clone())) {
+                Some(up) => f.workload = up.clone(),
+                None => break,
+            }
+        }
+    }
 }
 
 fn review_of(
@@ -605,6 +573,8 @@ pub fn judge_at(
         );
         let finding = Finding {
             kind: kind.to_string(),
+            api_version: api_version.clone(),
+            workload: controller_of(object).unwrap_or_else(|| format!("{kind}/{}", review.name)),
             namespace: review.namespace.clone(),
             name: review.name.clone(),
             uid: object["metadata"]["uid"].as_str().unwrap_or("").to_string(),
@@ -775,125 +745,6 @@ fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
     )
 }
 
-fn severity(tier: crate::engine::violation::Tier) -> &'static str {
-    use crate::engine::violation::Tier;
-    match tier {
-        Tier::High => "high",
-        Tier::Medium => "medium",
-        Tier::Low => "low",
-    }
-}
-
-/// The `PolicyReport` of one namespace (wgpolicyk8s.io/v1alpha2).
-pub fn policy_report(ns: &str, findings: &[&Finding], now: i64) -> Value {
-    let mut results = Vec::new();
-    let (mut pass, mut fail, mut warn) = (0, 0, 0);
-    for f in findings {
-        let resource = json!({"apiVersion": api_version_of(&f.kind), "kind": f.kind, "namespace": f.namespace,
-            "name": f.name, "uid": f.uid});
-        if f.violations.is_empty() {
-            pass += 1;
-            results.push(
-                json!({"policy": REPORT_NAME, "rule": "agent-box", "result": "pass",
-                "message": "passes every check", "source": REPORT_NAME, "scored": true,
-                "timestamp": {"seconds": now, "nanos": 0}, "resources": [resource]}),
-            );
-            continue;
-        }
-        for j in &f.violations {
-            let result = if j.action == crate::engine::policy::Action::Deny || f.refused_if_enforced
-            {
-                "fail"
-            } else {
-                "warn"
-            };
-            if result == "fail" {
-                fail += 1
-            } else {
-                warn += 1
-            }
-            results.push(json!({
-                "policy": REPORT_NAME, "rule": j.violation.check, "result": result,
-                "severity": severity(j.violation.tier), "category": "OpenClaw agent box",
-                "message": format!("{}: {} (fix: {})", j.violation.path, j.violation.message, j.violation.fix),
-                "source": REPORT_NAME, "scored": true,
-                "timestamp": {"seconds": now, "nanos": 0}, "resources": [resource.clone()],
-                "properties": {"path": j.violation.path, "mode": f.mode}
-            }));
-        }
-    }
-    json!({
-        "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
-        "metadata": {"name": REPORT_NAME, "namespace": ns,
-            "labels": {"app.kubernetes.io/managed-by": REPORT_NAME}},
-        "summary": {"pass": pass, "fail": fail, "warn": warn, "error": 0, "skip": 0},
-        "results": results
-    })
-}
-
-fn api_version_of(kind: &str) -> &'static str {
-    match kind {
-        "Pod" | "ReplicationController" => "v1",
-        "Job" | "CronJob" => "batch/v1",
-        _ => "apps/v1",
-    }
-}
-
-async fn write_reports(client: &Client, r: &Report) -> anyhow::Result<usize> {
-    let now = crate::admission::unix_now();
-    let pp = PatchParams::apply(REPORT_NAME).force();
-    let nsr = ApiResource {
-        group: "wgpolicyk8s.io".into(),
-        version: "v1alpha2".into(),
-        api_version: "wgpolicyk8s.io/v1alpha2".into(),
-        kind: "PolicyReport".into(),
-        plural: "policyreports".into(),
-    };
-    let mut by_ns: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
-    for f in &r.findings {
-        by_ns.entry(f.namespace.as_str()).or_default().push(f);
-    }
-    for (ns, findings) in &by_ns {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &nsr);
-        api.patch(REPORT_NAME, &pp, &Patch::Apply(policy_report(ns, findings, now)))
-            .await
-            .with_context(|| format!("cannot write PolicyReport {ns}/{REPORT_NAME} (is the wgpolicyk8s.io CRD installed?)"))?;
-    }
-    let cr = ApiResource {
-        kind: "ClusterPolicyReport".into(),
-        plural: "clusterpolicyreports".into(),
-        ..nsr
-    };
-    let summary_results: Vec<Value> = r
-        .by_namespace
-        .iter()
-        .map(|(ns, c)| {
-            json!({"policy": REPORT_NAME, "rule": "namespace-summary",
-                "result": if c.refused_if_enforced > 0 { "fail" } else { "pass" },
-                "message": format!("namespace {ns}: {} agent object(s), {} violation(s), {} refused now, {} refused under enforce",
-                    c.objects, c.violations, c.refused_now, c.refused_if_enforced),
-                "source": REPORT_NAME, "scored": true, "timestamp": {"seconds": now, "nanos": 0},
-                "resources": [{"apiVersion": "v1", "kind": "Namespace", "name": ns}]})
-        })
-        .collect();
-    let failing = r
-        .by_namespace
-        .values()
-        .filter(|c| c.refused_if_enforced > 0)
-        .count();
-    let cluster = json!({
-        "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "ClusterPolicyReport",
-        "metadata": {"name": REPORT_NAME, "labels": {"app.kubernetes.io/managed-by": REPORT_NAME}},
-        "summary": {"pass": r.by_namespace.len() - failing, "fail": failing, "warn": 0, "error": 0, "skip": 0},
-        "results": summary_results
-    });
-    Api::<DynamicObject>::all_with(client.clone(), &cr)
-        .patch(REPORT_NAME, &pp, &Patch::Apply(cluster))
-        .await
-        .context("cannot write ClusterPolicyReport openclaw-admission")?;
-    Ok(by_ns.len())
-}
-
 pub fn run(args: Args) -> ExitCode {
     let policy = match &args.policy {
         Some(p) => match Policy::from_file(p) {
@@ -927,7 +778,7 @@ pub fn run(args: Args) -> ExitCode {
             last: Instant::now(),
         };
         let view = read_view(&client, args.page_size, &mut progress).await?;
-        let subjects = read_subjects(
+        let (subjects, owners) = read_subjects(
             &client,
             args.namespace.as_deref(),
             args.page_size,
@@ -935,17 +786,41 @@ pub fn run(args: Args) -> ExitCode {
         )
         .await?;
         let listed = started.elapsed();
-        let report = judge_at(&policy, &view, &subjects, now, args.expiring_within);
+        let mut report = judge_at(&policy, &view, &subjects, now, args.expiring_within);
+        let listed_objects = subjects.len();
+        // The listed objects are judged: what is left of them is in the findings.
+        drop(subjects);
+        resolve_workloads(&mut report, &owners);
         note!(
             "audit: {} objects listed in {:.2}s, {} agent objects judged in {:.2}s",
-            subjects.len(),
+            listed_objects,
             listed.as_secs_f64(),
             report.total.objects,
             (started.elapsed() - listed).as_secs_f64()
         );
         if args.write_reports {
-            let n = write_reports(&client, &report).await?;
-            note!("audit: wrote {n} PolicyReport(s) and ClusterPolicyReport {REPORT_NAME}");
+            use super::reports;
+            for flavour in reports::choose(&client, args.report_api).await? {
+                let w = reports::write(
+                    &client,
+                    flavour,
+                    &report,
+                    args.namespace.as_deref(),
+                    args.report_max_bytes,
+                )
+                .await?;
+                note!(
+                    "audit: wrote {} {}(s) in {} namespace(s) and {} {}(s) ({}), largest {} bytes; deleted {} stale",
+                    w.namespaced,
+                    flavour.namespaced.kind,
+                    w.namespaces,
+                    w.cluster,
+                    flavour.cluster.kind,
+                    w.api,
+                    w.largest_bytes,
+                    w.deleted
+                );
+            }
         }
         Ok(report)
     });
@@ -979,6 +854,7 @@ pub fn run(args: Args) -> ExitCode {
 mod tests {
     use super::*;
     use crate::cli::output::{self, Closing};
+    use serde_json::json;
     use std::io::ErrorKind;
 
     /// `count` agent Pods with nothing hardened, as `read_subjects` hands them on.

@@ -1,5 +1,5 @@
 //! The binary's subcommands: `serve` (the webhook), `check` (offline verdicts on manifests),
-//! `audit` (verdicts on a live cluster, PolicyReports), `certs` (development and small-cluster
+//! `audit` (verdicts on a live cluster, OpenReports or PolicyReports), `certs` (development and small-cluster
 //! certificates). `anyhow` lives here, at the edge.
 
 use clap::{Parser, Subcommand};
@@ -17,7 +17,9 @@ pub mod audit;
 pub mod builtin_roles;
 pub mod certs;
 pub mod check;
+pub mod findings;
 pub mod output;
+pub mod reports;
 pub mod serve;
 
 #[derive(Debug, Parser)]

@@ -1,5 +1,6 @@
 //! The scheduled scan's results, for `/metrics` and the chart's dashboard: `serve` lists the
-//! PolicyReports (wgpolicyk8s.io/v1alpha2) that `audit --write-reports` writes, labelled
+//! reports `audit --write-reports` writes (OpenReports' `openreports.io/v1alpha1` Reports where
+//! it wrote those, else `wgpolicyk8s.io/v1alpha2` PolicyReports), labelled
 //! `app.kubernetes.io/managed-by: openclaw-admission`, every `--scan-reports-interval`, and
 //! keeps each namespace's `summary` (pass, fail, warn, error, skip) and the time of the newest
 //! result. A read of what the scan wrote, not a scan: the webhook judges nothing here.
@@ -115,6 +116,16 @@ impl ScanStats {
     }
 }
 
+fn open_reports() -> ApiResource {
+    ApiResource {
+        group: "openreports.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "openreports.io/v1alpha1".into(),
+        kind: "Report".into(),
+        plural: "reports".into(),
+    }
+}
+
 fn policy_reports() -> ApiResource {
     ApiResource {
         group: "wgpolicyk8s.io".into(),
@@ -125,12 +136,32 @@ fn policy_reports() -> ApiResource {
     }
 }
 
-/// Lists the scan's reports in every namespace, page by page; `None` when the API is not
-/// served.
+/// Lists the scan's reports in every namespace: OpenReports' Reports, which `audit` writes
+/// where they are served, or else (none served, or none written there, as with
+/// `--report-api wgpolicyk8s`) the PolicyReports. One API's only, so that a scan writing both
+/// is not counted twice. `None` when neither API is served.
 pub async fn list(client: &Client) -> Result<Option<ScanFigures>, kube::Error> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &policy_reports());
+    let open = list_of(client, &open_reports()).await?;
+    if let Some((figures, reports)) = &open
+        && *reports > 0
+    {
+        return Ok(Some(figures.clone()));
+    }
+    match list_of(client, &policy_reports()).await? {
+        Some((figures, _)) => Ok(Some(figures)),
+        None => Ok(open.map(|(figures, _)| figures)),
+    }
+}
+
+/// The figures of one report API and how many reports it held; `None` when it is not served.
+async fn list_of(
+    client: &Client,
+    resource: &ApiResource,
+) -> Result<Option<(ScanFigures, usize)>, kube::Error> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     let mut params = ListParams::default().labels(MANAGED_BY).limit(PAGE);
     let mut tally = Tally::default();
+    let mut reports = 0;
     loop {
         let page = match api.list(&params).await {
             Ok(page) => page,
@@ -140,13 +171,14 @@ pub async fn list(client: &Client) -> Result<Option<ScanFigures>, kube::Error> {
         for report in &page.items {
             let ns = report.metadata.namespace.as_deref().unwrap_or("");
             tally.add(ns, &report.data);
+            reports += 1;
         }
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
             _ => break,
         }
     }
-    Ok(Some(tally.finish()))
+    Ok(Some((tally.finish(), reports)))
 }
 
 /// Lists the reports now and every `interval` after, for as long as the runtime runs.
@@ -162,11 +194,11 @@ pub fn start(client: Client, stats: Arc<ScanStats>, interval: Duration) {
                     if was_served != Some(served) {
                         if served {
                             tracing::info!(
-                                "reading the scan's PolicyReports (wgpolicyk8s.io/v1alpha2) for /metrics"
+                                "reading the scan's reports (openreports.io, else wgpolicyk8s.io) for /metrics"
                             );
                         } else {
                             tracing::info!(
-                                "PolicyReports (wgpolicyk8s.io/v1alpha2) are not served; no scan figures in /metrics until they are"
+                                "neither openreports.io Reports nor wgpolicyk8s.io PolicyReports are served; no scan figures in /metrics until they are"
                             );
                         }
                         was_served = Some(served);
@@ -176,7 +208,7 @@ pub fn start(client: Client, stats: Arc<ScanStats>, interval: Duration) {
                 }
                 Err(e) => {
                     if !failing {
-                        tracing::warn!(error = %e, "cannot list the scan's PolicyReports; /metrics keeps the last figures");
+                        tracing::warn!(error = %e, "cannot list the scan's reports; /metrics keeps the last figures");
                         failing = true;
                     }
                 }

@@ -1,7 +1,8 @@
 //! What some tests run that cargo does not build: the control plane (kube-apiserver, etcd,
 //! kubectl, helm; tests/controlplane/build.sh), the MLflow venv (tests/mlflow/venv.sh), the
 //! image tools (crane and the rest; tools/build.sh) and Kubernetes' Pod Security fixtures
-//! (tests/psa/fetch.sh) and agent-sandbox's CRDs (tests/agent-sandbox/fetch.sh), each cached outside git under
+//! (tests/psa/fetch.sh), agent-sandbox's CRDs (tests/agent-sandbox/fetch.sh) and the policy
+//! report CRDs (tests/reports/fetch.sh), each cached outside git under
 //! `${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}`.
 //!
 //! A test that needs one of them asks here first. When something is missing, it fails at once
@@ -23,6 +24,7 @@ pub enum Need {
     Tools,
     PsaFixtures,
     AgentSandbox,
+    ReportCrds,
 }
 
 impl Need {
@@ -63,6 +65,11 @@ impl Need {
                 "--print-dir",
                 &[".complete", "crds"],
             ),
+            Need::ReportCrds => (
+                "tests/reports/fetch.sh",
+                "--print-dir",
+                &[".complete", "openreports", "wgpolicyk8s"],
+            ),
         }
     }
 
@@ -94,6 +101,11 @@ impl Need {
                 "agent-sandbox's CRDs are not fetched",
                 "agent-sandbox",
                 "tests/agent-sandbox/fetch.sh, seconds once",
+            ),
+            Need::ReportCrds => (
+                "the policy report CRDs are not fetched",
+                "reports",
+                "tests/reports/fetch.sh, seconds once",
             ),
         }
     }

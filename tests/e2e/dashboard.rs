@@ -1,6 +1,6 @@
 //! The chart's Grafana dashboard against the real webhook: the scan figures `serve` reads
-//! from the PolicyReports `audit --write-reports` wrote (and follows when a scan writes them
-//! again), and every metric the dashboard's expressions name among the sample lines of the
+//! from the reports `audit --write-reports` wrote (OpenReports here, and followed when a scan
+//! writes them again), and every metric the dashboard's expressions name among the sample lines of the
 //! webhook's `/metrics`.
 
 use crate::support::*;
@@ -79,7 +79,7 @@ fn summary_pairs(report: &Value) -> Vec<(String, u64)> {
 fn report(env: &Env) -> Result<Value, String> {
     env.kubectl_json(&[
         "get",
-        "policyreport",
+        "reports.openreports.io",
         "-n",
         NS,
         "openclaw-admission",
@@ -104,19 +104,7 @@ fn gauges_follow(env: &Env, want: &[(String, u64)]) -> Result<(), String> {
 pub fn scan_figures_follow_the_reports_and_every_dashboard_metric_exists(
     env: &Env,
 ) -> Result<(), String> {
-    let crds = std::fs::read_to_string(format!(
-        "{ROOT}/charts/openclaw-admission/files/policyreport-crds.yaml"
-    ))
-    .map_err(|e| e.to_string())?;
-    let out = env.kubectl_stdin(&["apply", "-f", "-"], &crds);
-    expect(out.ok, || out.all())?;
-    let out = env.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=30s",
-        "crd/policyreports.wgpolicyk8s.io",
-    ]);
-    expect(out.ok, || out.all())?;
+    crate::workloads::apply_upstream_report_crds(env)?;
     env.restart_webhook(
         None,
         &[OsStr::new("--scan-reports-interval"), OsStr::new("1s")],
@@ -140,7 +128,7 @@ pub fn scan_figures_follow_the_reports_and_every_dashboard_metric_exists(
         }
         // A report in the same namespace that the scan did not write: never counted.
         let stranger = json!({
-            "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+            "apiVersion": "openreports.io/v1alpha1", "kind": "Report",
             "metadata": {"name": "someone-else", "namespace": NS},
             "summary": {"pass": 0, "fail": 100, "warn": 0, "error": 0, "skip": 0},
             "results": []

@@ -79,9 +79,14 @@ fn needed() -> BTreeSet<(String, String, String)> {
         &["list"],
     );
     add(
+        "openreports.io",
+        &["reports", "clusterreports"],
+        &["create", "delete", "list", "patch"],
+    );
+    add(
         "wgpolicyk8s.io",
         &["policyreports", "clusterpolicyreports"],
-        &["create", "patch"],
+        &["create", "delete", "list", "patch"],
     );
     set
 }
@@ -141,20 +146,7 @@ fn args_with_policy_in(args: &[Value], dir: &Path) -> Vec<String> {
 pub fn scheduled_scan_writes_reports_as_its_own_least_privilege_account(
     env: &Env,
 ) -> Result<(), String> {
-    let crds = std::fs::read_to_string(format!(
-        "{ROOT}/charts/openclaw-admission/files/policyreport-crds.yaml"
-    ))
-    .map_err(|e| e.to_string())?;
-    let out = env.kubectl_stdin(&["apply", "-f", "-"], &crds);
-    expect(out.ok, || out.all())?;
-    let out = env.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=30s",
-        "crd/policyreports.wgpolicyk8s.io",
-        "crd/clusterpolicyreports.wgpolicyk8s.io",
-    ]);
-    expect(out.ok, || out.all())?;
+    crate::workloads::apply_upstream_report_crds(env)?;
 
     // The chart's scan objects: the CronJob validated by the API server (not stored: with no
     // kubelet its Jobs' pods would never run), its account and RBAC applied for real.
@@ -266,15 +258,13 @@ pub fn scheduled_scan_writes_reports_as_its_own_least_privilege_account(
     })?;
 
     let printed = run_scan()?;
-    expect(printed.contains("wrote 1 PolicyReport(s)"), || {
-        printed.clone()
-    })?;
+    expect(printed.contains("wrote 1 Report(s)"), || printed.clone())?;
     let report = || {
         env.kubectl_json(&[
             "-n",
             NS,
             "get",
-            "policyreport",
+            "reports.openreports.io",
             "openclaw-admission",
             "-o",
             "json",
@@ -341,7 +331,7 @@ pub fn scheduled_scan_writes_reports_as_its_own_least_privilege_account(
     })?;
     let cluster = env.kubectl_json(&[
         "get",
-        "clusterpolicyreport",
+        "clusterreports.openreports.io",
         "openclaw-admission",
         "-o",
         "json",
@@ -352,7 +342,7 @@ pub fn scheduled_scan_writes_reports_as_its_own_least_privilege_account(
             .into_iter()
             .flatten()
             .any(|r| r["resources"][0]["name"] == NS && r["result"] == "pass"),
-        || format!("the ClusterPolicyReport does not show {NS} passing: {cluster}"),
+        || format!("the ClusterReport does not show {NS} passing: {cluster}"),
     )?;
 
     // Exactly what the scan needs: the rules the API server says this token has, in the
@@ -396,7 +386,13 @@ pub fn scheduled_scan_writes_reports_as_its_own_least_privilege_account(
     for denied in [
         &["get", "secrets", "-A"][..],
         &["-n", NS, "delete", "pod", "cron-agent", "--dry-run=server"][..],
-        &["-n", NS, "get", "policyreport", "openclaw-admission"][..],
+        &[
+            "-n",
+            NS,
+            "get",
+            "reports.openreports.io",
+            "openclaw-admission",
+        ][..],
     ] {
         let out = Command::new(&env.kubectl)
             .args(denied)

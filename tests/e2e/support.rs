@@ -22,6 +22,7 @@ pub const NEEDS: &[Need] = &[
     Need::Mlflow,
     Need::Tools,
     Need::AgentSandbox,
+    Need::ReportCrds,
 ];
 
 /// Namespaces the suite prepares: every one has the agent's dedicated ServiceAccount and a

@@ -623,22 +623,101 @@ fn audit(env: &Env, extra: &[&str]) -> Result<(std::process::Output, Value), Str
     Ok((out, report))
 }
 
-pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<(), String> {
-    let crds = std::fs::read_to_string(format!(
-        "{ROOT}/charts/openclaw-admission/files/policyreport-crds.yaml"
-    ))
-    .map_err(|e| e.to_string())?;
-    let out = env.kubectl_stdin(&["apply", "-f", "-"], &crds);
-    expect(out.ok, || out.all())?;
+/// Applies the policy report CRDs as their owners ship them (tests/reports/fetch.sh), both
+/// APIs, server-side over whatever is there, and waits until they are established.
+pub fn apply_upstream_report_crds(env: &Env) -> Result<(), String> {
+    let dir = crate::prebuilt::require(&[crate::prebuilt::Need::ReportCrds])?.remove(0);
+    for sub in ["wgpolicyk8s", "openreports"] {
+        let out = env.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &dir.join(sub).to_string_lossy(),
+        ]);
+        expect(out.ok, || {
+            format!("installing the {sub} CRDs: {}", out.all())
+        })?;
+    }
     let out = env.kubectl(&[
         "wait",
         "--for=condition=established",
         "--timeout=30s",
         "crd/policyreports.wgpolicyk8s.io",
         "crd/clusterpolicyreports.wgpolicyk8s.io",
+        "crd/reports.openreports.io",
+        "crd/clusterreports.openreports.io",
     ]);
-    expect(out.ok, || out.all())?;
+    expect(out.ok, || out.all())
+}
 
+/// Installs the policy report CRDs as their owners ship them (tests/reports/fetch.sh: OpenReports'
+/// module and Kyverno's), so every report written here passes the upstream schemas; and on the
+/// way proves the upgrade notes: the `wgpolicyk8s.io` CRDs earlier releases shipped come first,
+/// holding a report, and the upstream ones applied over them as docs/operations.md says keep it.
+fn install_report_crds(env: &Env, ns: &str) -> Result<(), String> {
+    let established = |crds: &[&str]| {
+        let mut args = vec!["wait", "--for=condition=established", "--timeout=30s"];
+        let names: Vec<String> = crds.iter().map(|c| format!("crd/{c}")).collect();
+        args.extend(names.iter().map(String::as_str));
+        let out = env.kubectl(&args);
+        expect(out.ok, || out.all())
+    };
+    let wg = [
+        "policyreports.wgpolicyk8s.io",
+        "clusterpolicyreports.wgpolicyk8s.io",
+    ];
+    let out = env.kubectl(&[
+        "apply",
+        "-f",
+        &format!("{ROOT}/tests/e2e/crds/policyreport-before-33.yaml"),
+    ]);
+    expect(out.ok, || format!("installing the old CRDs: {}", out.all()))?;
+    established(&wg)?;
+    let kept = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": "from-an-earlier-release", "namespace": ns},
+        "summary": {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0},
+        "results": [{"policy": "openclaw-admission", "rule": "run-as-non-root", "result": "fail",
+            "severity": "high", "source": "openclaw-admission", "message": "kept across the upgrade"}]});
+    env.eventually(20, || env.apply_docs(std::slice::from_ref(&kept)))?;
+    let before = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "policyreport",
+        "from-an-earlier-release",
+        "-o",
+        "json",
+    ])?;
+
+    apply_upstream_report_crds(env)?;
+    let crd = env.kubectl_json(&["get", "crd", wg[0], "-o", "json"])?;
+    expect(
+        crd["metadata"]["annotations"]["controller-gen.kubebuilder.io/version"].is_string(),
+        || {
+            format!(
+                "the upstream schema did not replace the old one: {}",
+                crd["metadata"]
+            )
+        },
+    )?;
+    let after = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "policyreport",
+        "from-an-earlier-release",
+        "-o",
+        "json",
+    ])?;
+    expect(
+        after["metadata"]["uid"] == before["metadata"]["uid"]
+            && after["results"] == before["results"],
+        || format!("the report did not survive the upgrade: {after}"),
+    )
+}
+
+pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<(), String> {
     // A namespace in audit mode, seeded with known violations.
     let ns = "e2e-scan";
     env.apply_docs(&[
@@ -646,6 +725,7 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": AGENT_SA, "namespace": ns}}),
         deny_egress_policy(ns),
     ])?;
+    install_report_crds(env, ns)?;
     let pod = |name: &str, f: &dyn Fn(&mut Value)| {
         let mut p = hardened_pod(ns, name);
         p["spec"]["automountServiceAccountToken"] = json!(false);
@@ -654,8 +734,10 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
     };
     let mut writable = hardened_pod(ns, "x");
     writable["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
-    let mut deploy = workload("Deployment", ns, "scan-writable", &writable);
-    deploy["spec"]["replicas"] = json!(0);
+    writable["spec"]["automountServiceAccountToken"] = json!(false);
+    // One replica: its Pod, made by the controllers through a ReplicaSet, is reported with the
+    // Deployment as its workload.
+    let deploy = workload("Deployment", ns, "scan-writable", &writable);
     let seeded = vec![
         deploy,
         pod("scan-hardened", &|_| {}),
@@ -670,8 +752,24 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
             "spec": {"containers": [{"name": "web", "image": "nginx"}]}}),
     ];
     env.eventually(20, || env.apply_docs(&seeded))?;
+    env.eventually(60, || {
+        let pods = env.kubectl_json(&[
+            "-n",
+            ns,
+            "get",
+            "pods",
+            "-l",
+            "e2e-workload=scan-writable",
+            "-o",
+            "json",
+        ])?;
+        expect(
+            pods["items"].as_array().is_some_and(|i| i.len() == 1),
+            || format!("the Deployment's Pod is not there yet: {}", pods["items"]),
+        )
+    })?;
 
-    let (out, report) = audit(env, &["-n", ns, "--write-reports"])?;
+    let (out, report) = audit(env, &["-n", ns, "--write-reports", "--report-api", "both"])?;
     expect(out.status.code() == Some(1), || {
         format!(
             "exit {:?}: {}",
@@ -692,9 +790,16 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
                 .collect();
             checks.sort();
             checks.dedup();
+            let name = f["name"].as_str().unwrap_or("");
+            // The Deployment's Pod has a generated name.
+            let name = if name.starts_with("scan-writable-") {
+                "scan-writable-*"
+            } else {
+                name
+            };
             (
                 f["kind"].as_str().unwrap_or("").to_string(),
-                f["name"].as_str().unwrap_or("").to_string(),
+                name.to_string(),
                 checks,
                 f["unlabelled"] == json!(true),
                 f["refused_if_enforced"] == json!(true),
@@ -732,25 +837,24 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
             true,
             true,
         ),
+        (
+            "Pod".to_string(),
+            "scan-writable-*".to_string(),
+            s(&["read-only-root-filesystem"]),
+            false,
+            true,
+        ),
     ];
     expect(got == want, || {
         format!("audit findings differ from the seeded violations:\n got  {got:?}\n want {want:?}")
     })?;
     expect(
-        report["next_step"]["audit_to_warn_warned"] == json!(3),
+        report["next_step"]["audit_to_warn_warned"] == json!(4),
         || format!("next step: {}", report["next_step"]),
     )?;
 
-    // The report is stored, and a re-run after a fix updates it in place.
-    let first = env.kubectl_json(&[
-        "-n",
-        ns,
-        "get",
-        "policyreport",
-        "openclaw-admission",
-        "-o",
-        "json",
-    ])?;
+    // Both APIs hold the namespace's report, read back through the upstream schemas, each
+    // result with its fields.
     let rules = |r: &Value| -> Vec<String> {
         r["results"]
             .as_array()
@@ -766,13 +870,80 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
             })
             .collect()
     };
-    expect(
-        rules(&first).contains(&"scan-root:run-as-non-root:fail".to_string()),
-        || format!("{:?}", rules(&first)),
-    )?;
-    expect(first["summary"]["pass"] == json!(1), || {
-        format!("summary: {}", first["summary"])
-    })?;
+    let mut first = Value::Null;
+    for (kind, api_version) in [
+        ("report", "openreports.io/v1alpha1"),
+        ("policyreport", "wgpolicyk8s.io/v1alpha2"),
+    ] {
+        let r = env.kubectl_json(&["-n", ns, "get", kind, "openclaw-admission", "-o", "json"])?;
+        expect(r["apiVersion"] == json!(api_version), || {
+            r["apiVersion"].to_string()
+        })?;
+        expect(
+            rules(&r).contains(&"scan-root:run-as-non-root:fail".to_string()),
+            || format!("{kind}: {:?}", rules(&r)),
+        )?;
+        let fails = rules(&r).iter().filter(|x| x.ends_with(":fail")).count();
+        expect(
+            r["summary"]["pass"] == json!(1) && r["summary"]["fail"] == json!(fails) && fails >= 4,
+            || format!("{kind} summary: {} for {:?}", r["summary"], rules(&r)),
+        )?;
+        let find = |name_prefix: &str, rule: &str| {
+            r["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| {
+                    x["rule"] == json!(rule)
+                        && x["resources"][0]["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with(name_prefix))
+                })
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let root = find("scan-root", "run-as-non-root");
+        let want = |x: &Value, field: &str, v: Value| {
+            expect(x[field] == v, || format!("{kind} result {field}: {x}"))
+        };
+        want(&root, "source", json!("openclaw-admission"))?;
+        want(&root, "policy", json!("run-as-non-root"))?;
+        want(&root, "category", json!("OpenClaw agent box"))?;
+        want(&root, "severity", json!("high"))?;
+        expect(
+            root["message"].as_str().is_some_and(|m| !m.is_empty()),
+            || root.to_string(),
+        )?;
+        expect(
+            root["resources"][0]["kind"] == json!("Pod")
+                && root["resources"][0]["namespace"] == json!(ns)
+                && root["resources"][0]["uid"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+            || root.to_string(),
+        )?;
+        let p = &root["properties"];
+        expect(
+            p["workload"] == json!("Pod/scan-root")
+                && p["path"]
+                    .as_str()
+                    .is_some_and(|x| x.contains("runAsNonRoot"))
+                && p["fix"].as_str().is_some_and(|x| !x.is_empty()),
+            || format!("{kind} properties: {p}"),
+        )?;
+        // The Deployment's Pod is reported with the Deployment as its workload.
+        let pod = find("scan-writable-", "read-only-root-filesystem");
+        expect(
+            pod["properties"]["workload"] == json!("Deployment/scan-writable"),
+            || format!("{kind}: {pod}"),
+        )?;
+        if kind == "report" {
+            first = r;
+        }
+    }
+
+    // Without --report-api, OpenReports is written where it is served; a re-run after a fix
+    // updates the Report in place.
     let out = env.kubectl(&["-n", ns, "delete", "pod", "scan-root", "--wait=true"]);
     expect(out.ok, || out.all())?;
     let (_, _) = audit(env, &["-n", ns, "--write-reports"])?;
@@ -780,7 +951,7 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
         "-n",
         ns,
         "get",
-        "policyreport",
+        "report",
         "openclaw-admission",
         "-o",
         "json",
@@ -791,15 +962,77 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
             && !rules(&second).iter().any(|r| r.starts_with("scan-root:")),
         || format!("not updated in place: {:?}", rules(&second)),
     )?;
-    let cluster = env.kubectl_json(&[
+    let cluster =
+        env.kubectl_json(&["get", "clusterreport", "openclaw-admission", "-o", "json"])?;
+    expect(
+        cluster["results"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|x| x["resources"][0]["name"] == json!(ns) && x["result"] == json!("fail"))
+        }),
+        || cluster.to_string(),
+    )?;
+
+    // A bound smaller than the namespace's results: numbered parts, each under it, whose
+    // summaries add up to the whole; a re-run under the default bound deletes the parts it no
+    // longer needs.
+    let whole = &second["summary"];
+    let (_, _) = audit(
+        env,
+        &["-n", ns, "--write-reports", "--report-max-bytes", "2048"],
+    )?;
+    let listed = env.kubectl_json(&[
+        "-n",
+        ns,
         "get",
-        "clusterpolicyreport",
-        "openclaw-admission",
+        "reports",
+        "-l",
+        "app.kubernetes.io/managed-by=openclaw-admission",
         "-o",
         "json",
     ])?;
+    let parts = listed["items"].as_array().cloned().unwrap_or_default();
+    expect(parts.len() >= 2, || {
+        format!("{} part(s): {listed}", parts.len())
+    })?;
+    let mut sum = [0u64; 3];
+    for p in &parts {
+        let mut sent = p.clone();
+        // What audit sent: the object without what the API server adds to its metadata.
+        sent["metadata"] = json!({"name": p["metadata"]["name"], "namespace": ns, "labels": p["metadata"]["labels"]});
+        let bytes = sent.to_string().len();
+        expect(bytes <= 2048, || {
+            format!("{} is {bytes} bytes", p["metadata"]["name"])
+        })?;
+        for (i, k) in ["pass", "fail", "warn"].iter().enumerate() {
+            sum[i] += p["summary"][k].as_u64().unwrap_or(0);
+        }
+    }
     expect(
-        cluster["results"].as_array().is_some_and(|r| !r.is_empty()),
-        || cluster.to_string(),
-    )
+        sum == [
+            whole["pass"].as_u64().unwrap_or(u64::MAX),
+            whole["fail"].as_u64().unwrap_or(u64::MAX),
+            whole["warn"].as_u64().unwrap_or(u64::MAX),
+        ],
+        || format!("parts add up to {sum:?}, the whole report said {whole}"),
+    )?;
+    let (_, _) = audit(env, &["-n", ns, "--write-reports"])?;
+    let listed = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "reports",
+        "-l",
+        "app.kubernetes.io/managed-by=openclaw-admission",
+        "-o",
+        "json",
+    ])?;
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    expect(names == ["openclaw-admission"], || {
+        format!("stale parts left: {names:?}")
+    })
 }
