@@ -370,9 +370,11 @@ expect(pod["serviceAccountName"] in accounts and pod["serviceAccountName"] != we
 roles = {x["metadata"]["name"]: x["rules"] for x in scan if x["kind"] == "ClusterRole"}
 scan_rules = roles.get(pod["serviceAccountName"], [])
 writes = {(g, r, v) for x in scan_rules for g in x["apiGroups"] for r in x["resources"] for v in x["verbs"] if v != "list"}
-expect(scan_rules and writes == {("wgpolicyk8s.io", res, v) for res in ("policyreports", "clusterpolicyreports") for v in ("create", "patch")}
+reports = {("openreports.io", "reports"), ("openreports.io", "clusterreports"),
+           ("wgpolicyk8s.io", "policyreports"), ("wgpolicyk8s.io", "clusterpolicyreports")}
+expect(scan_rules and writes == {(g, r, v) for g, r in reports for v in ("create", "delete", "patch")}
        and not any("secrets" in x["resources"] or "*" in x["resources"] + x["verbs"] + x["apiGroups"] for x in scan_rules),
-       "the scan's ClusterRole lists, and writes nothing but its reports")
+       "the scan's ClusterRole lists, and writes and deletes nothing but its reports")
 bound = [x for x in scan if x["kind"] == "ClusterRoleBinding" and x["roleRef"]["name"] == pod["serviceAccountName"]]
 expect(len(bound) == 1 and bound[0]["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "openclaw-chart-check"}],
        "the scan's ClusterRole is bound to its ServiceAccount alone")
