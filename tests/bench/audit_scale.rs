@@ -23,50 +23,21 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+#[path = "../common/controlplane.rs"]
+mod controlplane;
 #[path = "../common/prebuilt.rs"]
 mod prebuilt;
 #[path = "../common/procfs.rs"]
 mod procfs;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use controlplane::ControlPlane;
+
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
 const NS: &str = "bench-agents";
-
-struct ControlPlane {
-    dir: tempfile::TempDir,
-}
-
-impl ControlPlane {
-    fn start() -> anyhow::Result<ControlPlane> {
-        // up.sh would build a missing control plane itself, for many minutes.
-        prebuilt::control_plane().map_err(anyhow::Error::msg)?;
-        let dir = tempfile::tempdir()?;
-        let status = Command::new("bash")
-            .arg(format!("{ROOT}/tests/controlplane/up.sh"))
-            .arg(dir.path().join("cp"))
-            .env("OPENCLAW_CP_OWNER_PID", std::process::id().to_string())
-            .status()
-            .context("cannot run up.sh")?;
-        ensure!(status.success(), "up.sh failed");
-        Ok(ControlPlane { dir })
-    }
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("cp/kubeconfig")
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(format!("{ROOT}/tests/controlplane/down.sh"))
-            .arg(self.dir.path().join("cp"))
-            .status();
-    }
-}
 
 fn agent_pod(i: usize) -> serde_json::Value {
     json!({
