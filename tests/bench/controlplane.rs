@@ -43,15 +43,17 @@
 
 mod apiprof;
 mod chart;
+#[path = "../common/controlplane.rs"]
+mod controlplane;
 #[path = "../common/prebuilt.rs"]
 mod prebuilt;
 #[path = "../common/procfs.rs"]
 mod procfs;
 
 use anyhow::{Context as _, bail, ensure};
+use controlplane::ControlPlane;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -173,22 +175,10 @@ impl Config {
 /// The control plane of tests/controlplane/up.sh in its own directory, with the webhook
 /// process once started; both stop on drop.
 struct Cluster {
-    dir: tempfile::TempDir,
-    env: BTreeMap<String, String>,
+    cp: ControlPlane,
     webhook: Option<Child>,
     webhook_port: u16,
     ca_bundle: String,
-}
-
-fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect())
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -199,32 +189,10 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Cluster {
     fn start() -> anyhow::Result<Cluster> {
-        // up.sh would build a missing control plane itself, for many minutes.
-        prebuilt::control_plane().map_err(anyhow::Error::msg)?;
-        let dir = tempfile::Builder::new()
-            .prefix("openclaw-cp-bench-")
-            .tempdir()?;
-        let cp = dir.path().join("cp");
         // up.sh turns profiling off; the bench profiles kube-apiserver (the endpoint costs
-        // nothing until a profile is asked for). Later flags win over up.sh's.
-        let mut apiserver_args = std::env::var("OPENCLAW_CP_APISERVER_ARGS").unwrap_or_default();
-        apiserver_args.push_str(" --profiling=true");
-        let status = Command::new("bash")
-            .arg(format!("{ROOT}/tests/controlplane/up.sh"))
-            .arg(&cp)
-            .env("OPENCLAW_CP_OWNER_PID", std::process::id().to_string())
-            .env("OPENCLAW_CP_APISERVER_ARGS", apiserver_args.trim())
-            .stdin(Stdio::null())
-            .status()
-            .context("cannot run tests/controlplane/up.sh")?;
-        ensure!(
-            status.success(),
-            "tests/controlplane/up.sh failed ({status})"
-        );
-        let env = read_env_file(&cp.join("env"))?;
+        // nothing until a profile is asked for).
         Ok(Cluster {
-            dir,
-            env,
+            cp: ControlPlane::start_with("--profiling=true")?,
             webhook: None,
             webhook_port: free_port()?,
             ca_bundle: String::new(),
@@ -232,34 +200,11 @@ impl Cluster {
     }
 
     fn get(&self, key: &str) -> anyhow::Result<&str> {
-        self.env
-            .get(key)
-            .map(String::as_str)
-            .with_context(|| format!("{key} missing from up.sh's env file"))
+        self.cp.get(key)
     }
 
     fn kubectl(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
-        let mut child = Command::new(Path::new(self.get("BIN_DIR")?).join("kubectl"))
-            .args(args)
-            .env("KUBECONFIG", self.get("KUBECONFIG")?)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot run kubectl")?;
-        child
-            .stdin
-            .take()
-            .context("kubectl stdin")?
-            .write_all(stdin.as_bytes())?;
-        let out = child.wait_with_output()?;
-        ensure!(
-            out.status.success(),
-            "kubectl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        self.cp.kubectl(args, stdin)
     }
 
     /// The namespace every setup admits the agent Pod in: its own ServiceAccount and a
@@ -284,7 +229,7 @@ impl Cluster {
     /// `openclaw-admission serve` as deployed: TLS from `certs`, a live view through the
     /// admin kubeconfig, the built-in policy, one JSON log line per review (to a file).
     fn start_webhook(&mut self) -> anyhow::Result<()> {
-        let certs = self.dir.path().join("certs");
+        let certs = self.cp.dir().join("certs");
         let out = Command::new(BIN)
             .args(["certs", "--out-dir"])
             .arg(&certs)
@@ -297,7 +242,7 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         self.ca_bundle = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let log = std::fs::File::create(self.dir.path().join("webhook.log"))?;
+        let log = std::fs::File::create(self.cp.dir().join("webhook.log"))?;
         let program = Path::new("/usr/bin/setpriv");
         let mut cmd = if program.exists() {
             // Dies with this process whatever happens to it.
@@ -327,11 +272,11 @@ impl Cluster {
     }
 
     fn webhook_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("webhook.log")).unwrap_or_default()
+        std::fs::read_to_string(self.cp.dir().join("webhook.log")).unwrap_or_default()
     }
 
     fn webhook_ca(&self) -> anyhow::Result<Vec<u8>> {
-        Ok(std::fs::read(self.dir.path().join("certs/ca.crt"))?)
+        Ok(std::fs::read(self.cp.dir().join("certs/ca.crt"))?)
     }
 
     fn webhook_config(&self, file: &str) -> anyhow::Result<String> {
@@ -386,11 +331,7 @@ impl Drop for Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("bash")
-            .arg(format!("{ROOT}/tests/controlplane/down.sh"))
-            .arg(self.dir.path().join("cp"))
-            .stdout(Stdio::null())
-            .status();
+        // The control plane stops when `cp` drops, after this.
     }
 }
 

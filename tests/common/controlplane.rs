@@ -20,12 +20,24 @@ impl ControlPlane {
     /// Starts it (fails at once, naming the `make` target, when it was never built: up.sh
     /// would build it itself, for many minutes).
     pub fn start() -> anyhow::Result<ControlPlane> {
+        ControlPlane::start_with("")
+    }
+
+    /// Starts it with more kube-apiserver flags, after any in `OPENCLAW_CP_APISERVER_ARGS`
+    /// (later flags win over up.sh's).
+    pub fn start_with(apiserver_args: &str) -> anyhow::Result<ControlPlane> {
         super::prebuilt::control_plane().map_err(anyhow::Error::msg)?;
-        let dir = tempfile::tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("openclaw-cp-bench-")
+            .tempdir()?;
+        let mut args = std::env::var("OPENCLAW_CP_APISERVER_ARGS").unwrap_or_default();
+        args.push(' ');
+        args.push_str(apiserver_args);
         let status = Command::new("bash")
             .arg(format!("{ROOT}/tests/controlplane/up.sh"))
             .arg(dir.path().join("cp"))
             .env("OPENCLAW_CP_OWNER_PID", std::process::id().to_string())
+            .env("OPENCLAW_CP_APISERVER_ARGS", args.trim())
             .stdin(Stdio::null())
             .status()
             .context("cannot run tests/controlplane/up.sh")?;
