@@ -268,6 +268,7 @@ async fn read_view(
         &dynamic::CILIUM_CLUSTERWIDE_NETWORK_POLICIES,
         &dynamic::SANDBOX_TEMPLATES,
         &dynamic::SANDBOX_WARM_POOLS,
+        &dynamic::SANDBOX_CLAIMS,
     ] {
         let served = api
             .served(client)

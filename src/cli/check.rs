@@ -12,7 +12,7 @@
 use crate::engine::policy::Policy;
 use crate::engine::review::{Review, Subject, WORKLOAD_KINDS, sandbox_group_of};
 use crate::engine::view::{
-    CONFIG_MAP, SANDBOX_TEMPLATE, SANDBOX_WARM_POOL, SERVICE, StaticView, VIEW_KINDS,
+    CONFIG_MAP, SANDBOX_CLAIM, SANDBOX_TEMPLATE, SANDBOX_WARM_POOL, SERVICE, StaticView, VIEW_KINDS,
 };
 use crate::engine::{self, Decision, Judged, Skip};
 use crate::yaml::{self, Marks};
@@ -197,13 +197,15 @@ pub fn run(args: Args) -> ExitCode {
             errors.push(schema_error(o, &e));
         }
     }
-    // agent-sandbox's templates and warm pools are judged, and also feed the view: a claim
-    // is judged by what its template lets it add, and a reference to one the inputs do not
-    // hold is reported. Their schema errors are reported once, when they are judged.
-    for o in objects
-        .iter()
-        .filter(|o| matches!(o.kind(), SANDBOX_TEMPLATE | SANDBOX_WARM_POOL) && is_sandbox(o))
-    {
+    // agent-sandbox's templates, warm pools and claims are judged, and also feed the view: a
+    // claim is judged by what its template lets it add, a reference to one the inputs do not
+    // hold is reported, and a Sandbox a claim took is traced to its template for approvals. Their schema errors are reported once, when they are judged.
+    for o in objects.iter().filter(|o| {
+        matches!(
+            o.kind(),
+            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL | SANDBOX_CLAIM
+        ) && is_sandbox(o)
+    }) {
         let _ = view.add(&o.value, &args.namespace);
     }
 

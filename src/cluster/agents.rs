@@ -1,7 +1,8 @@
 //! Which agents run, for judging changes to what their verdicts rest on
 //! (`engine::dependents`), without holding the cluster's Pods.
 //!
-//! - The signal: one metadata watch of Pods per agent selector, filtered by the API server
+//! - The signal: one metadata watch of Pods per agent selector (and, when every Sandbox is an
+//!   agent, one of the Pods agent-sandbox's controller labels), filtered by the API server
 //!   with the selector itself, keeps the namespace and name of each agent Pod and nothing else
 //!   (a few dozen bytes an agent; the cluster's other Pods never reach the webhook). It says
 //!   which namespaces may hold agents, so a change anywhere else is answered from memory.
@@ -37,10 +38,9 @@ pub const KIND: &str = "AgentPod";
 /// Starts one watch per agent selector. A selector the API server cannot take as a label
 /// query is logged and given no watch (the policy loader refuses most of those earlier).
 pub fn spawn(client: &Client, policy: &Policy, view: &LiveView, ready: &Readiness) {
-    let selectors: Vec<String> = policy
-        .agent_selectors
-        .iter()
-        .filter_map(|s| match kube::core::Selector::try_from(s.clone()) {
+    let selectors: Vec<String> = agent::signal_selectors(policy)
+        .into_iter()
+        .filter_map(|s| match kube::core::Selector::try_from(s) {
             Ok(sel) => Some(sel.to_string()),
             Err(e) => {
                 tracing::error!(error = %e, "agent selector cannot be a label query; no agent signal for it");
@@ -257,14 +257,13 @@ async fn list_candidates(
         .collect())
 }
 
-/// The policy's agent selectors as label queries; `None` when one cannot be (the policy loader
+/// The policy's agent selectors (and the label of Sandboxes' Pods) as label queries; `None` when one cannot be (the policy loader
 /// refuses most of those; listing everything then keeps the lookup whole).
 fn label_queries(policy: &Policy) -> Option<Vec<String>> {
-    policy
-        .agent_selectors
-        .iter()
+    agent::signal_selectors(policy)
+        .into_iter()
         .map(|s| {
-            kube::core::Selector::try_from(s.clone())
+            kube::core::Selector::try_from(s)
                 .ok()
                 .map(|sel| sel.to_string())
         })

@@ -427,6 +427,12 @@ impl ClusterView for &Index {
     fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
         (**self).sandbox_warm_pool(namespace, name)
     }
+    fn sandbox_claim(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        (**self).sandbox_claim(namespace, name)
+    }
+    fn sandbox_template_by_hash(&self, namespace: &str, hash: &str) -> Option<String> {
+        (**self).sandbox_template_by_hash(namespace, hash)
+    }
 }
 
 async fn fetch(client: &Client, ns: &str, missing: &Misses, lookups: &LookupStats) -> Index {
@@ -767,12 +773,18 @@ impl ClusterView for Confirmed<'_> {
     fn running_agents(&self, namespace: &str) -> Option<Arc<RunningAgents>> {
         self.extra.as_ref()?.running_agents(namespace)
     }
-    // agent-sandbox's templates and warm pools come from the watches only.
+    // agent-sandbox's templates, warm pools and claims come from the watches only.
     fn sandbox_template(&self, namespace: &str, name: &str) -> Option<Option<SandboxFacts>> {
         self.live.sandbox_template(namespace, name)
     }
     fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
         self.live.sandbox_warm_pool(namespace, name)
+    }
+    fn sandbox_claim(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.live.sandbox_claim(namespace, name)
+    }
+    fn sandbox_template_by_hash(&self, namespace: &str, hash: &str) -> Option<String> {
+        self.live.sandbox_template_by_hash(namespace, hash)
     }
 }
 

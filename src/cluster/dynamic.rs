@@ -16,8 +16,8 @@ use crate::engine::checks::{default_deny_egress, secret_provider_class};
 use crate::engine::egress::cilium_policy::CiliumPolicy;
 use crate::engine::review::{SANDBOX_EXTENSIONS_GROUP, SandboxRef, Subject};
 use crate::engine::view::{
-    CILIUM_CLUSTERWIDE_NETWORK_POLICY, CILIUM_NETWORK_POLICY, Index, SANDBOX_TEMPLATE,
-    SANDBOX_WARM_POOL, SECRET_PROVIDER_CLASS, SandboxFacts,
+    CILIUM_CLUSTERWIDE_NETWORK_POLICY, CILIUM_NETWORK_POLICY, Index, SANDBOX_CLAIM,
+    SANDBOX_TEMPLATE, SANDBOX_WARM_POOL, SECRET_PROVIDER_CLASS, SandboxFacts,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
@@ -105,6 +105,16 @@ pub const SANDBOX_WARM_POOLS: OptionalApi = OptionalApi {
     plural: "sandboxwarmpools",
     unjudged: || {
         "SandboxClaims are judged without their warm pool, and references to missing pools are not reported".to_string()
+    },
+};
+
+pub const SANDBOX_CLAIMS: OptionalApi = OptionalApi {
+    kind: SANDBOX_CLAIM,
+    group: SANDBOX_EXTENSIONS_GROUP,
+    version: "v1beta1",
+    plural: "sandboxclaims",
+    unjudged: || {
+        "approvals on a SandboxTemplate do not reach the Sandboxes its claims take".to_string()
     },
 };
 
@@ -303,6 +313,40 @@ impl Feed for SandboxWarmPools {
 }
 impl OptionalFeed for SandboxWarmPools {
     const API: &'static OptionalApi = &SANDBOX_WARM_POOLS;
+    fn start(client: &Client, view: &LiveView, ready: &Readiness) {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &Self::API.resource());
+        super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);
+    }
+}
+
+/// SandboxClaims: the warm pool each names (the link from a Sandbox a claim took to its
+/// template, for approvals).
+pub(crate) struct SandboxClaims;
+impl Feed for SandboxClaims {
+    type Raw = DynamicObject;
+    type Obj = (String, String, String);
+    const KIND: &'static str = SANDBOX_CLAIM;
+    fn convert(raw: DynamicObject) -> Option<Self::Obj> {
+        match sandbox_object(raw, Self::KIND)? {
+            (ns, name, Subject::SandboxRef(r)) => match *r {
+                SandboxRef::Claim(c) => Some((ns, name, c.warm_pool)),
+                SandboxRef::WarmPool(_) => None,
+            },
+            _ => None,
+        }
+    }
+    fn apply(index: &mut Index, (ns, name, pool): Self::Obj) {
+        index.apply_sandbox_claim(&ns, &name, &pool);
+    }
+    fn delete(index: &mut Index, namespace: &str, name: &str) {
+        index.delete_sandbox_claim(namespace, name);
+    }
+    fn synced(index: &mut Index) {
+        index.set_served(Self::KIND, true);
+    }
+}
+impl OptionalFeed for SandboxClaims {
+    const API: &'static OptionalApi = &SANDBOX_CLAIMS;
     fn start(client: &Client, view: &LiveView, ready: &Readiness) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &Self::API.resource());
         super::feed::spawn::<Self, _>(watcher(api, cfg()), view, ready);

@@ -118,6 +118,12 @@ impl ClusterView for LiveView {
     fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
         self.read().sandbox_warm_pool(namespace, name)
     }
+    fn sandbox_claim(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.read().sandbox_claim(namespace, name)
+    }
+    fn sandbox_template_by_hash(&self, namespace: &str, hash: &str) -> Option<String> {
+        self.read().sandbox_template_by_hash(namespace, hash)
+    }
 }
 
 pub(super) struct ReadyState {

@@ -144,6 +144,7 @@ pub fn start(
         dynamic::CILIUM_CLUSTERWIDE_NETWORK_POLICIES.kind,
         dynamic::SANDBOX_TEMPLATES.kind,
         dynamic::SANDBOX_WARM_POOLS.kind,
+        dynamic::SANDBOX_CLAIMS.kind,
     ]);
     let stats = Arc::new(stats::CacheStats::new(&kinds));
     let ready = Readiness::new(kinds);
@@ -220,6 +221,12 @@ pub fn start(
         discovery_interval,
     );
     dynamic::watch_when_served::<dynamic::SandboxWarmPools>(
+        client.clone(),
+        Arc::clone(&view),
+        ready.clone(),
+        discovery_interval,
+    );
+    dynamic::watch_when_served::<dynamic::SandboxClaims>(
         client.clone(),
         Arc::clone(&view),
         ready.clone(),

@@ -4,10 +4,11 @@
 
 use super::containers::containers;
 use super::policy::{Action, Policy, glob_match};
-use super::review::{ConnectTarget, Review, SANDBOX_KINDS, Subject, Target};
+use super::review::{self, ConnectTarget, Review, SANDBOX_KINDS, Subject, Target};
 use super::selector;
 use super::selector::Labels;
 use super::view::{ClusterView, PodFacts, PodLookup};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 /// How a pod or template is an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,10 @@ impl Match {
 /// walked only when no selector matches and the catch-all is on: the common case (a labelled
 /// agent, or no catch-all) costs no list on the request path.
 pub fn of(policy: &Policy, target: &Target<'_>) -> Option<Match> {
-    if selected(policy, selector::labels_of(target.meta.labels.as_ref())) {
+    let labels = selector::labels_of(target.meta.labels.as_ref());
+    if selected(policy, labels)
+        || made_by_sandbox(policy, review::sandbox_owner(target.meta), labels)
+    {
         return Some(Match::Selected);
     }
     if !policy.catch_all.enabled {
@@ -64,12 +68,47 @@ fn by_kind(policy: &Policy, subject: &Subject, target: &Target<'_>) -> Option<Ma
     .then_some(Match::Selected)
 }
 
-/// [`of`] for a pod known by its labels and images alone (a pod a CONNECT reaches).
+/// [`of`] for a pod known by its labels, images and owner alone (a pod a CONNECT reaches).
 pub fn of_facts(policy: &Policy, pod: &PodFacts) -> Option<Match> {
-    if selected(policy, &pod.labels) {
+    if selected(policy, &pod.labels) || made_by_sandbox(policy, pod.sandbox.as_deref(), &pod.labels)
+    {
         return Some(Match::Selected);
     }
     caught(policy, pod.images.iter().map(String::as_str))
+}
+
+/// The label agent-sandbox's controller puts on every Pod it makes for a Sandbox (a hash of
+/// the Sandbox's name; the controller refuses it from a user's pod template).
+pub const SANDBOX_POD_LABEL: &str = "agents.x-k8s.io/sandbox-name-hash";
+
+/// A Pod whose controller owner is a `Sandbox` is an agent when the policy makes every
+/// Sandbox one (`agentSandbox.allAgents`), narrowed by its selector on the Pod's labels (the
+/// controller copies the Sandbox's pod template labels onto its Pod).
+fn made_by_sandbox(policy: &Policy, owner: Option<&str>, labels: &Labels) -> bool {
+    let s = &policy.agent_sandbox;
+    owner.is_some()
+        && s.all_agents
+        && s.selector
+            .as_ref()
+            .is_none_or(|sel| selector::matches(sel, labels))
+}
+
+/// What the agent signal and lookups list Pods by: each agent selector, and with
+/// `agentSandbox.allAgents` the label every Sandbox's Pod carries (its ownership, which a
+/// label query cannot read, is checked on what comes back).
+pub fn signal_selectors(policy: &Policy) -> Vec<LabelSelector> {
+    let mut out = policy.agent_selectors.clone();
+    if policy.agent_sandbox.all_agents {
+        out.push(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: SANDBOX_POD_LABEL.to_string(),
+                operator: "Exists".to_string(),
+                values: None,
+            }]),
+            match_labels: None,
+        });
+    }
+    out
 }
 
 fn selected(policy: &Policy, labels: &Labels) -> bool {

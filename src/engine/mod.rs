@@ -33,6 +33,8 @@ mod tests;
 mod tests_controllers;
 #[cfg(test)]
 mod tests_sandbox;
+#[cfg(test)]
+mod tests_sandbox_pods;
 pub mod view;
 pub mod violation;
 
@@ -213,7 +215,7 @@ fn judge(review: &Review, policy: &Policy, view: &impl ClusterView) -> Decision 
     };
 
     let mode = mode_of(review, policy, view);
-    let granted = approval::matching::grant_for(review, policy, &target);
+    let granted = approval::matching::grant_for(review, policy, &target, view);
     let exemptions::Applied {
         kept,
         exempted,

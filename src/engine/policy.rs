@@ -332,6 +332,10 @@ impl Default for TelemetrySettings {
     }
 }
 
+/// The identity agent-sandbox's controller runs as when installed by its own Helm chart.
+pub const AGENT_SANDBOX_CONTROLLER: &str =
+    "system:serviceaccount:agent-sandbox-system:agent-sandbox-controller";
+
 /// The identities kube-controller-manager's workload controllers act as: their own
 /// ServiceAccounts with `--use-service-account-credentials` (kubeadm and most distributions),
 /// or the manager's own user without it.
@@ -349,9 +353,12 @@ pub fn default_controller_users() -> Vec<String> {
     ]
     .iter()
     .map(|c| format!("system:serviceaccount:kube-system:{c}"))
-    .chain(std::iter::once(
+    .chain([
         "system:kube-controller-manager".to_string(),
-    ))
+        // agent-sandbox's controller (its Helm chart's ServiceAccount): it makes each
+        // Sandbox's Pod and relabels the Pod when a claim adopts a warm pool's Sandbox.
+        AGENT_SANDBOX_CONTROLLER.to_string(),
+    ])
     .collect()
 }
 

@@ -707,6 +707,36 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The label agent-sandbox's claim and warm-pool controllers put on the Sandboxes they make
+/// (and the Sandbox controller on their Pods): [`name_hash`] of the template's name.
+pub const TEMPLATE_REF_HASH_LABEL: &str = "agents.x-k8s.io/sandbox-template-ref-hash";
+
+/// How agent-sandbox's controllers hash a name into a label value: 32-bit FNV-1a over its
+/// bytes, as eight lower-case hex digits (their `NameHash`). Written here rather than taken
+/// from a crate: the `fnv` crate gives the 64-bit variant only, and this is four lines.
+pub fn name_hash(name: &str) -> String {
+    let h = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{h:08x}")
+}
+
+/// The name of the `Sandbox` (group `agents.x-k8s.io`) that controls this object: the Pod
+/// agent-sandbox's controller made for it.
+pub fn sandbox_owner(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .filter(|o| {
+            o.kind == "Sandbox"
+                && o.api_version
+                    .split_once('/')
+                    .is_some_and(|(group, _)| group == SANDBOX_GROUP)
+        })
+        .map(|o| o.name.as_str())
+}
+
 /// The label the Deployment controller puts on a ReplicaSet's Pods: the suffix of the
 /// ReplicaSet's name.
 pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";

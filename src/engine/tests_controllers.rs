@@ -1621,6 +1621,7 @@ fn facts(labels: &[(&str, &str)], image: &str) -> PodFacts {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         images: vec![image.to_string()],
+        sandbox: None,
     }
 }
 

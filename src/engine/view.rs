@@ -177,6 +177,17 @@ pub trait ClusterView {
     fn sandbox_warm_pool(&self, _namespace: &str, _name: &str) -> Option<Option<String>> {
         None
     }
+    /// agent-sandbox: the warm pool a `SandboxClaim` names. `Some(None)` for no such claim,
+    /// `None` when the view does not hold claims.
+    fn sandbox_claim(&self, _namespace: &str, _name: &str) -> Option<Option<String>> {
+        None
+    }
+    /// agent-sandbox: the name of the namespace's `SandboxTemplate` whose name hashes to
+    /// `hash` the way agent-sandbox's controller labels Pods (`agents.x-k8s.io/sandbox-
+    /// template-ref-hash`); `None` when no held template (or more than one) does.
+    fn sandbox_template_by_hash(&self, _namespace: &str, _hash: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What a lookup found of the Pods of a namespace that may hold agents, for judging a change to
@@ -219,6 +230,7 @@ impl SandboxFacts {
 /// Kind names of the agent-sandbox objects the view holds.
 pub const SANDBOX_TEMPLATE: &str = "SandboxTemplate";
 pub const SANDBOX_WARM_POOL: &str = "SandboxWarmPool";
+pub const SANDBOX_CLAIM: &str = "SandboxClaim";
 
 /// All the view keeps of a Service: its type, and for an `ExternalName` Service the name it
 /// resolves to (a DNS alias that may point anywhere, in the cluster or out of it).
@@ -319,6 +331,8 @@ pub struct PodFacts {
     pub labels: Labels,
     /// Every container's image: init, regular and ephemeral.
     pub images: Vec<String>,
+    /// The `Sandbox` that controls the pod (agent-sandbox's controller made it for that one).
+    pub sandbox: Option<String>,
 }
 
 impl PodFacts {
@@ -345,6 +359,7 @@ impl PodFacts {
         PodFacts {
             labels: pod.metadata.labels.clone().unwrap_or_default(),
             images,
+            sandbox: super::review::sandbox_owner(&pod.metadata).map(String::from),
         }
     }
 }
@@ -435,6 +450,8 @@ pub struct Index {
     sandbox_templates: HashMap<(String, String), SandboxFacts>,
     /// Warm pools by namespace and name: the template each names.
     sandbox_warm_pools: HashMap<(String, String), String>,
+    /// Claims by namespace and name: the warm pool each names.
+    sandbox_claims: HashMap<(String, String), String>,
 }
 
 fn ns_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
@@ -678,7 +695,7 @@ impl Index {
                 self.cilium_served = served
             }
             // One CRD bundle serves both: either listed means the view holds them.
-            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL => self.sandbox_known = served,
+            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL | SANDBOX_CLAIM => self.sandbox_known = served,
             _ => {}
         }
     }
@@ -719,6 +736,18 @@ impl Index {
 
     pub fn delete_sandbox_warm_pool(&mut self, namespace: &str, name: &str) {
         self.sandbox_warm_pools
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    pub fn apply_sandbox_claim(&mut self, namespace: &str, name: &str, warm_pool: &str) {
+        self.sandbox_claims.insert(
+            (namespace.to_string(), name.to_string()),
+            warm_pool.to_string(),
+        );
+    }
+
+    pub fn delete_sandbox_claim(&mut self, namespace: &str, name: &str) {
+        self.sandbox_claims
             .remove(&(namespace.to_string(), name.to_string()));
     }
 
@@ -853,6 +882,7 @@ impl Index {
             SECRET_PROVIDER_CLASS => self.secret_provider_classes.clear(),
             SANDBOX_TEMPLATE => self.sandbox_templates.clear(),
             SANDBOX_WARM_POOL => self.sandbox_warm_pools.clear(),
+            SANDBOX_CLAIM => self.sandbox_claims.clear(),
             RUNTIME_CLASS => self.runtime_classes.clear(),
             LIMIT_RANGE => self.limit_ranges.clear(),
             CONFIG_MAP => self.config_maps.clear(),
@@ -1095,6 +1125,26 @@ impl ClusterView for Index {
         })
     }
 
+    fn sandbox_claim(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.sandbox_known.then(|| {
+            self.sandbox_claims
+                .get(&(namespace.to_string(), name.to_string()))
+                .cloned()
+        })
+    }
+
+    // A scan of the templates held: asked only for the Pods agent-sandbox's controller makes,
+    // and a cluster holds templates by the dozen, not by the thousand.
+    fn sandbox_template_by_hash(&self, namespace: &str, hash: &str) -> Option<String> {
+        let mut found = self
+            .sandbox_templates
+            .keys()
+            .filter(|(ns, name)| ns == namespace && super::review::name_hash(name) == hash)
+            .map(|(_, name)| name);
+        let first = found.next()?;
+        found.next().is_none().then(|| first.clone())
+    }
+
     fn cilium_policies(&self, namespace: &str) -> Option<Vec<Arc<CiliumPolicy>>> {
         if !self.cilium_served {
             return None;
@@ -1249,7 +1299,7 @@ impl StaticView {
                 let (ns, name) = ns_name(&lr.metadata);
                 idx.apply_limit_range(&ns, &name, DefaultLimits::of(&lr));
             }
-            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL => {
+            SANDBOX_TEMPLATE | SANDBOX_WARM_POOL | SANDBOX_CLAIM => {
                 let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
                     serde_json::from_value(object.get("metadata").cloned().unwrap_or_default())?;
                 let (ns, name) = ns_name(&meta);
@@ -1257,11 +1307,14 @@ impl StaticView {
                 idx.set_sandbox_known();
                 match (&subject, SandboxFacts::of(&subject)) {
                     (_, Some(facts)) => idx.apply_sandbox_template(&ns, &name, facts),
-                    (super::review::Subject::SandboxRef(r), None) => {
-                        if let super::review::SandboxRef::WarmPool(p) = r.as_ref() {
-                            idx.apply_sandbox_warm_pool(&ns, &name, &p.template);
+                    (super::review::Subject::SandboxRef(r), None) => match r.as_ref() {
+                        super::review::SandboxRef::WarmPool(p) => {
+                            idx.apply_sandbox_warm_pool(&ns, &name, &p.template)
                         }
-                    }
+                        super::review::SandboxRef::Claim(c) => {
+                            idx.apply_sandbox_claim(&ns, &name, &c.warm_pool)
+                        }
+                    },
                     _ => {}
                 }
             }
@@ -1347,6 +1400,12 @@ impl ClusterView for StaticView {
     }
     fn sandbox_warm_pool(&self, namespace: &str, name: &str) -> Option<Option<String>> {
         self.index.sandbox_warm_pool(namespace, name)
+    }
+    fn sandbox_claim(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.index.sandbox_claim(namespace, name)
+    }
+    fn sandbox_template_by_hash(&self, namespace: &str, hash: &str) -> Option<String> {
+        self.index.sandbox_template_by_hash(namespace, hash)
     }
 }
 

@@ -9,6 +9,21 @@
 //! `controller-uid` labels (equal to the Job's own name and uid). A label of that name with any
 //! other value is content like any other.
 //!
+//! agent-sandbox's Sandboxes and templates digest what reaches their Pods: agent-sandbox's
+//! claim and warm-pool controllers copy a `SandboxTemplate`'s pod template into each Sandbox
+//! they make and add to it, and a template's stamp must survive exactly those additions:
+//! - labels and annotations under `agents.x-k8s.io/` and `extensions.agents.x-k8s.io/`, with
+//!   any value: the controllers write their own there (pool, template and claim hashes), and
+//!   the Sandbox controller never copies a pod template's key of those prefixes to its Pod;
+//! - `automountServiceAccountToken: false` and the public resolvers `dnsPolicy: None` with
+//!   `dnsConfig.nameservers: [8.8.8.8, 1.1.1.1]`, the "secure defaults" they write into a
+//!   template that leaves these unset (both only take from the Pod, never give it more);
+//! - `cluster-autoscaler.kubernetes.io/safe-to-evict: "true"`, which a warm pool may add to
+//!   its idle Sandboxes and a claim takes off when it adopts one.
+//!
+//! What a claim adds (its env and `additionalPodMetadata`) is content: a template's stamp does
+//! not reach a Sandbox a claim changed that way (the claim itself is judged for what it adds).
+//!
 //! Why the canonical text is the same for a Deployment and the ReplicaSet its controller
 //! makes (checked on a real control plane by tests/e2e/approvals.rs):
 //! - the API server defaults an object when it decodes it, before any admission webhook sees
@@ -35,6 +50,17 @@ pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 const JOB_NAME_LABELS: &[&str] = &["job-name", "batch.kubernetes.io/job-name"];
 const JOB_UID_LABELS: &[&str] = &["controller-uid", "batch.kubernetes.io/controller-uid"];
 
+/// Label and annotation prefixes agent-sandbox keeps for its controllers.
+const SANDBOX_RESERVED_PREFIXES: &[&str] = &["agents.x-k8s.io/", "extensions.agents.x-k8s.io/"];
+/// The annotation a warm pool may put on its idle Sandboxes' pod template.
+const SAFE_TO_EVICT_ANNOTATION: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+/// The resolvers agent-sandbox's controllers write into a template that sets no DNS policy.
+const SANDBOX_DEFAULT_NAMESERVERS: [&str; 2] = ["8.8.8.8", "1.1.1.1"];
+
+fn is_sandbox_kind(t: &Template) -> bool {
+    crate::engine::review::SANDBOX_KINDS.contains(&t.kind.as_str())
+}
+
 /// The hex SHA-256 of the template's canonical text, `None` when the template was not read
 /// whole (a template built in code without its JSON).
 pub fn of_template(t: &Template, own_name: &str) -> Option<String> {
@@ -52,6 +78,18 @@ pub fn of_template(t: &Template, own_name: &str) -> Option<String> {
                 }
             }
         }
+        if is_sandbox_kind(t) {
+            for key in ["annotations", "labels"] {
+                if let Some(Value::Object(m)) = meta.get_mut(key) {
+                    m.retain(|k, _| !SANDBOX_RESERVED_PREFIXES.iter().any(|p| k.starts_with(p)));
+                }
+            }
+            if let Some(Value::Object(a)) = meta.get_mut("annotations")
+                && a.get(SAFE_TO_EVICT_ANNOTATION).and_then(Value::as_str) == Some("true")
+            {
+                a.remove(SAFE_TO_EVICT_ANNOTATION);
+            }
+        }
         for key in ["annotations", "labels"] {
             if meta
                 .get(key)
@@ -59,6 +97,20 @@ pub fn of_template(t: &Template, own_name: &str) -> Option<String> {
             {
                 meta.remove(key);
             }
+        }
+    }
+    if is_sandbox_kind(t)
+        && let Some(Value::Object(spec)) = raw.get_mut("spec")
+    {
+        if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false)) {
+            spec.remove("automountServiceAccountToken");
+        }
+        let public_resolvers = serde_json::json!({"nameservers": SANDBOX_DEFAULT_NAMESERVERS});
+        if spec.get("dnsPolicy").and_then(Value::as_str) == Some("None")
+            && spec.get("dnsConfig") == Some(&public_resolvers)
+        {
+            spec.remove("dnsPolicy");
+            spec.remove("dnsConfig");
         }
     }
     let mut text = String::with_capacity(4096);
@@ -215,6 +267,63 @@ mod tests {
         };
         assert_eq!(digest("ReplicaSet", rs("agent-7d9f8b6c5", "7d9f8b6c5")), d);
         assert_ne!(digest("ReplicaSet", rs("agent-7d9f8b6c5", "other")), d);
+    }
+
+    fn sandbox(kind: &str, name: &str, pod_template: Value) -> Value {
+        let mut o = json!({"metadata": {"name": name}, "spec": {"podTemplate": pod_template}});
+        if kind == "Sandbox" {
+            o["metadata"]["ownerReferences"] = json!([{"apiVersion": "extensions.agents.x-k8s.io/v1beta1",
+                "kind": "SandboxWarmPool", "name": "pool", "uid": "u", "controller": true}]);
+        }
+        o
+    }
+
+    #[test]
+    fn a_sandbox_a_pool_made_digests_as_its_template_and_nothing_else_does() {
+        let d = digest(
+            "SandboxTemplate",
+            sandbox("SandboxTemplate", "hardened", base()),
+        );
+        // What agent-sandbox v1.0.1's warm pool and claim controllers add.
+        let mut made = base();
+        for (k, v) in [
+            ("agents.x-k8s.io/warm-pool-sandbox", "1a2b3c4d"),
+            ("agents.x-k8s.io/sandbox-template-ref-hash", "7970da52"),
+            ("agents.x-k8s.io/sandbox-template-hash", "99"),
+            ("agents.x-k8s.io/claim-uid", "0d6c"),
+        ] {
+            made["metadata"]["labels"][k] = v.into();
+        }
+        made["metadata"]["annotations"][SAFE_TO_EVICT_ANNOTATION] = "true".into();
+        made["spec"]["automountServiceAccountToken"] = false.into();
+        made["spec"]["dnsPolicy"] = "None".into();
+        made["spec"]["dnsConfig"] = json!({"nameservers": ["8.8.8.8", "1.1.1.1"]});
+        assert_eq!(
+            digest("Sandbox", sandbox("Sandbox", "pool-x7k2p", made.clone())),
+            d
+        );
+        // Anything else is content: what a claim adds, other resolvers, a mounted token.
+        let changes: Vec<fn(&mut Value)> = vec![
+            |t| t["spec"]["containers"][0]["env"] = json!([{"name": "MODEL", "value": "x"}]),
+            |t| t["metadata"]["labels"]["team"] = "a".into(),
+            |t| t["spec"]["dnsConfig"] = json!({"nameservers": ["10.0.0.53"]}),
+            |t| t["spec"]["automountServiceAccountToken"] = true.into(),
+            |t| t["metadata"]["annotations"][SAFE_TO_EVICT_ANNOTATION] = "false".into(),
+        ];
+        for (i, change) in changes.into_iter().enumerate() {
+            let mut t = made.clone();
+            change(&mut t);
+            assert_ne!(
+                digest("Sandbox", sandbox("Sandbox", "pool-x7k2p", t)),
+                d,
+                "change {i}"
+            );
+        }
+        // The same keys on a Deployment are content like any other.
+        assert_ne!(
+            digest("Deployment", deployment(made)),
+            digest("Deployment", deployment(base()))
+        );
     }
 
     #[test]

@@ -39,11 +39,22 @@ const DEFAULT_PROTOCOL: &str = "http/protobuf";
 struct PodFacts<'a> {
     endpoint: &'a str,
     protocol: &'a str,
-    /// Service name from the annotation, an instance label, the workload (controller owner)
-    /// or the ServiceAccount; `None` falls back to each container's name. Never the label
+    /// Service name from the annotation, an instance label, the agent-sandbox template a
+    /// Sandbox's Pod was made from, the workload (controller owner) or the ServiceAccount; `None` falls back to each container's name. Never the label
     /// that selects agents: every agent would be called `openclaw`.
     service_name: Option<String>,
     namespace: String,
+}
+
+fn namespace_of(
+    input: &MutationInput<'_>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> String {
+    if input.namespace.is_empty() {
+        meta.namespace.clone().unwrap_or_default()
+    } else {
+        input.namespace.to_string()
+    }
 }
 
 pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
@@ -62,6 +73,20 @@ pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
             .filter_map(|k| labels.get(k))
             .find(|v| !v.is_empty())
     };
+    // A Pod agent-sandbox's controller made for a Sandbox that a warm pool or a claim made
+    // from a template is named after the template: every Pod of a pool is the same agent, and
+    // a pool's Pods exist before any claim names them. Its label holds the template name's
+    // hash; the view knows the namespace's templates.
+    let from_sandbox_template = || {
+        crate::engine::review::sandbox_owner(meta)?;
+        let hash = meta
+            .labels
+            .as_ref()?
+            .get(crate::engine::review::TEMPLATE_REF_HASH_LABEL)?;
+        input
+            .view
+            .sandbox_template_by_hash(&namespace_of(input, meta), hash)
+    };
     let from_workload = || crate::engine::review::workload_of(meta).map(|(_, name)| name);
     let from_account = pod.spec.as_ref().and_then(|s| {
         s.service_account_name
@@ -73,13 +98,10 @@ pub fn apply(draft: &mut PodDraft<'_>, input: &MutationInput<'_>) -> bool {
         .filter(|v| !v.is_empty())
         .or_else(from_label)
         .cloned()
+        .or_else(from_sandbox_template)
         .or_else(from_workload)
         .or(from_account.filter(|n| !n.is_empty()).cloned());
-    let namespace = if input.namespace.is_empty() {
-        meta.namespace.clone().unwrap_or_default()
-    } else {
-        input.namespace.to_string()
-    };
+    let namespace = namespace_of(input, meta);
     let facts = PodFacts {
         endpoint: &settings.endpoint,
         protocol: if settings.protocol.is_empty() {
