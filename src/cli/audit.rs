@@ -369,13 +369,25 @@ async fn read_subjects(
             None => Api::all_with(client.clone(), &ar),
         };
         for obj in list_all(&list, page, &format!("{}s", api.kind), progress).await? {
-            let owned = obj
+            let controller = obj
                 .metadata
                 .owner_references
                 .iter()
                 .flatten()
-                .any(|o| o.controller == Some(true));
-            if owned {
+                .find(|o| o.controller == Some(true));
+            if let Some(c) = controller {
+                // A Pod's Sandbox leads to the claim or warm pool that holds it.
+                owners.insert(
+                    (
+                        obj.metadata.namespace.clone().unwrap_or_default(),
+                        format!(
+                            "{}/{}",
+                            api.kind,
+                            obj.metadata.name.as_deref().unwrap_or_default()
+                        ),
+                    ),
+                    format!("{}/{}", c.kind, c.name),
+                );
                 continue;
             }
             let mut value = serde_json::to_value(&obj).context("cannot re-read a listed object")?;
@@ -397,7 +409,8 @@ fn controller_of(object: &Value) -> Option<String> {
 }
 
 /// Replaces each finding's workload by its owner's owner while one is known: a Pod's
-/// ReplicaSet by its Deployment, a Job by its CronJob. `owners` maps `(namespace, Kind/name)`
+/// ReplicaSet by its Deployment, a Job by its CronJob, a Sandbox by the claim or warm pool that
+/// holds it (and names that claim). `owners` maps `(namespace, Kind/name)`
 /// of ReplicaSets and Jobs to their controller's `Kind/name`.
 pub fn resolve_workloads(report: &mut Report, owners: &BTreeMap<(String, String), String>) {
     for f in &mut report.findings {
@@ -407,6 +420,9 @@ pub fn resolve_workloads(report: &mut Report, owners: &BTreeMap<(String, String)
                 Some(up) => f.workload = up.clone(),
                 None => break,
             }
+        }
+        if let Some(claim) = f.workload.strip_prefix("SandboxClaim/") {
+            f.sandbox_claim = Some(claim.to_string());
         }
     }
 }
@@ -576,6 +592,13 @@ pub fn judge_at(
             kind: kind.to_string(),
             api_version: api_version.clone(),
             workload: controller_of(object).unwrap_or_else(|| format!("{kind}/{}", review.name)),
+            sandbox: match &review.object {
+                Subject::Pod(p) => {
+                    crate::engine::review::sandbox_owner(&p.metadata).map(String::from)
+                }
+                _ => None,
+            },
+            sandbox_claim: None,
             namespace: review.namespace.clone(),
             name: review.name.clone(),
             uid: object["metadata"]["uid"].as_str().unwrap_or("").to_string(),
@@ -648,9 +671,14 @@ fn write_table(out: &mut dyn Write, r: &Report) -> io::Result<()> {
         } else {
             ""
         };
+        let sandbox = match (&f.sandbox, &f.sandbox_claim) {
+            (Some(s), Some(c)) => format!(" (Sandbox {s}, SandboxClaim {c})"),
+            (Some(s), None) => format!(" (Sandbox {s})"),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "{} {}/{} [{}{how}]: {verdict}",
+            "{} {}/{}{sandbox} [{}{how}]: {verdict}",
             f.kind, f.namespace, f.name, f.mode
         )?;
         for j in &f.violations {
@@ -926,6 +954,63 @@ mod tests {
             report.by_check.contains_key("default-deny-egress"),
             "{:?}",
             report.by_check
+        );
+    }
+
+    #[test]
+    fn a_sandboxs_pod_is_an_agent_and_named_with_its_sandbox_and_claim() {
+        let pod = |name: &str, sandbox: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "agents",
+                    "labels": {"sandbox": "openclaw"},
+                    "ownerReferences": [{"apiVersion": "agents.x-k8s.io/v1beta1",
+                        "kind": "Sandbox", "name": sandbox, "uid": "s", "controller": true}]},
+                "spec": {"containers": [{"name": "c", "image": "ghcr.io/openclaw/openclaw:1"}]}})
+        };
+        let subjects = vec![
+            ("Pod", "v1".to_string(), pod("claimed", "claimed")),
+            ("Pod", "v1".to_string(), pod("idle", "pool-x7k2p")),
+            ("Pod", "v1".to_string(), pod("direct", "direct")),
+        ];
+        let mut report = judge(&Policy::default(), &StaticView::new(), &subjects);
+        assert_eq!(report.findings.len(), 3, "{:?}", report.findings);
+        // As read_subjects records the Sandboxes' owners.
+        let owners = BTreeMap::from([
+            (
+                ("agents".to_string(), "Sandbox/claimed".to_string()),
+                "SandboxClaim/my-claim".to_string(),
+            ),
+            (
+                ("agents".to_string(), "Sandbox/pool-x7k2p".to_string()),
+                "SandboxWarmPool/pool".to_string(),
+            ),
+        ]);
+        resolve_workloads(&mut report, &owners);
+        let by_name = |n: &str| report.findings.iter().find(|f| f.name == n).unwrap();
+        let claimed = by_name("claimed");
+        assert_eq!(claimed.workload, "SandboxClaim/my-claim");
+        assert_eq!(claimed.sandbox.as_deref(), Some("claimed"));
+        assert_eq!(claimed.sandbox_claim.as_deref(), Some("my-claim"));
+        let idle = by_name("idle");
+        assert_eq!(
+            (
+                idle.workload.as_str(),
+                idle.sandbox.as_deref(),
+                idle.sandbox_claim.as_deref()
+            ),
+            ("SandboxWarmPool/pool", Some("pool-x7k2p"), None)
+        );
+        assert_eq!(by_name("direct").workload, "Sandbox/direct");
+        let mut table = Vec::new();
+        write_table(&mut table, &report).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.contains("Pod agents/claimed (Sandbox claimed, SandboxClaim my-claim) ["),
+            "{table}"
+        );
+        assert!(
+            table.contains("Pod agents/direct (Sandbox direct) ["),
+            "{table}"
         );
     }
 

@@ -18,6 +18,12 @@ pub struct Finding {
     /// The workload that owns it, `Kind/name`: its controller (a Pod's ReplicaSet's
     /// Deployment, a Job's CronJob), or the object itself when nothing controls it.
     pub workload: String,
+    /// For a Pod agent-sandbox's controller made: the Sandbox it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    /// ... and the SandboxClaim that holds that Sandbox, when a claim does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_claim: Option<String>,
     /// The namespace's mode now.
     pub mode: &'static str,
     /// Found by image only: no agent label.

@@ -158,6 +158,17 @@ fn severity(tier: crate::engine::violation::Tier) -> &'static str {
     }
 }
 
+/// A result's properties, with the Sandbox and SandboxClaim of a Pod agent-sandbox made.
+fn properties(f: &Finding, mut p: serde_json::Value) -> serde_json::Value {
+    if let Some(s) = &f.sandbox {
+        p["sandbox"] = s.as_str().into();
+    }
+    if let Some(c) = &f.sandbox_claim {
+        p["sandboxClaim"] = c.as_str().into();
+    }
+    p
+}
+
 /// The results of one finding: one per violation, or one `pass`. `policy` and `rule` are the
 /// check id (`agent-box` for an object that passes them all); `properties` carry the owning
 /// workload, the path and the fix, for viewers that filter by them.
@@ -169,7 +180,7 @@ fn results_of(f: &Finding, now: i64) -> serde_json::Result<Vec<(Box<RawValue>, O
         let r = json!({"source": REPORT_NAME, "policy": "agent-box", "rule": "agent-box",
             "category": CATEGORY, "result": "pass", "scored": true, "timestamp": timestamp,
             "message": "passes every check", "resources": [resource],
-            "properties": {"workload": f.workload, "mode": f.mode}});
+            "properties": properties(f, json!({"workload": f.workload, "mode": f.mode}))});
         return Ok(vec![(serde_json::value::to_raw_value(&r)?, Outcome::Pass)]);
     }
     let mut out = Vec::with_capacity(f.violations.len());
@@ -186,8 +197,8 @@ fn results_of(f: &Finding, now: i64) -> serde_json::Result<Vec<(Box<RawValue>, O
             "result": if outcome == Outcome::Fail { "fail" } else { "warn" },
             "scored": true, "timestamp": timestamp, "message": j.violation.message,
             "resources": [resource],
-            "properties": {"workload": f.workload, "path": j.violation.path,
-                "fix": j.violation.fix, "mode": f.mode}});
+            "properties": properties(f, json!({"workload": f.workload, "path": j.violation.path,
+                "fix": j.violation.fix, "mode": f.mode}))});
         out.push((serde_json::value::to_raw_value(&r)?, outcome));
     }
     Ok(out)
@@ -540,6 +551,8 @@ mod tests {
                 name: format!("agent-{i}"),
                 uid: format!("uid-{i}"),
                 workload: format!("Deployment/app-{}", i / per),
+                sandbox: None,
+                sandbox_claim: None,
                 mode: "audit",
                 unlabelled: false,
                 refused_now: false,
@@ -666,6 +679,20 @@ mod tests {
         assert_eq!(x["properties"]["workload"], "Deployment/app-0");
         assert_eq!(x["properties"]["path"], j.violation.path.as_str());
         assert_eq!(x["properties"]["fix"], j.violation.fix.as_str());
+        assert!(x["properties"].get("sandbox").is_none(), "{x}");
+
+        // A Pod agent-sandbox made names its Sandbox and the claim holding it.
+        let mut r = report(1, 1);
+        r.findings[0].workload = "SandboxClaim/my-claim".into();
+        r.findings[0].sandbox = Some("my-claim".into());
+        r.findings[0].sandbox_claim = Some("my-claim".into());
+        let refs: Vec<&Finding> = r.findings.iter().collect();
+        let results = namespace_results(&refs, 42).unwrap();
+        let parts = namespace_parts(&OPENREPORTS, "agents", &results, DEFAULT_MAX_BYTES).unwrap();
+        let x = &parsed(&parts[0])["results"][0];
+        assert_eq!(x["properties"]["sandbox"], "my-claim");
+        assert_eq!(x["properties"]["sandboxClaim"], "my-claim");
+        assert_eq!(x["properties"]["workload"], "SandboxClaim/my-claim");
     }
 
     #[test]

@@ -287,10 +287,23 @@ is sent too, so the webhook can refuse it (relabel-requires-approval). On CREATE
 ({{ include "openclaw-admission.celAgentTemplateIn" (list . "object") }}) || ({{ include "openclaw-admission.celAgentTemplateIn" (list . "oldObject") }})
 {{- end -}}
 
-{{/* The labels of the pod in `var` match one of agentSelectors (a Pod always has metadata). Argument: (list $ var). */}}
+{{/*
+The pod in `var` is an agent: its labels match one of agentSelectors (a Pod always has
+metadata), or, with policy.agentSandbox.allAgents (the default), its controller owner is an
+agent-sandbox Sandbox (the Pod the Sandbox controller made), narrowed by agentSandbox.selector on
+the Pod's labels. Argument: (list $ var).
+*/}}
 {{- define "openclaw-admission.celAgentPodIn" -}}
+{{- $ := index . 0 -}}
 {{- $o := index . 1 -}}
-{{ $o }} != null && has({{ $o }}.metadata) && [has({{ $o }}.metadata.labels) ? {{ $o }}.metadata.labels : {}].exists(l, {{ include "openclaw-admission.celAnySelector" (index . 0) }})
+{{- $labels := printf "[has(%s.metadata.labels) ? %s.metadata.labels : {}]" $o $o -}}
+{{- $s := dig "agentSandbox" dict ($.Values.policy | default dict) -}}
+{{- $all := true -}}
+{{- if hasKey $s "allAgents" -}}{{- $all = $s.allAgents -}}{{- end -}}
+{{ $o }} != null && has({{ $o }}.metadata) && ({{ $labels }}.exists(l, {{ include "openclaw-admission.celAnySelector" $ }})
+{{- if $all }} || (has({{ $o }}.metadata.ownerReferences) && {{ $o }}.metadata.ownerReferences.exists(r, has(r.controller) && r.controller && r.kind == 'Sandbox' && r.apiVersion.startsWith('agents.x-k8s.io/'))
+{{- if $s.selector }} && {{ $labels }}.exists(l, {{ include "openclaw-admission.celSelector" $s.selector }}){{ end -}}
+){{- end -}})
 {{- end -}}
 
 {{/* The pod's own labels match one of agentSelectors. */}}
@@ -371,6 +384,16 @@ or the Service's DNS name, with the port when it is not 443).
 {{/* The labels of the pod template of the agent-sandbox object in `var` (Sandbox and SandboxTemplate keep it at spec.podTemplate). Argument: the variable name. */}}
 {{- define "openclaw-admission.celSandboxLabels" -}}
 {{ . }} != null && has({{ . }}.spec) && has({{ . }}.spec.podTemplate) && has({{ . }}.spec.podTemplate.metadata) && has({{ . }}.spec.podTemplate.metadata.labels) ? {{ . }}.spec.podTemplate.metadata.labels : {}
+{{- end -}}
+
+{{/*
+A Sandbox or SandboxTemplate asks for an exemption (the policy's exemptionAnnotation on its pod
+template): an approver's request gets the signed stamp, which the controller's Sandboxes and
+Pods carry.
+*/}}
+{{- define "openclaw-admission.celSandboxExemptionAsked" -}}
+{{- $key := .Values.policy.exemptionAnnotation | default "openclaw.io/exempt" -}}
+object != null && has(object.spec) && has(object.spec.podTemplate) && has(object.spec.podTemplate.metadata) && has(object.spec.podTemplate.metadata.annotations) && {{ toJson $key }} in object.spec.podTemplate.metadata.annotations
 {{- end -}}
 
 {{/*
