@@ -478,3 +478,48 @@ fn name_hash_is_agent_sandboxs_fnv_1a() {
     assert_eq!(name_hash("a"), "e40c292c");
     assert_eq!(name_hash("python-sandbox-template"), "d274c066");
 }
+
+#[test]
+fn taking_the_sandbox_owner_off_its_pod_is_refused_to_a_tenant() {
+    let t = sandbox_template(TEMPLATE, &agent_pod(false));
+    let old = pod_from(&sandbox_from(
+        &t,
+        "openclaw-pool-x7k2p",
+        "SandboxWarmPool",
+        POOL,
+    ));
+    let mut new = old.clone();
+    new["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    let update = |user| {
+        let mut r = review("Pod", "UPDATE", new.clone(), user);
+        r.old_object = Subject::from_value("Pod", old.clone()).unwrap();
+        r
+    };
+    let d = evaluate(&update(TENANT), &Policy::default(), &hardened_view());
+    assert!(!d.allowed, "{d:?}");
+    let v = d
+        .violations
+        .iter()
+        .find(|j| j.violation.check == "relabel-requires-approval")
+        .expect("a relabel violation");
+    assert_eq!(v.violation.path, "metadata.ownerReferences");
+    assert!(
+        v.violation.message.contains("Sandbox owner reference"),
+        "{v:?}"
+    );
+    // The controller orphaning its own Pod is a controller's business.
+    let d = evaluate(
+        &update(CONTROLLER_USER),
+        &Policy::default(),
+        &hardened_view(),
+    );
+    assert!(
+        !d.violations
+            .iter()
+            .any(|j| j.violation.check == "relabel-requires-approval"),
+        "{d:?}"
+    );
+}

@@ -76,10 +76,18 @@ fn check(input: &UpdateInput<'_>) -> Vec<Violation> {
     if out.is_empty() && input.is.is_none() {
         // Still an agent by every label it had, yet no longer one: the catch-all found it by
         // an image the request replaces (or a selector's NotIn/DoesNotExist now excludes it).
+        // Or it was an agent as the Pod of an agent-sandbox Sandbox, and the request takes
+        // that owner reference off.
+        let unowned = crate::engine::review::sandbox_owner(input.old.meta).is_some()
+            && crate::engine::review::sandbox_owner(input.new.meta).is_none();
         let (path, how) = match input.was {
             Match::CaughtByImage(_) => (
                 input.new.path("containers"),
                 "replace the OpenClaw image the catch-all found it by",
+            ),
+            Match::Selected if unowned => (
+                "metadata.ownerReferences".to_string(),
+                "take off the Sandbox owner reference it is an agent by",
             ),
             Match::Selected => (labels_path.clone(), "add a label that unselects"),
         };
