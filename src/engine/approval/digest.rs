@@ -19,7 +19,9 @@
 //!   `dnsConfig.nameservers: [8.8.8.8, 1.1.1.1]`, the "secure defaults" they write into a
 //!   template that leaves these unset (both only take from the Pod, never give it more);
 //! - `cluster-autoscaler.kubernetes.io/safe-to-evict: "true"`, which a warm pool may add to
-//!   its idle Sandboxes and a claim takes off when it adopts one.
+//!   its idle Sandboxes and a claim takes off when it adopts one;
+//! - a container's empty `resources: {}`, which is how the controllers' Go types write back a
+//!   container that has none (the same as none).
 //!
 //! What a claim adds (its env and `additionalPodMetadata`) is content: a template's stamp does
 //! not reach a Sandbox a claim changed that way (the claim itself is judged for what it adds).
@@ -104,6 +106,19 @@ pub fn of_template(t: &Template, own_name: &str) -> Option<String> {
     {
         if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false)) {
             spec.remove("automountServiceAccountToken");
+        }
+        // The controllers write the pod template back through Go's types, where a container's
+        // `resources` is a struct: one the template left out comes back as `{}`.
+        for list in ["initContainers", "containers"] {
+            if let Some(Value::Array(cs)) = spec.get_mut(list) {
+                for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                    if c.get("resources")
+                        .is_some_and(|r| r.as_object().is_some_and(serde_json::Map::is_empty))
+                    {
+                        c.remove("resources");
+                    }
+                }
+            }
         }
         let public_resolvers = serde_json::json!({"nameservers": SANDBOX_DEFAULT_NAMESERVERS});
         if spec.get("dnsPolicy").and_then(Value::as_str) == Some("None")
@@ -298,6 +313,7 @@ mod tests {
         made["spec"]["automountServiceAccountToken"] = false.into();
         made["spec"]["dnsPolicy"] = "None".into();
         made["spec"]["dnsConfig"] = json!({"nameservers": ["8.8.8.8", "1.1.1.1"]});
+        made["spec"]["containers"][0]["resources"] = json!({});
         assert_eq!(
             digest("Sandbox", sandbox("Sandbox", "pool-x7k2p", made.clone())),
             d
@@ -309,6 +325,7 @@ mod tests {
             |t| t["spec"]["dnsConfig"] = json!({"nameservers": ["10.0.0.53"]}),
             |t| t["spec"]["automountServiceAccountToken"] = true.into(),
             |t| t["metadata"]["annotations"][SAFE_TO_EVICT_ANNOTATION] = "false".into(),
+            |t| t["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "1Gi"}}),
         ];
         for (i, change) in changes.into_iter().enumerate() {
             let mut t = made.clone();
