@@ -363,77 +363,60 @@ fn a_templates_approval_reaches_nothing_else() {
     let t = stamped_template(TEMPLATE, &policy);
     let view = view_with_chain(&t);
     let pooled = sandbox_from(&t, "openclaw-pool-x7k2p", "SandboxWarmPool", POOL);
+    // Each is created by `user` and refused: the stamp does not hold for it.
+    let refused = |what: &str, kind: &str, object: Value, user, view: &StaticView| {
+        let d = evaluate(&review(kind, "CREATE", object, user), &policy, view);
+        assert!(!d.allowed, "{what}: {d:?}");
+    };
 
     // A tenant writing the controller's Sandbox, stamp and all.
-    let d = evaluate(
-        &review("Sandbox", "CREATE", pooled.clone(), TENANT),
-        &policy,
-        &view,
-    );
-    assert!(!d.allowed, "{d:?}");
+    refused("tenant's Sandbox", "Sandbox", pooled.clone(), TENANT, &view);
 
     // The stamp copied onto another template: that template's Sandboxes and Pods. (The
     // copy on the template itself is the tenant's own request, judged without it.)
     let mut copy = t.clone();
     copy["metadata"]["name"] = "tenant-copy".into();
-    let d = evaluate(
-        &review("SandboxTemplate", "CREATE", copy.clone(), TENANT),
-        &policy,
+    refused(
+        "copied template",
+        "SandboxTemplate",
+        copy.clone(),
+        TENANT,
         &view,
     );
-    assert!(!d.allowed, "{d:?}");
     let mut v2 = view_with_chain(&copy);
     v2.add(&t, NS).unwrap();
     let other = sandbox_from(&copy, "openclaw-pool-q9w8e", "SandboxWarmPool", POOL);
-    let d = evaluate(
-        &review("Sandbox", "CREATE", other.clone(), CONTROLLER_USER),
-        &policy,
+    refused(
+        "copy's Sandbox",
+        "Sandbox",
+        other.clone(),
+        CONTROLLER_USER,
         &v2,
     );
-    assert!(!d.allowed, "{d:?}");
-    let d = evaluate(
-        &review("Pod", "CREATE", pod_from(&other), CONTROLLER_USER),
-        &policy,
-        &v2,
-    );
-    assert!(!d.allowed, "{d:?}");
+    refused("copy's Pod", "Pod", pod_from(&other), CONTROLLER_USER, &v2);
 
     // Content the approver did not sign: a Sandbox the controller made from the template but
     // with a claim's env added.
     let mut with_env = sandbox_from(&t, "my-claim", "SandboxClaim", CLAIM);
     with_env["spec"]["podTemplate"]["spec"]["containers"][0]["env"] =
         json!([{"name": "MODEL", "value": "large"}]);
-    let d = evaluate(
-        &review("Sandbox", "CREATE", with_env, CONTROLLER_USER),
-        &policy,
-        &view,
-    );
-    assert!(!d.allowed, "{d:?}");
+    refused("claim's env", "Sandbox", with_env, CONTROLLER_USER, &view);
 
     // A Pod whose template label names another template, and one a person creates.
     let mut relabelled = pod_from(&pooled);
     relabelled["metadata"]["labels"][TEMPLATE_REF_HASH_LABEL] = name_hash("tenant-copy").into();
-    let d = evaluate(
-        &review("Pod", "CREATE", relabelled, CONTROLLER_USER),
-        &policy,
+    refused(
+        "other template's label",
+        "Pod",
+        relabelled,
+        CONTROLLER_USER,
         &view,
     );
-    assert!(!d.allowed, "{d:?}");
-    let d = evaluate(
-        &review("Pod", "CREATE", pod_from(&pooled), TENANT),
-        &policy,
-        &view,
-    );
-    assert!(!d.allowed, "{d:?}");
+    refused("tenant's Pod", "Pod", pod_from(&pooled), TENANT, &view);
 
     // A claim the view does not hold: the chain is not followed.
     let unknown = sandbox_from(&t, "other-claim", "SandboxClaim", "not-held");
-    let d = evaluate(
-        &review("Sandbox", "CREATE", unknown, CONTROLLER_USER),
-        &policy,
-        &view,
-    );
-    assert!(!d.allowed, "{d:?}");
+    refused("unknown claim", "Sandbox", unknown, CONTROLLER_USER, &view);
 }
 
 #[test]
