@@ -131,14 +131,17 @@ fn sandbox_from(template: &Value, name: &str, owner_kind: &str, owner: &str) -> 
 fn pod_from(sandbox: &Value) -> Value {
     let name = sandbox["metadata"]["name"].as_str().unwrap();
     let pt = &sandbox["spec"]["podTemplate"];
-    let reserved = |k: &str| k.starts_with("agents.x-k8s.io/");
-    let mut labels: serde_json::Map<String, Value> = pt["metadata"]["labels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(k, _)| !reserved(k))
-        .collect();
+    // The template's keys but the reserved ones, which the controller never copies.
+    let copied = |field: &str| -> serde_json::Map<String, Value> {
+        pt["metadata"][field]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("agents.x-k8s.io/"))
+            .collect()
+    };
+    let mut labels = copied("labels");
     labels.insert(
         "agents.x-k8s.io/sandbox-name-hash".into(),
         name_hash(name).into(),
@@ -146,13 +149,7 @@ fn pod_from(sandbox: &Value) -> Value {
     if let Some(h) = sandbox["metadata"]["labels"][TEMPLATE_REF_HASH_LABEL].as_str() {
         labels.insert(TEMPLATE_REF_HASH_LABEL.into(), h.into());
     }
-    let annotations: serde_json::Map<String, Value> = pt["metadata"]["annotations"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(k, _)| !reserved(k))
-        .collect();
+    let annotations = copied("annotations");
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": NS, "labels": labels, "annotations": annotations,
             "ownerReferences": [{"apiVersion": "agents.x-k8s.io/v1beta1", "kind": "Sandbox",
