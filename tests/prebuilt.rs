@@ -44,6 +44,11 @@ fn an_empty_cache_is_one_line_naming_the_make_command() {
         "agent-sandbox's CRDs are not fetched: run `make agent-sandbox` (tests/agent-sandbox/fetch.sh, seconds once)"
     );
     assert_eq!(
+        require_in(&[Need::AgentSandboxController], Some(cache.path())).unwrap_err(),
+        "agent-sandbox's controller is not built: run `make agent-sandbox-controller` \
+         (tests/agent-sandbox/build.sh, about 22 minutes once)"
+    );
+    assert_eq!(
         require_in(&[Need::ReportCrds], Some(cache.path())).unwrap_err(),
         "the policy report CRDs are not fetched: run `make reports` (tests/reports/fetch.sh, seconds once)"
     );
@@ -60,6 +65,7 @@ fn a_complete_cache_gives_each_directory_and_one_missing_file_is_missing() {
         Need::Tools,
         Need::PsaFixtures,
         Need::AgentSandbox,
+        Need::AgentSandboxController,
         Need::ReportCrds,
     ];
     let mut dirs = Vec::new();

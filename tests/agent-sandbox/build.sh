@@ -6,7 +6,8 @@
 # and prints that path last. The e2e suite runs it against the project's control plane, so
 # Sandbox Pods reach the webhook as the real controller makes them.
 #
-# Usage: tests/agent-sandbox/build.sh [--print-path]   (--print-path: the path only, no Go)
+# Usage: tests/agent-sandbox/build.sh [--print-path|--print-dir]
+#   --print-path: the binary's path only, --print-dir: its directory only; neither builds.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,8 +26,9 @@ OUT="$OUT_DIR/agent-sandbox-controller"
 
 case "${1:-}" in
   --print-path) echo "$OUT"; exit 0 ;;
+  --print-dir) echo "$OUT_DIR"; exit 0 ;;
   "") ;;
-  *) echo "usage: $0 [--print-path]" >&2; exit 64 ;;
+  *) echo "usage: $0 [--print-path|--print-dir]" >&2; exit 64 ;;
 esac
 
 if [[ ! -x "$OUT" ]]; then

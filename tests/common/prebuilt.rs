@@ -1,8 +1,9 @@
 //! What some tests run that cargo does not build: the control plane (kube-apiserver, etcd,
 //! kubectl, helm; tests/controlplane/build.sh), the MLflow venv (tests/mlflow/venv.sh), the
 //! image tools (crane and the rest; tools/build.sh) and Kubernetes' Pod Security fixtures
-//! (tests/psa/fetch.sh), agent-sandbox's CRDs (tests/agent-sandbox/fetch.sh) and the policy
-//! report CRDs (tests/reports/fetch.sh), each cached outside git under
+//! (tests/psa/fetch.sh), agent-sandbox's CRDs and RBAC (tests/agent-sandbox/fetch.sh) and its
+//! controller (tests/agent-sandbox/build.sh), and the policy report CRDs
+//! (tests/reports/fetch.sh), each cached outside git under
 //! `${OPENCLAW_CACHE:-$HOME/.cache/openclaw-admission}`.
 //!
 //! A test that needs one of them asks here first. When something is missing, it fails at once
@@ -24,6 +25,7 @@ pub enum Need {
     Tools,
     PsaFixtures,
     AgentSandbox,
+    AgentSandboxController,
     ReportCrds,
 }
 
@@ -63,7 +65,12 @@ impl Need {
             Need::AgentSandbox => (
                 "tests/agent-sandbox/fetch.sh",
                 "--print-dir",
-                &[".complete", "crds"],
+                &[".complete", "crds", "rbac/identity.yaml"],
+            ),
+            Need::AgentSandboxController => (
+                "tests/agent-sandbox/build.sh",
+                "--print-dir",
+                &["agent-sandbox-controller"],
             ),
             Need::ReportCrds => (
                 "tests/reports/fetch.sh",
@@ -101,6 +108,11 @@ impl Need {
                 "agent-sandbox's CRDs are not fetched",
                 "agent-sandbox",
                 "tests/agent-sandbox/fetch.sh, seconds once",
+            ),
+            Need::AgentSandboxController => (
+                "agent-sandbox's controller is not built",
+                "agent-sandbox-controller",
+                "tests/agent-sandbox/build.sh, about 22 minutes once",
             ),
             Need::ReportCrds => (
                 "the policy report CRDs are not fetched",

@@ -3,23 +3,42 @@
 # them, and the two example agents. The unhardened one (shaped like the published OpenClaw
 # manifests) is refused with its reasons; the hardened one is stored with what the webhook
 # injected. Everything started here is stopped on exit, also on Ctrl-C.
+#
+# With --sandbox (`make demo-sandbox`), a second act: SIG Apps' agent-sandbox controller, built
+# from the Go module proxy (tests/agent-sandbox/build.sh; about 22 minutes the first time, then
+# cached), runs as its own ServiceAccount; the hardened SandboxTemplate, warm pool and claim of
+# examples/agent-sandbox/ give a Pod, made by that controller through the webhook, and what was
+# injected into it is printed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
+SANDBOX=0
+case "${1:-}" in
+  --sandbox) SANDBOX=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--sandbox]" >&2; exit 64 ;;
+esac
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "building what is missing (control plane from the Go module proxy, then the webhook)"
 bash tests/controlplane/build.sh
+if [[ $SANDBOX == 1 ]]; then
+  bash tests/agent-sandbox/fetch.sh >/dev/null
+  CONTROLLER="$(bash tests/agent-sandbox/build.sh)"
+fi
 cargo build --release --quiet --bin openclaw-admission
 BIN="$ROOT/target/release/openclaw-admission"
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/openclaw-demo.XXXXXX")"
 WEBHOOK_PID=""
+CONTROLLER_PID=""
 cleanup() {
   local rc=$?
   step "stopping everything the demo started"
+  [[ -n "$CONTROLLER_PID" ]] && kill "$CONTROLLER_PID" 2>/dev/null && wait "$CONTROLLER_PID" 2>/dev/null || true
   [[ -n "$WEBHOOK_PID" ]] && kill "$WEBHOOK_PID" 2>/dev/null && wait "$WEBHOOK_PID" 2>/dev/null || true
   bash tests/controlplane/down.sh "$DIR/cp" || rc=1
   rm -rf "$DIR"
@@ -83,5 +102,65 @@ echo "  $POD, created by $("$K" -n openclaw-hardened get "$POD" -o jsonpath='{.m
 
 step "what the webhook injected into the controller's Pod (excerpt of kubectl get pod -o yaml)"
 "$K" -n openclaw-hardened get "$POD" -o json | python3 tests/demo/excerpt.py
+
+if [[ $SANDBOX == 0 ]]; then
+  echo
+  echo "demo done: one refusal with its reasons, one agent Deployment whose Pod carries what was injected"
+  exit 0
+fi
+
+step "act two: agent-sandbox's controller, as system:serviceaccount:agent-sandbox-system:agent-sandbox-controller"
+CRDS="$(bash tests/agent-sandbox/fetch.sh --print-dir)/crds"
+"$K" apply -f "$CRDS" | sed 's/^/  /'
+"$K" wait --for=condition=established --timeout=30s -f "$CRDS" >/dev/null
+# Its Namespace, ServiceAccount and ClusterRoles as upstream declares them, and a kubeconfig
+# with a token of that ServiceAccount: the user the webhook sees, as in a cluster.
+bash tests/agent-sandbox/identity.sh "$K" "$DIR/controller.kubeconfig" 1h >/dev/null
+HEALTH="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+setpriv --pdeathsig TERM -- "$CONTROLLER" --kubeconfig "$DIR/controller.kubeconfig" --extensions \
+  --leader-elect=false --metrics-bind-address=0 --health-probe-bind-address="127.0.0.1:$HEALTH" \
+  --zap-encoder=console >"$DIR/controller.log" 2>&1 &
+CONTROLLER_PID=$!
+for _ in $(seq 1 120); do
+  if curl -sf "http://127.0.0.1:$HEALTH/healthz" >/dev/null 2>&1; then break; fi
+  kill -0 "$CONTROLLER_PID" 2>/dev/null || { echo "the controller exited:"; cat "$DIR/controller.log"; exit 1; }
+  sleep 0.25
+done
+echo "  agent-sandbox-controller running, its own ClusterRoles, no leader election (no kubelet here: its Pods are stored, never run)"
+
+step "kubectl apply -f examples/agent-sandbox/   (a hardened SandboxTemplate, a warm pool of one, a claim)"
+"$K" apply -f examples/agent-sandbox/namespace.yaml | sed 's/^/  /'
+# The template's pod template asks for gVisor; the RuntimeClass admission plugin wants the class.
+printf 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: gvisor\nhandler: runsc\n' \
+  | "$K" apply -f - | sed 's/^/  /'
+for _ in $(seq 1 100); do "$K" -n openclaw-sandbox get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
+"$K" apply -f examples/agent-sandbox/sandboxtemplate.yaml | sed 's/^/  /'
+# The webhook judges a pool and a claim against the template, which it learns by watch a moment
+# after it is stored: until then the claim is warned of a missing template, so try again.
+out=""
+for _ in $(seq 1 40); do
+  out="$("$K" apply -f examples/agent-sandbox/warmpool-and-claim.yaml 2>&1)" || true
+  grep -q 'does not exist' <<<"$out" || break
+  sleep 0.25
+done
+sed 's/^/  /' <<<"$out"
+
+step "the controller makes the pool's Sandbox and the claim's, and their Pods, through the webhook"
+# Without a kubelet no warm Sandbox reports an IP, so after 2 s the claim gets a Sandbox of its
+# own from the template (agent-sandbox's cold start), named after the claim.
+SB=""
+for _ in $(seq 1 150); do
+  SB="$("$K" -n openclaw-sandbox get sandboxclaim research -o jsonpath='{.status.sandbox.name}' 2>/dev/null || true)"
+  [[ -n "$SB" ]] && "$K" -n openclaw-sandbox get pod "$SB" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"$K" -n openclaw-sandbox get sandboxes,pods 2>/dev/null | sed 's/^/  /'
+if [[ -z "$SB" ]] || ! "$K" -n openclaw-sandbox get pod "$SB" >/dev/null 2>&1; then
+  echo "UNEXPECTED: the claim got no Pod; the controller's log:"; tail -n 30 "$DIR/controller.log"; exit 1
+fi
+echo "  claim research -> Sandbox $SB -> pod/$SB, created by $("$K" -n openclaw-sandbox get pod "$SB" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')"
+
+step "what the webhook injected into the controller's Pod (excerpt of kubectl get pod -o yaml)"
+"$K" -n openclaw-sandbox get pod "$SB" -o json | python3 tests/demo/excerpt.py
 echo
-echo "demo done: one refusal with its reasons, one agent Deployment whose Pod carries what was injected"
+echo "demo done: one refusal with its reasons, one agent Deployment and one agent-sandbox claim whose Pods carry what was injected"
