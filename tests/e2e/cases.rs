@@ -113,6 +113,7 @@ pub fn all() -> Vec<(&'static str, Case)> {
     all.extend(crate::isolation::all());
     all.extend(crate::credentials::all());
     all.extend(crate::sandboxes::all());
+    all.extend(crate::sandbox_controller::all());
     let rest: Vec<(&'static str, Case)> = vec![
         (
             "yaml_is_read_as_kubectl_reads_it_object_by_object",

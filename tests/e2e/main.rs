@@ -25,6 +25,7 @@ mod observability;
 mod optional_apis;
 #[path = "../common/prebuilt.rs"]
 mod prebuilt;
+mod sandbox_controller;
 mod sandboxes;
 mod scan;
 mod second_webhook;
@@ -87,6 +88,7 @@ fn main() -> ExitCode {
     }
     if failed > 0 {
         env.dump_webhook_log();
+        sandbox_controller::dump_log(&env);
     }
     drop(env);
     println!(

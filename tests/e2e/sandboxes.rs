@@ -39,7 +39,7 @@ fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 
 /// Installs agent-sandbox's CRDs (once; `kubectl apply` is idempotent) and the case namespace,
 /// then waits until the webhook watches templates and warm pools.
-fn prepare(env: &Env) -> Result<(), String> {
+pub fn prepare(env: &Env) -> Result<(), String> {
     let dir = crate::prebuilt::require(&[crate::prebuilt::Need::AgentSandbox])?.remove(0);
     let crds = dir.join("crds");
     let out = env.kubectl(&["apply", "-f", &crds.to_string_lossy()]);
@@ -101,7 +101,7 @@ fn sandbox(name: &str, hardened: bool) -> Value {
 }
 
 /// `spec.networkPolicy` allowing DNS and HTTPS: what the suite's allow-list allows.
-fn dns_and_https() -> Value {
+pub fn dns_and_https() -> Value {
     json!({"egress": [
         {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
         {"ports": [{"protocol": "TCP", "port": 443}]}

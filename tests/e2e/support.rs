@@ -16,12 +16,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_openclaw-admission");
 
 /// What the suite runs that cargo does not build: the control plane; MLflow, which the
 /// decision spans go to; crane and the SBOM tool, with which the registry case builds and
-/// serves the image.
+/// serves the image; agent-sandbox's CRDs and RBAC, and its controller, which the sandbox
+/// cases run (tests/e2e/sandbox_controller.rs).
 pub const NEEDS: &[Need] = &[
     Need::ControlPlane,
     Need::Mlflow,
     Need::Tools,
     Need::AgentSandbox,
+    Need::AgentSandboxController,
     Need::ReportCrds,
 ];
 
@@ -71,6 +73,9 @@ pub struct Env {
     /// The running `serve`: replaced by [`Env::restart_webhook`], hence behind a lock (the
     /// cases get `&Env`).
     webhook: Mutex<Option<Child>>,
+    /// agent-sandbox's controller, started by the first case that needs it
+    /// ([`crate::sandbox_controller::start`]) and stopped with the suite.
+    pub agent_sandbox: Mutex<Option<crate::sandbox_controller::Controller>>,
 }
 
 fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
@@ -83,7 +88,7 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
         .collect())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -91,7 +96,7 @@ fn free_port() -> u16 {
 }
 
 /// Runs a child so that it dies with this process (the test's main thread lives as long).
-fn tied_to_us(program: &Path) -> Command {
+pub fn tied_to_us(program: &Path) -> Command {
     if Path::new("/usr/bin/setpriv").exists() {
         let mut c = Command::new("/usr/bin/setpriv");
         c.arg("--pdeathsig").arg("KILL").arg("--").arg(program);
@@ -160,6 +165,7 @@ impl Env {
             webhook_client_ca: PathBuf::from(get("WEBHOOK_CLIENT_CA")?),
             rt,
             webhook: Mutex::new(None),
+            agent_sandbox: Mutex::new(None),
             dir,
         };
         let v = env.kubectl_json(&["version", "-o", "json"])?;
@@ -517,6 +523,8 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // The controller first: it would otherwise log the API server's going away.
+        drop(self.agent_sandbox.get_mut().ok().and_then(Option::take));
         let child = self.webhook.get_mut().ok().and_then(Option::take);
         if let Some(mut c) = child {
             let _ = c.kill();
