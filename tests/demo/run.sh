@@ -30,7 +30,7 @@ if [[ $SANDBOX == 1 ]]; then
   CONTROLLER="$(bash tests/agent-sandbox/build.sh)"
 fi
 cargo build --release --quiet --bin openclaw-admission
-BIN="$ROOT/target/release/openclaw-admission"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/openclaw-admission"
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/openclaw-demo.XXXXXX")"
 WEBHOOK_PID=""
@@ -162,5 +162,8 @@ echo "  claim research -> Sandbox $SB -> pod/$SB, created by $("$K" -n openclaw-
 
 step "what the webhook injected into the controller's Pod (excerpt of kubectl get pod -o yaml)"
 "$K" -n openclaw-sandbox get pod "$SB" -o json | python3 tests/demo/excerpt.py
+if [[ -z "$("$K" -n openclaw-sandbox get pod "$SB" -o jsonpath='{.metadata.annotations.openclaw\.io/injected}')" ]]; then
+  echo "UNEXPECTED: the webhook injected nothing into the controller's Pod"; exit 1
+fi
 echo
 echo "demo done: one refusal with its reasons, one agent Deployment and one agent-sandbox claim whose Pods carry what was injected"
