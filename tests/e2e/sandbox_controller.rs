@@ -15,7 +15,11 @@
 //!   and then creates a Sandbox of its own from the template, named after the claim (a cold
 //!   start). The adoption case therefore writes the warm Pod's status as a kubelet would
 //!   (`pods/status`: Running, an IP, Ready) before the claim comes, and the cold-start path is
-//!   what the approval case's claims take.
+//!   what the approval case's claims take;
+//! - the Sandboxes a pool or claim makes carry `automountServiceAccountToken: false` unless the
+//!   template sets it, so their Pods mount no token and the webhook adds none: the adoption
+//!   case's template asks for a token to see the webhook's short-lived one, the approval
+//!   case's does not.
 
 use crate::sandboxes::{dns_and_https, prepare};
 use crate::support::*;
@@ -271,18 +275,43 @@ fn sandboxes_of(env: &Env, ns: &str, owner: &str) -> Result<Vec<Value>, String> 
         .collect())
 }
 
-/// What the webhook injects, on a Pod the controller stored: a projected token living at most
-/// an hour and no `kube-api-access-*` volume, the Secrets Store CSI volume with the class the
+/// The ServiceAccount token a controller's Pod should end up with.
+#[derive(Clone, Copy, PartialEq)]
+enum Token {
+    /// The pod template asks for one (or leaves it to the ServiceAccount, on a Sandbox applied
+    /// directly): the webhook's projected token, at most an hour.
+    Projected,
+    /// The pod template leaves `automountServiceAccountToken` unset and a warm pool or claim
+    /// made the Sandbox: agent-sandbox's controllers write `false` into it ("secure defaults"),
+    /// and the webhook respects a Pod that asks for no token: none at all.
+    None,
+}
+
+/// What the webhook injects, on a Pod the controller stored: the token as `token` says and
+/// never a `kube-api-access-*` volume, the Secrets Store CSI volume with the class the
 /// template names, and the OTel env with `OTEL_SERVICE_NAME` = `service`, kept last.
-fn carries_the_box(pod: &Value, service: &str) -> Result<(), String> {
+fn carries_the_box(pod: &Value, service: &str, token: Token) -> Result<(), String> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("?");
-    let token = projected_token(pod).map_err(|e| format!("Pod {name}: {e}"))?;
-    let secs = token["serviceAccountToken"]["expirationSeconds"]
-        .as_i64()
-        .unwrap_or(i64::MAX);
-    expect(secs <= 3600, || {
-        format!("Pod {name}: the token lives {secs} s")
-    })?;
+    match token {
+        Token::Projected => {
+            let token = projected_token(pod).map_err(|e| format!("Pod {name}: {e}"))?;
+            let secs = token["serviceAccountToken"]["expirationSeconds"]
+                .as_i64()
+                .unwrap_or(i64::MAX);
+            expect(secs <= 3600, || {
+                format!("Pod {name}: the token lives {secs} s")
+            })?;
+        }
+        Token::None => {
+            let vols = pod["spec"]["volumes"].to_string();
+            expect(
+                pod["spec"]["automountServiceAccountToken"] == json!(false)
+                    && !vols.contains("kube-api-access-")
+                    && !vols.contains("serviceAccountToken"),
+                || format!("Pod {name} should mount no token at all: {vols}"),
+            )?;
+        }
+    }
     let vols = pod["spec"]["volumes"]
         .as_array()
         .cloned()
@@ -397,7 +426,11 @@ fn warm_pool_and_claim(env: &Env) -> Result<(), String> {
     start(env)?;
     namespace(env, NS)?;
     let tpl = "hardened-agent";
-    env.apply_docs(&[template(NS, tpl, pod_template())])?;
+    // An agent that talks to the API server asks for its token: the ServiceAccount plugin
+    // mounts `kube-api-access-*` and the webhook swaps it for its short-lived one.
+    let mut asks_for_a_token = pod_template();
+    asks_for_a_token["spec"]["automountServiceAccountToken"] = json!(true);
+    env.apply_docs(&[template(NS, tpl, asks_for_a_token)])?;
     // The webhook judges a pool against its template: wait until it has the template.
     env.eventually(20, || {
         let out = env.apply(&pool(NS, "warm", tpl), &[]);
@@ -419,7 +452,7 @@ fn warm_pool_and_claim(env: &Env) -> Result<(), String> {
         format!("pool Sandbox named {name}")
     })?;
     let pod = pod_of_sandbox(env, NS, &name)?;
-    carries_the_box(&pod, tpl)?;
+    carries_the_box(&pod, tpl, Token::Projected)?;
 
     kubelet_reports_running(env, NS, &name)?;
     env.eventually(30, || {
@@ -469,7 +502,7 @@ fn warm_pool_and_claim(env: &Env) -> Result<(), String> {
         )
     })?;
     // Still the same, mutated Pod; and nothing was refused on the way.
-    carries_the_box(&env.get_pod(NS, &name)?, tpl)?;
+    carries_the_box(&env.get_pod(NS, &name)?, tpl, Token::Projected)?;
     let refused = refusals(env, NS);
     expect(refused.is_empty(), || {
         format!("the webhook refused the controller: {refused:#?}")
@@ -493,7 +526,7 @@ fn direct_sandbox(env: &Env) -> Result<(), String> {
     let out = env.apply(&sb, &[]);
     expect(out.ok, || format!("hardened Sandbox: {}", out.all()))?;
     let pod = pod_of_sandbox(env, NS, name)?;
-    carries_the_box(&pod, name)?;
+    carries_the_box(&pod, name, Token::Projected)?;
     let refused = refusals(env, name);
     expect(refused.is_empty(), || {
         format!("the webhook refused the controller: {refused:#?}")
@@ -557,6 +590,13 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
     let mut writable = pod_template();
     writable["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
     writable["metadata"]["annotations"]["openclaw.io/exempt"] = json!("read-only-root-filesystem");
+    // With limits, as agents (and agent-sandbox's own OpenClaw example) set them. A container
+    // that sets no `resources` gets `resources: {}` in every Sandbox the controller writes (its
+    // Go types always serialize the field), which the approval digest does not discount: such
+    // a template's stamp would not reach its Sandboxes.
+    for list in ["initContainers", "containers"] {
+        writable["spec"][list][0]["resources"] = json!({"limits": {"cpu": "1", "memory": "1Gi"}});
+    }
 
     let out = env.apply(&template(ns, "approved", writable.clone()), &AS_APPROVER);
     expect(out.ok, || format!("the approver's template: {}", out.all()))?;
@@ -611,7 +651,7 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
             )
         },
     )?;
-    carries_the_box(&pod, "approved")?;
+    carries_the_box(&pod, "approved", Token::None)?;
     // The warm pool's own Sandbox and Pod came through too.
     let warm = sandboxes_of(env, ns, "SandboxWarmPool/approved")?;
     let warm_name = warm
