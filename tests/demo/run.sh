@@ -56,6 +56,16 @@ export KUBECONFIG
 K="$BIN_DIR/kubectl"
 "$K" version 2>/dev/null | sed 's/^/  /'
 
+if [[ $SANDBOX == 1 ]]; then
+  # agent-sandbox's install order: its CRDs, its controller (act two), then the webhook, which
+  # then watches SandboxTemplates from its start (it would otherwise find them at its next
+  # discovery, and judge what comes before without them).
+  step "installing agent-sandbox's CRDs (for act two)"
+  CRDS="$(bash tests/agent-sandbox/fetch.sh --print-dir)/crds"
+  "$K" apply -f "$CRDS" | sed 's/^/  /'
+  "$K" wait --for=condition=established --timeout=30s -f "$CRDS" >/dev/null
+fi
+
 step "starting the webhook (serving certificate from \`openclaw-admission certs\`)"
 CA_BUNDLE="$("$BIN" certs --out-dir "$DIR/certs" --ip 127.0.0.1 --dns localhost 2>/dev/null)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -68,6 +78,10 @@ for _ in $(seq 1 120); do
   sleep 0.25
 done
 echo "  webhook ready on https://127.0.0.1:$PORT (caches synced)"
+if [[ $SANDBOX == 1 ]] && ! curl -sf --cacert "$DIR/certs/ca.crt" "https://127.0.0.1:$PORT/metrics" \
+    | grep -q '^openclaw_admission_cache_served{kind="SandboxTemplate"} 1'; then
+  echo "UNEXPECTED: the webhook does not watch SandboxTemplates"; exit 1
+fi
 for f in validating mutating; do
   sed -e "s|\${CA_BUNDLE}|$CA_BUNDLE|" -e "s|\${WEBHOOK_HOST}|127.0.0.1:$PORT|" "webhook-config/url/$f.yaml" | "$K" apply -f - | sed 's/^/  /'
 done
@@ -110,9 +124,6 @@ if [[ $SANDBOX == 0 ]]; then
 fi
 
 step "act two: agent-sandbox's controller, as system:serviceaccount:agent-sandbox-system:agent-sandbox-controller"
-CRDS="$(bash tests/agent-sandbox/fetch.sh --print-dir)/crds"
-"$K" apply -f "$CRDS" | sed 's/^/  /'
-"$K" wait --for=condition=established --timeout=30s -f "$CRDS" >/dev/null
 # Its Namespace, ServiceAccount and ClusterRoles as upstream declares them, and a kubeconfig
 # with a token of that ServiceAccount: the user the webhook sees, as in a cluster.
 bash tests/agent-sandbox/identity.sh "$K" "$DIR/controller.kubeconfig" 1h >/dev/null

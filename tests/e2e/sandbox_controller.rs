@@ -598,10 +598,20 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
         writable["spec"][list][0]["resources"] = json!({"limits": {"cpu": "1", "memory": "1Gi"}});
     }
 
-    let out = env.apply(&template(ns, "approved", writable.clone()), &AS_APPROVER);
+    let out = env.apply(
+        &template(ns, "approved-agent", writable.clone()),
+        &AS_APPROVER,
+    );
     expect(out.ok, || format!("the approver's template: {}", out.all()))?;
-    let stored =
-        env.kubectl_json(&["-n", ns, "get", "sandboxtemplate", "approved", "-o", "json"])?;
+    let stored = env.kubectl_json(&[
+        "-n",
+        ns,
+        "get",
+        "sandboxtemplate",
+        "approved-agent",
+        "-o",
+        "json",
+    ])?;
     // The stamp, on the template's pod template as on a workload's (or on the template).
     let pod_annotations = stored["spec"]["podTemplate"]["metadata"]["annotations"].clone();
     let own_annotations = stored["metadata"]["annotations"].clone();
@@ -616,19 +626,27 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
         },
     )?;
     env.eventually(20, || {
-        let out = env.apply(&pool(ns, "approved", "approved"), &AS_APPROVER);
+        let out = env.apply(&pool(ns, "approved-pool", "approved-agent"), &AS_APPROVER);
         expect(out.ok && !out.all().contains("does not exist"), || {
             format!("pool of the approved template: {}", out.all())
         })
     })?;
-    let out = env.apply(&claim(ns, "approved", "approved"), &AS_USER);
+    let out = env.apply(&claim(ns, "approved-claim", "approved-pool"), &AS_USER);
     expect(out.ok, || {
         format!("the tenant's claim on the approved pool: {}", out.all())
     })?;
     // Whichever Sandbox the claim gets (the warm one never reports an IP here: a cold start
     // after 2 s), its Pod is stored with the exemption, made by the controller.
     let sb = env.eventually(40, || {
-        let c = env.kubectl_json(&["-n", ns, "get", "sandboxclaim", "approved", "-o", "json"])?;
+        let c = env.kubectl_json(&[
+            "-n",
+            ns,
+            "get",
+            "sandboxclaim",
+            "approved-claim",
+            "-o",
+            "json",
+        ])?;
         c["status"]["sandbox"]["name"]
             .as_str()
             .filter(|s| !s.is_empty())
@@ -651,19 +669,23 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
             )
         },
     )?;
-    carries_the_box(&pod, "approved", Token::None)?;
+    carries_the_box(&pod, "approved-agent", Token::None)?;
     // The warm pool's own Sandbox and Pod came through too.
-    let warm = sandboxes_of(env, ns, "SandboxWarmPool/approved")?;
+    let warm = sandboxes_of(env, ns, "SandboxWarmPool/approved-pool")?;
     let warm_name = warm
         .first()
         .and_then(|s| s["metadata"]["name"].as_str())
         .ok_or("the approved pool has no Sandbox")?
         .to_string();
-    pod_of_sandbox(env, ns, &warm_name)?;
+    carries_the_box(
+        &pod_of_sandbox(env, ns, &warm_name)?,
+        "approved-agent",
+        Token::None,
+    )?;
 
     // The tenant copies the approved template's pod template, stamp and all, onto one of
     // their own: refused at apply while the namespace enforces.
-    let mut copied = template(ns, "copied", writable.clone());
+    let mut copied = template(ns, "copied-agent", writable.clone());
     copied["spec"]["podTemplate"]["metadata"]["annotations"] = pod_annotations;
     for (k, v) in own_annotations.as_object().into_iter().flatten() {
         if k.starts_with("openclaw.io/") {
@@ -683,11 +705,11 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
         format!("the tenant's copy in audit mode: {}", out.all())
     })?;
     mode(env, ns, "enforce")?;
-    let out = env.apply(&pool(ns, "copied", "copied"), &AS_USER);
+    let out = env.apply(&pool(ns, "copied-pool", "copied-agent"), &AS_USER);
     expect(out.ok, || {
         format!("pool of the copied template: {}", out.all())
     })?;
-    let out = env.apply(&claim(ns, "copied", "copied"), &AS_USER);
+    let out = env.apply(&claim(ns, "copied-claim", "copied-pool"), &AS_USER);
     expect(out.ok, || {
         format!("the tenant's claim on the copy: {}", out.all())
     })?;
@@ -711,7 +733,7 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
         .into_iter()
         .filter(|p| {
             let n = p["metadata"]["name"].as_str().unwrap_or("");
-            n == "copied" || n.starts_with("copied-")
+            n.starts_with("copied-")
         })
         .collect();
     expect(copies.is_empty(), || {
