@@ -590,14 +590,8 @@ fn approvals_through_templates(env: &Env) -> Result<(), String> {
     let mut writable = pod_template();
     writable["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
     writable["metadata"]["annotations"]["openclaw.io/exempt"] = json!("read-only-root-filesystem");
-    // With limits, as agents (and agent-sandbox's own OpenClaw example) set them. A container
-    // that sets no `resources` gets `resources: {}` in every Sandbox the controller writes (its
-    // Go types always serialize the field), which the approval digest does not discount: such
-    // a template's stamp would not reach its Sandboxes.
-    for list in ["initContainers", "containers"] {
-        writable["spec"][list][0]["resources"] = json!({"limits": {"cpu": "1", "memory": "1Gi"}});
-    }
-
+    // No `resources`: the controllers write `resources: {}` back into each such container of
+    // the Sandboxes they make, which the stamp's digest must not count as a change.
     let out = env.apply(
         &template(ns, "approved-agent", writable.clone()),
         &AS_APPROVER,
