@@ -75,7 +75,7 @@ fn needed() -> BTreeSet<(String, String, String)> {
     add("agents.x-k8s.io", &["sandboxes"], &["list"]);
     add(
         "extensions.agents.x-k8s.io",
-        &["sandboxtemplates", "sandboxwarmpools"],
+        &["sandboxtemplates", "sandboxwarmpools", "sandboxclaims"],
         &["list"],
     );
     add(
