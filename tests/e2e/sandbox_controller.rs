@@ -134,31 +134,24 @@ pub fn start(env: &Env) -> Result<(), String> {
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ok = env.rt.block_on(async {
-            client
-                .get(&url)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-        });
-        if matches!(ok, Ok(true)) {
-            break;
-        }
-        if let Ok(Some(st)) = c.child.try_wait() {
+    let waited = wait_until_up(&env.rt, &client, &url, Duration::from_secs(30), || {
+        Ok(c.child.try_wait().ok().flatten())
+    });
+    match waited {
+        Ok(()) => {}
+        Err(Down::Exited(st)) => {
             return Err(format!(
                 "agent-sandbox's controller exited ({st}):\n{}",
                 tail(&c.log, 40)
             ));
         }
-        if Instant::now() > deadline {
+        Err(Down::Late) => {
             return Err(format!(
                 "agent-sandbox's controller not healthy within 30 s:\n{}",
                 tail(&c.log, 40)
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        Err(Down::Other(e)) => return Err(e),
     }
     println!(
         "    agent-sandbox-controller up as {CONTROLLER_USER} in {:.1}s",

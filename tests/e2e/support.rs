@@ -292,37 +292,25 @@ impl Env {
             .build()
             .map_err(|e| e.to_string())?;
         let url = format!("https://127.0.0.1:{}/readyz", self.webhook_port);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = self.rt.block_on(async {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-            });
-            if matches!(ok, Ok(true)) {
-                return Ok(());
-            }
-            let exited = self
+        let waited = wait_until_up(&self.rt, &client, &url, Duration::from_secs(60), || {
+            Ok(self
                 .webhook
                 .lock()
                 .map_err(|e| e.to_string())?
                 .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(st) = exited {
-                return Err(format!(
-                    "the webhook exited ({st}):\n{}",
-                    self.webhook_log_text()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "the webhook was not ready within 60 s:\n{}",
-                    self.webhook_log_text()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(200));
+                .and_then(|c| c.try_wait().ok().flatten()))
+        });
+        match waited {
+            Ok(()) => Ok(()),
+            Err(Down::Exited(st)) => Err(format!(
+                "the webhook exited ({st}):\n{}",
+                self.webhook_log_text()
+            )),
+            Err(Down::Late) => Err(format!(
+                "the webhook was not ready within 60 s:\n{}",
+                self.webhook_log_text()
+            )),
+            Err(Down::Other(e)) => Err(e),
         }
     }
 
@@ -660,4 +648,43 @@ pub fn debuggers(env: &Env, ns: &str) -> Result<(), String> {
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"},
                          {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]}),
     ])
+}
+
+/// Why a process the suite started did not come up.
+pub enum Down {
+    Exited(std::process::ExitStatus),
+    /// Still running, not answering 2xx by the deadline.
+    Late,
+    Other(String),
+}
+
+/// Polls `url` until it answers 2xx, `exited` gives the process's exit status, or `within`
+/// passes (the webhook's `/readyz`, agent-sandbox's controller's `/healthz`).
+pub fn wait_until_up(
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    url: &str,
+    within: Duration,
+    mut exited: impl FnMut() -> Result<Option<std::process::ExitStatus>, String>,
+) -> Result<(), Down> {
+    let deadline = Instant::now() + within;
+    loop {
+        let ok = rt.block_on(async {
+            client
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+        });
+        if matches!(ok, Ok(true)) {
+            return Ok(());
+        }
+        if let Some(st) = exited().map_err(Down::Other)? {
+            return Err(Down::Exited(st));
+        }
+        if Instant::now() > deadline {
+            return Err(Down::Late);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
 }
