@@ -270,21 +270,7 @@ pub fn scheduled_scan_writes_reports_as_its_own_least_privilege_account(
             "json",
         ])
     };
-    let results = |r: &Value| -> BTreeSet<String> {
-        r["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|x| {
-                format!(
-                    "{}:{}:{}",
-                    x["resources"][0]["name"].as_str().unwrap_or(""),
-                    x["rule"].as_str().unwrap_or(""),
-                    x["result"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    };
+    let results = |r: &Value| -> BTreeSet<String> { report_results(r).into_iter().collect() };
     // The chart's default policy also has findings on the hardened agent (tier low, and no
     // CPU limit): the agent running as root differs from it by run-as-non-root, and only that.
     let of = |r: &Value, pod: &str| -> BTreeSet<String> {

@@ -688,3 +688,21 @@ pub fn wait_until_up(
         std::thread::sleep(Duration::from_millis(150));
     }
 }
+
+/// A policy report's results (OpenReports or wgpolicyk8s.io) as `name:rule:result`, in the
+/// report's order.
+pub fn report_results(r: &Value) -> Vec<String> {
+    r["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            format!(
+                "{}:{}:{}",
+                x["resources"][0]["name"].as_str().unwrap_or(""),
+                x["rule"].as_str().unwrap_or(""),
+                x["result"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}

@@ -855,21 +855,7 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
 
     // Both APIs hold the namespace's report, read back through the upstream schemas, each
     // result with its fields.
-    let rules = |r: &Value| -> Vec<String> {
-        r["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|x| {
-                format!(
-                    "{}:{}:{}",
-                    x["resources"][0]["name"].as_str().unwrap_or(""),
-                    x["rule"].as_str().unwrap_or(""),
-                    x["result"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    };
+    let rules = report_results;
     let mut first = Value::Null;
     for (kind, api_version) in [
         ("report", "openreports.io/v1alpha1"),
@@ -980,16 +966,20 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
         env,
         &["-n", ns, "--write-reports", "--report-max-bytes", "2048"],
     )?;
-    let listed = env.kubectl_json(&[
-        "-n",
-        ns,
-        "get",
-        "reports",
-        "-l",
-        "app.kubernetes.io/managed-by=openclaw-admission",
-        "-o",
-        "json",
-    ])?;
+    // The namespace's Reports audit wrote, all parts.
+    let list_reports = || {
+        env.kubectl_json(&[
+            "-n",
+            ns,
+            "get",
+            "reports",
+            "-l",
+            "app.kubernetes.io/managed-by=openclaw-admission",
+            "-o",
+            "json",
+        ])
+    };
+    let listed = list_reports()?;
     let parts = listed["items"].as_array().cloned().unwrap_or_default();
     expect(parts.len() >= 2, || {
         format!("{} part(s): {listed}", parts.len())
@@ -1016,16 +1006,7 @@ pub fn audit_scans_the_cluster_and_writes_policy_reports(env: &Env) -> Result<()
         || format!("parts add up to {sum:?}, the whole report said {whole}"),
     )?;
     let (_, _) = audit(env, &["-n", ns, "--write-reports"])?;
-    let listed = env.kubectl_json(&[
-        "-n",
-        ns,
-        "get",
-        "reports",
-        "-l",
-        "app.kubernetes.io/managed-by=openclaw-admission",
-        "-o",
-        "json",
-    ])?;
+    let listed = list_reports()?;
     let names: Vec<&str> = listed["items"]
         .as_array()
         .into_iter()
