@@ -523,6 +523,57 @@ fn direct_sandbox(env: &Env) -> Result<(), String> {
     let refused = refusals(env, name);
     expect(refused.is_empty(), || {
         format!("the webhook refused the controller: {refused:#?}")
+    })?;
+
+    // A Sandbox running another image than OpenClaw's (agent-sandbox's Python runtime, say):
+    // its Pod is an agent by its owner alone (the suite's catch-all knows OpenClaw's images).
+    // A tenant with `edit` may neither take that owner reference off, walking the Pod out of
+    // the webhook's entries, nor proxy into it.
+    editors(env, NS)?;
+    let runtime = "direct-runtime";
+    let mut pt = pod_template();
+    for list in ["initContainers", "containers"] {
+        for c in pt["spec"][list].as_array_mut().into_iter().flatten() {
+            c["image"] = json!("registry.example/agent-runtime/python:3.12");
+        }
+    }
+    let sb = json!({"apiVersion": "agents.x-k8s.io/v1beta1", "kind": "Sandbox",
+        "metadata": {"name": runtime, "namespace": NS}, "spec": {"podTemplate": pt}});
+    let out = env.apply(&sb, &[]);
+    expect(out.ok, || format!("runtime Sandbox: {}", out.all()))?;
+    let pod = pod_of_sandbox(env, NS, runtime)?;
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or(runtime);
+    let out = env.kubectl(&[
+        "-n",
+        NS,
+        "patch",
+        "pod",
+        pod_name,
+        "--type=json",
+        "-p",
+        r#"[{"op": "remove", "path": "/metadata/ownerReferences"}]"#,
+        AS_USER[0],
+    ]);
+    let text = out.all();
+    expect(
+        !out.ok
+            && text.contains("relabel-requires-approval")
+            && text.contains("metadata.ownerReferences"),
+        || format!("the tenant took the Sandbox owner off its Pod: {text}"),
+    )?;
+    let owners = env.get_pod(NS, pod_name)?["metadata"]["ownerReferences"].clone();
+    expect(owners[0]["kind"] == "Sandbox", || {
+        format!("owner references now: {owners}")
+    })?;
+    let out = env.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{NS}/pods/{pod_name}:18789/proxy/"),
+        AS_USER[0],
+    ]);
+    let text = out.all();
+    expect(!out.ok && text.contains("exec-requires-approval"), || {
+        format!("the tenant reached into the Sandbox's Pod: {text}")
     })
 }
 
